@@ -1,0 +1,322 @@
+"""Experiment runner: trains and records every row of the DSSA paper's Tables 1-5.
+
+Used by ``notebooks/05_reproducing_the_tables.ipynb`` (tables read the records written here) and
+run from the shell::
+
+    python -m sbir_lib.experiments run --experiment table2 --dataset shoes --seeds 0 1 2 --profile quick
+    python -m sbir_lib.experiments run --all --profile full --device cuda
+    python -m sbir_lib.experiments summary --experiment table2
+
+Each run writes, atomically,
+
+    results/<experiment>/<dataset>/<variant>/seed<k>.json        (profile full)
+    results/<experiment>/<dataset>/<variant>/seed<k>.quick.json  (profile quick)
+
+with the metrics (acc@1, acc@5, acc@10, the acc@K curve), config, init, seed, profile, iterations,
+wall time, device, torch version and git commit, and ``seed<k>[.quick].dist.npy`` beside it: the
+float16 test distance matrix, from which anyone can recompute the metrics. Recorded runs are
+skipped (``--force`` retrains). A variant already trained with the same configuration for another
+table is reused: its record is copied with ``reused_from`` naming the original, so Tables 1-5 need
+each distinct configuration trained once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from . import config as _config
+from .io import save_npy_atomic, write_json_atomic
+
+CLASSICAL = ("hog_bow_ranksvm", "dense_hog_ranksvm")
+DATASETS = ("shoes", "chairs", "handbags")
+EXTRA_DATASETS = ("synthetic",)
+
+
+def experiments() -> dict[str, list[str]]:
+    """Experiment name -> the rows (variant or classical method names) it records."""
+    from .models import TABLE_VARIANTS
+
+    exps = {k: list(v) for k, v in TABLE_VARIANTS.items()}
+    exps["table1"] = list(CLASSICAL) + [v for v in exps.get("table1", ["base", "full"]) if v not in CLASSICAL]
+    return dict(sorted(exps.items()))
+
+
+def check_names(kind: str, names: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    allowed = list(allowed)
+    names = list(names)
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"unknown {kind} {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
+    return names
+
+
+def record_path(results: Path, experiment: str, dataset: str, variant: str, seed: int, profile: str) -> Path:
+    suffix = "" if profile == "full" else f".{profile}"
+    return Path(results) / experiment / dataset / variant / f"seed{seed}{suffix}.json"
+
+
+def dist_path(record: Path) -> Path:
+    return record.with_name(record.name[: -len(".json")] + ".dist.npy")
+
+
+def git_commit() -> str:
+    root = _config.repo_root() or Path.cwd()
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def load_record(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"results file {path} is not valid JSON ({e}); delete it or rerun with --force") from e
+
+
+def _find_reusable(results: Path, dataset: str, variant: str, seed: int, profile: str, key: str,
+                   skip: Path) -> Path | None:
+    name = record_path(results, "x", dataset, variant, seed, profile).name
+    for cand in sorted(Path(results).glob(f"*/{dataset}/{variant}/{name}")):
+        if cand == skip:
+            continue
+        rec = load_record(cand)
+        if rec and rec.get("config_key") == key and not rec.get("reused_from") and dist_path(cand).exists():
+            return cand
+    return None
+
+
+def write_record(path: Path, record: dict, dist) -> None:
+    """Write the distance matrix then the JSON record, each atomically (JSON last: its presence
+    means the run is complete)."""
+    save_npy_atomic(dist_path(path), np.asarray(dist, dtype=np.float16))
+    write_json_atomic(path, record)
+
+
+def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: str, *, device=None,
+            root=None, results=None, force=False, init=None, overrides=None, progress=True,
+            dataset=None, log=print) -> dict:
+    """Train/evaluate one row of one table for one seed, or return its existing record."""
+    import torch
+
+    from . import train as T
+
+    results = _config.results_root(results)
+    out = record_path(results, experiment, dataset_name, row, seed, profile)
+    existing = None if force else load_record(out)
+    if existing is not None:
+        log(f"skip   {out.relative_to(results)} (recorded; --force retrains)")
+        return existing
+
+    if dataset is None:
+        dataset = load_dataset(dataset_name, root)
+    device = _config.default_device(device)
+
+    if row in CLASSICAL:
+        from .baselines import run_classical_baseline
+
+        t0 = time.perf_counter()
+        r = run_classical_baseline(row, dataset.train.sketches, dataset.train.edges,
+                                   dataset.test.sketches, dataset.test.edges,
+                                   train_triplets=dataset.train.triplets, seed=seed, profile=profile)
+        import torch as _t
+
+        dist = _t.as_tensor(r["dist"])
+        rec = _base_record(experiment, dataset, row, seed, profile, device)
+        rec.update(config=r["config"], config_key=None, init=None, iterations=None,
+                   wall_time_s=round(time.perf_counter() - t0, 2), **_metrics(dist))
+        write_record(out, rec, dist)
+        log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f}")
+        return rec
+
+    cfg = T.profile_config(profile, variant=row, seed=seed, init=init, **(overrides or {}))
+    key = cfg.key()
+    if not force:
+        src = _find_reusable(results, dataset_name, row, seed, profile, key, out)
+        if src is not None:
+            rec = load_record(src)
+            rec["experiment"] = experiment
+            rec["reused_from"] = str(src.relative_to(results))
+            save_npy_atomic(dist_path(out), np.load(dist_path(src)))
+            write_json_atomic(out, rec)
+            log(f"reuse  {out.relative_to(results)} <- {rec['reused_from']}")
+            return rec
+
+    ckpt = _config.repo_root() or Path.cwd()
+    ckpt = Path(ckpt) / "runs" / out.relative_to(results).with_suffix(".pt")
+    t0 = time.perf_counter()
+    res = T.train(cfg, dataset, device=device, checkpoint=ckpt, progress=progress)
+    ev = T.evaluate(res.model, res.energy, dataset.test, cfg.test_views, device, cfg.amp)
+    wall = time.perf_counter() - t0
+    rec = _base_record(experiment, dataset, row, seed, profile, device)
+    rec.update(
+        config=cfg.to_dict(), config_key=key, init=cfg.init or "scratch",
+        iterations=cfg.iterations, resumed_from_iteration=res.resumed_from,
+        train_time_s=round(res.train_time_s, 2), wall_time_s=round(wall, 2),
+        triplets_per_s=round(res.iterations_done * cfg.batch_size / max(res.train_time_s, 1e-9), 1),
+        history=res.history, **_metrics(ev["dist"]),
+    )
+    write_record(out, rec, ev["dist"])
+    log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} "
+        f"acc@10={rec['metrics']['acc@10']:.3f}  ({wall:.0f} s)")
+    return rec
+
+
+def _metrics(dist) -> dict:
+    from .train import metrics_of
+
+    m = metrics_of(dist)
+    return {"metrics": {k: m[k] for k in ("acc@1", "acc@5", "acc@10")}, "acc_curve": m["acc_curve"]}
+
+
+def _base_record(experiment, dataset, row, seed, profile, device) -> dict:
+    import torch
+
+    return {
+        "experiment": experiment, "dataset": dataset.name, "data_source": dataset.source,
+        "variant": row, "seed": seed, "profile": profile, "device": device_name(device),
+        "torch": torch.__version__, "git_commit": git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "n_queries": len(dataset.test), "n_gallery": len(dataset.test),
+    }
+
+
+def load_dataset(name: str, root=None):
+    """Real data for shoes/chairs/handbags (an error naming the download command when absent);
+    ``synthetic`` for the generated stand-in."""
+    from . import data as D
+
+    check_names("dataset", [name], DATASETS + EXTRA_DATASETS)
+    if name == "synthetic":
+        return D.make_synthetic(seed=0)
+    return D.load_qmul(name, root)
+
+
+def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile: str, **kw) -> list[dict]:
+    exps = experiments()
+    check_names("experiment", experiments_, exps)
+    check_names("dataset", datasets, DATASETS + EXTRA_DATASETS)
+    _config.check_profile(profile)
+    log = kw.pop("log", print)
+    records = []
+    for ds in datasets:
+        dataset = None
+        for exp in experiments_:
+            for row in exps[exp]:
+                for seed in seeds:
+                    out = record_path(_config.results_root(kw.get("results")), exp, ds, row, seed, profile)
+                    if dataset is None and (kw.get("force") or not out.exists()):
+                        dataset = load_dataset(ds, kw.get("root"))
+                    records.append(run_one(exp, ds, row, seed, profile, dataset=dataset, log=log, **kw))
+    return records
+
+
+def collect(results=None, experiment: str | None = None, dataset: str | None = None,
+            profile: str | None = None):
+    """All records as a pandas DataFrame (one row per run)."""
+    import pandas as pd
+
+    results = _config.results_root(results)
+    rows = []
+    for p in sorted(Path(results).glob("*/*/*/seed*.json")):
+        rec = load_record(p)
+        if rec is None:
+            continue
+        if experiment and rec.get("experiment") != experiment and p.parts[-4] != experiment:
+            continue
+        if dataset and rec.get("dataset") != dataset:
+            continue
+        if profile and rec.get("profile") != profile:
+            continue
+        rows.append({
+            "experiment": p.parts[-4], "dataset": rec["dataset"], "variant": rec["variant"],
+            "seed": rec["seed"], "profile": rec["profile"], "init": rec.get("init"),
+            "acc@1": rec["metrics"]["acc@1"], "acc@5": rec["metrics"]["acc@5"],
+            "acc@10": rec["metrics"]["acc@10"], "iterations": rec.get("iterations"),
+            "wall_time_s": rec.get("wall_time_s"), "device": rec.get("device"),
+            "data_source": rec.get("data_source"), "path": str(p.relative_to(results)),
+        })
+    return pd.DataFrame(rows)
+
+
+def summary(results=None, experiment=None, dataset=None, profile=None):
+    """Mean and std (over seeds) of acc@1 / acc@10 in percent, per experiment, dataset and variant."""
+    df = collect(results, experiment, dataset, profile)
+    if df.empty:
+        return df
+    g = df.groupby(["experiment", "dataset", "profile", "variant"], sort=True)
+    out = g[["acc@1", "acc@10"]].agg(["mean", "std"]) * 100
+    out.columns = [f"{m} {s}" for m, s in out.columns]
+    out["seeds"] = g["seed"].count()
+    return out.round(2)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sbir_lib.experiments", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and record runs (recorded ones are skipped)")
+    r.add_argument("--experiment", action="append", default=[], help="table1..table5 (repeatable)")
+    r.add_argument("--dataset", action="append", default=[],
+                   help=f"{', '.join(DATASETS + EXTRA_DATASETS)} (repeatable; default: the three QMUL sets)")
+    r.add_argument("--all", action="store_true", help="every experiment")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    r.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    r.add_argument("--force", action="store_true", help="retrain even when recorded")
+    r.add_argument("--init", default=None, help="Sketch-a-Net checkpoint (.pt or the authors' TF .npy)")
+    r.add_argument("--iterations", type=int, default=None, help="override the profile's iteration count")
+    r.add_argument("--root", default=None, help="data root (default $SBIR_DATA_ROOT or ./data)")
+    r.add_argument("--results", default=None, help="results folder (default ./results)")
+    r.add_argument("--no-progress", action="store_true")
+    s = sub.add_parser("summary", help="mean +- std over seeds per variant")
+    s.add_argument("--experiment", default=None)
+    s.add_argument("--dataset", default=None)
+    s.add_argument("--profile", default=None)
+    s.add_argument("--results", default=None)
+    sub.add_parser("list", help="experiments and their rows")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "list":
+            for name, rows in experiments().items():
+                print(f"{name}: {', '.join(rows)}")
+            return 0
+        if args.cmd == "summary":
+            df = summary(args.results, args.experiment, args.dataset, args.profile)
+            print("no recorded runs" if df.empty else df.to_string())
+            return 0
+        exps = list(experiments()) if args.all else args.experiment
+        if not exps:
+            ap.error("give --experiment NAME (repeatable) or --all; allowed: " + ", ".join(experiments()))
+        profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
+        overrides = {"iterations": args.iterations} if args.iterations else None
+        run(exps, args.dataset or list(DATASETS), args.seeds, profile, device=args.device,
+            root=args.root, results=args.results, force=args.force, init=args.init,
+            overrides=overrides, progress=not args.no_progress)
+        return 0
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -39,7 +39,8 @@ def list_notebooks(only: list[str] | None = None) -> list[Path]:
 
 
 def clean_notebook(path: Path) -> None:
-    """Remove machine-specific and bulky metadata (papermill paths, widget state) in place."""
+    """Remove machine-specific and bulky metadata (papermill paths and injected parameters,
+    widget state) in place."""
     nb = json.loads(path.read_text())
     md = nb.get("metadata", {})
     md.pop("widgets", None)
@@ -47,7 +48,10 @@ def clean_notebook(path: Path) -> None:
     if pm is not None:
         for k in ("input_path", "output_path", "start_time", "end_time", "duration", "exception"):
             pm.pop(k, None)
-    for cell in nb.get("cells", []):
+    # papermill's injected parameters would pin the committed notebook to one profile
+    nb["cells"] = [c for c in nb.get("cells", [])
+                   if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    for cell in nb["cells"]:
         cmd = cell.get("metadata", {})
         pmc = cmd.get("papermill")
         if pmc is not None:

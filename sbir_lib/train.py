@@ -55,7 +55,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     margin: float = 0.3
-    holef_lambda: float = 5e-4
+    holef_lambda: float = L.DEFAULT_REG_LAMBDA
     positives: str = "annotated"
     hard_prob: float = 0.75
     init: str | None = None
@@ -141,8 +141,8 @@ def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Mod
         # pretrained Sketch-a-Net; from scratch everything must learn.
         freeze = ("conv4" if variant.attention else "conv5") if cfg.init else "none"
     if freeze != "none":
-        MD.freeze_upto(model, freeze)
-    energy = L.make_energy(variant.loss, model.embed_dim, lam=cfg.holef_lambda)
+        model.freeze(freeze)
+    energy = L.make_energy(variant.loss, model.embed_dim, reg_lambda=cfg.holef_lambda)
     model.to(device)
     energy.to(device)
     if cfg.channels_last and device.type == "cuda":

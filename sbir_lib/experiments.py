@@ -40,12 +40,22 @@ DATASETS = ("shoes", "chairs", "handbags")
 EXTRA_DATASETS = ("synthetic",)
 
 
+# Extra experiments beyond the paper's tables, with their training overrides per profile.
+# ``curve``: acc@1 against iterations on a validation split carved from the *training* data,
+# recorded in each run's history (val_iteration, val_acc@1): the evidence for the iteration count.
+EXTRA_EXPERIMENTS = {"curve": ["base", "full"]}
+EXPERIMENT_OVERRIDES = {
+    "curve": {"full": {"val_size": 60, "eval_every": 1000}, "quick": {"val_size": 32, "eval_every": 10}},
+}
+
+
 def experiments() -> dict[str, list[str]]:
     """Experiment name -> the rows (variant or classical method names) it records."""
     from .models import TABLE_VARIANTS
 
     exps = {k: list(v) for k, v in TABLE_VARIANTS.items()}
     exps["table1"] = list(CLASSICAL) + [v for v in exps.get("table1", ["base", "full"]) if v not in CLASSICAL]
+    exps.update(EXTRA_EXPERIMENTS)
     return dict(sorted(exps.items()))
 
 
@@ -117,8 +127,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
             root=None, results=None, force=False, init=None, overrides=None, progress=True,
             dataset=None, log=print) -> dict:
     """Train/evaluate one row of one table for one seed, or return its existing record."""
-    import torch
-
+    from . import models as MD
     from . import train as T
 
     results = _config.results_root(results)
@@ -149,7 +158,9 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f}")
         return rec
 
-    cfg = T.profile_config(profile, variant=row, seed=seed, init=init, **(overrides or {}))
+    extra = dict(EXPERIMENT_OVERRIDES.get(experiment, {}).get(profile, {}))
+    extra.update(overrides or {})
+    cfg = T.profile_config(profile, variant=row, seed=seed, init=init, **extra)
     key = cfg.key()
     if not force:
         src = _find_reusable(results, dataset_name, row, seed, profile, key, out)
@@ -174,7 +185,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         iterations=cfg.iterations, resumed_from_iteration=res.resumed_from,
         train_time_s=round(res.train_time_s, 2), wall_time_s=round(wall, 2),
         triplets_per_s=round(res.iterations_done * cfg.batch_size / max(res.train_time_s, 1e-9), 1),
-        history=res.history, **_metrics(ev["dist"]),
+        variant_config=MD.get_variant(row).to_dict(), history=res.history, **_metrics(ev["dist"]),
     )
     write_record(out, rec, ev["dist"])
     log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} "

@@ -220,7 +220,7 @@ def load_dataset(name: str, root=None):
     check_names("dataset", [name], DATASETS + EXTRA_DATASETS)
     if name == "synthetic":
         return D.make_synthetic(seed=0)
-    return D.load_qmul(name, root)
+    return D.load_qmul(name, root, photos=False)
 
 
 def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile: str, **kw) -> list[dict]:

@@ -43,7 +43,12 @@ EXTRA_DATASETS = ("synthetic",)
 # Extra experiments beyond the paper's tables, with their training overrides per profile.
 # ``curve``: acc@1 against iterations on a validation split carved from the *training* data,
 # recorded in each run's history (val_iteration, val_acc@1): the evidence for the iteration count.
-EXTRA_EXPERIMENTS = {"curve": ["base", "full"]}
+EXTRA_EXPERIMENTS = {
+    "curve": ["base", "full"],
+    # From scratch vs the offline Sketch-a-Net pretraining of ``sbir_lib.pretrain`` (issue [pretrain]):
+    # a row ``variant@NAME`` trains ``variant`` from ``checkpoints/sketchanet_NAME[.quick].pt``.
+    "pretrain": ["base", "full", "base@sketchy_mini", "full@sketchy_mini"],
+}
 EXPERIMENT_OVERRIDES = {
     "curve": {"full": {"val_size": 60, "eval_every": 1000}, "quick": {"val_size": 32, "eval_every": 10}},
 }
@@ -116,6 +121,75 @@ def _find_reusable(results: Path, dataset: str, variant: str, seed: int, profile
     return None
 
 
+#: Variants whose trained weights (conv1-conv5, attention, energy; bf16) are kept beside the seed-0
+#: record, for the attention maps of notebooks 02/06 (Figure 4) and the learned W of notebook 04.
+#: fc6/fc7 are left out to keep the files small (~4 MB); rankings come from the saved distances.
+WEIGHT_VARIANTS = ("full", "base+att", "base+att-noshortcut")
+
+
+def weights_path(record: Path) -> Path:
+    return record.with_name(record.name[: -len(".json")] + ".weights.pt")
+
+
+def split_row(row: str) -> tuple[str, str | None]:
+    """``"full@sketchy_mini"`` -> ``("full", "sketchy_mini")``; ``"full"`` -> ``("full", None)``."""
+    variant, _, init_name = row.partition("@")
+    return variant, (init_name or None)
+
+
+def init_checkpoint(name: str, profile: str) -> Path:
+    """Where ``python -m sbir_lib.pretrain run --profile P`` writes the init named ``name``."""
+    suffix = "" if profile == "full" else f".{profile}"
+    base = _config.repo_root() or Path.cwd()
+    return Path(base) / "checkpoints" / f"sketchanet_{name}{suffix}.pt"
+
+
+def save_weights(path: Path, model, energy, variant: str) -> None:
+    """Keep the backbone convolutions, the attention module and the energy (bf16) of a trained run."""
+    import torch
+
+    from .io import torch_save_atomic
+
+    keep = {k: v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items()
+            if not k.startswith(("backbone.fc6", "backbone.fc7"))}
+    torch_save_atomic(path, {"variant": variant, "model": keep,
+                             "energy": {k: v.detach().to("cpu", torch.bfloat16)
+                                        for k, v in energy.state_dict().items()},
+                             "note": "fc6/fc7 omitted: attention maps, conv5 features and the energy are "
+                                     "exact; embeddings are not (use the saved distances)"})
+
+
+def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, profile: str = "full",
+                 results=None, device="cpu"):
+    """``(model, energy)`` of a recorded run whose weights were kept (``WEIGHT_VARIANTS``, seed 0).
+
+    The model's conv1-conv5 and attention, and the energy (e.g. HOLEF's ``W``), are the trained ones;
+    fc6/fc7 are not stored (so ``model.embed`` is not the trained embedding: use the record's
+    distance matrix for rankings). Raises ``FileNotFoundError`` naming the command that records it.
+    """
+    import torch
+
+    from . import losses as L
+    from . import models as MD
+
+    rec = record_path(_config.results_root(results), experiment, dataset, variant, seed, profile)
+    wp = weights_path(rec)
+    if not wp.exists():
+        raise FileNotFoundError(
+            f"no kept weights at {wp}; weights are kept for seed 0 of {', '.join(WEIGHT_VARIANTS)}. Record "
+            f"them with: python -m sbir_lib.experiments run --experiment {experiment} --dataset {dataset} "
+            f"--seeds {seed} --profile {profile}")
+    state = torch.load(wp, map_location="cpu", weights_only=True)
+    v = MD.get_variant(split_row(variant)[0])
+    model = MD.DSSANet(v)
+    missing = model.load_state_dict({k: t.float() for k, t in state["model"].items()}, strict=False)
+    if any(not k.startswith(("backbone.fc6", "backbone.fc7")) for k in missing.missing_keys):
+        raise ValueError(f"{wp} does not match variant {variant!r}: missing {missing.missing_keys}")
+    energy = L.make_energy(v.loss, model.embed_dim)
+    energy.load_state_dict({k: t.float() for k, t in state["energy"].items()})
+    return model.to(device).eval(), energy.to(device).eval()
+
+
 def write_record(path: Path, record: dict, dist) -> None:
     """Write the distance matrix then the JSON record, each atomically (JSON last: its presence
     means the run is complete)."""
@@ -160,7 +234,16 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
 
     extra = dict(EXPERIMENT_OVERRIDES.get(experiment, {}).get(profile, {}))
     extra.update(overrides or {})
-    cfg = T.profile_config(profile, variant=row, seed=seed, init=init, **extra)
+    variant, init_name = split_row(row)
+    if init_name is not None and init is None:
+        init = init_checkpoint(init_name, profile)
+        if not init.exists():
+            raise FileNotFoundError(
+                f"row {row!r} needs the pretrained Sketch-a-Net {init}; make it with: "
+                f"python -m sbir_lib.pretrain run --profile {profile}")
+        init = str(init.relative_to(_config.repo_root() or Path.cwd())) if (
+            _config.repo_root() and init.is_relative_to(_config.repo_root())) else str(init)
+    cfg = T.profile_config(profile, variant=variant, seed=seed, init=init, **extra)
     key = cfg.key()
     if not force:
         src = _find_reusable(results, dataset_name, row, seed, profile, key, out)
@@ -169,6 +252,13 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
             rec["experiment"] = experiment
             rec["reused_from"] = str(src.relative_to(results))
             save_npy_atomic(dist_path(out), np.load(dist_path(src)))
+            if weights_path(src).exists():
+                import shutil
+
+                from .io import atomic_path
+
+                with atomic_path(weights_path(out)) as tmp:
+                    shutil.copyfile(weights_path(src), tmp)
             write_json_atomic(out, rec)
             log(f"reuse  {out.relative_to(results)} <- {rec['reused_from']}")
             return rec
@@ -185,8 +275,10 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         iterations=cfg.iterations, resumed_from_iteration=res.resumed_from,
         train_time_s=round(res.train_time_s, 2), wall_time_s=round(wall, 2),
         triplets_per_s=round(res.iterations_done * cfg.batch_size / max(res.train_time_s, 1e-9), 1),
-        variant_config=MD.get_variant(row).to_dict(), history=res.history, **_metrics(ev["dist"]),
+        variant_config=MD.get_variant(variant).to_dict(), history=res.history, **_metrics(ev["dist"]),
     )
+    if seed == 0 and variant in WEIGHT_VARIANTS:
+        save_weights(weights_path(out), res.model, res.energy, row)
     write_record(out, rec, ev["dist"])
     log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} "
         f"acc@10={rec['metrics']['acc@10']:.3f}  ({wall:.0f} s)")
@@ -289,7 +381,7 @@ def main(argv=None) -> int:
     r.add_argument("--experiment", action="append", default=[], help="table1..table5 (repeatable)")
     r.add_argument("--dataset", action="append", default=[],
                    help=f"{', '.join(DATASETS + EXTRA_DATASETS)} (repeatable; default: the three QMUL sets)")
-    r.add_argument("--all", action="store_true", help="every experiment")
+    r.add_argument("--all", action="store_true", help="every table of the paper (table1..table5)")
     r.add_argument("--seeds", type=int, nargs="+", default=[0])
     r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
     r.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
@@ -315,7 +407,7 @@ def main(argv=None) -> int:
             df = summary(args.results, args.experiment, args.dataset, args.profile)
             print("no recorded runs" if df.empty else df.to_string())
             return 0
-        exps = list(experiments()) if args.all else args.experiment
+        exps = [e for e in experiments() if e.startswith("table")] if args.all else args.experiment
         if not exps:
             ap.error("give --experiment NAME (repeatable) or --all; allowed: " + ", ".join(experiments()))
         profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()

@@ -19,8 +19,12 @@ from sbir_lib import data as D, losses as L, train as T
 from sbir_lib.experiments import device_name
 
 
-def time_step(variant, batch, iters, *, cudnn_bench, channels_last, amp, compile_, device, freeze="none"):
+def time_step(variant, batch, iters, *, cudnn_bench, channels_last, amp, compile_, device, freeze="none",
+              conv1="s2d"):
+    from sbir_lib import models as MD
+
     torch.backends.cudnn.benchmark = cudnn_bench
+    MD.SketchANet.conv1_impl = conv1
     cfg = T.profile_config("full", variant=variant, batch_size=batch, channels_last=channels_last, amp=amp)
     model, energy = T.build_model(cfg, device)
     if freeze != "none":
@@ -59,17 +63,26 @@ def main(argv=None):
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--procs", type=int, default=1,
+                    help="run N training processes at once on the GPU and report the aggregate rate")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        dt, _ = time_step(args.variant, args.batch_size, args.iterations, device=torch.device("cuda"),
+                          cudnn_bench=True, channels_last=True, amp=True, compile_=False)
+        print(json.dumps({"ms_per_step": dt * 1e3}))
+        return
     device = torch.device("cuda")
+    if args.procs > 1:
+        return concurrent(args)
     settings = [
-        dict(cudnn_bench=False, channels_last=True, amp=True, compile_=False),
-        dict(cudnn_bench=True, channels_last=True, amp=True, compile_=False),
-        dict(cudnn_bench=True, channels_last=False, amp=True, compile_=False),
-        dict(cudnn_bench=True, channels_last=True, amp=False, compile_=False),
-        dict(cudnn_bench=True, channels_last=True, amp=True, compile_=False, freeze="conv4"),
+        dict(cudnn_bench=True, channels_last=True, amp=True, compile_=False, conv1="native"),
+        dict(cudnn_bench=True, channels_last=True, amp=True, compile_=False, conv1="s2d"),
+        dict(cudnn_bench=True, channels_last=False, amp=True, compile_=False, conv1="s2d"),
+        dict(cudnn_bench=True, channels_last=True, amp=True, compile_=False, conv1="s2d", freeze="conv4"),
     ]
     if args.compile:
-        settings.append(dict(cudnn_bench=True, channels_last=True, amp=True, compile_=True))
+        settings.append(dict(cudnn_bench=True, channels_last=True, amp=True, compile_=True, conv1="s2d"))
     rows = []
     best = None
     for s in settings:
@@ -91,6 +104,22 @@ def main(argv=None):
         with open(args.out, "w") as fh:
             json.dump({"device": device_name(device), "variant": args.variant, "batch": args.batch_size,
                        "torch": torch.__version__, "rows": rows}, fh, indent=2)
+
+
+def concurrent(args):
+    """Several independent training processes sharing the GPU (how a seed/variant grid can be run)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, __file__, "--worker", "--variant", args.variant, "--batch-size",
+           str(args.batch_size), "--iterations", str(args.iterations)]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(args.procs)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    ms = [o["ms_per_step"] for o in outs]
+    agg = sum(1e3 / m for m in ms)
+    print(f"{args.procs} processes: ms/step each {[round(m, 1) for m in ms]}, aggregate {agg:.1f} steps/s "
+          f"= {agg * args.batch_size:.0f} triplets/s (wall {time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

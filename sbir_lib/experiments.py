@@ -315,9 +315,15 @@ def load_dataset(name: str, root=None):
     return D.load_qmul(name, root, photos=False)
 
 
-def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile: str, **kw) -> list[dict]:
+def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile: str, rows=None,
+        **kw) -> list[dict]:
+    """Run (or skip, when recorded) every row of each experiment for each dataset and seed.
+
+    ``rows``: only these rows (variant or classical method names), e.g. to spread a grid over calls."""
     exps = experiments()
     check_names("experiment", experiments_, exps)
+    if rows:
+        check_names("row", rows, sorted({r for e in experiments_ for r in exps[e]}))
     check_names("dataset", datasets, DATASETS + EXTRA_DATASETS)
     _config.check_profile(profile)
     log = kw.pop("log", print)
@@ -326,6 +332,8 @@ def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile:
         dataset = None
         for exp in experiments_:
             for row in exps[exp]:
+                if rows and row not in rows:
+                    continue
                 for seed in seeds:
                     out = record_path(_config.results_root(kw.get("results")), exp, ds, row, seed, profile)
                     if dataset is None and (kw.get("force") or not out.exists()):
@@ -383,6 +391,8 @@ def main(argv=None) -> int:
                    help=f"{', '.join(DATASETS + EXTRA_DATASETS)} (repeatable; default: the three QMUL sets)")
     r.add_argument("--all", action="store_true", help="every table of the paper (table1..table5)")
     r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                   help="only these rows of the experiments (variant or classical method names)")
     r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
     r.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     r.add_argument("--force", action="store_true", help="retrain even when recorded")
@@ -412,7 +422,7 @@ def main(argv=None) -> int:
             ap.error("give --experiment NAME (repeatable) or --all; allowed: " + ", ".join(experiments()))
         profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
         overrides = {"iterations": args.iterations} if args.iterations else None
-        run(exps, args.dataset or list(DATASETS), args.seeds, profile, device=args.device,
+        run(exps, args.dataset or list(DATASETS), args.seeds, profile, rows=args.rows, device=args.device,
             root=args.root, results=args.results, force=args.force, init=args.init,
             overrides=overrides, progress=not args.no_progress)
         return 0

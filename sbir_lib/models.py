@@ -144,8 +144,24 @@ class SketchANet(nn.Module):
                 nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
             nn.init.zeros_(layer.bias)
 
+    #: How conv1 (15x15, stride 3, one input channel) is computed: ``"s2d"`` rewrites it exactly as a
+    #: 5x5 stride-1 convolution over the 9-channel space-to-depth (``pixel_unshuffle(x, 3)``) input,
+    #: which GPU convolution kernels handle far better than a 1-channel 15x15 kernel; ``"native"`` calls
+    #: ``self.conv1``. The parameters keep the usual ``[64, 1, 15, 15]`` layout either way.
+    conv1_impl: str = "s2d"
+
+    def conv1_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 of ``x`` (``[B, 1, H, W]``), by :attr:`conv1_impl` (identical results up to rounding)."""
+        c = self.conv1
+        if (self.conv1_impl == "s2d" and c.in_channels == 1 and c.stride == (3, 3) and c.padding == (0, 0)
+                and x.shape[-1] % 3 == 0 and x.shape[-2] % 3 == 0):
+            o, _, kh, kw = c.weight.shape
+            w9 = c.weight.view(o, 1, kh // 3, 3, kw // 3, 3).permute(0, 1, 3, 5, 2, 4).reshape(o, 9, kh // 3, kw // 3)
+            return F.conv2d(F.pixel_unshuffle(x, 3), w9, c.bias)
+        return c(x)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv1_forward(x)))
         x = self.pool(F.relu(self.conv2(x)))
         x = F.relu(self.conv3(x))
         x = F.relu(self.conv4(x))

@@ -99,6 +99,95 @@ class Course:
         return E.run_one(experiment, ds_key, variant, seed, self.profile, device=self.device,
                          dataset=ds, progress=True, **kw)
 
+    def distances(self, experiment: str, dataset: str, variant: str, seed: int | None = None):
+        """The saved float16 test distance matrix [Q, G] of a run as float32 numpy (query ``i``'s
+        true match is gallery ``i``); the run is trained first when missing (see :meth:`record`).
+        ``None`` when it is not recorded and cannot be trained here."""
+        import numpy as np
+
+        from . import experiments as E
+
+        seed = self.seed if seed is None else seed
+        if self.record(experiment, dataset, variant, seed) is None:
+            return None
+        path = E.record_path(_config.results_root(), experiment, self.dataset_key(dataset), variant, seed,
+                             self.profile)
+        return np.load(E.dist_path(path)).astype(np.float32)
+
+    def trained(self, experiment: str, dataset: str, variant: str, seed: int = 0):
+        """``(model, energy)`` of a run whose weights the runner keeps (seed 0 of
+        ``experiments.WEIGHT_VARIANTS``: conv1-5, attention and energy are trained; fc6/fc7 are not
+        stored). Trains the run first when it is missing and training is allowed here; ``None``
+        (with the command that records it) otherwise."""
+        from . import experiments as E
+
+        ds_key = self.dataset_key(dataset)
+        try:
+            return E.load_trained(experiment, ds_key, variant, seed, self.profile)
+        except FileNotFoundError as e:
+            if self.record(experiment, dataset, variant, seed) is None:
+                return None
+            try:
+                return E.load_trained(experiment, ds_key, variant, seed, self.profile)
+            except FileNotFoundError:
+                print(e)
+                return None
+
+    def compare(self, experiment: str, dataset: str, keys=None, seeds=None):
+        """Our runs of the rows of a paper table beside the published numbers (percent), as a
+        pandas DataFrame; the runs are read via :meth:`record` (so missing quick runs are trained).
+
+        ``keys``: row keys of ``sbir_lib.paper.TABLE<n>`` (default all; ``table1``'s classical rows are
+        left out: see ``05``). Tables 1, 2, 5 give acc@1 and acc@10; Tables 3 and 4 (acc@1 only) give
+        one row per (row, column), the columns being with/without attention or shortcut. ``ours``
+        is the mean over ``seeds`` (default :attr:`seeds`) of the recorded runs; ``NaN`` where none
+        is recorded. Quick-profile numbers are not comparable with the paper's.
+        """
+        import numpy as np
+        import pandas as pd
+
+        from . import models as MD
+        from . import paper as P
+
+        if experiment not in P.TABLES:
+            raise ValueError(f"experiment must be one of {', '.join(P.TABLES)}; got {experiment!r}")
+        table, rows_map = P.TABLES[experiment], MD.TABLE_ROWS[experiment]
+        labels = getattr(P, f"TABLE{experiment[-1]}_LABELS")
+        if dataset not in table:
+            raise ValueError(f"dataset must be one of {', '.join(table)}; got {dataset!r}")
+        keys = list(keys) if keys is not None else [k for k in table[dataset] if k in rows_map]
+        bad = [k for k in keys if k not in rows_map]
+        if bad:
+            raise ValueError(f"unknown row(s) {bad} of {experiment}; allowed: {', '.join(rows_map)}")
+        columns = {"table3": ("with attention", "without attention"),
+                   "table4": ("with shortcut", "without shortcut")}.get(experiment)
+
+        def ours(variant):
+            recs = [self.record(experiment, dataset, variant, s) for s in (seeds or self.seeds)]
+            recs = [r for r in recs if r is not None]
+            if not recs:
+                return np.nan, np.nan, 0
+            a1 = 100 * np.mean([r["metrics"]["acc@1"] for r in recs])
+            a10 = 100 * np.mean([r["metrics"]["acc@10"] for r in recs])
+            return a1, a10, len(recs)
+
+        out = []
+        for k in keys:
+            if columns is None:
+                a1, a10, n = ours(rows_map[k])
+                p1, p10 = table[dataset][k]
+                out.append({"row": labels[k], "variant": rows_map[k], "ours acc@1": a1, "paper acc@1": p1,
+                            "ours acc@10": a10, "paper acc@10": p10, "seeds": n})
+            else:
+                for col, variant, paper_val in zip(columns, rows_map[k], table[dataset][k]):
+                    a1, _, n = ours(variant)
+                    out.append({"row": labels[k], "column": col, "variant": variant, "ours acc@1": a1,
+                                "paper acc@1": paper_val, "seeds": n})
+        df = pd.DataFrame(out)
+        df.attrs["note"] = (f"ours: {self.profile} profile, mean of {', '.join(map(str, seeds or self.seeds))}"
+                            f" seed(s), {self.dataset_key(dataset)} data; paper: Song et al. ICCV 2017")
+        return df
+
     def records(self, experiment: str, dataset: str, variants, seeds=None) -> dict:
         """``{variant: [record, ...]}`` over ``seeds`` (default :attr:`seeds`), missing ones left out."""
         out = {}

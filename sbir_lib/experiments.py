@@ -83,6 +83,12 @@ def dist_path(record: Path) -> Path:
 
 
 def git_commit() -> str:
+    """``git describe`` of the checkout, or ``$SBIR_GIT_COMMIT`` (set it where the code runs without
+    its ``.git``, e.g. on a remote GPU machine that received a copy of the working tree)."""
+    import os
+
+    if os.environ.get("SBIR_GIT_COMMIT"):
+        return os.environ["SBIR_GIT_COMMIT"]
     root = _config.repo_root() or Path.cwd()
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,

@@ -328,3 +328,218 @@ class TripletLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}"
+
+
+# ============================================================================= DASE/MEMS paper losses
+# Lu et al., "Domain-Aware SE Network for Sketch-based Image Retrieval with Multiplicative Euclidean
+# Margin Softmax" (arXiv 1812.04275). Taught in ``notebooks/08_mems.ipynb``; trained by
+# :mod:`sbir_lib.category`. Classification-style losses: every sketch and every photo of class ``y``
+# is pulled towards class ``y``'s prototype (a centre or a classifier weight), so sketches and photos
+# meet in one feature space and retrieval ranks the gallery by feature distance.
+#
+# - Softmax cross-entropy on a linear classifier: logits ``W f + b``.
+# - CosFace (Wang et al., CVPR 2018): logits ``s (cos(theta_j) - m [j = y])`` with normalised
+#   features and weights (the DASE authors' baseline uses ``m = 0.35``, ``s = 32``).
+# - MEMS, multiplicative Euclidean margin softmax: with learnable centres ``c_j``
+#
+#       z_j = -||f - c_j||^2          (j != y)
+#       z_y = -m^2 ||f - c_y||^2      (the true class)
+#       L   = -log( exp(z_y) / sum_j exp(z_j) )
+#
+#   A feature is classified correctly with a margin when ``m ||f - c_y|| < ||f - c_j||`` for all
+#   ``j != y``: its distance to its own centre, *multiplied* by ``m > 1``, must still be the smallest,
+#   so the region of class ``y`` shrinks around ``c_y`` by the factor ``m`` (Apollonius circles in 2-D).
+#   ``m = 1`` gives plain squared-distance logits (a nearest-centre softmax). The margin is annealed
+#   linearly from 1 to its final value over the first part of training (:func:`mems_margin_schedule`).
+
+DEFAULT_MEMS_MARGIN = 3.0
+DEFAULT_COSFACE_MARGIN = 0.35
+DEFAULT_COSFACE_SCALE = 32.0
+CLASSIFICATION_LOSSES = ("softmax", "cosface", "mems")
+
+__all__ += [
+    "CLASSIFICATION_LOSSES",
+    "CosFaceLoss",
+    "DEFAULT_COSFACE_MARGIN",
+    "DEFAULT_COSFACE_SCALE",
+    "DEFAULT_MEMS_MARGIN",
+    "MEMSLoss",
+    "SoftmaxLoss",
+    "cosface_logits",
+    "make_classification_loss",
+    "mems_logits",
+    "mems_margin_schedule",
+]
+
+
+def _check_labels(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    if features.dim() != 2:
+        raise ValueError(f"features must be [N, d]; got shape {tuple(features.shape)}")
+    labels = torch.as_tensor(labels, device=features.device).long().reshape(-1)
+    if labels.numel() != features.shape[0]:
+        raise ValueError(f"labels must have one entry per feature ({features.shape[0]}); got {labels.numel()}")
+    return labels
+
+
+def mems_logits(features: torch.Tensor, centers: torch.Tensor, labels: torch.Tensor,
+                margin: float) -> torch.Tensor:
+    """MEMS logits ``[N, C]``: ``-||f_n - c_j||^2``, the true class's multiplied by ``margin**2``.
+
+    ``features [N, d]``, ``centers [C, d]``, ``labels [N]`` (class indices). ``margin = 1`` gives
+    plain squared-distance logits (no margin). Margins below 1 are rejected (they would *widen*
+    the true class's region).
+    """
+    if margin < 1.0:
+        raise ValueError(f"the MEMS margin must be >= 1 (1 = no margin); got {margin}")
+    if centers.dim() != 2 or centers.shape[1] != features.shape[-1]:
+        raise ValueError(f"centers must be [C, {features.shape[-1]}]; got shape {tuple(centers.shape)}")
+    labels = _check_labels(features, labels, centers.shape[0])
+    d = pairwise_squared_euclidean(features, centers)  # [N, C]
+    scale = torch.ones_like(d)
+    scale[torch.arange(d.shape[0], device=d.device), labels] = float(margin) ** 2
+    return -d * scale
+
+
+def mems_margin_schedule(step: int, final: float, anneal_steps: int, start: float = 1.0) -> float:
+    """The MEMS margin at ``step``: linear from ``start`` (step 0) to ``final`` (step ``anneal_steps``),
+    constant afterwards. ``anneal_steps <= 0`` means no annealing (``final`` from the start)."""
+    if anneal_steps <= 0 or step >= anneal_steps:
+        return float(final)
+    return float(start + (final - start) * max(step, 0) / anneal_steps)
+
+
+def cosface_logits(features: torch.Tensor, weights: torch.Tensor, labels: torch.Tensor | None,
+                   margin: float = DEFAULT_COSFACE_MARGIN, scale: float = DEFAULT_COSFACE_SCALE) -> torch.Tensor:
+    """CosFace logits ``s (cos(theta_nj) - m [j = y_n])`` with ``cos = <f/|f|, w_j/|w_j|>``.
+
+    ``labels=None`` (inference) applies no margin.
+    """
+    cos = F.normalize(features, dim=1) @ F.normalize(weights, dim=1).t()
+    if labels is not None:
+        labels = _check_labels(features, labels, weights.shape[0])
+        cos = cos - margin * F.one_hot(labels, weights.shape[0]).to(cos.dtype)
+    return scale * cos
+
+
+class _ClassLoss(nn.Module):
+    """Shared interface: ``forward(features, labels) -> scalar loss``, ``logits(features)`` without
+    margin, ``set_step(step)`` (schedules; a no-op here), and ``normalize_features``: whether retrieval
+    compares L2-normalised features (True for the angular losses) or raw ones (MEMS: Euclidean)."""
+
+    name = "classification"
+    normalize_features = True
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2; got {num_classes}")
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1; got {dim}")
+        self.num_classes = int(num_classes)
+        self.dim = int(dim)
+
+    def set_step(self, step: int) -> None:  # noqa: D401 - schedules override this
+        return None
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SoftmaxLoss(_ClassLoss):
+    """Plain softmax cross-entropy on a linear classifier ``W f + b`` (the DASE authors' baseline)."""
+
+    name = "softmax"
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__(num_classes, dim)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def logits(self, features):
+        return self.fc(features)
+
+    def forward(self, features, labels):
+        labels = _check_labels(features, labels, self.num_classes)
+        return F.cross_entropy(self.logits(features), labels)
+
+
+class CosFaceLoss(_ClassLoss):
+    """CosFace / large-margin cosine loss: cross-entropy on :func:`cosface_logits` (margin ``m``, scale ``s``)."""
+
+    name = "cosface"
+
+    def __init__(self, num_classes: int, dim: int, margin: float = DEFAULT_COSFACE_MARGIN,
+                 scale: float = DEFAULT_COSFACE_SCALE):
+        super().__init__(num_classes, dim)
+        if not 0.0 <= margin < 1.0:
+            raise ValueError(f"the CosFace margin must be in [0, 1); got {margin}")
+        if scale <= 0:
+            raise ValueError(f"the CosFace scale must be > 0; got {scale}")
+        self.margin, self.scale = float(margin), float(scale)
+        self.weight = nn.Parameter(torch.randn(num_classes, dim) / math.sqrt(dim))
+
+    def logits(self, features):
+        return cosface_logits(features, self.weight, None, 0.0, self.scale)
+
+    def forward(self, features, labels):
+        return F.cross_entropy(cosface_logits(features, self.weight, labels, self.margin, self.scale),
+                               _check_labels(features, labels, self.num_classes))
+
+    def extra_repr(self):
+        return f"classes={self.num_classes}, dim={self.dim}, margin={self.margin}, scale={self.scale}"
+
+
+class MEMSLoss(_ClassLoss):
+    """Multiplicative Euclidean margin softmax with learnable centres ``c [C, d]``.
+
+    The margin follows :func:`mems_margin_schedule`: ``start_margin`` (1) at step 0, linearly up to
+    ``margin`` at ``anneal_steps``; call ``set_step(step)`` every iteration (the trainer does).
+    The current step is a buffer, so it is saved with the state dict. ``center_std``: the centres'
+    initial normal spread (the authors' code draws random centres; the scale is our choice: the default
+    ``1/sqrt(d)`` gives centres of norm about 1, so the first logits differ by a few units, not hundreds).
+    Retrieval compares raw features by squared Euclidean distance (``normalize_features = False``).
+    """
+
+    name = "mems"
+    normalize_features = False
+
+    def __init__(self, num_classes: int, dim: int, margin: float = DEFAULT_MEMS_MARGIN,
+                 anneal_steps: int = 0, start_margin: float = 1.0, center_std: float | None = None):
+        super().__init__(num_classes, dim)
+        if margin < 1.0 or start_margin < 1.0:
+            raise ValueError(f"MEMS margins must be >= 1 (1 = no margin); got margin={margin}, "
+                             f"start_margin={start_margin}")
+        self.final_margin, self.start_margin = float(margin), float(start_margin)
+        self.anneal_steps = int(anneal_steps)
+        std = 1.0 / math.sqrt(dim) if center_std is None else float(center_std)
+        self.centers = nn.Parameter(torch.randn(num_classes, dim) * std)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    @property
+    def margin(self) -> float:
+        """The margin in force at the current step."""
+        return mems_margin_schedule(int(self.step), self.final_margin, self.anneal_steps, self.start_margin)
+
+    def set_step(self, step: int) -> None:
+        self.step.fill_(int(step))
+
+    def logits(self, features):
+        """Inference logits ``-||f - c_j||^2`` (no margin): the nearest centre wins."""
+        return -pairwise_squared_euclidean(features, self.centers.to(features.dtype))
+
+    def forward(self, features, labels, margin: float | None = None):
+        m = self.margin if margin is None else float(margin)
+        z = mems_logits(features, self.centers.to(features.dtype), labels, m)
+        return F.cross_entropy(z, _check_labels(features, labels, self.num_classes))
+
+    def extra_repr(self):
+        return (f"classes={self.num_classes}, dim={self.dim}, margin={self.start_margin}->{self.final_margin} "
+                f"over {self.anneal_steps} steps")
+
+
+def make_classification_loss(name: str, num_classes: int, dim: int, **kw) -> _ClassLoss:
+    """``softmax`` | ``cosface`` (``margin``, ``scale``) | ``mems`` (``margin``, ``anneal_steps``,
+    ``start_margin``, ``center_std``)."""
+    classes = {"softmax": SoftmaxLoss, "cosface": CosFaceLoss, "mems": MEMSLoss}
+    if name not in classes:
+        raise ValueError(f"unknown classification loss {name!r}; allowed: {', '.join(CLASSIFICATION_LOSSES)}")
+    return classes[name](num_classes, dim, **kw)

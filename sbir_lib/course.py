@@ -184,8 +184,9 @@ class Course:
                     out.append({"row": labels[k], "column": col, "variant": variant, "ours acc@1": a1,
                                 "paper acc@1": paper_val, "seeds": n})
         df = pd.DataFrame(out)
-        df.attrs["note"] = (f"ours: {self.profile} profile, mean of {', '.join(map(str, seeds or self.seeds))}"
-                            f" seed(s), {self.dataset_key(dataset)} data; paper: Song et al. ICCV 2017")
+        used = ", ".join(map(str, seeds or self.seeds))
+        df.attrs["note"] = (f"ours: {self.profile} profile, mean over seed(s) {used}, "
+                            f"{self.dataset_key(dataset)} data; paper: Song et al. ICCV 2017 (percent)")
         return df
 
     def records(self, experiment: str, dataset: str, variants, seeds=None) -> dict:

@@ -162,8 +162,21 @@ class Course:
         columns = {"table3": ("with attention", "without attention"),
                    "table4": ("with shortcut", "without shortcut")}.get(experiment)
 
+        from . import experiments as E
+
+        ds_key, missing = self.dataset_key(dataset), []
+
+        def get(variant, seed):
+            path = E.record_path(_config.results_root(), experiment, ds_key, variant, seed, self.profile)
+            rec = E.load_record(path)
+            if rec is None and self.train_missing:
+                rec = self.record(experiment, dataset, variant, seed)
+            if rec is None:
+                missing.append((variant, seed))
+            return rec
+
         def ours(variant):
-            recs = [self.record(experiment, dataset, variant, s) for s in (seeds or self.seeds)]
+            recs = [get(variant, s) for s in (seeds or self.seeds)]
             recs = [r for r in recs if r is not None]
             if not recs:
                 return np.nan, np.nan, 0
@@ -183,6 +196,13 @@ class Course:
                     a1, _, n = ours(variant)
                     out.append({"row": labels[k], "column": col, "variant": variant, "ours acc@1": a1,
                                 "paper acc@1": paper_val, "seeds": n})
+        if missing:
+            rows = sorted({v for v, _ in missing}, key=[v for v, _ in missing].index)
+            seeds_m = sorted({sd for _, sd in missing})
+            print(f"{len(missing)} run(s) of {experiment} not recorded for the {self.profile} profile "
+                  f"({', '.join(rows)}); produce them on a GPU with\n"
+                  f"  python -m sbir_lib.experiments run --experiment {experiment} --dataset {ds_key} "
+                  f"--rows {' '.join(rows)} --seeds {' '.join(map(str, seeds_m))} --profile {self.profile}")
         df = pd.DataFrame(out)
         used = ", ".join(map(str, seeds or self.seeds))
         df.attrs["note"] = (f"ours: {self.profile} profile, mean over seed(s) {used}, "

@@ -46,7 +46,7 @@ def test_full_without_gpu_reads_only(results, capsys):
     assert ctx.trained("table4", "shoes", "base+att") is None
 
 
-def test_record_distances_and_compare(results, monkeypatch):
+def test_record_distances_and_compare(results, monkeypatch, capsys):
     ctx = course.setup("quick", device="cpu")
     ctx.train_missing = False
     monkeypatch.setattr(course.Course, "dataset_key", lambda self, name: name)
@@ -62,6 +62,9 @@ def test_record_distances_and_compare(results, monkeypatch):
     assert row.loc["full", "ours acc@10"] == pytest.approx(100.0)
     assert row.loc["base", "paper acc@1"] == pytest.approx(52.17)
     assert math.isnan(row.loc["base+att+cff", "ours acc@1"]) and row.loc["base+att+cff", "seeds"] == 0
+    out = capsys.readouterr().out
+    assert "2 run(s) of table2 not recorded" in out
+    assert "--rows base+att+cff base+att+holef --seeds 0 --profile quick" in out
 
     fake_record(results, "table4", "shoes", "base+att", 0.4)
     df4 = ctx.compare("table4", "shoes", keys=["att"])

@@ -640,9 +640,9 @@ if out:
 """),
         md(r"""
 Without the shortcut the features reaching fc6 are a small, mask-shaped remnant of conv5; with it they
-stay close to conv5 while the mask re-weights positions. In the quick profile the masks are still close
-to their initial state (60 training steps), so read the maps as a demonstration of the mechanism; the
-full-profile maps (the paper's Figure 4) are in notebook 06.
+stay close to conv5 while the mask re-weights positions. After the quick profile's 60 training steps
+the masks can still be nearly uniform (compare their max with 0.020), so read the maps as a
+demonstration of the mechanism; the full-profile maps (the paper's Figure 4) are in notebook 06.
 
 ## Tables 3 and 4 on QMUL-Shoe: ours beside the paper
 
@@ -916,8 +916,9 @@ print(t5.round(2).to_string(index=False))
 """),
         md(r"""
 Quick-profile numbers come from 60 steps from scratch, one seed, centre crop: not comparable with the
-paper's. In so few steps a learned energy barely leaves its identity initialisation, so the four rows
-are close to the same model; the full profile's comparison is in notebook 05.
+paper's. In so few steps a learned energy can hardly leave its identity initialisation (the next cell
+measures how far HOLEF's $W$ moved), so the four rows are nearly the same model and their differences
+are noise; the full profile's comparison is in notebook 05.
 
 ## The learned W
 

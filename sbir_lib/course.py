@@ -47,6 +47,7 @@ class Course:
     seed: int = 0
     train_missing: bool = True
     _datasets: dict = field(default_factory=dict, repr=False)
+    _noted: set = field(default_factory=set, repr=False)
 
     @property
     def seeds(self) -> list[int]:
@@ -60,12 +61,20 @@ class Course:
 
         key = (name, photos)
         if key not in self._datasets:
+            import logging
             import warnings
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ds = D.load_fg_dataset(name, photos=photos)
-            if ds.is_synthetic and name != "synthetic":
+            log = logging.getLogger(D.__name__)
+            level = log.level
+            log.setLevel(logging.ERROR)  # the fallback is announced once, by the note below
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ds = D.load_fg_dataset(name, photos=photos)
+            finally:
+                log.setLevel(level)
+            if ds.is_synthetic and name != "synthetic" and name not in self._noted:
+                self._noted.add(name)
                 _note(f"**Note:** the real QMUL `{name}` data is not under `{_config.data_root()}`, so this "
                       f"notebook uses the **synthetic** stand-in (`{ds.source}`), not the benchmark. "
                       f"Fetch the real data with `{_config.download_command('qmul-' + name)}`.")

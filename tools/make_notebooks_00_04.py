@@ -454,7 +454,7 @@ if rec is not None:
     ax1.set_title("training loss (mean over each logging interval)", fontsize=9)
     P.plot_acc_curves(ax2, {"Triplet SN (ours)": rec["acc_curve"],
                             "random ranking": np.arange(1, rec["n_gallery"] + 1) / rec["n_gallery"]})
-    ax2.set_title(f"test acc@K, QMUL-Shoe ({rec['n_queries']} queries)", fontsize=9)
+    ax2.set_title(f"test acc@K, {rec['dataset']} ({rec['n_queries']} queries)", fontsize=9)
     fig.tight_layout()
     P.save_figure(fig, "nb01_training");
 """),
@@ -781,7 +781,7 @@ if {"base", "base+att+cff"} <= set(ranks):
     lim = [1, len(ranks) + 1]
     ax.plot(lim, lim, color="grey", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="rank + 1, base (fc7 only)", ylabel="rank + 1, base+att+cff")
-    ax.set_title(f"QMUL-Shoe test queries, {ctx.profile} profile", fontsize=9)
+    ax.set_title(f"{ctx.dataset_key('shoes')} test queries, {ctx.profile} profile", fontsize=9)
     fig.tight_layout()
     P.save_figure(fig, "nb03_ranks");
 """),

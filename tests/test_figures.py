@@ -1,0 +1,165 @@
+"""Figures 4/5, the explorer and the run selection of sbir_lib.figures."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from sbir_lib import data as D  # noqa: E402
+from sbir_lib import experiments as E  # noqa: E402
+from sbir_lib import figures as FG  # noqa: E402
+from sbir_lib import models as MD  # noqa: E402
+from sbir_lib import losses as L  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return D.make_synthetic(n_train=8, n_test=6, size=256, seed=0)
+
+
+def fake_run(results, exp, ds, variant, profile, weights=False, acc1=0.5):
+    path = E.record_path(results, exp, ds, variant, 0, profile)
+    E.write_record(path, {"variant": variant, "seed": 0, "profile": profile, "iterations": 3, "device": "cpu",
+                          "metrics": {"acc@1": acc1, "acc@5": acc1, "acc@10": acc1}}, np.eye(4))
+    if weights:
+        model = MD.DSSANet(variant)
+        E.save_weights(E.weights_path(path), model, L.make_energy("holef", model.embed_dim), variant)
+    return path
+
+
+def make_bundle(ds, dist_ours, dist_base, name="synthetic", profile="quick", photos=True):
+    torch.manual_seed(0)
+    src = FG.Source(name, profile, "table1", {"metrics": {"acc@1": 0.5}}, {"metrics": {"acc@1": 0.4}})
+    return FG.Bundle(src, ds.test.sketches, ds.test.edges, ds.test.photos if photos else None,
+                     np.asarray(dist_ours, np.float32), np.asarray(dist_base, np.float32),
+                     MD.DSSANet("full").eval())
+
+
+def test_find_source_prefers_full_and_needs_kept_weights(tmp_path):
+    assert FG.find_source("shoes", ("full", "quick"), tmp_path) is None
+    fake_run(tmp_path, "table2", "shoes", "full", "quick", weights=True)
+    fake_run(tmp_path, "table2", "shoes", "base", "quick")
+    src = FG.find_source("shoes", ("full", "quick"), tmp_path)
+    assert (src.profile, src.experiment) == ("quick", "table2")
+    fake_run(tmp_path, "table1", "shoes", "full", "full")  # no weights kept: not usable for Figure 4
+    fake_run(tmp_path, "table1", "shoes", "base", "full")
+    assert FG.find_source("shoes", ("full", "quick"), tmp_path).profile == "quick"
+    fake_run(tmp_path, "table3", "shoes", "full", "full", weights=True)
+    fake_run(tmp_path, "table3", "shoes", "base", "full", acc1=0.25)
+    src = FG.find_source("shoes", ("full", "quick"), tmp_path)
+    assert (src.profile, src.experiment) == ("full", "table3")
+    assert "full-profile runs of `table3`" in src.describe() and "25.00%" in src.describe()
+
+
+def test_pick_queries_and_rank_comparison(synth):
+    n = len(synth.test)
+    rng = np.random.default_rng(0)
+    ours = rng.random((n, n)) + 1.0
+    base = ours.copy()
+    ours[2, 2] = 0.0  # ours finds query 2 first; Triplet SN ranks it last
+    base[2, 2] = 10.0
+    ours[4, 4], base[4, 4] = 10.0, 0.0  # the other way round for query 4
+    b = make_bundle(synth, ours, base)
+    assert FG.pick_queries(b) == [(2, "largest gain of ours"), (4, "largest gain of Triplet SN")]
+    rc = FG.rank_comparison({"synthetic": b}).iloc[0]
+    ro, rb = b.ranks("ours"), b.ranks("baseline")
+    assert rc["ours better"] == int((ro < rb).sum()) and rc["Triplet SN better"] == int((ro > rb).sum())
+    assert rc["ours better"] + rc["tie"] + rc["Triplet SN better"] == n
+    assert rc["ours acc@1"] == pytest.approx(100 * np.mean(ro == 0))
+
+
+def test_attention_maps_and_summary(synth):
+    b = make_bundle(synth, np.eye(6), np.eye(6))
+    a = b.attention([0, 3], "sketch")
+    assert a.shape == (2, 7, 7) and np.allclose(a.reshape(2, -1).sum(1), 1, atol=1e-5)  # Eq. 3 softmax
+    assert np.array_equal(b.attention([3], "sketch")[0], a[1])  # cached, same values
+    s = FG.attention_summary({"synthetic": b}).iloc[0]
+    assert s["uniform alpha"] == pytest.approx(1 / 49) and s["mean max alpha (sketch)"] >= 1 / 49
+    assert -1 <= s["mask corr., true pair"] <= 1
+    with pytest.raises(ValueError, match="no attention"):
+        FG.attention_maps(MD.DSSANet("base"), synth.test.sketches[:1])
+
+
+def _outlined(ax):
+    return any(sp.get_visible() for sp in ax.spines.values())
+
+
+def test_figure4_figure5_and_explorer_view(synth):
+    n = len(synth.test)
+    ours = np.full((n, n), 5.0)
+    np.fill_diagonal(ours, 0.0)  # ours: every true match first
+    base = np.full((n, n), 1.0)
+    np.fill_diagonal(base, 3.0)  # Triplet SN: every true match last
+    bnds = {"synthetic": make_bundle(synth, ours, base),
+            "handbags": make_bundle(synth, ours, base, name="handbags", photos=False)}
+    fig4 = FG.figure4(bnds, n_pairs=2)
+    assert len(fig4.axes) == 2 * 4
+    assert fig4.axes[5].get_title().startswith("edge map")  # no photos: the edge map is shown
+    plt.close(fig4)
+    fig5 = FG.figure5(bnds, k=3, thumb=64)
+    axes = np.array(fig5.axes).reshape(-1, 4)
+    assert axes.shape[0] == 2 * 2  # one query per dataset (no query where Triplet SN wins), two rows each
+    assert _outlined(axes[0][1]) and not any(_outlined(ax) for ax in axes[1][1:])  # ours: match at 1
+    assert "match at 1" in axes[0][0].get_title() and f"match at {n}" in axes[1][0].get_title()
+    plt.close(fig5)
+    fig = FG.explorer_view(bnds["synthetic"], 1, k=4)
+    assert len(fig.axes) == 2 * 5
+    plt.close(fig)
+    with pytest.raises(ValueError, match="query must be in 0..5"):
+        FG.explorer_view(bnds["synthetic"], n)
+
+
+def test_explorer_widget(synth):
+    small = D.make_synthetic(n_train=8, n_test=4, size=256, seed=1)
+    bnds = {"synthetic": make_bundle(synth, np.eye(6), np.eye(6)),
+            "handbags": make_bundle(small, np.eye(4), np.eye(4), name="handbags")}
+    w = FG.explorer(bnds, k=3)
+    ds, q, k = w.children[0].children
+    assert q.max == 5 and k.value == 3
+    ds.value = "handbags"
+    assert q.max == 3
+    plt.close("all")
+    with pytest.raises(ValueError, match="no dataset"):
+        FG.explorer({})
+
+
+def test_paper_vs_ours_counts_cells(tmp_path):
+    import pandas as pd
+
+    from sbir_lib import tables as T
+
+    for s, a in enumerate([0.5, 0.55]):
+        E.write_record(E.record_path(tmp_path, "table2", "shoes", "base", s, "full"),
+                       {"seed": s, "variant": "base", "metrics": {"acc@1": a, "acc@5": a, "acc@10": a}}, np.eye(2))
+    lt = pd.concat([T.long_table(t, ["shoes"], "full", tmp_path) for t in ("table1", "table2")])
+    fig = FG.paper_vs_ours(lt, "test")
+    assert "(2 cells)" in fig.axes[0].get_title()  # acc@1 and acc@10 of Table 2's Base
+    plt.close(fig)
+
+
+def test_sources_and_bundles_from_real_runner_records(tmp_path, monkeypatch):
+    """End to end on synthetic data: runner records (2 iterations) -> sources -> bundle -> Figure 4."""
+    from sbir_lib import config, course
+
+    monkeypatch.setattr(config, "repo_root", lambda: tmp_path)  # checkpoints go to tmp_path/runs
+    ds = D.make_synthetic(seed=0)  # what ctx.dataset("synthetic") gives, so the distances fit its test split
+    for v in ("full", "base"):
+        E.run_one("table1", "synthetic", v, 0, "quick", device="cpu", results=tmp_path, dataset=ds,
+                  overrides={"iterations": 2, "batch_size": 4}, progress=False, log=lambda *a: None)
+    ctx = course.setup("quick", device="cpu")
+    srcs = FG.sources(ctx, ["synthetic"], results=tmp_path)
+    assert srcs["synthetic"].profile == "quick" and srcs["synthetic"].experiment == "table1"
+    b = FG.bundles(ctx, srcs, results=tmp_path)["synthetic"]
+    assert b.dist_ours.shape == (len(b), len(b)) and b.photos is not None
+    # the saved distances reproduce the recorded metric (float16 storage keeps the ranking)
+    assert np.mean(b.ranks("ours") == 0) == pytest.approx(srcs["synthetic"].ours["metrics"]["acc@1"])
+    fig = FG.figure4({"synthetic": b}, n_pairs=1)
+    assert len(fig.axes) == 2
+    plt.close(fig)
+    other = FG.Source("synthetic", "quick", "table1", {}, {})
+    monkeypatch.setattr(ctx, "dataset", lambda name, photos=True: D.make_synthetic(n_train=4, n_test=5, seed=0))
+    with pytest.raises(ValueError, match="do not match"):
+        FG.load_bundle(ctx, "synthetic", other, results=tmp_path)

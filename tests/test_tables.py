@@ -1,0 +1,159 @@
+"""Tables 1-5 from records, claim checks and REPRODUCTION.md (sbir_lib.tables)."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sbir_lib import experiments as E
+from sbir_lib import models as MD
+from sbir_lib import paper as P
+from sbir_lib import tables as T
+
+
+def write(results, exp, ds, variant, seed, profile, acc1, acc10=None, device="NVIDIA H100 80GB HBM3",
+          wall=60.0, reused=None, **cfg):
+    """A record in the runner's format with the given metrics (fractions)."""
+    config = dict(iterations=20000 if profile == "full" else 60, batch_size=128 if profile == "full" else 16,
+                  optimizer="sgd", momentum=0.9, lr=1e-3, positives="annotated", test_views=10, amp=True,
+                  init=None)
+    config.update(cfg)
+    rec = {"experiment": exp, "dataset": ds, "variant": variant, "seed": seed, "profile": profile,
+           "device": device, "git_commit": "abc", "n_queries": 115, "config": config, "init": "scratch",
+           "iterations": config["iterations"], "wall_time_s": wall, "train_time_s": wall - 5,
+           "triplets_per_s": 5000.0,
+           "metrics": {"acc@1": acc1, "acc@5": acc1, "acc@10": acc10 if acc10 is not None else acc1}}
+    if reused:
+        rec["reused_from"] = reused
+    E.write_record(E.record_path(results, exp, ds, variant, seed, profile), rec, np.eye(3))
+    return rec
+
+
+def test_cells_follow_paper_and_table_rows():
+    c3 = T.cells("table3", "chairs")
+    assert len(c3) == 2 * len(P.TABLE3["chairs"])
+    base_with = next(c for c in c3 if c.row == "base" and c.column == "with attention")
+    assert base_with.variant == MD.TABLE_ROWS["table3"]["base"][0]
+    assert base_with.paper == P.TABLE3["chairs"]["base"][0] and base_with.metric == "acc@1"
+    c1 = {(c.row, c.column): c for c in T.cells("table1", "handbags")}
+    assert c1[("dense_hog_ranksvm", "acc@10")].variant == "dense_hog_ranksvm"
+    assert c1[("dense_hog_ranksvm", "acc@10")].paper == P.TABLE1["handbags"]["dense_hog_ranksvm"][1]
+    assert c1[("isn_deep_ranksvm", "acc@1")].variant is None  # no reproduction
+    assert all(c.paper is None for c in T.cells("table2", "synthetic"))
+    with pytest.raises(ValueError, match="allowed: table1"):
+        T.cells("table9", "shoes")
+
+
+def test_long_table_mean_std_diff_and_profiles(tmp_path):
+    for s, a in enumerate([0.50, 0.52, 0.57]):
+        write(tmp_path, "table2", "shoes", "base", s, "full", a, a + 0.3)
+    write(tmp_path, "table2", "shoes", "full", 0, "quick", 0.10)  # another profile: not mixed in
+    lt = T.long_table("table2", ["shoes"], "full", tmp_path)
+    base1 = lt[(lt["variant"] == "base") & (lt["column"] == "acc@1")].iloc[0]
+    vals = [50.0, 52.0, 57.0]
+    assert base1["n"] == 3 and base1["seeds"] == "0,1,2"
+    assert base1["mean"] == pytest.approx(np.mean(vals))
+    assert base1["std"] == pytest.approx(np.std(vals, ddof=1))
+    assert base1["diff"] == pytest.approx(np.mean(vals) - P.TABLE2["shoes"]["base"][0])
+    assert base1["ours"] == f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1):.2f} (3 seeds)"
+    full1 = lt[(lt["variant"] == "full") & (lt["column"] == "acc@1")].iloc[0]
+    assert full1["status"] == "not run" and full1["ours"] == "—" and math.isnan(full1["diff"])
+    q = T.long_table("table2", ["shoes"], "quick", tmp_path)
+    assert q[q["variant"] == "full"]["n"].max() == 1 and q[q["variant"] == "base"]["n"].max() == 0
+    # seeds filter
+    two = T.long_table("table2", ["shoes"], "full", tmp_path, seeds=[0, 1])
+    assert two[two["variant"] == "base"]["n"].max() == 2
+
+
+def test_table_frame_style_and_commands(tmp_path):
+    write(tmp_path, "table4", "shoes", "base+att", 0, "quick", 0.3)
+    lt = T.long_table("table4", ["shoes"], "quick", tmp_path)
+    frame = T.table_frame("table4", long=lt)
+    assert list(frame.columns.get_level_values(0).unique()) == ["with shortcut", "without shortcut"]
+    assert frame.loc[("QMUL-Shoe", "Base + attention"), ("with shortcut", "ours")] == "30.00 (1 seed)"
+    html = T.style(frame, "cap").to_html()
+    assert "rgba(210, 40, 40" in html  # 30 < paper's 54.78: a red difference
+    assert "—" in html
+    cmds = T.missing_commands(lt, "quick")
+    assert cmds == ["python -m sbir_lib.experiments run --experiment table4 --dataset shoes --seeds 0 --profile quick"]
+
+
+def test_compare_seeds_verdicts_match_welch():
+    a = T.Stat((60.0, 61.0, 62.5), (0, 1, 2), ("gpu",) * 3)
+    b = T.Stat((50.0, 52.0, 51.0), (0, 1, 2), ("gpu",) * 3)
+    r = T.compare_seeds(a, b)
+    assert r["p"] == pytest.approx(stats.ttest_ind(a.values, b.values, equal_var=False).pvalue)
+    assert r["verdict"] == "holds" and r["diff"] == pytest.approx(a.mean - b.mean)
+    assert T.compare_seeds(b, a)["verdict"] == "reversed"
+    noisy = T.Stat((40.0, 70.0), (0, 1), ("gpu",) * 2)
+    assert T.compare_seeds(noisy, b)["verdict"] == "within seed noise"
+    one = T.Stat((70.0,), (0,), ("gpu",))
+    r1 = T.compare_seeds(one, b)
+    assert r1["verdict"] == "n/a: one seed" and r1["diff"] == pytest.approx(70.0 - b.mean) and math.isnan(r1["p"])
+    assert T.compare_seeds(T.Stat((), (), ()), b)["verdict"] == "not run"
+    flat = T.Stat((55.0, 55.0), (0, 1), ("gpu",) * 2)
+    assert T.compare_seeds(flat, T.Stat((50.0, 50.0), (0, 1), ("gpu",) * 2))["verdict"].startswith("holds")
+
+
+def test_claims_frame_reads_the_claims_table(tmp_path):
+    for s, (a, b) in enumerate([(0.60, 0.50), (0.61, 0.52), (0.63, 0.51)]):
+        write(tmp_path, "table2", "chairs", "base+att+cff", s, "full", a)
+        write(tmp_path, "table2", "chairs", "base", s, "full", b)
+    cf = T.claims_frame(["chairs"], "full", tmp_path)
+    row = cf[cf["claim"] == "CFF (with attention) improves over Base"].iloc[0]
+    assert row["verdict"] == "holds" and row["n"] == "3/3"
+    assert row["paper diff"] == pytest.approx(P.TABLE2["chairs"]["base+att+cff"][0] - P.TABLE2["chairs"]["base"][0])
+    assert set(cf[cf["table"] == "table4"]["verdict"]) == {"not run"}
+    assert len(cf[cf["table"] == "table3"]) == len(MD.TABLE_ROWS["table3"])
+    html = T.style_claims(cf).to_html()
+    assert "holds" in html
+
+
+def test_setup_cost_and_inventory_from_records(tmp_path):
+    write(tmp_path, "table1", "shoes", "full", 0, "full", 0.6, wall=600.0)
+    write(tmp_path, "table1", "shoes", "base", 0, "full", 0.5, wall=300.0)
+    write(tmp_path, "table2", "shoes", "full", 0, "full", 0.6, wall=600.0, reused="table1/shoes/full/seed0.json")
+    st = T.setup_frame("full", tmp_path).set_index("setting")
+    assert st.loc["iterations", "ours"] == "20000 (2 runs)" and st.loc["iterations", "same"] == "yes"
+    assert st.loc["init", "same"] == "no" and "from scratch" in st.loc["init", "ours"]
+    assert st.loc["device", "same"] == "?"
+    cost = T.cost_frame("full", tmp_path)
+    assert len(cost) == 1 and cost.iloc[0]["runs"] == 2  # the copied run is not counted twice
+    assert cost.iloc[0]["total wall (h)"] == pytest.approx(900 / 3600)
+    inv = T.inventory("full", tmp_path)
+    assert list(inv["experiment"]) == ["table1", "table2"]
+
+
+def test_reproduction_markdown_on_partial_records(tmp_path):
+    for s in range(2):
+        write(tmp_path, "table1", "shoes", "full", s, "full", 0.6 + 0.01 * s)
+        write(tmp_path, "table1", "shoes", "base", s, "full", 0.5)
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "b.json").write_text(
+        '{"device": "NVIDIA H100 80GB HBM3", "variant": "full", "batch_size": 128, "engine_triplets_per_s": 7000.5}')
+    md = T.reproduction_markdown("full", tmp_path)
+    for t in T.TABLES:
+        assert T.TITLES[t] in md
+    assert "not run" in md and "60.50 ± 0.71 (2 seeds)" in md
+    assert "ISN Deep + rankSVM" in md and "7000.5" in md
+    assert "--experiment table5 --dataset handbags --seeds 0 1 2 --profile full" in md
+    out = tmp_path / "REPRODUCTION.md"
+    assert T.main(["reproduction", "--profile", "full", "--results", str(tmp_path), "--out", str(out)]) == 0
+    assert out.read_text() == md
+    assert T.main(["show", "--table", "table7", "--results", str(tmp_path)]) == 2
+
+
+def test_a_real_runner_record_feeds_the_tables(tmp_path, monkeypatch):
+    """The records the runner writes (here a 2-iteration run on synthetic data) are what tables read."""
+    from sbir_lib import config
+    from sbir_lib import data as D
+
+    monkeypatch.setattr(config, "repo_root", lambda: tmp_path)  # the run's checkpoint goes to tmp_path/runs
+
+    ds = D.make_synthetic(n_train=16, n_test=8, size=256, seed=0)
+    E.run_one("table2", "synthetic", "base", 0, "quick", device="cpu", results=tmp_path, dataset=ds,
+              overrides={"iterations": 2, "batch_size": 4}, progress=False, log=lambda *a: None)
+    lt = T.long_table("table2", ["synthetic"], "quick", tmp_path)
+    row = lt[(lt["variant"] == "base") & (lt["column"] == "acc@1")].iloc[0]
+    assert row["status"] == "ok" and row["n"] == 1 and 0 <= row["mean"] <= 100 and math.isnan(row["paper"])
+    assert "2 (1 runs)" in T.setup_frame("quick", tmp_path).set_index("setting").loc["iterations", "ours"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 import pytest
 
 from sbir_lib import course
@@ -82,3 +83,26 @@ def test_compare_rejects_bad_names(results):
         ctx.compare("table2", "bags")
     with pytest.raises(ValueError, match="allowed"):
         ctx.compare("table2", "shoes", keys=["nope"])
+
+
+def test_trained_follows_reused_from(results, monkeypatch):
+    from sbir_lib import models as MD
+
+    ctx = course.setup("quick", device="cpu")
+    ctx.train_missing = False
+    monkeypatch.setattr(course.Course, "dataset_key", lambda self, name: name)
+    model = MD.DSSANet("base+att")
+    with torch.no_grad():
+        model.attention.conv2.bias.fill_(0.25)
+    src = E.record_path(results, "table3", "shoes", "base+att", 0, "quick")
+    fake_record(results, "table3", "shoes", "base+att", 0.3)
+    E.save_weights(E.weights_path(src), model, model.make_energy(), "base+att")
+    fake_record(results, "table4", "shoes", "base+att", 0.3)
+    rec = E.load_record(E.record_path(results, "table4", "shoes", "base+att", 0, "quick"))
+    rec["reused_from"] = "table3/shoes/base+att/seed0.quick.json"
+    E.write_json_atomic(E.record_path(results, "table4", "shoes", "base+att", 0, "quick"), rec)
+    loaded = ctx.trained("table4", "shoes", "base+att")
+    assert loaded is not None
+    assert float(loaded[0].attention.conv2.bias.detach()) == 0.25
+    fake_record(results, "table4", "shoes", "base+att-noshortcut", 0.1)  # no weights, not reused
+    assert ctx.trained("table4", "shoes", "base+att-noshortcut") is None

@@ -621,6 +621,7 @@ if out:
     P.save_figure(fig, "nb02_attention");
 """),
         md(r"""
+Where does each model put its attention: on the strokes of the object, or on the empty background?
 Red is high $\alpha$; each map is stretched to its own range (min blue, max red), so a nearly uniform
 mask looks as contrasted as a peaked one. How peaked are the masks really (a uniform mask has max $1/49 = 0.020$), and how large is
 the attended map relative to the conv5 map, $\lVert f^{att} \rVert / \lVert f \rVert$ (2 for a shortcut

@@ -149,79 +149,69 @@ class Course:
             return None
 
     def compare(self, experiment: str, dataset: str, keys=None, seeds=None):
-        """Our runs of the rows of a paper table beside the published numbers (percent), as a
-        pandas DataFrame; the runs are read via :meth:`record` (so missing quick runs are trained).
+        """Our runs of some rows of a paper table beside the published numbers (percent), as a compact
+        pandas DataFrame for a lecture notebook.
 
-        ``keys``: row keys of ``sbir_lib.paper.TABLE<n>`` (default all; ``table1``'s classical rows are
-        left out: see ``05``). Tables 1, 2, 5 give acc@1 and acc@10; Tables 3 and 4 (acc@1 only) give
-        one row per (row, column), the columns being with/without attention or shortcut. ``ours``
-        is the mean over ``seeds`` (default :attr:`seeds`) of the recorded runs; ``NaN`` where none
-        is recorded. Quick-profile numbers are not comparable with the paper's.
+        The runs are first made available through :meth:`record` (missing quick runs are trained
+        here); the numbers then come from :func:`sbir_lib.tables.long_table` (the one place that pairs
+        records with :mod:`sbir_lib.paper`; notebook 05 shows its full, styled tables). ``keys``: row
+        keys of ``sbir_lib.paper.TABLE<n>`` (default: every row with a deep-model variant). Tables 1, 2
+        and 5 give ``ours``/``paper`` acc@1 and acc@10 per row; Tables 3 and 4 (acc@1 only) give one
+        line per (row, column), the columns being with/without attention or shortcut. ``ours`` is the
+        mean over ``seeds`` (default :attr:`seeds`); ``NaN`` where nothing is recorded, and one printed
+        command records what is missing. ``paper`` is ``NaN`` on the synthetic stand-in. Quick-profile
+        numbers are not comparable with the paper's.
         """
-        import numpy as np
         import pandas as pd
 
         from . import models as MD
         from . import paper as P
+        from . import tables as TB
 
         if experiment not in P.TABLES:
             raise ValueError(f"experiment must be one of {', '.join(P.TABLES)}; got {experiment!r}")
-        table, rows_map = P.TABLES[experiment], MD.TABLE_ROWS[experiment]
-        labels = getattr(P, f"TABLE{experiment[-1]}_LABELS")
-        if dataset not in table:
-            raise ValueError(f"dataset must be one of {', '.join(table)}; got {dataset!r}")
-        keys = list(keys) if keys is not None else [k for k in table[dataset] if k in rows_map]
+        if dataset not in P.TABLES[experiment]:
+            raise ValueError(f"dataset must be one of {', '.join(P.TABLES[experiment])}; got {dataset!r}")
+        rows_map = MD.TABLE_ROWS[experiment]
+        keys = list(keys) if keys is not None else [k for k in P.TABLES[experiment][dataset] if k in rows_map]
         bad = [k for k in keys if k not in rows_map]
         if bad:
             raise ValueError(f"unknown row(s) {bad} of {experiment}; allowed: {', '.join(rows_map)}")
-        columns = {"table3": ("with attention", "without attention"),
-                   "table4": ("with shortcut", "without shortcut")}.get(experiment)
+        seeds = list(seeds or self.seeds)
+        ds_key = self.dataset_key(dataset)
+        two_settings = experiment in ("table3", "table4")
+        variants = [v for k in keys for v in (rows_map[k] if two_settings else (rows_map[k],))]
+        if self.train_missing:
+            from . import experiments as E
 
-        from . import experiments as E
-
-        ds_key, missing = self.dataset_key(dataset), []
-
-        def get(variant, seed):
-            path = E.record_path(_config.results_root(), experiment, ds_key, variant, seed, self.profile)
-            rec = E.load_record(path)
-            if rec is None and self.train_missing:
-                rec = self.record(experiment, dataset, variant, seed)
-            if rec is None:
-                missing.append((variant, seed))
-            return rec
-
-        def ours(variant):
-            recs = [get(variant, s) for s in (seeds or self.seeds)]
-            recs = [r for r in recs if r is not None]
-            if not recs:
-                return np.nan, np.nan, 0
-            a1 = 100 * np.mean([r["metrics"]["acc@1"] for r in recs])
-            a10 = 100 * np.mean([r["metrics"]["acc@10"] for r in recs])
-            return a1, a10, len(recs)
-
+            for v in variants:
+                for sd in seeds:
+                    if not E.record_path(_config.results_root(), experiment, ds_key, v, sd, self.profile).exists():
+                        self.record(experiment, dataset, v, sd)
+        lt = TB.long_table(experiment, [ds_key], self.profile, seeds=seeds)
+        lt = lt[lt["row"].isin(keys) & lt["variant"].notna()]
+        missing = list(dict.fromkeys(lt.loc[lt["status"] == "not run", "variant"]))
+        if missing:
+            print(f"{experiment}: no {self.profile}-profile record for {', '.join(missing)}; "
+                  f"produce them on a GPU with\n"
+                  f"  python -m sbir_lib.experiments run --experiment {experiment} --dataset {ds_key} "
+                  f"--rows {' '.join(missing)} --seeds {' '.join(map(str, seeds))} --profile {self.profile}")
         out = []
         for k in keys:
-            if columns is None:
-                a1, a10, n = ours(rows_map[k])
-                p1, p10 = table[dataset][k]
-                out.append({"row": labels[k], "variant": rows_map[k], "ours acc@1": a1, "paper acc@1": p1,
-                            "ours acc@10": a10, "paper acc@10": p10, "seeds": n})
+            sub = lt[lt["row"] == k]
+            if two_settings:
+                for _, c in sub.iterrows():
+                    out.append({"row": c["label"], "column": c["column"], "variant": c["variant"],
+                                "ours acc@1": c["mean"], "paper acc@1": c["paper"], "seeds": int(c["n"])})
             else:
-                for col, variant, paper_val in zip(columns, rows_map[k], table[dataset][k]):
-                    a1, _, n = ours(variant)
-                    out.append({"row": labels[k], "column": col, "variant": variant, "ours acc@1": a1,
-                                "paper acc@1": paper_val, "seeds": n})
-        if missing:
-            rows = sorted({v for v, _ in missing}, key=[v for v, _ in missing].index)
-            seeds_m = sorted({sd for _, sd in missing})
-            print(f"{len(missing)} run(s) of {experiment} not recorded for the {self.profile} profile "
-                  f"({', '.join(rows)}); produce them on a GPU with\n"
-                  f"  python -m sbir_lib.experiments run --experiment {experiment} --dataset {ds_key} "
-                  f"--rows {' '.join(rows)} --seeds {' '.join(map(str, seeds_m))} --profile {self.profile}")
+                by = sub.set_index("metric")
+                out.append({"row": by["label"].iloc[0], "variant": rows_map[k],
+                            "ours acc@1": by.loc["acc@1", "mean"], "paper acc@1": by.loc["acc@1", "paper"],
+                            "ours acc@10": by.loc["acc@10", "mean"], "paper acc@10": by.loc["acc@10", "paper"],
+                            "seeds": int(by["n"].min())})
         df = pd.DataFrame(out)
-        used = ", ".join(map(str, seeds or self.seeds))
-        df.attrs["note"] = (f"ours: {self.profile} profile, mean over seed(s) {used}, "
-                            f"{self.dataset_key(dataset)} data; paper: Song et al. ICCV 2017 (percent)")
+        df.attrs["note"] = (f"ours: {self.profile} profile, mean over seed(s) {', '.join(map(str, seeds))}, "
+                            f"{ds_key} data; paper: Song et al. ICCV 2017 (percent)")
         return df
 
     def records(self, experiment: str, dataset: str, variants, seeds=None) -> dict:

@@ -64,7 +64,7 @@ def test_record_distances_and_compare(results, monkeypatch, capsys):
     assert row.loc["base", "paper acc@1"] == pytest.approx(52.17)
     assert math.isnan(row.loc["base+att+cff", "ours acc@1"]) and row.loc["base+att+cff", "seeds"] == 0
     out = capsys.readouterr().out
-    assert "2 run(s) of table2 not recorded" in out
+    assert "table2: no quick-profile record for base+att+cff, base+att+holef" in out
     assert "--rows base+att+cff base+att+holef --seeds 0 --profile quick" in out
 
     fake_record(results, "table4", "shoes", "base+att", 0.4)

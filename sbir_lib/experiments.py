@@ -98,6 +98,12 @@ def git_commit() -> str:
         return "unknown"
 
 
+def torch_device(name: str):
+    import torch
+
+    return torch.device(name)
+
+
 def device_name(device) -> str:
     import torch
 
@@ -178,7 +184,11 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
     from . import losses as L
     from . import models as MD
 
-    rec = record_path(_config.results_root(results), experiment, dataset, variant, seed, profile)
+    root = _config.results_root(results)
+    rec = record_path(root, experiment, dataset, variant, seed, profile)
+    meta = load_record(rec) or {}
+    if meta.get("reused_from"):  # weights live beside the original run only
+        rec = root / meta["reused_from"]
     wp = weights_path(rec)
     if not wp.exists():
         raise FileNotFoundError(
@@ -231,7 +241,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         import torch as _t
 
         dist = _t.as_tensor(r["dist"])
-        rec = _base_record(experiment, dataset, row, seed, profile, device)
+        rec = _base_record(experiment, dataset, row, seed, profile, torch_device("cpu"))
         rec.update(config=r["config"], config_key=None, init=None, iterations=None,
                    wall_time_s=round(time.perf_counter() - t0, 2), **_metrics(dist))
         write_record(out, rec, dist)
@@ -258,13 +268,6 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
             rec["experiment"] = experiment
             rec["reused_from"] = str(src.relative_to(results))
             save_npy_atomic(dist_path(out), np.load(dist_path(src)))
-            if weights_path(src).exists():
-                import shutil
-
-                from .io import atomic_path
-
-                with atomic_path(weights_path(out)) as tmp:
-                    shutil.copyfile(weights_path(src), tmp)
             write_json_atomic(out, rec)
             log(f"reuse  {out.relative_to(results)} <- {rec['reused_from']}")
             return rec
@@ -349,15 +352,18 @@ def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile:
 
 
 def collect(results=None, experiment: str | None = None, dataset: str | None = None,
-            profile: str | None = None):
-    """All records as a pandas DataFrame (one row per run)."""
+            profile: str | None = None, include_partial: bool = False):
+    """All records as a pandas DataFrame (one row per run).
+
+    Records of runs stopped before their iteration count (``"partial": true``, files
+    ``seed<k>.it<N>.json``, evaluated from the checkpoint) are left out unless ``include_partial``."""
     import pandas as pd
 
     results = _config.results_root(results)
     rows = []
     for p in sorted(Path(results).glob("*/*/*/seed*.json")):
         rec = load_record(p)
-        if rec is None:
+        if rec is None or (rec.get("partial") and not include_partial):
             continue
         if experiment and rec.get("experiment") != experiment and p.parts[-4] != experiment:
             continue
@@ -371,7 +377,8 @@ def collect(results=None, experiment: str | None = None, dataset: str | None = N
             "acc@1": rec["metrics"]["acc@1"], "acc@5": rec["metrics"]["acc@5"],
             "acc@10": rec["metrics"]["acc@10"], "iterations": rec.get("iterations"),
             "wall_time_s": rec.get("wall_time_s"), "device": rec.get("device"),
-            "data_source": rec.get("data_source"), "path": str(p.relative_to(results)),
+            "data_source": rec.get("data_source"), "partial": bool(rec.get("partial")),
+            "path": str(p.relative_to(results)),
         })
     return pd.DataFrame(rows)
 

@@ -292,13 +292,14 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     start_it = 0
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path is not None and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # RNG states must stay CPU ByteTensors (also for CUDA generators); load_state_dict moves the rest.
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if state.get("config_key") == cfg.key():
             model.load_state_dict(state["model"])
             energy.load_state_dict(state["energy"])
             opt.load_state_dict(state["optimizer"])
             sampler.load_state_dict(state["sampler"])
-            gen.set_state(state["generator"].to(gen.device) if device.type == "cpu" else state["generator"])
+            gen.set_state(state["generator"])
             torch.set_rng_state(state["torch_rng"])
             history = state["history"]
             start_it = int(state["iteration"])

@@ -1,0 +1,165 @@
+"""Tests for the experiment runner (sbir_lib.experiments) and training resume (sbir_lib.train).
+
+Tiny configurations on synthetic data: a few iterations at batch 2, so each run takes seconds.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sbir_lib import data as D
+from sbir_lib import experiments as E
+from sbir_lib import metrics as M
+from sbir_lib import models as MD
+from sbir_lib import train as T
+
+torch.set_num_threads(2)
+
+TINY = {"iterations": 2, "batch_size": 2, "checkpoint_every": 1, "log_every": 1}
+
+
+@pytest.fixture(scope="module")
+def syn():
+    return D.make_synthetic(n_train=8, n_test=6, seed=0)
+
+
+def _run(syn, tmp_path, row="base", experiment="table2", **kw):
+    return E.run_one(experiment, "synthetic", row, 0, "quick", device="cpu", results=tmp_path,
+                     dataset=syn, overrides=TINY, progress=False, log=lambda *a: None, **kw)
+
+
+def test_run_one_writes_record_and_distances(syn, tmp_path):
+    rec = _run(syn, tmp_path)
+    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+    assert path.name == "seed0.quick.json" and path.exists()
+    on_disk = json.loads(path.read_text())
+    for key in ("metrics", "acc_curve", "config", "init", "seed", "profile", "iterations", "wall_time_s",
+                "device", "torch", "git_commit"):
+        assert key in on_disk, key
+    assert on_disk["iterations"] == 2 and on_disk["init"] == "scratch"
+    dist = np.load(E.dist_path(path))
+    assert dist.dtype == np.float16 and dist.shape == (6, 6)
+    # the metrics can be recomputed from the saved distances
+    assert M.acc_at_k(torch.from_numpy(dist.astype(np.float32)), 1) == pytest.approx(rec["metrics"]["acc@1"])
+    # no temporary files are left behind
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_recorded_runs_are_skipped_and_force_retrains(syn, tmp_path):
+    first = _run(syn, tmp_path)
+    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+    stamp = path.stat().st_mtime_ns
+    again = _run(syn, tmp_path)
+    assert again == first and path.stat().st_mtime_ns == stamp
+    forced = _run(syn, tmp_path, force=True)
+    assert forced["created"] >= first["created"] and path.stat().st_mtime_ns != stamp
+
+
+def test_identical_configuration_is_reused_across_tables(syn, tmp_path):
+    _run(syn, tmp_path, experiment="table2", row="full")
+    rec = _run(syn, tmp_path, experiment="table3", row="full")
+    assert rec["reused_from"] == "table2/synthetic/full/seed0.quick.json"
+    # weights are kept once, beside the original, and load_trained follows the reuse
+    assert not E.weights_path(E.record_path(tmp_path, "table3", "synthetic", "full", 0, "quick")).exists()
+    model, energy = E.load_trained("table3", "synthetic", "full", 0, "quick", results=tmp_path)
+    assert isinstance(model, MD.DSSANet) and energy.W.shape == (512, 512)
+    x = D.to_input(D.center_crop(syn.test.sketches[:2]))
+    assert model.intermediates(x)["alpha"].shape == (2, 7, 7)
+
+
+def test_load_trained_missing_names_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m sbir_lib.experiments run --experiment table4"):
+        E.load_trained("table4", "shoes", "base+att", 0, "quick", results=tmp_path)
+
+
+def test_write_record_is_atomic(tmp_path, monkeypatch):
+    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(E, "write_json_atomic", boom)
+    with pytest.raises(OSError):
+        E.write_record(path, {"x": 1}, np.zeros((2, 2)))
+    assert not path.exists()  # the JSON (whose presence marks a complete run) was never written
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_bad_names_list_the_allowed_ones(syn, tmp_path):
+    with pytest.raises(ValueError, match="allowed: .*table1"):
+        E.run(["table9"], ["synthetic"], [0], "quick", results=tmp_path)
+    with pytest.raises(ValueError, match="allowed: .*shoes"):
+        E.run(["table2"], ["shoe"], [0], "quick", results=tmp_path)
+    with pytest.raises(ValueError, match="allowed: .*full"):
+        E.run(["table2"], ["synthetic"], [0], "quick", rows=["ful"], results=tmp_path)
+    with pytest.raises(ValueError, match="profile must be one of quick, full"):
+        E.run(["table2"], ["synthetic"], [0], "fast", results=tmp_path)
+    with pytest.raises(ValueError, match="unknown variant"):
+        T.profile_config("quick", variant="nope")
+    with pytest.raises(ValueError, match="freeze must be one of"):
+        T.profile_config("quick", freeze="conv9")
+    with pytest.raises(ValueError, match="unknown training option"):
+        T.profile_config("quick", iters=3)
+    assert E.main(["run", "--experiment", "table9", "--profile", "quick"]) == 2
+
+
+def test_init_row_without_checkpoint_says_how_to_make_it(syn, tmp_path, monkeypatch):
+    monkeypatch.setattr(E, "init_checkpoint", lambda name, profile: tmp_path / "absent.pt")
+    with pytest.raises(FileNotFoundError, match="python -m sbir_lib.pretrain run --profile quick"):
+        _run(syn, tmp_path, experiment="pretrain", row="base@sketchy_mini")
+
+
+def test_init_row_trains_from_the_checkpoint(syn, tmp_path, monkeypatch):
+    ckpt = tmp_path / "sketchanet_test.pt"
+    torch.save({"model": MD.SketchANet().state_dict()}, ckpt)
+    monkeypatch.setattr(E, "init_checkpoint", lambda name, profile: ckpt)
+    monkeypatch.setitem(E.EXTRA_EXPERIMENTS, "pretrain", ["base", "base@test"])
+    rec = _run(syn, tmp_path, experiment="pretrain", row="base@test")
+    assert rec["variant"] == "base@test" and rec["init"].endswith("sketchanet_test.pt")
+    assert rec["config"]["variant"] == "base"
+
+
+def test_partial_records_are_left_out_of_summaries(syn, tmp_path):
+    _run(syn, tmp_path)
+    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+    partial = json.loads(path.read_text()) | {"partial": True, "iterations": 1}
+    path.with_name("seed0.it1.json").write_text(json.dumps(partial))
+    assert len(E.collect(tmp_path)) == 1
+    assert len(E.collect(tmp_path, include_partial=True)) == 2
+
+
+def test_resume_equals_uninterrupted(syn, tmp_path):
+    cfg = T.profile_config("quick", variant="base+att", iterations=4, batch_size=2, checkpoint_every=2,
+                           log_every=1, seed=3)
+    full = T.train(cfg, syn, device="cpu", progress=False)
+    ckpt = tmp_path / "run.pt"
+    # "interrupt" after 2 iterations: a run of 2 iterations with the same checkpoint cadence leaves the
+    # state at iteration 2; rewrite its key so that the 4-iteration run accepts it
+    half = T.profile_config("quick", variant="base+att", iterations=2, batch_size=2, checkpoint_every=2,
+                            log_every=1, seed=3)
+    T.train(half, syn, device="cpu", checkpoint=ckpt, progress=False)
+    state = torch.load(ckpt, weights_only=False)
+    state["config_key"] = cfg.key()
+    torch.save(state, ckpt)
+    resumed = T.train(cfg, syn, device="cpu", checkpoint=ckpt, progress=False)
+    assert resumed.resumed_from == 2 and resumed.iterations_done == 2
+    for (n, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-5), n
+    assert resumed.history["loss"] == pytest.approx(full.history["loss"], abs=1e-5)
+
+
+def test_conv1_space_to_depth_is_exact():
+    torch.manual_seed(0)
+    net = MD.SketchANet()
+    x = torch.randn(2, 1, 225, 225)
+    fast = net.conv1_forward(x)
+    net.conv1_impl = "native"
+    try:
+        ref = net.conv1_forward(x)
+    finally:
+        net.conv1_impl = "s2d"
+    assert fast.shape == (2, 64, 71, 71)
+    assert torch.allclose(fast, ref, atol=1e-4)

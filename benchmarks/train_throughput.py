@@ -103,10 +103,11 @@ def bench_plain(cfg, split, device, iterations: int, warmup: int, workers: int) 
 
 
 def bench_engine(cfg, dataset, device, iterations: int, warmup: int) -> float:
+    """Triplets/s of ``sbir_lib.train.train`` after its first step (cuDNN autotuning, compilation)."""
     T.train(T.TrainConfig(**{**cfg.to_dict(), "iterations": warmup}), dataset, device=device, progress=False)
-    res = T.train(T.TrainConfig(**{**cfg.to_dict(), "iterations": iterations}), dataset, device=device,
+    res = T.train(T.TrainConfig(**{**cfg.to_dict(), "iterations": iterations + 1}), dataset, device=device,
                   progress=False)
-    return iterations * cfg.batch_size / res.train_time_s
+    return res.steady_iterations * cfg.batch_size / res.steady_time_s
 
 
 def main(argv=None) -> int:
@@ -119,6 +120,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("--out", default=None, help="JSON output (default results/benchmarks/<device>.json)")
+    ap.add_argument("--compile", action="store_true", help="the engine with torch.compile (TrainConfig.compile)")
     args = ap.parse_args(argv)
 
     device = config.default_device(args.device)
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
     warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
     batch = args.batch_size or (128 if gpu else 16)
     dataset = D.load_fg_dataset(args.dataset)
-    cfg = T.profile_config("full", variant=args.variant, batch_size=batch)
+    cfg = T.profile_config("full", variant=args.variant, batch_size=batch, compile=args.compile)
     model, energy = T.build_model(cfg, device)
     flops = step_flops(model, energy, batch, device)
     del model, energy
@@ -138,6 +140,7 @@ def main(argv=None) -> int:
     rec = {
         "benchmark": "train_throughput", "dataset": dataset.name, "data_source": dataset.source,
         "variant": args.variant, "batch_size": batch, "iterations": iters, "warmup": warmup,
+        "engine_compile": args.compile, "conv1_impl": MD.SketchANet.conv1_impl,
         "device": device_name(device), "torch": torch.__version__, "git_commit": git_commit(),
         "dataloader_workers": args.workers,
         "engine_triplets_per_s": round(engine, 2), "plain_triplets_per_s": round(plain, 2),

@@ -193,10 +193,25 @@ def pair_indices(n: int, k: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, n - 1, k + 2)[1:-1]})
 
 
-def figure4(bnds: dict[str, Bundle], n_pairs: int = 3, size: float = 1.7):
-    """Figure 4: per dataset (one row), ``n_pairs`` sketch / photo pairs with DSSA's attention mask."""
+def _none_to_show(what: str):
+    print(f"{what}: no dataset has recorded runs to draw (see the commands above)")
+
+
+def _save(fig, save: str | None, dpi: int = 120):
+    if save:
+        from .plotting import save_figure
+
+        save_figure(fig, save, dpi=dpi)
+    return fig
+
+
+def figure4(bnds: dict[str, Bundle], n_pairs: int = 3, size: float = 1.5, save: str | None = None):
+    """Figure 4: per dataset (one row), ``n_pairs`` sketch / photo pairs with DSSA's attention mask.
+    ``save``: a figure name for :func:`sbir_lib.plotting.save_figure`. ``None`` (and a note) without data."""
     import matplotlib.pyplot as plt
 
+    if not bnds:
+        return _none_to_show("Figure 4")
     names = list(bnds)
     fig, axes = plt.subplots(len(names), 2 * n_pairs, figsize=(size * 2 * n_pairs, size * 1.15 * len(names)),
                              squeeze=False)
@@ -211,7 +226,7 @@ def figure4(bnds: dict[str, Bundle], n_pairs: int = 3, size: float = 1.7):
         axes[r][0].set_ylabel(f"{_title(name)}\n({b.source.profile} run)", fontsize=9)
     fig.suptitle("Attention masks of our model (DSSA, Eq. 3) on test sketch / photo pairs", fontsize=10)
     fig.tight_layout()
-    return fig
+    return _save(fig, save)
 
 
 def attention_summary(bnds: dict[str, Bundle]):
@@ -234,7 +249,7 @@ def attention_summary(bnds: dict[str, Bundle]):
                      "mean max alpha (photo)": float(a_e.max(1).mean()),
                      "mask corr., true pair": float((z_s * z_e).mean(1).mean()),
                      "mask corr., other photo": float((z_s * np.roll(z_e, -1, axis=0)).mean(1).mean())})
-    return pd.DataFrame(rows).set_index("dataset")
+    return pd.DataFrame(rows).set_index("dataset") if rows else pd.DataFrame()
 
 
 def rank_comparison(bnds: dict[str, Bundle], k: int = 10):
@@ -251,7 +266,7 @@ def rank_comparison(bnds: dict[str, Bundle], k: int = 10):
                      f"Triplet SN acc@{k}": 100 * float((rb < k).mean()),
                      "ours better": int((ro < rb).sum()), "tie": int((ro == rb).sum()),
                      "Triplet SN better": int((ro > rb).sum())})
-    return pd.DataFrame(rows).set_index("dataset")
+    return pd.DataFrame(rows).set_index("dataset") if rows else pd.DataFrame()
 
 
 # ====================================================================================== Figure 5
@@ -269,10 +284,10 @@ def pick_queries(b: Bundle, k: int = 10) -> list[tuple[int, str]]:
         return int(np.argmax(score))
 
     q1 = best(gain, r_ours < k)
-    out = [(q1, "largest gain of ours")]
+    out = [(q1, "ours gains most")]
     q2 = best(-gain, r_base < k)
     if q2 != q1:
-        out.append((q2, "largest gain of Triplet SN"))
+        out.append((q2, "Triplet SN gains most"))
     return out
 
 
@@ -288,7 +303,7 @@ def _retrieval_row(axes, b: Bundle, q: int, which: str, k: int, thumb: int | Non
     else:
         show_image(axes[0], _thumb(_crop(b.sketches[q]), thumb), title)
     if label:
-        axes[0].set_ylabel(label, fontsize=8)
+        axes[0].set_ylabel(label, fontsize=7)
     for j, g in enumerate(order):
         show_image(axes[j + 1], _thumb(b.gallery(int(g)), thumb), str(j + 1),
                    outline=MATCH_COLOUR if int(g) == q else None)
@@ -296,13 +311,15 @@ def _retrieval_row(axes, b: Bundle, q: int, which: str, k: int, thumb: int | Non
         ax.axis("off")
 
 
-def figure5(bnds: dict[str, Bundle], queries: dict | None = None, k: int = 10, size: float = 1.05,
-            thumb: int | None = 112):
+def figure5(bnds: dict[str, Bundle], queries: dict | None = None, k: int = 10, size: float = 0.85,
+            thumb: int | None = 96, save: str | None = None):
     """Figure 5: for each dataset and query, our top-``k`` (attention over the query) above Triplet SN's,
     the true match outlined green. ``queries``: ``{dataset: [(index, why), ...]}`` (default
-    :func:`pick_queries`)."""
+    :func:`pick_queries`); ``save`` as in :func:`figure4`."""
     import matplotlib.pyplot as plt
 
+    if not bnds:
+        return _none_to_show("Figure 5")
     rows = [(name, q, why) for name, b in bnds.items()
             for q, why in (queries or {}).get(name, pick_queries(b, k))]
     fig, axes = plt.subplots(2 * len(rows), k + 1, figsize=(size * (k + 1), size * 1.3 * 2 * len(rows)),
@@ -312,10 +329,10 @@ def figure5(bnds: dict[str, Bundle], queries: dict | None = None, k: int = 10, s
         label = f"{_title(name)} #{q}\n{why}"
         _retrieval_row(axes[2 * r], b, q, "ours", k, thumb, label)
         _retrieval_row(axes[2 * r + 1], b, q, "baseline", k, thumb)
-    fig.suptitle(f"Top-{k} retrievals: ours (top row, attention on the query) vs Triplet SN (bottom row); "
-                 "true match outlined green", fontsize=10)
+    fig.suptitle(f"Top-{k}: ours (upper row, attention on the query) vs Triplet SN (lower row); "
+                 "true match in green", fontsize=9)
     fig.tight_layout()
-    return fig
+    return _save(fig, save, dpi=100)  # 132 photos: a lower resolution keeps the committed files small
 
 
 # ====================================================================================== explorer
@@ -334,6 +351,15 @@ def explorer_view(b: Bundle, q: int, k: int = 10, size: float = 1.3, thumb: int 
     return fig
 
 
+def explorer_example(bnds: dict[str, Bundle], k: int = 10, save: str | None = None):
+    """A static :func:`explorer_view` (the committed notebook stores no widget state): the first
+    dataset's query chosen by :func:`pick_queries`. ``None`` (and a note) without data."""
+    if not bnds:
+        return _none_to_show("Explorer example")
+    b = next(iter(bnds.values()))
+    return _save(explorer_view(b, pick_queries(b, k)[0][0], k), save)
+
+
 def explorer(bnds: dict[str, Bundle], k: int = 10):
     """An ipywidgets explorer: choose a dataset, a query sketch and ``k``; see the query with DSSA's
     attention and both models' ranked galleries side by side (true match outlined). Returns the widget."""
@@ -342,7 +368,7 @@ def explorer(bnds: dict[str, Bundle], k: int = 10):
     from IPython.display import display
 
     if not bnds:
-        raise ValueError("no dataset with recorded runs to explore")
+        return W.Label("Nothing to explore: no dataset has recorded runs (see the commands above).")
     names = list(bnds)
     ds = W.Dropdown(options=[(_title(n), n) for n in names], value=names[0], description="dataset")
     q = W.IntSlider(value=0, min=0, max=len(bnds[names[0]]) - 1, description="query",
@@ -398,5 +424,6 @@ def paper_vs_ours(long, title: str = "", ax=None):
     return fig
 
 
-__all__ = ["Bundle", "Source", "attention_maps", "attention_summary", "bundles", "rank_comparison", "explorer", "explorer_view", "figure4", "figure5",
-           "find_source", "load_bundle", "pair_indices", "paper_vs_ours", "pick_queries", "sources"]
+__all__ = ["Bundle", "Source", "attention_maps", "attention_summary", "bundles", "explorer", "explorer_example",
+           "explorer_view", "figure4", "figure5", "find_source", "load_bundle", "pair_indices", "paper_vs_ours",
+           "pick_queries", "rank_comparison", "sources"]

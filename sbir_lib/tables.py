@@ -442,7 +442,7 @@ def style_claims(frame):
 def pretrain_frame(datasets=None, profile: str = "full", results=None, seeds=None):
     """From scratch vs pretrained init (experiment ``pretrain``; rows ``base``, ``full``,
     ``base@sketchy_mini``, ``full@sketchy_mini``): acc@1 and acc@10 "mean ± std (n)" per init, the
-    gain of the pretrained init in acc@1 (percentage points), and the paper's number (its models start
+    gain of the pretrained init in acc@1 (percentage points, signed text), and the paper's number (its models start
     from a pretrained Sketch-a-Net)."""
     import pandas as pd
 
@@ -460,7 +460,7 @@ def pretrain_frame(datasets=None, profile: str = "full", results=None, seeds=Non
                     if metric == "acc@1":
                         st1[init] = s
             gain = st1["sketchy_mini"].mean - st1["scratch"].mean
-            row["pretrained - scratch (acc@1)"] = gain
+            row["pretrained - scratch (acc@1)"] = _signed(gain)
             paper = P.TABLE1.get(ds, {}).get(variant)
             row["paper acc@1"] = paper[0] if paper else math.nan
             rows.append(row)
@@ -670,6 +670,7 @@ def _wide_markdown_frame(table: str, lt):
 
 
 def _signed(v: float) -> str:
+    """``+1.23`` / ``-0.50``; ``—`` for missing (None or NaN)."""
     return DASH if v is None or math.isnan(v) else f"{v:+.2f}"
 
 

@@ -110,12 +110,12 @@ for name, (n_train, n_test) in QMUL_COUNTS.items():
     print(f"{P.DATASET_TITLES[name]}: {n_test} test queries -> one query = {100 / n_test:.2f} points of acc@K")
 """, check=True),
         md(r"""
-Now the runs of this notebook's profile. In the `quick` profile a missing run is trained here (tiny: 60
-iterations on the CPU); in CI every quick run is already recorded, so this cell only reads. In the `full`
+Now the runs of this notebook's profile. In the `quick` profile a missing run is trained here (a tiny run,
+about a minute on a CPU); in CI every quick run is already recorded, so this cell only reads. In the `full`
 profile without a GPU nothing is trained and the tables show "—" with the command that records the cell.
 
-> **The `quick` numbers are not comparable with the paper's.** They come from models trained for about a
-> minute on a CPU, from scratch; they show that every variant trains and is evaluated, not how well.
+> **The `quick` numbers are not comparable with the paper's.** They come from models trained from scratch
+> for a few dozen small batches; they show that every variant trains and is evaluated, not how well.
 """),
         code("counts = T.fill_missing(ctx)"),
         md(r"""
@@ -295,10 +295,7 @@ $$s_{ij} = F_{att}(f_{ij}; \mathbf{W}_a), \qquad
 $\alpha$ is what Figure 4 draws, upsampled from $7 \times 7$ to the $225 \times 225$ input crop.
 """)
     cells += [
-        code("""
-from sbir_lib import figures as FG
-from sbir_lib import plotting
-"""),
+        code("from sbir_lib import figures as FG"),
         md(r"""
 ## Which runs
 
@@ -321,10 +318,7 @@ Each sketch shows its own mask; each photo shows the mask the network computes o
 the photo branch sees), drawn over the RGB photo for shoes and chairs and over the edge map for handbags,
 which have no photos. Each mask is scaled to its own minimum and maximum (jet: blue low, red high).
 """),
-        code("""
-fig = FG.figure4(bundles)
-_ = plotting.save_figure(fig, "fig4_attention")
-"""),
+        code('fig = FG.figure4(bundles, save="fig4_attention")'),
         md(r"""
 A figure shows a handful of pairs; over **all** test pairs: how far from uniform ($1/49$) the masks are, and
 whether a sketch and its own photo attend to the same places (correlation of the two $7 \times 7$ masks)
@@ -339,10 +333,7 @@ its rank of the true match improves most over Triplet SN's; and, the other way r
 SN does best relative to DSSA (the paper shows only the first kind). Top row: DSSA, with its attention mask
 over the query; bottom row: Triplet SN. The true match is outlined green; "match at r" is its rank.
 """),
-        code("""
-fig = FG.figure5(bundles)
-_ = plotting.save_figure(fig, "fig5_retrieval")
-"""),
+        code('fig = FG.figure5(bundles, save="fig5_retrieval")'),
         md(r"""
 Over all queries, from the same distance matrices: how often does DSSA rank the true match higher than
 Triplet SN?
@@ -356,12 +347,7 @@ models side by side (true match outlined). The widget needs a live kernel; the c
 store widget state, so a static example of the same view follows it.
 """),
         code("FG.explorer(bundles)"),
-        code("""
-first = next(iter(bundles))
-q = FG.pick_queries(bundles[first])[0][0]
-fig = FG.explorer_view(bundles[first], q)
-_ = plotting.save_figure(fig, "nb06_explorer_example")
-"""),
+        code('fig = FG.explorer_example(bundles, save="nb06_explorer_example")'),
     ]
     return write("06_figures", cells)
 

@@ -310,7 +310,8 @@ def compare_figure(qmul: Sequence[str] = ("shoes", "chairs"), n_qmul: int = 2, n
         idx = np.linspace(0, len(ds.train) - 1, n_qmul + 2).round().astype(int)[1:-1]
         for i in idx:
             ph = ds.train.photos[i].numpy()
-            triples.append([(ph, f"QMUL {name} train #{ds.train.names[i]}"), (ds.train.edges[i].numpy(), "QMUL edge map"),
+            triples.append([(ph, f"QMUL {name} train #{ds.train.names[i]}"),
+                            (ds.train.edges[i].numpy(), "QMUL edge map"),
                             (photo_to_edges(ph, settings), "ours (same photo)")])
     pairs = []
     if n_sketchy:

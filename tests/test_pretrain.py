@@ -155,5 +155,6 @@ def test_cli_packed_run_and_errors(tiny, tmp_path, capsys):
     assert "quick, full" in capsys.readouterr().err
     assert P.main(["run", "--profile", "quick", "--stages", "nope", "--packed", str(packed)]) == 2
     assert "classify, triplet" in capsys.readouterr().err
-    assert P.main(["run", "--profile", "quick", "--root", str(tmp_path / "nodata"), "--out", str(tmp_path / "x.pt")]) == 2
+    assert P.main(["run", "--profile", "quick", "--root", str(tmp_path / "nodata"),
+                   "--out", str(tmp_path / "x.pt")]) == 2
     assert "data_download.py --dataset sketchy-mini" in capsys.readouterr().err

@@ -522,6 +522,7 @@ def authors_setup() -> dict[str, str]:
         "lr": str(cfg["lr"]),
         "positives": _POSITIVES["annotated"],
         "test_views": str(cfg["test_views"]),
+        "embedding": "raw fc7 (Triplet SN); fc7 + attended conv5 (DSSA, CFF)",
         "precision": None,
         "device": None,
         "evaluation": "acc@1 / acc@10 over all test queries (shoes 115, chairs 97, handbags 168)",
@@ -546,6 +547,11 @@ def _setting(rec: dict, name: str) -> str:
         return _POSITIVES.get(cfg.get("positives"), str(cfg.get("positives")))
     if name == "test_views":
         return str(cfg.get("test_views"))
+    if name == "embedding":
+        vc = rec.get("variant_config") or {}
+        if "l2_normalize_fc7" not in vc:
+            return None
+        return "L2-normalised fc7" if vc["l2_normalize_fc7"] else "raw fc7 (Triplet SN); fc7 + attended conv5 (DSSA, CFF)"
     if name == "precision":
         dev = str(rec.get("device", ""))
         return "bf16 autocast" if cfg.get("amp") and not dev.startswith("cpu") else "fp32"
@@ -561,8 +567,8 @@ def _setting(rec: dict, name: str) -> str:
     return str(cfg.get(name))
 
 
-SETUP_SETTINGS = ("init", "iterations", "batch_size", "optimizer", "lr", "positives", "test_views", "precision",
-                  "device", "evaluation")
+SETUP_SETTINGS = ("init", "iterations", "batch_size", "optimizer", "lr", "positives", "test_views", "embedding",
+                  "precision", "device", "evaluation")
 
 
 def setup_frame(profile: str = "full", results=None):

@@ -43,6 +43,8 @@ def preamble(title: str, intro: str):
 
 
 def write(name: str, cells) -> Path:
+    for i, cell in enumerate(cells):  # stable ids keep regenerated notebooks' diffs small
+        cell["id"] = f"nb{name[:2]}-{i:02d}"
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"},
@@ -226,13 +228,13 @@ if ctx.profile != "full" and len(full_inventory):
         md(r"""
 ## Why our numbers differ from the paper's
 
-The setup of the runs, read from the records (for the full-profile runs where they exist, else this
-profile's), against the authors' recipe:
+The setup of the runs, read from the records of this profile and of the full profile, against the
+authors' recipe:
 """),
         code("""
-setup_profile = "full" if len(full_inventory) else ctx.profile
-print(f"records of the {setup_profile} profile")
-T.setup_frame(setup_profile)
+for p in dict.fromkeys([ctx.profile, "full"]):
+    print(f"{p}-profile records")
+    display(T.setup_frame(p))
 """),
         md(r"""
 Reasons, in the order we expect them to matter:
@@ -248,7 +250,9 @@ Reasons, in the order we expect them to matter:
    they exist (shoes, chairs) and use the true match for handbags, and average 10 test views in the full
    profile; details our references do not give (the hard-negative ratio, the crops, the learning-rate
    schedule) are our choices, visible in each record's `config`.
-5. **Classical baselines** are our own HOG-BoW / Dense-HOG + rankSVM implementations, not the original code:
+5. **The embedding.** We L2-normalise fc7 by default (it keeps the triplet margin meaningful and training
+   stable from scratch; `sbir_lib.models`), where Triplet SN used the raw fc7.
+6. **Classical baselines** are our own HOG-BoW / Dense-HOG + rankSVM implementations, not the original code:
    their features, vocabulary and solver settings differ, so these rows can land above or below the paper.
 
 ## What it cost
@@ -257,9 +261,9 @@ Wall time per run from the records (copies of identical runs between tables coun
 throughput benchmarks of the training engine:
 """),
         code("""
-cost_profile = "full" if len(T.cost_frame("full")) else ctx.profile
-print(f"records of the {cost_profile} profile")
-T.cost_frame(cost_profile)
+for p in dict.fromkeys([ctx.profile, "full"]):
+    print(f"{p}-profile records")
+    display(T.cost_frame(p).round(3))
 """),
         code("T.benchmarks_frame()"),
         md(r"""

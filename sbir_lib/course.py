@@ -126,8 +126,7 @@ class Course:
     def trained(self, experiment: str, dataset: str, variant: str, seed: int = 0):
         """``(model, energy)`` of a run whose weights the runner keeps (seed 0 of
         ``experiments.WEIGHT_VARIANTS``: conv1-5, attention and energy are trained; fc6/fc7 are not
-        stored). Trains the run first when it is missing and training is allowed here; a record reused
-        from another table's identical run (``reused_from``) loads that run's weights. ``None`` (with
+        stored). Trains the run first when it is missing and training is allowed here; ``None`` (with
         the command that records it) otherwise."""
         from . import experiments as E
 
@@ -135,18 +134,13 @@ class Course:
         try:
             return E.load_trained(experiment, ds_key, variant, seed, self.profile)
         except FileNotFoundError as e:
-            rec = self.record(experiment, dataset, variant, seed)
-            if rec is None:
+            if self.record(experiment, dataset, variant, seed) is None:
                 return None
-            # a record copied from another table's identical run: its weights sit with the original
-            sources = [experiment] + ([rec["reused_from"].split("/")[0]] if rec.get("reused_from") else [])
-            for exp in sources:
-                try:
-                    return E.load_trained(exp, ds_key, variant, seed, self.profile)
-                except FileNotFoundError:
-                    pass
-            print(e)
-            return None
+            try:  # load_trained follows a record reused from another table's run to its weights
+                return E.load_trained(experiment, ds_key, variant, seed, self.profile)
+            except FileNotFoundError:
+                print(e)
+                return None
 
     def compare(self, experiment: str, dataset: str, keys=None, seeds=None):
         """Our runs of some rows of a paper table beside the published numbers (percent), as a compact

@@ -157,7 +157,7 @@ def init_checkpoint(name: str, profile: str) -> Path:
 
 
 def save_weights(path: Path, model, energy, variant: str) -> None:
-    """Keep the backbone convolutions, the attention module and the energy (bf16) of a trained run."""
+    """Keep the backbone convolutions and the attention module (bf16) and the energy (float32) of a run."""
     import torch
 
     from .io import torch_save_atomic
@@ -165,7 +165,8 @@ def save_weights(path: Path, model, energy, variant: str) -> None:
     keep = {k: v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items()
             if not k.startswith(("backbone.fc6", "backbone.fc7"))}
     torch_save_atomic(path, {"variant": variant, "model": keep,
-                             "energy": {k: v.detach().to("cpu", torch.bfloat16)
+                             # float32: near 1, bf16 steps (0.004-0.008) would hide small changes of W
+                             "energy": {k: v.detach().to("cpu", torch.float32)
                                         for k, v in energy.state_dict().items()},
                              "note": "fc6/fc7 omitted: attention maps, conv5 features and the energy are "
                                      "exact; embeddings are not (use the saved distances)"})

@@ -69,8 +69,13 @@ def find_source(dataset: str, profiles=("full", "quick"), results=None) -> Sourc
         for exp in FIG_EXPERIMENTS:
             ro = E.record_path(root, exp, dataset, OURS, 0, prof)
             rb = E.record_path(root, exp, dataset, BASELINE, 0, prof)
-            if all(p.exists() for p in (ro, rb, E.dist_path(ro), E.dist_path(rb), E.weights_path(ro))):
-                return Source(dataset, prof, exp, E.load_record(ro), E.load_record(rb))
+            if not all(p.exists() for p in (ro, rb, E.dist_path(ro), E.dist_path(rb))):
+                continue
+            rec_o = E.load_record(ro)
+            # a run copied from another table keeps its weights beside the original only (load_trained follows)
+            orig = root / rec_o["reused_from"] if rec_o.get("reused_from") else ro
+            if E.weights_path(orig).exists():
+                return Source(dataset, prof, exp, rec_o, E.load_record(rb))
     return None
 
 

@@ -52,6 +52,12 @@ def test_find_source_prefers_full_and_needs_kept_weights(tmp_path):
     src = FG.find_source("shoes", ("full", "quick"), tmp_path)
     assert (src.profile, src.experiment) == ("full", "table3")
     assert "full-profile runs of `table3`" in src.describe() and "25.00%" in src.describe()
+    # a copy of table3's run in table2 (weights beside the original only) is found through reused_from
+    rec = E.load_record(E.record_path(tmp_path, "table3", "shoes", "full", 0, "full"))
+    rec["reused_from"] = "table3/shoes/full/seed0.json"
+    E.write_record(E.record_path(tmp_path, "table2", "shoes", "full", 0, "full"), rec, np.eye(4))
+    fake_run(tmp_path, "table2", "shoes", "base", "full")
+    assert FG.find_source("shoes", ("full",), tmp_path).experiment == "table2"
 
 
 def test_pick_queries_and_rank_comparison(synth):

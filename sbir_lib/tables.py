@@ -791,9 +791,9 @@ def main(argv=None) -> int:
             print(f"wrote {p}")
         elif args.cmd == "show":
             _check("table", args.table, TABLES)
-            print(table_frame(args.table, None, profile, args.results).to_string())
+            print(table_frame(args.table, None, profile, args.results).round(2).to_string())
         else:
-            print(claims_frame(None, profile, args.results).to_string())
+            print(claims_frame(None, profile, args.results).round(3).to_string())
         return 0
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

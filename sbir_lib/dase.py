@@ -368,7 +368,9 @@ def _sketchanet(blocks: str, embed_dim: int, init: str, reduction: int, hidden_a
 # with ReLU6 and a fixed 32-channel stem / 1280-channel head.
 _LITE0_STAGES = ((1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
                  (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1))
-_BN = dict(eps=1e-3, momentum=0.01)  # TensorFlow's batch-norm settings, which the weights were trained with
+# TensorFlow's batch-norm epsilon, which the weights were trained with; PyTorch's default momentum (0.1), not
+# TensorFlow's 0.01, so the running statistics follow the new data within a short fine-tuning run
+_BN = dict(eps=1e-3)
 
 
 class _SameConv(nn.Conv2d):

@@ -61,7 +61,23 @@ def experiments() -> dict[str, list[str]]:
     exps = {k: list(v) for k, v in TABLE_VARIANTS.items()}
     exps["table1"] = list(CLASSICAL) + [v for v in exps.get("table1", ["base", "full"]) if v not in CLASSICAL]
     exps.update(EXTRA_EXPERIMENTS)
+    exps.update(_category().EXPERIMENTS)
     return dict(sorted(exps.items()))
+
+
+def _category():
+    """The DASE/MEMS experiments (``sbir_lib.category``), dispatched through this runner."""
+    from . import category
+
+    return category
+
+
+def datasets_of(experiment: str) -> tuple[str, ...]:
+    """The dataset names an experiment accepts."""
+    cat = _category()
+    if experiment in cat.DATASETS:
+        return tuple(cat.DATASETS[experiment])
+    return DATASETS + EXTRA_DATASETS
 
 
 def check_names(kind: str, names: Iterable[str], allowed: Iterable[str]) -> list[str]:
@@ -221,6 +237,12 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     from . import models as MD
     from . import train as T
 
+    cat = _category()
+    if experiment in cat.EXPERIMENTS:
+        return cat.run_one(experiment, dataset_name, row, seed, profile, device=device, root=root,
+                           results=results, force=force, progress=progress, log=log, dataset=dataset,
+                           overrides=overrides, init=init)
+
     results = _config.results_root(results)
     out = record_path(results, experiment, dataset_name, row, seed, profile)
     existing = None if force else load_record(out)
@@ -334,7 +356,8 @@ def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile:
     check_names("experiment", experiments_, exps)
     if rows:
         check_names("row", rows, sorted({r for e in experiments_ for r in exps[e]}))
-    check_names("dataset", datasets, DATASETS + EXTRA_DATASETS)
+    for e in experiments_:
+        check_names(f"dataset for {e}", datasets, datasets_of(e))
     _config.check_profile(profile)
     log = kw.pop("log", print)
     records = []
@@ -346,6 +369,9 @@ def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile:
                     continue
                 for seed in seeds:
                     out = record_path(_config.results_root(kw.get("results")), exp, ds, row, seed, profile)
+                    if exp in _category().EXPERIMENTS:  # loads its own data (category level / packed)
+                        records.append(run_one(exp, ds, row, seed, profile, log=log, **kw))
+                        continue
                     if dataset is None and (kw.get("force") or not out.exists()):
                         dataset = load_dataset(ds, kw.get("root"))
                     records.append(run_one(exp, ds, row, seed, profile, dataset=dataset, log=log, **kw))
@@ -375,8 +401,9 @@ def collect(results=None, experiment: str | None = None, dataset: str | None = N
         rows.append({
             "experiment": p.parts[-4], "dataset": rec["dataset"], "variant": rec["variant"],
             "seed": rec["seed"], "profile": rec["profile"], "init": rec.get("init"),
-            "acc@1": rec["metrics"]["acc@1"], "acc@5": rec["metrics"]["acc@5"],
-            "acc@10": rec["metrics"]["acc@10"], "iterations": rec.get("iterations"),
+            "acc@1": rec["metrics"].get("acc@1"), "acc@5": rec["metrics"].get("acc@5"),
+            "acc@10": rec["metrics"].get("acc@10"), "mAP@all": rec["metrics"].get("mAP@all"),
+            "P@200": rec["metrics"].get("P@200"), "iterations": rec.get("iterations"),
             "wall_time_s": rec.get("wall_time_s"), "device": rec.get("device"),
             "data_source": rec.get("data_source"), "partial": bool(rec.get("partial")),
             "path": str(p.relative_to(results)),
@@ -385,12 +412,14 @@ def collect(results=None, experiment: str | None = None, dataset: str | None = N
 
 
 def summary(results=None, experiment=None, dataset=None, profile=None):
-    """Mean and std (over seeds) of acc@1 / acc@10 in percent, per experiment, dataset and variant."""
+    """Mean and std (over seeds) of acc@1 / acc@10 (and mAP@all / P@200 for category-level runs) in
+    percent, per experiment, dataset and variant."""
     df = collect(results, experiment, dataset, profile)
     if df.empty:
         return df
     g = df.groupby(["experiment", "dataset", "profile", "variant"], sort=True)
-    out = g[["acc@1", "acc@10"]].agg(["mean", "std"]) * 100
+    cols = [c for c in ("acc@1", "acc@10", "mAP@all", "P@200") if df[c].notna().any()]
+    out = g[cols].agg(["mean", "std"]) * 100
     out.columns = [f"{m} {s}" for m, s in out.columns]
     out["seeds"] = g["seed"].count()
     return out.round(2)
@@ -402,7 +431,8 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="train and record runs (recorded ones are skipped)")
     r.add_argument("--experiment", action="append", default=[], help="table1..table5 (repeatable)")
     r.add_argument("--dataset", action="append", default=[],
-                   help=f"{', '.join(DATASETS + EXTRA_DATASETS)} (repeatable; default: the three QMUL sets)")
+                   help=f"{', '.join(DATASETS + EXTRA_DATASETS)}, or sketchy_mini for the dase_sketchy "
+                        "experiments (repeatable; default: the experiment's real datasets)")
     r.add_argument("--all", action="store_true", help="every table of the paper (table1..table5)")
     r.add_argument("--seeds", type=int, nargs="+", default=[0])
     r.add_argument("--rows", nargs="+", default=None, metavar="ROW",
@@ -436,9 +466,11 @@ def main(argv=None) -> int:
             ap.error("give --experiment NAME (repeatable) or --all; allowed: " + ", ".join(experiments()))
         profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
         overrides = {"iterations": args.iterations} if args.iterations else None
-        run(exps, args.dataset or list(DATASETS), args.seeds, profile, rows=args.rows, device=args.device,
-            root=args.root, results=args.results, force=args.force, init=args.init,
-            overrides=overrides, progress=not args.no_progress)
+        for exp in exps:
+            real = [d for d in datasets_of(exp) if not d.startswith("synthetic")]
+            run([exp], args.dataset or real, args.seeds, profile, rows=args.rows, device=args.device,
+                root=args.root, results=args.results, force=args.force, init=args.init,
+                overrides=overrides, progress=not args.no_progress)
         return 0
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

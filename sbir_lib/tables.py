@@ -67,6 +67,8 @@ NOT_REPRODUCED = {
 }
 PRETRAIN_EXPERIMENT = "pretrain"
 PRETRAIN_INITS = ("scratch", "sketchy_mini")
+#: The DSSA experiments this report covers (the DASE/MEMS ones under results/ are not part of it).
+DSSA_EXPERIMENTS = TABLES + (PRETRAIN_EXPERIMENT, "curve")
 DASH = "—"
 
 
@@ -471,15 +473,15 @@ def pretrain_frame(datasets=None, profile: str = "full", results=None, seeds=Non
 
 # ====================================================================================== setup and cost
 
-def all_records(profile: str = "full", results=None) -> list[dict]:
-    """Every record of ``profile`` under the results folder (all experiments), with ``_path``."""
+def all_records(profile: str = "full", results=None, experiments=DSSA_EXPERIMENTS) -> list[dict]:
+    """Every record of ``profile`` of the DSSA ``experiments`` under the results folder, with ``_path``."""
     from . import experiments as E
 
     root = _config.results_root(results)
     pat = _record_re(profile)
     out = []
     for p in sorted(root.glob("*/*/*/seed*.json")):
-        if pat.match(p.name):
+        if pat.match(p.name) and p.parts[-4] in experiments:
             rec = E.load_record(p)
             if rec is not None:
                 rec["_path"] = str(p.relative_to(root))

@@ -113,6 +113,7 @@ def test_setup_cost_and_inventory_from_records(tmp_path):
     write(tmp_path, "table1", "shoes", "full", 0, "full", 0.6, wall=600.0)
     write(tmp_path, "table1", "shoes", "base", 0, "full", 0.5, wall=300.0)
     write(tmp_path, "table2", "shoes", "full", 0, "full", 0.6, wall=600.0, reused="table1/shoes/full/seed0.json")
+    write(tmp_path, "dase_qmul", "shoes", "x", 0, "full", 0.6, wall=6000.0)  # not a DSSA experiment: not counted
     st = T.setup_frame("full", tmp_path).set_index("setting")
     assert st.loc["iterations", "ours"] == "20000 (2 runs)" and st.loc["iterations", "same"] == "yes"
     assert st.loc["init", "same"] == "no" and "from scratch" in st.loc["init", "ours"]

@@ -742,6 +742,17 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
                    "verdict"]]
     out += [_md_table(cview.assign(p=[DASH if math.isnan(p) else f"{p:.3f}" for p in cview["p"]])), ""]
 
+    partial = partial_frame(profile, results)
+    if len(partial):
+        out += ["## Runs stopped before their iteration count", "",
+                "These full-profile runs were stopped when the GPU time of a session ran out; each was evaluated "
+                "from its last checkpoint (10 test views) and recorded as `seed<k>.it<N>.json` with "
+                "`\"partial\": true`. They are not in the tables above (which need complete runs) and are not "
+                "the recipe's result: they show where training from scratch stood after N iterations. "
+                "`val acc@1` is the `curve` experiment's held-out validation split (60 training sketches), "
+                "measured every 1,000 iterations.", ""]
+        out += [_md_table(partial), ""]
+
     out += ["## From scratch vs pretrained Sketch-a-Net", "",
             "Experiment `pretrain`: the same models trained from scratch and from a Sketch-a-Net pretrained on "
             "`sketchy_mini` (`python -m sbir_lib.pretrain`). The paper's models start from a pretrained "
@@ -761,6 +772,32 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
     if len(bench):
         out += ["Throughput benchmarks (`results/benchmarks/*.json`):", "", _md_table(bench), ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def partial_frame(profile: str = "full", results=None):
+    """Records of runs stopped early (``partial``), one row each: iterations done, acc@1/acc@10, the
+    validation acc@1 curve when recorded, the training loss at the last logged iteration, device."""
+    import pandas as pd
+
+    from . import experiments as E
+
+    root = _config.results_root(results)
+    rows = []
+    for p in sorted(Path(root).glob("*/*/*/seed*.it*.json")):
+        rec = E.load_record(p)
+        if not rec or not rec.get("partial") or rec.get("profile") != profile:
+            continue
+        h = rec.get("history") or {}
+        val = h.get("val_acc@1") or []
+        rows.append({
+            "experiment": rec.get("experiment"), "dataset": rec.get("dataset"), "variant": rec.get("variant"),
+            "seed": rec.get("seed"), "iterations done": f"{rec.get('iterations')} of "
+            f"{(rec.get('config') or {}).get('iterations', '?')}",
+            "acc@1": round(100 * rec["metrics"]["acc@1"], 2), "acc@10": round(100 * rec["metrics"]["acc@10"], 2),
+            "val acc@1 by 1k iterations": ", ".join(f"{100 * v:.0f}" for v in val) if val else DASH,
+            "last train loss": (h.get("loss") or [DASH])[-1], "device": rec.get("device"),
+        })
+    return pd.DataFrame(rows)
 
 
 def write_reproduction(path, profile: str = "full", results=None) -> Path:

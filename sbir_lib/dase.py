@@ -196,10 +196,16 @@ class DomainNet(nn.Module):
     ``trunk(x) -> [B, feat_dim]`` (pooled features), ``embed`` the last linear layer (Identity when
     the trunk already ends in one, as Sketch-a-Net's fc7). ``domain`` is a ``[B]`` tensor (0 sketch,
     1 photo), an int or ``"sketch"`` / ``"photo"``; ignored by SE-only and plain networks.
+
+    ``embed_bn=True`` ends the embedding with a batch norm without affine parameters (zero mean, unit
+    variance per dimension over the batch; running statistics at test time), which makes a collapse of all
+    embeddings onto one point impossible. An option only: with MEMS in short runs it made the loss explode
+    (features of norm ``sqrt(d)`` far from the centres), so the experiments of :mod:`sbir_lib.category`
+    leave it off.
     """
 
     def __init__(self, arch: str, blocks: str, trunk: nn.Module, feat_dim: int, embed_dim: int | None,
-                 input_channels: int, init_report: dict):
+                 input_channels: int, init_report: dict, embed_bn: bool = False):
         super().__init__()
         self.arch, self.blocks = arch, blocks
         self.trunk = trunk
@@ -210,6 +216,7 @@ class DomainNet(nn.Module):
         else:
             self.embed = nn.Linear(feat_dim, embed_dim)
             self.embed_dim = int(embed_dim)
+        self.embed_bn = nn.BatchNorm1d(self.embed_dim, affine=False) if embed_bn else None
         self.input_channels = input_channels
         self.init_report = init_report
 
@@ -220,10 +227,12 @@ class DomainNet(nn.Module):
             raise ValueError("a DASE network needs the domain of every sample: model(x, domain) with "
                              "domain 0/'sketch' or 1/'photo' (or a [B] tensor)")
         with domain_context(self, domain):
-            return self.embed(self.trunk(x))
+            e = self.embed(self.trunk(x))
+            return e if self.embed_bn is None else self.embed_bn(e)
 
     def extra_repr(self) -> str:
-        return f"arch={self.arch!r}, blocks={self.blocks!r}, embed_dim={self.embed_dim}"
+        return (f"arch={self.arch!r}, blocks={self.blocks!r}, embed_dim={self.embed_dim}, "
+                f"embed_bn={self.embed_bn is not None}")
 
 
 # ============================================================================ ResNet
@@ -478,10 +487,11 @@ def _efficientnet_lite0(blocks: str, embed_dim: int, init: str, reduction: int, 
 # ============================================================================ builder and inputs
 
 def build_backbone(arch: str = "resnet18", blocks: str = "dase", embed_dim: int = 512, init: str = "scratch",
-                   reduction: int = 16, hidden_act: str = "sigmoid", dropout: float = 0.5) -> DomainNet:
+                   reduction: int = 16, hidden_act: str = "sigmoid", dropout: float = 0.5,
+                   embed_bn: bool = False) -> DomainNet:
     """``arch``: ``resnet18`` | ``resnet50`` | ``sketchanet`` | ``efficientnet_lite0``; ``blocks``:
     ``none`` | ``se`` | ``dase``; ``init``: ``scratch`` | ``imagenet`` | a state-dict path.
-    ``dropout`` applies to Sketch-a-Net's fc6 only."""
+    ``dropout`` applies to Sketch-a-Net's fc6 only; ``embed_bn``: see :class:`DomainNet`."""
     problems = []
     if arch not in ARCHS:
         problems.append(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
@@ -497,10 +507,14 @@ def build_backbone(arch: str = "resnet18", blocks: str = "dase", embed_dim: int 
         raise ValueError("; ".join(problems))
     init = str(init)
     if arch in ("resnet18", "resnet50"):
-        return _resnet(arch, blocks, embed_dim, init, reduction, hidden_act)
-    if arch == "sketchanet":
-        return _sketchanet(blocks, embed_dim, init, reduction, hidden_act, dropout)
-    return _efficientnet_lite0(blocks, embed_dim, init, reduction, hidden_act)
+        net = _resnet(arch, blocks, embed_dim, init, reduction, hidden_act)
+    elif arch == "sketchanet":
+        net = _sketchanet(blocks, embed_dim, init, reduction, hidden_act, dropout)
+    else:
+        net = _efficientnet_lite0(blocks, embed_dim, init, reduction, hidden_act)
+    if embed_bn:
+        net.embed_bn = nn.BatchNorm1d(net.embed_dim, affine=False)
+    return net
 
 
 def to_rgb_input(x: torch.Tensor) -> torch.Tensor:

@@ -218,3 +218,11 @@ def test_tuberlin_ext_layout(tmp_path):
                            "gallery": 6, "image_size": 16}
     with pytest.raises(ValueError, match="leaves none for training"):
         X.load_tuberlin_ext(root=tmp_path, test_sketches_per_class=5)
+
+
+def test_tied_fraction_flags_collapse():
+    assert C.tied_fraction(torch.rand(5, 7)) == 0.0
+    assert C.tied_fraction(torch.zeros(5, 7)) == 1.0
+    d = torch.rand(4, 6)
+    d[1, 2] = d[1, 4]
+    assert C.tied_fraction(d) == 0.25

@@ -197,3 +197,13 @@ def test_to_rgb_input_layouts():
     assert torch.allclose(a[0, :, 0, 0], expected)
     with pytest.raises(ValueError):
         to_rgb_input(torch.zeros(2, 5, 8, 8, dtype=torch.uint8))
+
+
+def test_embed_bn_normalises_without_parameters():
+    torch.manual_seed(0)
+    plain = build_backbone("resnet18", "dase", embed_dim=16)
+    bn = build_backbone("resnet18", "dase", embed_dim=16, embed_bn=True)
+    assert count_parameters(bn) == count_parameters(plain)
+    e = bn(torch.randn(8, 3, 32, 32), "photo")
+    assert torch.allclose(e.mean(0), torch.zeros(16), atol=1e-4)
+    assert torch.allclose(e.var(0, unbiased=False), torch.ones(16), atol=1e-2)

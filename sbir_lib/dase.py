@@ -166,9 +166,10 @@ def domain_context(model: nn.Module, domain: torch.Tensor | None) -> Iterator[No
 
 
 @torch.no_grad()
-def collect_excitations(model: "DomainNet", x: torch.Tensor, domain) -> dict[str, torch.Tensor]:
-    """Run ``model`` (eval mode) on ``x`` with ``domain`` (a ``[B]`` tensor, 0/1 or 'sketch'/'photo')
-    and return ``{block name: excitation [B, C]}`` for every SE/DASE block (float, on the CPU)."""
+def collect_excitations(model: "DomainNet", x: torch.Tensor, domain, batch: int = 128) -> dict[str, torch.Tensor]:
+    """Run ``model`` (eval mode) on ``x`` with ``domain`` (a ``[B]`` tensor, 0/1 or 'sketch'/'photo'),
+    ``batch`` images at a time, and return ``{block name: excitation [B, C]}`` for every SE/DASE block
+    (float, on the CPU)."""
     if not isinstance(domain, torch.Tensor):
         domain = domain_vector(x.shape[0], domain, x.device)
     blocks = se_blocks(model)
@@ -179,8 +180,12 @@ def collect_excitations(model: "DomainNet", x: torch.Tensor, domain) -> dict[str
     for _, m in blocks:
         m.record = True
     try:
-        model(x, domain)
-        return {n: m.last_excitation.cpu() for n, m in blocks}
+        out: dict[str, list[torch.Tensor]] = {n: [] for n, _ in blocks}
+        for i in range(0, x.shape[0], batch):
+            model(x[i:i + batch], domain[i:i + batch])
+            for n, m in blocks:
+                out[n].append(m.last_excitation.cpu())
+        return {n: torch.cat(v) for n, v in out.items()}
     finally:
         for _, m in blocks:
             m.record = False

@@ -226,3 +226,28 @@ def test_tied_fraction_flags_collapse():
     d = torch.rand(4, 6)
     d[1, 2] = d[1, 4]
     assert C.tied_fraction(d) == 0.25
+
+
+def test_tables_read_records_and_mark_collapsed(tmp_path, cats, capsys):
+    from types import SimpleNamespace
+
+    ctx = SimpleNamespace(profile="quick", seeds=[0], seed=0, train_missing=False, device=torch.device("cpu"))
+    data = C.sketchy_split(cats, 3)
+    ov = dict(iterations=2, batch_size=4, input_size=32, embed_dim=16)
+    for row in ("nose_softmax", "dase_mems"):
+        C.run_one("dase_sketchy", "synthetic_categories", row, 0, "quick", results=tmp_path, dataset=data,
+                  progress=False, log=lambda s: None, overrides=ov)
+    rows = ["nose_softmax", "dase_mems", "se_triplet"]
+    df = C.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows, results=tmp_path)
+    assert list(df["row"]) == ["nose_softmax", "dase_mems"]  # se_triplet is not recorded ...
+    assert "python -m sbir_lib.category run --experiment dase_sketchy" in capsys.readouterr().out  # ... says how
+    assert "mAP@all (L2)" in df.columns  # MEMS records also rank by L2-normalised features
+    t = C.grid_table(df, "mAP@all")
+    assert list(t.index) == ["nose", "dase"] and list(t.columns) == ["softmax", "mems"]
+    path = record_path(tmp_path, "dase_sketchy", "synthetic_categories", "dase_mems", 0, "quick")
+    rec = json.loads(path.read_text())
+    rec["tied_queries"] = 0.5
+    path.write_text(json.dumps(rec))
+    df = C.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows[:2], results=tmp_path)
+    assert df["collapsed"].tolist() == [False, True] and np.isnan(df["mAP@all"].iloc[1])
+    assert C.grid_table(df, "mAP@all").loc["dase", "mems"] == "collapsed (1)"

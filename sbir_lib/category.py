@@ -812,12 +812,14 @@ def distance_matrix(model, cfg: RunConfig, queries: torch.Tensor, gallery: torch
     return d.cpu()
 
 
-def tied_fraction(dist: torch.Tensor) -> float:
-    """Fraction of queries (rows) with exactly equal distances to two gallery items. Continuous features
-    never tie; a collapsed network (one embedding for many images) does, and the project's acc@K counts
-    ties in the query's favour, so the runner records this number and warns when it is not ~0."""
+def tied_fraction(dist: torch.Tensor, share: float = 0.1) -> float:
+    """Fraction of queries (rows) for which more than ``share`` of the gallery ties with another gallery item
+    (exactly equal distances). A collapsed network (one embedding for many images) ties nearly everything,
+    and the project's acc@K counts ties in the query's favour, so the runner records this number and warns
+    when it is not ~0. (A single coincidental float32 tie per row does happen, a few % of rows for 250
+    normalised embeddings, hence the ``share``.)"""
     srt = dist.sort(dim=1).values
-    return float((srt[:, 1:] == srt[:, :-1]).any(dim=1).float().mean())
+    return float(((srt[:, 1:] == srt[:, :-1]).float().mean(dim=1) > share).float().mean())
 
 
 def evaluate(model, cfg: RunConfig, data: PairedData, device=None) -> dict:

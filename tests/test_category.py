@@ -224,8 +224,9 @@ def test_tied_fraction_flags_collapse():
     assert C.tied_fraction(torch.rand(5, 7)) == 0.0
     assert C.tied_fraction(torch.zeros(5, 7)) == 1.0
     d = torch.rand(4, 6)
-    d[1, 2] = d[1, 4]
+    d[1, 2] = d[1, 4]  # 1 of 5 neighbouring pairs ties: above the default share of 10%
     assert C.tied_fraction(d) == 0.25
+    assert C.tied_fraction(d, share=0.3) == 0.0
 
 
 def test_tables_read_records_and_mark_collapsed(tmp_path, cats, capsys):

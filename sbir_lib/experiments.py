@@ -472,7 +472,8 @@ def main(argv=None) -> int:
                 root=args.root, results=args.results, force=args.force, init=args.init,
                 overrides=overrides, progress=not args.no_progress)
         return 0
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
+        # ImportError / RuntimeError: optional ImageNet weights missing offline (sbir_lib.category)
         print(f"error: {e}", file=sys.stderr)
         return 2
 

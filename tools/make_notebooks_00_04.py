@@ -13,47 +13,8 @@ call into ``sbir_lib``. Cells whose output is identical on every machine start w
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-ROOT = Path(__file__).resolve().parents[1]
-NB_DIR = ROOT / "notebooks"
-CHECK = "# NBVAL_CHECK_OUTPUT\n"
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str, check: bool = False, tags=()):
-    cell = new_code_cell((CHECK if check else "") + text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = list(tags)
-    return cell
-
-
-def preamble(title: str, intro: str):
-    return [
-        md(f"# {title}\n\n{intro.strip()}"),
-        code('import os\n\nprofile = os.environ.get("SBIR_PROFILE", "quick")  # quick | full',
-             tags=["parameters"]),
-        code("from sbir_lib import course\n\nctx = course.setup(profile)"),
-    ]
-
-
-def write(name: str, cells) -> Path:
-    for i, cell in enumerate(cells):  # stable ids keep regenerated notebooks' diffs small
-        cell["id"] = f"nb{name[:2]}-{i:02d}"
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"},
-    })
-    nbformat.validate(nb)
-    path = NB_DIR / f"{name}.ipynb"
-    nbformat.write(nb, str(path))
-    return path
+from nbgen import ROOT, code, md, preamble, write  # shared cell builders
 
 
 # ======================================================================================================

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from sbir_lib import config, data as D, models as MD, train as T
-from sbir_lib.experiments import device_name, git_commit
+from sbir_lib.config import git_commit
+from sbir_lib.experiments import device_name
 from sbir_lib.io import write_json_atomic
 
 

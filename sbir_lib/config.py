@@ -47,6 +47,19 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser() if env else _base() / "results"
 
 
+def runs_root(results: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> Path:
+    """Training checkpoints of runs in progress: explicit ``root``, else ``$SBIR_RUNS_ROOT``, else a
+    ``runs/<name of the results folder>`` folder beside the results folder (``<repo>/runs/results`` for
+    the default ``<repo>/results``). The runner deletes a run's checkpoint once its record is written."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("SBIR_RUNS_ROOT")
+    if env:
+        return Path(env).expanduser()
+    res = results_root(results).resolve()
+    return res.parent / "runs" / res.name
+
+
 def figures_root(root: str | os.PathLike | None = None) -> Path:
     """Saved figures: explicit, else ``$SBIR_FIGURES_ROOT``, else ``<repo>/figures``."""
     if root is not None:
@@ -78,3 +91,20 @@ def default_device(device: str | None = None):
 def download_command(dataset: str) -> str:
     """The command a user runs to fetch a dataset (used in error messages)."""
     return f"python data_download.py --dataset {dataset}   (add --mirror DIR_OR_URL offline)"
+
+
+def git_commit() -> str:
+    """``git describe`` of the checkout, or ``$SBIR_GIT_COMMIT`` (set it where the code runs without
+    its ``.git``, e.g. on a remote GPU machine that received a copy of the working tree): the commit
+    every record (runner, pretraining) names."""
+    import subprocess
+
+    if os.environ.get("SBIR_GIT_COMMIT"):
+        return os.environ["SBIR_GIT_COMMIT"]
+    root = repo_root() or Path.cwd()
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

@@ -367,9 +367,9 @@ def _sketchanet(blocks: str, embed_dim: int, init: str, reduction: int, hidden_a
     report = {"init": "scratch"}
     if init == "imagenet":
         raise ValueError("Sketch-a-Net has no ImageNet weights (it is a sketch network); use init='scratch' "
-                         "or init=PATH to a Sketch-a-Net checkpoint (see sbir_lib.models.load_sketchanet_init)")
+                         "or init=PATH to a Sketch-a-Net checkpoint (see sbir_lib.sketchanet_init.load_sketchanet_init)")
     if init != "scratch":
-        from .models import load_sketchanet_init
+        from .sketchanet_init import load_sketchanet_init
 
         r = load_sketchanet_init(trunk.net, init)
         report = {"init": str(init), "loaded": r.loaded, "missing": r.missing, "ignored": r.ignored}

@@ -6,6 +6,7 @@ run from the shell::
     python -m sbir_lib.experiments run --experiment table2 --dataset shoes --seeds 0 1 2 --profile quick
     python -m sbir_lib.experiments run --all --profile full --device cuda
     python -m sbir_lib.experiments summary --experiment table2
+    python -m sbir_lib.experiments verify      # recompute every record from its distance file
 
 Each run writes, atomically,
 
@@ -14,7 +15,8 @@ Each run writes, atomically,
 
 with the metrics (acc@1, acc@5, acc@10, the acc@K curve), config, init, seed, profile, iterations,
 wall time, device, torch version and git commit, and ``seed<k>[.quick].dist.npy`` beside it: the
-float16 test distance matrix, from which anyone can recompute the metrics. Recorded runs are
+float32 test distance matrix, from which ``python -m sbir_lib.experiments verify`` recomputes every
+metric exactly. Recorded runs are
 skipped (``--force`` retrains). A variant already trained with the same configuration for another
 table is reused: its record is copied with ``reused_from`` naming the original, so Tables 1-5 need
 each distinct configuration trained once.
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -96,22 +97,6 @@ def record_path(results: Path, experiment: str, dataset: str, variant: str, seed
 
 def dist_path(record: Path) -> Path:
     return record.with_name(record.name[: -len(".json")] + ".dist.npy")
-
-
-def git_commit() -> str:
-    """``git describe`` of the checkout, or ``$SBIR_GIT_COMMIT`` (set it where the code runs without
-    its ``.git``, e.g. on a remote GPU machine that received a copy of the working tree)."""
-    import os
-
-    if os.environ.get("SBIR_GIT_COMMIT"):
-        return os.environ["SBIR_GIT_COMMIT"]
-    root = _config.repo_root() or Path.cwd()
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def torch_device(name: str):
@@ -223,16 +208,24 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
     return model.to(device).eval(), energy.to(device).eval()
 
 
+def as_stored(dist) -> np.ndarray:
+    """The distance matrix as records store it: a float32 numpy array. Compute a record's metrics
+    from this, so that :func:`verify` recomputes them exactly from the file."""
+    if hasattr(dist, "detach"):
+        dist = dist.detach().cpu().float().numpy()
+    return np.ascontiguousarray(np.asarray(dist, dtype=np.float32))
+
+
 def write_record(path: Path, record: dict, dist) -> None:
-    """Write the distance matrix then the JSON record, each atomically (JSON last: its presence
-    means the run is complete)."""
-    save_npy_atomic(dist_path(path), np.asarray(dist, dtype=np.float16))
+    """Write the distance matrix (float32) then the JSON record, each atomically (JSON last: its
+    presence means the run is complete)."""
+    save_npy_atomic(dist_path(path), as_stored(dist))
     write_json_atomic(path, record)
 
 
 def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: str, *, device=None,
             root=None, results=None, force=False, init=None, overrides=None, progress=True,
-            dataset=None, log=print) -> dict:
+            dataset=None, log=print, runs=None) -> dict:
     """Train/evaluate one row of one table for one seed, or return its existing record."""
     from . import models as MD
     from . import train as T
@@ -295,8 +288,9 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
             log(f"reuse  {out.relative_to(results)} <- {rec['reused_from']}")
             return rec
 
-    ckpt = _config.repo_root() or Path.cwd()
-    ckpt = Path(ckpt) / "runs" / out.relative_to(results).with_suffix(".pt")
+    ckpt = checkpoint_path(results, out, runs)
+    if force and ckpt.exists():
+        ckpt.unlink()  # --force retrains from scratch, never from an old checkpoint
     t0 = time.perf_counter()
     res = T.train(cfg, dataset, device=device, checkpoint=ckpt, progress=progress)
     ev = T.evaluate(res.model, res.energy, dataset.test, cfg.test_views, device, cfg.amp)
@@ -304,23 +298,31 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     rec = _base_record(experiment, dataset, row, seed, profile, device)
     rec.update(
         config=cfg.to_dict(), config_key=key, init=cfg.init or "scratch",
-        iterations=cfg.iterations, resumed_from_iteration=res.resumed_from,
+        iterations=cfg.iterations, resumed_from_iteration=res.resumed_from, steps_run=res.iterations_done,
         train_time_s=round(res.train_time_s, 2), wall_time_s=round(wall, 2),
-        triplets_per_s=round(res.iterations_done * cfg.batch_size / max(res.train_time_s, 1e-9), 1),
-        variant_config=MD.get_variant(variant).to_dict(), history=res.history, **_metrics(ev["dist"]),
+        # throughput of the steps this process ran (None when it only evaluated a finished checkpoint)
+        triplets_per_s=(round(res.iterations_done * cfg.batch_size / max(res.train_time_s, 1e-9), 1)
+                        if res.iterations_done else None),
+        variant_config=T.variant_of(cfg).to_dict(), history=res.history, **_metrics(ev["dist"]),
     )
     if seed == 0 and variant in WEIGHT_VARIANTS:
         save_weights(weights_path(out), res.model, res.energy, row)
     write_record(out, rec, ev["dist"])
+    ckpt.unlink(missing_ok=True)  # recorded: the checkpoint has served its purpose
     log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} "
         f"acc@10={rec['metrics']['acc@10']:.3f}  ({wall:.0f} s)")
     return rec
 
 
+def checkpoint_path(results: Path, record: Path, runs=None) -> Path:
+    """Where the run of ``record`` keeps its training checkpoint (under :func:`sbir_lib.config.runs_root`)."""
+    return _config.runs_root(results, runs) / Path(record).relative_to(results).with_suffix(".pt")
+
+
 def _metrics(dist) -> dict:
     from .train import metrics_of
 
-    m = metrics_of(dist)
+    m = metrics_of(as_stored(dist))
     return {"metrics": {k: m[k] for k in ("acc@1", "acc@5", "acc@10")}, "acc_curve": m["acc_curve"]}
 
 
@@ -330,7 +332,7 @@ def _base_record(experiment, dataset, row, seed, profile, device) -> dict:
     return {
         "experiment": experiment, "dataset": dataset.name, "data_source": dataset.source,
         "variant": row, "seed": seed, "profile": profile, "device": device_name(device),
-        "torch": torch.__version__, "git_commit": git_commit(),
+        "torch": torch.__version__, "git_commit": _config.git_commit(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "n_queries": len(dataset.test), "n_gallery": len(dataset.test),
     }
@@ -425,6 +427,73 @@ def summary(results=None, experiment=None, dataset=None, profile=None):
     return out.round(2)
 
 
+def recompute(record: dict, path: Path) -> dict[str, dict]:
+    """Every metric of a record, recomputed from the files beside it alone: ``{"metrics": {...}}`` (and
+    for DSSA records ``"acc_curve"``); DASE/MEMS records are recomputed by :func:`sbir_lib.category.recompute`."""
+    cat = _category()
+    if record.get("experiment", Path(path).parts[-4]) in cat.EXPERIMENTS:
+        return cat.recompute(record, Path(path))
+    from .train import metrics_of
+
+    m = metrics_of(np.load(dist_path(Path(path))))
+    return {"metrics": {k: m[k] for k in record.get("metrics", {})}, "acc_curve": m["acc_curve"]}
+
+
+def _mismatches(stored, fresh, where: str, tol: float) -> list[str]:
+    if isinstance(stored, dict):
+        out = []
+        for k, v in fresh.items():
+            out += _mismatches(stored.get(k), v, f"{where}.{k}", tol)
+        return out
+    if isinstance(fresh, list):
+        if not isinstance(stored, list) or len(stored) != len(fresh):
+            return [f"{where}: {len(stored or [])} values stored, {len(fresh)} recomputed"]
+        bad = [i for i, (a, b) in enumerate(zip(stored, fresh)) if abs(a - b) > tol]
+        return [f"{where}[{bad[0]}]: {stored[bad[0]]} stored, {fresh[bad[0]]} recomputed "
+                f"({len(bad)} differ)"] if bad else []
+    if stored is None or fresh is None or not abs(float(stored) - float(fresh)) <= tol:
+        return [f"{where}: {stored} stored, {fresh} recomputed"]
+    return []
+
+
+def verify(results=None, log=print) -> dict[str, list]:
+    """Recompute every metric of every record under ``results`` from its distance file(s).
+
+    Returns ``{"ok": [paths], "mismatch": [(path, [messages])], "not_recomputable": [(path, why)]}``.
+    A record marked ``"recomputable": false`` (with ``"not_recomputable_reason"``) is listed, not
+    failed; a record whose distance file is missing is a mismatch. The acc@K curve is stored rounded to
+    6 decimals and compared at that precision; every other value must agree to 1e-12.
+    """
+    results = _config.results_root(results)
+    out: dict[str, list] = {"ok": [], "mismatch": [], "not_recomputable": []}
+    for p in sorted(Path(results).glob("*/*/*/seed*.json")):
+        rel = str(p.relative_to(results))
+        rec = load_record(p)
+        if rec.get("recomputable") is False:
+            out["not_recomputable"].append((rel, rec.get("not_recomputable_reason", "marked so")))
+            continue
+        try:
+            fresh = recompute(rec, p)
+        except (FileNotFoundError, ValueError, KeyError, AttributeError) as e:
+            out["mismatch"].append((rel, [f"cannot recompute: {e!r}"]))
+            continue
+        bad = []
+        for key, vals in fresh.items():
+            tol = 5e-7 if key == "acc_curve" else 1e-12
+            bad += _mismatches(rec.get(key), vals, key, tol)
+        if bad:
+            out["mismatch"].append((rel, bad))
+        else:
+            out["ok"].append(rel)
+    for rel, msgs in out["mismatch"]:
+        log(f"MISMATCH {rel}: " + "; ".join(msgs))
+    for rel, why in out["not_recomputable"]:
+        log(f"not recomputable {rel}: {why}")
+    log(f"{len(out['ok'])} records recompute exactly, {len(out['mismatch'])} mismatch, "
+        f"{len(out['not_recomputable'])} marked not recomputable")
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sbir_lib.experiments", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -451,12 +520,16 @@ def main(argv=None) -> int:
     s.add_argument("--profile", default=None)
     s.add_argument("--results", default=None)
     sub.add_parser("list", help="experiments and their rows")
+    v = sub.add_parser("verify", help="recompute every record's metrics from its distance file; exit 1 on a mismatch")
+    v.add_argument("--results", default=None)
     args = ap.parse_args(argv)
     try:
         if args.cmd == "list":
             for name, rows in experiments().items():
                 print(f"{name}: {', '.join(rows)}")
             return 0
+        if args.cmd == "verify":
+            return 1 if verify(args.results)["mismatch"] else 0
         if args.cmd == "summary":
             df = summary(args.results, args.experiment, args.dataset, args.profile)
             print("no recorded runs" if df.empty else df.to_string())

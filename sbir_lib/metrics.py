@@ -10,14 +10,17 @@ Equation / table references follow ``../shared/reference/dssa_iccv17_presentatio
 
 Fine-grained (instance-level) accuracy, as in the DSSA paper ("acc.@K"):
     query ``i``'s true match is gallery item ``targets[i]`` (default ``targets[i] = i``: the
-    i-th sketch belongs to the i-th photo). Its **rank** is the number of gallery items with a
-    distance *strictly smaller* than the true match's: 0 means retrieved first. Ties therefore count
-    in the query's favour (an optimistic but deterministic convention; with continuous features ties
-    do not occur). ``acc@K`` is the fraction of queries with ``rank < K``.
+    i-th sketch belongs to the i-th photo). Its **rank** is the number of other gallery items with a
+    distance *smaller than or equal to* the true match's: 0 means retrieved first. Ties count against
+    the query (a pessimistic convention): a collapsed model whose distances are all equal scores
+    acc@1 = 0, never 1. With continuous features ties do not occur. ``acc@K`` is the fraction of
+    queries with ``rank < K``.
 
 Category-level metrics (Sketchy-style), with ``query_labels [Q]`` and ``gallery_labels [G]``:
-    the gallery is sorted by distance (ascending, a *stable* sort, so ties keep gallery order);
-    gallery items with the query's label are relevant.
+    the gallery is sorted by distance (ascending); gallery items with the query's label are relevant.
+    Ties count against the query here too: among gallery items at equal distance the irrelevant ones
+    come first. A collapsed model (all distances equal) therefore ranks every relevant item last and
+    scores at most the mAP of a random ranking.
     ``AP = mean over relevant positions r of precision@r`` (over the whole gallery);
     ``mAP`` is the mean over queries that have at least one relevant item (queries with none are
     skipped; ``nan`` if no query has one). ``precision@K`` is the mean over queries of the fraction of
@@ -128,8 +131,11 @@ def _relevance_sorted(dist, query_labels, gallery_labels, chunk: int):
             f"labels do not match dist {tuple(d.shape)}: {ql.numel()} query labels, {gl.numel()} gallery labels")
     for start in range(0, d.shape[0], chunk):
         block = d[start:start + chunk]
-        order = torch.argsort(block, dim=1, stable=True)
-        yield gl[order] == ql[start:start + chunk].unsqueeze(1)
+        rel = gl.unsqueeze(0) == ql[start:start + chunk].unsqueeze(1)  # [q, G], gallery order
+        # ties against the query: sort by relevance first (irrelevant first), then stably by distance
+        first = torch.argsort(rel.to(torch.uint8), dim=1, stable=True)
+        second = torch.argsort(block.gather(1, first), dim=1, stable=True)
+        yield rel.gather(1, first.gather(1, second))
 
 
 def mean_average_precision(dist, query_labels, gallery_labels, chunk: int = 1024) -> float:

@@ -16,9 +16,12 @@ the attention softmax runs over its 49 positions):
 - Eq. 4, attended map with shortcut ``f_att = f + alpha (.) f`` (without shortcut ``alpha (.) f``,
   Table 4's "without shortcut" column).
 - Coarse-fine fusion: the coarse ``fc7`` (computed from ``f_att``: flatten -> fc6 -> fc7)
-  is concatenated with the fine, attention-pooled conv5 vector ``sum_ij alpha_ij f_ij`` (256-d),
-  each L2-normalised: a 512-d embedding. Without attention the fine vector is the average-pooled
-  conv5 map (a uniform mask).
+  is concatenated with the fine vector, the attended map summed over positions,
+  ``sum_ij f_att_ij`` = ``sum_ij (f_ij + alpha_ij f_ij)`` with the shortcut and ``sum_ij alpha_ij f_ij``
+  without it (256-d), each L2-normalised: a 512-d embedding. This is the authors' computation
+  (Deep_SBIR_tf ``triplet_sbir_train.py`` lines 71-74, ``triplet_sbir_test.py`` lines 76-79:
+  ``reduce_sum(conv5 + conv5 * mask)``). Without attention the fine vector is ``sum_ij f_ij`` (the same
+  direction as the average-pooled map).
 
 Sketch-a-Net (the shared siamese backbone; sketches and photo edge maps go through the same weights)::
 
@@ -28,12 +31,21 @@ Sketch-a-Net (the shared siamese backbone; sketches and photo edge maps go throu
     conv3  256 @ 3x3 pad 1, ReLU     -> 256 x 15 x 15
     conv4  256 @ 3x3 pad 1, ReLU     -> 256 x 15 x 15
     conv5  256 @ 3x3 pad 1, ReLU     -> 256 x 15 x 15,  maxpool 3/2 -> 256 x 7 x 7
-    fc6    12544 -> 512, ReLU, dropout (0.5 by default, training only)
+    fc6    12544 -> 512, ReLU          (no dropout: neither the TF nor the Caffe network has one;
+                                         ``dropout=p`` is a recorded non-paper option)
     fc7    512 -> 256
 
-Embedding without CFF: ``fc7`` (256-d). Triplet SN used the raw ``fc7``; ``l2_normalize_fc7=True``
-(our default) L2-normalises it, which keeps the margin meaningful and training stable, and makes the
-no-CFF and CFF embeddings comparable in scale. Set it to ``False`` for the literal Triplet SN.
+Embedding without CFF: the L2-normalised ``fc7`` (256-d), as in both of the authors' networks
+(Deep_SBIR_tf ``triplet_sbir_train.py`` line 49; DeepSBIR Caffe ``train.prototxt`` line 289).
+
+Initialisation of the layers the authors do not load from a file: the attention convolutions get
+TF's ``truncated_normal(0, 0.1)`` weights and zero biases (``triplet_sbir_train.py`` line 18;
+``attention_init="tf"``). The authors never train Sketch-a-Net from scratch; our from-scratch runs use
+He-normal weights (a named deviation, see REPRODUCTION.md).
+
+``embedding_bn=True`` (a non-paper option, off in every paper row) puts a non-affine BatchNorm on fc7
+(and on the fine vector) before the L2 normalisation, which spreads the embeddings of an untrained
+network out of the narrow cone they start in.
 
 Variants (``VARIANTS``; names spell out the components: ``att`` = attention with shortcut,
 ``cff`` = coarse-fine fusion, ``holef`` = HOLEF loss, otherwise Euclidean triplet loss)::
@@ -60,8 +72,10 @@ Table 3's "with attention" column), hence ``base+att+cff`` / ``base+att+holef``.
 lists the variants each table needs, ``TABLE_ROWS`` maps each row key of :mod:`sbir_lib.paper`
 (and column, for Tables 3-4) to its variant.
 
-Initialisation: ``load_sketchanet_init`` loads a torch checkpoint (SketchANet or DSSANet) or the
-DSSA authors' TensorFlow ``.npy`` weights (``{layer: [weights, biases]}`` in TF layout).
+Initialisation: :func:`sbir_lib.sketchanet_init.load_sketchanet_init` loads a torch checkpoint (SketchANet or DSSANet) or the
+DSSA authors' TensorFlow ``.npy`` weights (``{layer: [weights, biases]}`` or the flat
+``{variable_name: array}`` that ``triplet_sbir_train.py`` saves), feeding TF weights the 0..255 input
+scale they were trained on.
 """
 from __future__ import annotations
 
@@ -81,7 +95,6 @@ from . import losses as _losses
 __all__ = [
     "ATTENTION_NORMS",
     "DSSANet",
-    "InitReport",
     "LAYERS",
     "LOSSES",
     "SketchANet",
@@ -93,13 +106,13 @@ __all__ = [
     "build_model",
     "count_parameters",
     "get_variant",
-    "load_sketchanet_init",
 ]
 
 LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 CONV_LAYERS: tuple[str, ...] = LAYERS[:5]
 LOSSES: tuple[str, ...] = tuple(_losses.ENERGIES)  # euclidean, weighted_euclidean, mahalanobis, holef
 ATTENTION_NORMS: tuple[str, ...] = ("softmax", "sigmoid")
+ATTENTION_INITS: tuple[str, ...] = ("tf", "torch")
 
 CONV5_CHANNELS = 256
 INPUT_SIZE = 225
@@ -116,11 +129,11 @@ class SketchANet(nn.Module):
     """Sketch-a-Net backbone with Triplet SN's fc6 (512) and fc7 (256) heads.
 
     ``features(x)``: ``[B, 1, 225, 225] -> [B, 256, 7, 7]`` (pooled conv5);
-    ``head(f)``: ``[B, 256, 7, 7] -> [B, fc7_dim]`` (flatten, fc6, ReLU, dropout, fc7);
+    ``head(f)``: ``[B, 256, 7, 7] -> [B, fc7_dim]`` (flatten, fc6, ReLU, [dropout if > 0], fc7);
     ``forward(x) = head(features(x))``. Layer names ``conv1..conv5, fc6, fc7``.
     """
 
-    def __init__(self, fc6_dim: int = 512, fc7_dim: int = 256, dropout: float = 0.5, in_channels: int = 1):
+    def __init__(self, fc6_dim: int = 512, fc7_dim: int = 256, dropout: float = 0.0, in_channels: int = 1):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=15, stride=3)
         self.conv2 = nn.Conv2d(64, 128, kernel_size=5)
@@ -131,7 +144,7 @@ class SketchANet(nn.Module):
         self.feature_shape = (CONV5_CHANNELS, 7, 7)
         self.fc6 = nn.Linear(CONV5_CHANNELS * 7 * 7, fc6_dim)
         self.fc7 = nn.Linear(fc6_dim, fc7_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -203,14 +216,25 @@ class SpatialAttention(nn.Module):
     """
 
     def __init__(self, channels: int = CONV5_CHANNELS, hidden: int = 256, normalize: str = "softmax",
-                 shortcut: bool = True):
+                 shortcut: bool = True, init: str = "tf"):
         super().__init__()
         if normalize not in ATTENTION_NORMS:
             raise ValueError(f"normalize must be one of {', '.join(ATTENTION_NORMS)}; got {normalize!r}")
+        if init not in ATTENTION_INITS:
+            raise ValueError(f"init must be one of {', '.join(ATTENTION_INITS)}; got {init!r}")
         self.conv1 = nn.Conv2d(channels, hidden, kernel_size=1)
         self.conv2 = nn.Conv2d(hidden, 1, kernel_size=1)
         self.normalize = normalize
         self.shortcut = bool(shortcut)
+        if init == "tf":
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The authors' init: weights ~ truncated normal (mean 0, std 0.1, cut at 2 std, as TF's
+        ``truncated_normal_initializer``), biases 0 (Deep_SBIR_tf ``triplet_sbir_train.py`` line 18)."""
+        for conv in (self.conv1, self.conv2):
+            nn.init.trunc_normal_(conv.weight, mean=0.0, std=0.1, a=-0.2, b=0.2)
+            nn.init.zeros_(conv.bias)
 
     def scores(self, f: torch.Tensor) -> torch.Tensor:
         """Eq. 2, ``s = F_att(f)``: ``[B, C, H, W] -> [B, H, W]``."""
@@ -241,9 +265,11 @@ class VariantConfig:
     ``attention``/``shortcut``/``attention_norm``/``attention_hidden``: the attention module
     (``shortcut`` and the other two are ignored without attention); ``cff``: coarse-fine fusion;
     ``loss``: the triplet-loss energy (one of ``LOSSES``); ``margin``: triplet margin;
-    ``reg_lambda``: the learned energies' regulariser weight (Eq. 7); ``dropout``: on fc6;
-    ``fc6_dim``/``fc7_dim``: head widths; ``l2_normalize_fc7``: L2-normalise the fc7 embedding when
-    there is no CFF (with CFF both halves are always normalised).
+    ``reg_lambda``: the learned energies' regulariser weight (Eq. 7); ``dropout``: on fc6 (0 in the
+    authors' networks; > 0 is a non-paper option); ``fc6_dim``/``fc7_dim``: head widths;
+    ``attention_init``: ``"tf"`` (the authors' truncated normal, std 0.1) or ``"torch"`` (PyTorch's
+    default); ``embedding_bn``: a non-affine BatchNorm before each L2 normalisation (non-paper option).
+    fc7 (and, with CFF, the fine vector) is always L2-normalised, as in the authors' code.
     """
 
     attention: bool = True
@@ -252,17 +278,18 @@ class VariantConfig:
     loss: str = "holef"
     attention_norm: str = "softmax"
     attention_hidden: int = 256
-    dropout: float = 0.5
+    dropout: float = 0.0
     fc6_dim: int = 512
     fc7_dim: int = 256
-    l2_normalize_fc7: bool = True
+    attention_init: str = "tf"
+    embedding_bn: bool = False
     margin: float = _losses.DEFAULT_MARGIN
     reg_lambda: float = _losses.DEFAULT_REG_LAMBDA
     description: str = field(default="", compare=False)
 
     def validate(self) -> "VariantConfig":
         """Raise ``ValueError`` naming the bad field and its allowed values; return ``self``."""
-        for name in ("attention", "shortcut", "cff", "l2_normalize_fc7"):
+        for name in ("attention", "shortcut", "cff", "embedding_bn"):
             v = getattr(self, name)
             if not isinstance(v, (bool, np.bool_)):
                 raise ValueError(f"{name} must be a bool (True or False); got {v!r}")
@@ -270,6 +297,8 @@ class VariantConfig:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
         if self.attention_norm not in ATTENTION_NORMS:
             raise ValueError(f"attention_norm must be one of {', '.join(ATTENTION_NORMS)}; got {self.attention_norm!r}")
+        if self.attention_init not in ATTENTION_INITS:
+            raise ValueError(f"attention_init must be one of {', '.join(ATTENTION_INITS)}; got {self.attention_init!r}")
         for name in ("attention_hidden", "fc6_dim", "fc7_dim"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -401,9 +430,13 @@ class DSSANet(nn.Module):
         cfg = _resolve_config(config)
         self.config = cfg
         self.backbone = SketchANet(fc6_dim=cfg.fc6_dim, fc7_dim=cfg.fc7_dim, dropout=cfg.dropout)
-        self.attention = (SpatialAttention(CONV5_CHANNELS, cfg.attention_hidden, cfg.attention_norm, cfg.shortcut)
+        self.attention = (SpatialAttention(CONV5_CHANNELS, cfg.attention_hidden, cfg.attention_norm, cfg.shortcut,
+                                           init=cfg.attention_init)
                           if cfg.attention else None)
         self.embed_dim = cfg.embed_dim
+        # non-paper option: centre and scale each half over the batch before L2 (running stats at test)
+        self.fc7_bn = nn.BatchNorm1d(cfg.fc7_dim, affine=False) if cfg.embedding_bn else None
+        self.fine_bn = nn.BatchNorm1d(CONV5_CHANNELS, affine=False) if (cfg.embedding_bn and cfg.cff) else None
 
     # --------------------------------------------------------------- forward
     def intermediates(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
@@ -414,13 +447,17 @@ class DSSANet(nn.Module):
             f_att, alpha = f, None
         fc7 = self.backbone.head(f_att)
         out: dict[str, torch.Tensor | None] = {"conv5": f, "alpha": alpha, "attended": f_att, "fc7": fc7}
+        coarse = F.normalize(fc7 if self.fc7_bn is None else self.fc7_bn(fc7), dim=1)
         if self.config.cff:
-            fine = f.mean(dim=(2, 3)) if alpha is None else (alpha.unsqueeze(1) * f).sum(dim=(2, 3))
+            # the fine vector: the attended map summed over positions, sum(f + alpha f) with the shortcut,
+            # sum(alpha f) without (triplet_sbir_train.py lines 71-74); sum(f) without attention
+            fine = f_att.sum(dim=(2, 3))
             out["fine"] = fine
-            out["embedding"] = torch.cat([F.normalize(fc7, dim=1), F.normalize(fine, dim=1)], dim=1)
+            fine_n = F.normalize(fine if self.fine_bn is None else self.fine_bn(fine), dim=1)
+            out["embedding"] = torch.cat([coarse, fine_n], dim=1)
         else:
             out["fine"] = None
-            out["embedding"] = F.normalize(fc7, dim=1) if self.config.l2_normalize_fc7 else fc7
+            out["embedding"] = coarse
         return out
 
     def forward(self, x: torch.Tensor, return_attention: bool = False):
@@ -458,22 +495,20 @@ class DSSANet(nn.Module):
                 frozen.append(name)
         return frozen
 
-    def param_groups(self, lr: float, backbone_lr_mult: float = 1.0,
-                     weight_decay: float = 0.0) -> list[dict[str, Any]]:
-        """Optimizer groups: ``backbone`` (``lr * backbone_lr_mult``, e.g. 0.1 when fine-tuning a
-        pretrained Sketch-a-Net) and ``attention`` (``lr``). Frozen parameters and empty groups are
-        left out. Add the energy's parameters (HOLEF's ``W``) as a further group yourself.
+    def param_groups(self, weight_decay: float = 0.0) -> list[dict[str, Any]]:
+        """Optimizer groups for the trainable parameters, weight decay the authors' way: ``decay``
+        holds the conv/fc weights of the backbone and the attention (``weight_decay``), ``no_decay``
+        the biases (0; Caffe ``decay_mult: 0``, DeepSBIR ``train.prototxt``). Empty groups are left out.
+        The energy's parameters (HOLEF's ``W``, which decay would pull towards 0 rather than I) are not
+        here: the trainer adds them without decay.
         """
-        groups = []
-        bb = [p for p in self.backbone.parameters() if p.requires_grad]
-        if bb:
-            groups.append({"name": "backbone", "params": bb, "lr": lr * backbone_lr_mult,
-                           "weight_decay": weight_decay})
-        if self.attention is not None:
-            at = [p for p in self.attention.parameters() if p.requires_grad]
-            if at:
-                groups.append({"name": "attention", "params": at, "lr": lr, "weight_decay": weight_decay})
-        return groups
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (decay if name.endswith(".weight") and p.dim() > 1 else no_decay).append(p)
+        groups = [{"name": "decay", "params": decay, "weight_decay": float(weight_decay)},
+                  {"name": "no_decay", "params": no_decay, "weight_decay": 0.0}]
+        return [g for g in groups if g["params"]]
 
     def extra_repr(self) -> str:
         c = self.config
@@ -485,203 +520,3 @@ def build_model(variant: "VariantConfig | str | Mapping[str, Any]" = "full") -> 
     """``(model, loss)`` for a variant: the network and its triplet loss (with the energy)."""
     model = DSSANet(variant)
     return model, model.make_loss()
-
-
-# ============================================================================ initialisation
-
-@dataclass
-class InitReport:
-    """What ``load_sketchanet_init`` did: layers loaded, model layers not in the file, file entries unused."""
-
-    source: str
-    format: str
-    loaded: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return (f"init from {self.source} ({self.format}): loaded {', '.join(self.loaded) or '-'}; "
-                f"missing {', '.join(self.missing) or '-'}; ignored {', '.join(self.ignored) or '-'}")
-
-
-_TF_WEIGHT_KEYS = ("weights", "weight", "w", "kernel", "W")
-_TF_BIAS_KEYS = ("biases", "bias", "b")
-
-
-def _split_wb(layer: str, entry: Any) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(entry, Mapping):
-        w = next((entry[k] for k in _TF_WEIGHT_KEYS if k in entry), None)
-        b = next((entry[k] for k in _TF_BIAS_KEYS if k in entry), None)
-        if w is None or b is None:
-            raise ValueError(f"layer {layer!r}: expected keys weights/biases, got {sorted(entry)}")
-    elif isinstance(entry, (list, tuple)) and len(entry) == 2:
-        w, b = entry
-    else:
-        raise ValueError(f"layer {layer!r}: expected [weights, biases], got {type(entry).__name__}")
-    return np.asarray(w), np.asarray(b)
-
-
-def _find_tf_key(layer: str, keys: list[str], name_map: Mapping[str, str] | None) -> str | None:
-    if name_map and layer in name_map:
-        if name_map[layer] not in keys:
-            raise ValueError(f"name_map[{layer!r}] = {name_map[layer]!r} is not in the file; it has {', '.join(keys)}")
-        return name_map[layer]
-    if layer in keys:
-        return layer
-    cands = [k for k in keys if k.startswith(layer) and not k[len(layer):len(layer) + 1].isdigit()]
-    if len(cands) > 1:
-        raise ValueError(f"layer {layer!r} matches several entries ({', '.join(cands)}); "
-                         f"choose one with name_map={{{layer!r}: ...}}")
-    return cands[0] if cands else None
-
-
-def _tf_to_torch_weight(layer: str, w: np.ndarray, target: nn.Module, feature_shape: tuple[int, int, int],
-                        fc6_layout: str) -> np.ndarray:
-    expected = tuple(target.weight.shape)
-    if isinstance(target, nn.Conv2d):
-        if w.ndim != 4:
-            raise ValueError(f"layer {layer!r}: a TF conv kernel is [kh, kw, in, out]; got shape {w.shape}")
-        t = w.transpose(3, 2, 0, 1)  # [out, in, kh, kw]
-    elif w.ndim == 4:  # an fc layer stored as a conv kernel [kh, kw, in, out] (Sketch-a-Net style)
-        t = w.transpose(3, 2, 0, 1).reshape(w.shape[3], -1)  # flattens (in, kh, kw) = torch's CHW order
-    elif w.ndim == 2:
-        c, h, wd = feature_shape
-        if layer == "fc6" and fc6_layout == "hwc" and w.shape[0] == c * h * wd:
-            # TF flattened the [H, W, C] map: row index (y * W + x) * C + ch; torch's is ch * H * W + y * W + x
-            t = w.reshape(h, wd, c, w.shape[1]).transpose(3, 2, 0, 1).reshape(w.shape[1], -1)
-        else:
-            t = w.T  # [in, out] -> [out, in]
-    else:
-        raise ValueError(f"layer {layer!r}: a TF fc weight is [in, out]; got shape {w.shape}")
-    if tuple(t.shape) != expected:
-        raise ValueError(f"layer {layer!r}: shape mismatch: TF weight {tuple(w.shape)} converts to "
-                         f"{tuple(t.shape)} but the model expects {expected}")
-    return np.ascontiguousarray(t)
-
-
-def _copy_(param: torch.Tensor, value, layer: str, what: str) -> None:
-    v = torch.as_tensor(np.asarray(value)) if not isinstance(value, torch.Tensor) else value
-    if tuple(v.shape) != tuple(param.shape):
-        raise ValueError(f"layer {layer!r}: {what} shape mismatch: file has {tuple(v.shape)}, "
-                         f"model expects {tuple(param.shape)}")
-    with torch.no_grad():
-        param.copy_(v.to(dtype=param.dtype, device=param.device))
-
-
-def _unwrap_state_dict(obj: Any) -> dict[str, Any]:
-    for _ in range(3):
-        if isinstance(obj, Mapping):
-            for key in ("model", "state_dict", "model_state_dict", "net"):
-                if key in obj and isinstance(obj[key], Mapping):
-                    obj = obj[key]
-                    break
-            else:
-                break
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"checkpoint is not a state dict (got {type(obj).__name__})")
-    out = {}
-    for k, v in obj.items():
-        if isinstance(k, str) and isinstance(v, torch.Tensor):
-            out[k[len("module."):] if k.startswith("module.") else k] = v
-    return out
-
-
-def load_sketchanet_init(model: nn.Module, path: str | os.PathLike, *, strict: bool = False,
-                         name_map: Mapping[str, str] | None = None, fc6_layout: str = "hwc",
-                         input_scale: float = 1.0, trust_pickle: bool = False) -> InitReport:
-    """Initialise ``model`` (a ``DSSANet`` or ``SketchANet``) from a file; return an ``InitReport``.
-
-    Formats:
-
-    - a torch checkpoint (``.pt``/``.pth``/...): a state dict of a ``SketchANet`` (``conv1.weight``...)
-      or a ``DSSANet`` (``backbone.conv1.weight``..., ``attention.*``), possibly under a ``"model"`` /
-      ``"state_dict"`` key and/or with a ``module.`` prefix. Attention weights are loaded into a
-      ``DSSANet`` with attention when present. Loaded with ``torch.load(weights_only=True)`` unless
-      ``trust_pickle=True``.
-    - the DSSA authors' TensorFlow ``.npy``: ``np.load(path, allow_pickle=True, encoding="latin1").item()``
-      is ``{layer: [weights, biases]}``. Conv kernels ``[kh, kw, in, out] -> [out, in, kh, kw]``;
-      fc weights ``[in, out] -> [out, in]``; fc6's input is TF's HWC flattening of the ``7 x 7 x 256``
-      map and is permuted to torch's CHW order (``fc6_layout="chw"`` if the file is already CHW).
-      fc layers stored as conv kernels (``[7, 7, 256, 512]``) are accepted too. Names match exactly or
-      by prefix (``conv1_s1`` for ``conv1``); ``name_map`` picks entries explicitly. **This unpickles
-      the file: load only files you trust.**
-
-    ``input_scale``: conv1's weights are multiplied by it (biases untouched), which is exactly
-    equivalent to feeding ``input_scale * x``. Our inputs are ``x/255 - mean`` (``sbir_lib.data``); a
-    network trained on the 0..255 scale (``x - 250.42``) needs ``input_scale=255.0``.
-
-    Any shape mismatch raises ``ValueError`` naming the layer. ``strict=True`` also raises when a
-    backbone layer is missing from the file.
-    """
-    if fc6_layout not in ("hwc", "chw"):
-        raise ValueError(f"fc6_layout must be one of hwc, chw; got {fc6_layout!r}")
-    if isinstance(model, DSSANet):
-        backbone, attention = model.backbone, model.attention
-    elif isinstance(model, SketchANet):
-        backbone, attention = model, None
-    else:
-        raise TypeError(f"model must be a DSSANet or SketchANet; got {type(model).__name__}")
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no init weights at {path}")
-
-    if path.suffix == ".npy":
-        raw = np.load(path, allow_pickle=True, encoding="latin1")
-        if isinstance(raw, np.ndarray) and raw.dtype == object and raw.shape == ():
-            raw = raw.item()
-        if not isinstance(raw, Mapping):
-            raise ValueError(f"{path}: expected a pickled dict {{layer: [weights, biases]}}; got {type(raw).__name__}")
-        raw = {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v for k, v in raw.items()}
-        keys = list(raw)
-        report = InitReport(str(path), "tf_npy")
-        used = set()
-        for layer in LAYERS:
-            key = _find_tf_key(layer, keys, name_map)
-            if key is None:
-                report.missing.append(layer)
-                continue
-            w, b = _split_wb(key, raw[key])
-            target = getattr(backbone, layer)
-            wt = _tf_to_torch_weight(layer, w, target, backbone.feature_shape, fc6_layout)
-            _copy_(target.weight, wt, layer, "weight")
-            _copy_(target.bias, b.reshape(-1), layer, "bias")
-            report.loaded.append(layer)
-            used.add(key)
-        report.ignored = [k for k in keys if k not in used]
-    else:
-        obj = torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-        sd = _unwrap_state_dict(obj)
-        report = InitReport(str(path), "torch")
-        used = set()
-        for layer in LAYERS:
-            target = getattr(backbone, layer)
-            found = False
-            for prefix in ("", "backbone."):
-                wk, bk = f"{prefix}{layer}.weight", f"{prefix}{layer}.bias"
-                if wk in sd and bk in sd:
-                    _copy_(target.weight, sd[wk], layer, "weight")
-                    _copy_(target.bias, sd[bk], layer, "bias")
-                    used.update((wk, bk))
-                    found = True
-                    break
-            (report.loaded if found else report.missing).append(layer)
-        if attention is not None:
-            att_keys = {k[len("attention."):]: k for k in sd if k.startswith("attention.")}
-            if att_keys:
-                own = attention.state_dict()
-                if set(att_keys) != set(own):
-                    raise ValueError(f"layer 'attention': checkpoint has {sorted(att_keys)}, model has {sorted(own)}")
-                for sub, param in attention.named_parameters():
-                    _copy_(param, sd[att_keys[sub]], "attention", sub)
-                used.update(att_keys.values())
-                report.loaded.append("attention")
-            else:
-                report.missing.append("attention")
-        report.ignored = sorted(k for k in sd if k not in used)
-    if input_scale != 1.0 and "conv1" in report.loaded:
-        with torch.no_grad():
-            backbone.conv1.weight.mul_(float(input_scale))
-    backbone_missing = [m for m in report.missing if m in LAYERS]
-    if strict and backbone_missing:
-        raise ValueError(f"{path}: no weights for layer(s) {', '.join(backbone_missing)} (strict=True); {report}")
-    return report

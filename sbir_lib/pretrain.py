@@ -57,7 +57,7 @@ Checkpoint (``--out``; default ``checkpoints/sketchanet_sketchy_mini.pt``, quick
      "history": {...}, "provenance": {data, split, stages, steps, batch, lr, seed, profile, device,
      torch, git commit, wall time, held-out top-1 / mAP, edge extractor settings, ...}}
 
-It loads with ``torch.load(weights_only=True)`` and :func:`sbir_lib.models.load_sketchanet_init`
+It loads with ``torch.load(weights_only=True)`` and :func:`sbir_lib.sketchanet_init.load_sketchanet_init`
 (which reads the ``"model"`` key). A run saves ``<out>.resume`` every ``checkpoint_every`` steps and
 resumes from it when started again with the same settings; it is deleted when the run completes.
 
@@ -78,7 +78,7 @@ With the authors' weights
 A user who has the DSSA authors' released ``sketchnet_init.npy`` (TensorFlow ``{layer: [weights,
 biases]}``) passes it wherever a checkpoint goes: ``python -m sbir_lib.experiments run --experiment
 table2 --dataset shoes --init /path/sketchnet_init.npy`` (converted by
-:func:`sbir_lib.models.load_sketchanet_init`, which also takes ``input_scale=255`` for weights trained on
+:func:`sbir_lib.sketchanet_init.load_sketchanet_init`, which also takes ``input_scale=255`` for weights trained on
 the 0..255 scale). ``python -m sbir_lib.pretrain run --init /path/sketchnet_init.npy --stages triplet``
 continues from it with our triplet stage instead of starting from scratch.
 """
@@ -90,7 +90,6 @@ import hashlib
 import json
 import math
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -107,7 +106,8 @@ from . import edges as E
 from . import losses as L
 from . import metrics as M
 from .io import atomic_path, torch_save_atomic
-from .models import SketchANet, load_sketchanet_init
+from .models import SketchANet
+from .sketchanet_init import load_sketchanet_init
 
 __all__ = ["STAGES", "PROFILES", "PretrainConfig", "PretrainData", "PretrainResult", "profile_config",
            "prepare_data", "synthetic_data", "CategoryTriplets", "pack", "load_packed", "random_affine", "pretrain",
@@ -152,7 +152,7 @@ class PretrainConfig:
     shift: float = 0.05  # translation in [-t, t] of the image size
     dropout: float = 0.5
     init: str | None = None  # start from these weights (a SketchANet checkpoint or the authors' .npy)
-    init_input_scale: float = 1.0
+    init_input_scale: float | None = None
     eval_every: int = 0
     log_every: int = 100
     checkpoint_every: int = 2_000
@@ -449,21 +449,6 @@ class PretrainResult:
     out: Path | None
 
 
-def _git_commit() -> str | None:
-    root = _config.repo_root()
-    if root is None:
-        return None
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        if sha.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
-        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
     if warmup and step < warmup:
@@ -661,7 +646,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "torch": str(torch.__version__),
         "python": platform.python_version(),
-        "git_commit": _git_commit(),
+        "git_commit": _config.git_commit(),
         "stage_time_s": {k: round(v, 2) for k, v in stage_times.items()},
         "wall_time_s": round(time.perf_counter() - t_start, 2),
         "heldout_top1": final["top1"],
@@ -709,7 +694,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--root", default=None, help="data root (default $SBIR_DATA_ROOT or <repo>/data)")
     r.add_argument("--init", default=None, help="start from these weights (.pt checkpoint or the authors' .npy)")
     r.add_argument("--init-input-scale", type=float, default=None,
-                   help="see load_sketchanet_init (255 for weights trained on 0..255 inputs)")
+                   help="see load_sketchanet_init (default: 255 for the authors' .npy, 1 for torch checkpoints)")
     r.add_argument("--out", default=None,
                    help="checkpoint path (default checkpoints/sketchanet_sketchy_mini[.quick].pt)")
     r.add_argument("--no-resume", action="store_true", help="ignore an existing <out>.resume")

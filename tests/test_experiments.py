@@ -41,9 +41,10 @@ def test_run_one_writes_record_and_distances(syn, tmp_path):
         assert key in on_disk, key
     assert on_disk["iterations"] == 2 and on_disk["init"] == "scratch"
     dist = np.load(E.dist_path(path))
-    assert dist.dtype == np.float16 and dist.shape == (6, 6)
-    # the metrics can be recomputed from the saved distances
-    assert M.acc_at_k(torch.from_numpy(dist.astype(np.float32)), 1) == pytest.approx(rec["metrics"]["acc@1"])
+    assert dist.dtype == np.float32 and dist.shape == (6, 6)
+    # the metrics recompute exactly from the saved distances
+    assert M.acc_at_k(dist, 1) == rec["metrics"]["acc@1"]
+    assert E.verify(tmp_path, log=lambda *a: None)["ok"] == ["table2/synthetic/base/seed0.quick.json"]
     # no temporary files are left behind
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
@@ -56,6 +57,70 @@ def test_recorded_runs_are_skipped_and_force_retrains(syn, tmp_path):
     assert again == first and path.stat().st_mtime_ns == stamp
     forced = _run(syn, tmp_path, force=True)
     assert forced["created"] >= first["created"] and path.stat().st_mtime_ns != stamp
+
+
+def test_checkpoints_live_beside_the_results_and_go_once_recorded(syn, tmp_path, monkeypatch):
+    monkeypatch.delenv("SBIR_RUNS_ROOT", raising=False)
+    results = tmp_path / "res"
+    out = E.record_path(results, "table2", "synthetic", "base", 0, "quick")
+    ckpt = E.checkpoint_path(results, out)
+    assert ckpt == tmp_path / "runs" / "res" / "table2" / "synthetic" / "base" / "seed0.quick.pt"
+    rec = _run(syn, results)
+    assert not ckpt.exists()  # recorded: removed
+    assert rec["resumed_from_iteration"] == 0 and rec["steps_run"] == 2 and rec["triplets_per_s"] > 0
+    monkeypatch.setenv("SBIR_RUNS_ROOT", str(tmp_path / "elsewhere"))
+    assert E.checkpoint_path(results, out).is_relative_to(tmp_path / "elsewhere")
+
+
+def test_force_retrains_from_scratch_even_with_a_finished_checkpoint(syn, tmp_path, monkeypatch):
+    monkeypatch.delenv("SBIR_RUNS_ROOT", raising=False)
+    results = tmp_path / "res"
+    out = E.record_path(results, "table2", "synthetic", "base", 0, "quick")
+    ckpt = E.checkpoint_path(results, out)
+    cfg = T.profile_config("quick", variant="base", seed=0, **TINY)
+    T.train(cfg, syn, device="cpu", checkpoint=ckpt, progress=False)  # a finished run's last checkpoint
+    assert ckpt.exists()
+    rec = _run(syn, results, force=True)
+    assert rec["resumed_from_iteration"] == 0 and rec["steps_run"] == 2 and rec["triplets_per_s"] > 0
+
+
+def test_a_resumed_run_says_so_and_counts_only_its_steps(syn, tmp_path, monkeypatch):
+    monkeypatch.delenv("SBIR_RUNS_ROOT", raising=False)
+    results = tmp_path / "res"
+    out = E.record_path(results, "table2", "synthetic", "base", 0, "quick")
+    ckpt = E.checkpoint_path(results, out)
+    # an interrupted run: its state after 1 of 2 iterations, under the 2-iteration run's key
+    one = T.profile_config("quick", variant="base", seed=0, **(TINY | {"iterations": 1}))
+    T.train(one, syn, device="cpu", checkpoint=ckpt, progress=False)
+    state = torch.load(ckpt, weights_only=False)
+    state["config_key"] = T.profile_config("quick", variant="base", seed=0, **TINY).key()
+    torch.save(state, ckpt)
+    rec = _run(syn, results)
+    assert rec["resumed_from_iteration"] == 1 and rec["steps_run"] == 1
+    assert not ckpt.exists()
+
+
+def test_verify_finds_a_record_that_does_not_recompute(syn, tmp_path):
+    _run(syn, tmp_path)
+    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+    rec = json.loads(path.read_text())
+    rec["metrics"]["acc@1"] += 1 / 6
+    path.write_text(json.dumps(rec))
+    res = E.verify(tmp_path, log=lambda *a: None)
+    assert [p for p, _ in res["mismatch"]] == ["table2/synthetic/base/seed0.quick.json"]
+    assert E.main(["verify", "--results", str(tmp_path)]) == 1
+    rec["recomputable"], rec["not_recomputable_reason"] = False, "test"
+    path.write_text(json.dumps(rec))
+    assert E.main(["verify", "--results", str(tmp_path)]) == 0
+
+
+def test_committed_results_recompute():
+    """Every record under results/ recomputes from its distance file (or is marked as not recomputable)."""
+    from sbir_lib import config as C
+
+    res = E.verify(C.results_root(), log=lambda *a: None)
+    assert res["ok"], "no records found"
+    assert res["mismatch"] == []
 
 
 def test_identical_configuration_is_reused_across_tables(syn, tmp_path):

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from sbir_lib import losses, models
 from sbir_lib.models import (DSSANet, SketchANet, SpatialAttention, TABLE_ROWS, TABLE_VARIANTS, VARIANTS,
-                             VariantConfig, count_parameters, get_variant, load_sketchanet_init)
+                             VariantConfig, count_parameters, get_variant)
+from sbir_lib.sketchanet_init import TF_INPUT_SCALE, load_sketchanet_init
 
 torch.set_num_threads(2)
 
@@ -140,31 +141,70 @@ def test_cff_embedding_512_unit_halves(x2):
     assert net.embed_dim == 512 and emb.shape == (2, 512)
     assert torch.allclose(emb[:, :256].norm(dim=1), torch.ones(2), atol=1e-5)
     assert torch.allclose(emb[:, 256:].norm(dim=1), torch.ones(2), atol=1e-5)
-    # fine half = L2norm(sum_ij alpha_ij f_ij); coarse half = L2norm(fc7 of the attended map)
-    fine = (out["alpha"].unsqueeze(1) * out["conv5"]).sum(dim=(2, 3))
+    # fine half = L2norm(sum_ij (f_ij + alpha_ij f_ij)) (the authors' reduce_sum of the attended map
+    # with the shortcut); coarse half = L2norm(fc7 of the attended map)
+    fine = (out["conv5"] + out["alpha"].unsqueeze(1) * out["conv5"]).sum(dim=(2, 3))
     assert torch.allclose(emb[:, 256:], F.normalize(fine, dim=1), atol=1e-5)
     fc7 = net.backbone.head(out["conv5"] + out["alpha"].unsqueeze(1) * out["conv5"])
     assert torch.allclose(emb[:, :256], F.normalize(fc7, dim=1), atol=1e-5)
 
 
-def test_cff_without_attention_uses_average_pool(x2):
+def test_fine_branch_without_shortcut_is_sum_of_alpha_f(x2):
+    net = DSSANet("full-noshortcut").eval()
+    out = net.intermediates(x2)
+    fine = (out["alpha"].unsqueeze(1) * out["conv5"]).sum(dim=(2, 3))
+    assert torch.allclose(out["fine"], fine, atol=1e-5)
+    assert torch.allclose(out["embedding"][:, 256:], F.normalize(fine, dim=1), atol=1e-5)
+    # with and without the shortcut the fine vectors differ (Table 4 compares two computations)
+    short = DSSANet("full").eval()
+    short.load_state_dict(net.state_dict())
+    assert not torch.allclose(short.intermediates(x2)["fine"], out["fine"])
+
+
+def test_cff_without_attention_sums_conv5(x2):
     net = DSSANet("base+cff").eval()
     out = net.intermediates(x2)
     assert out["alpha"] is None
-    assert torch.allclose(out["fine"], out["conv5"].mean(dim=(2, 3)))
+    assert torch.allclose(out["fine"], out["conv5"].sum(dim=(2, 3)), rtol=1e-5)
     assert torch.allclose(out["fc7"], net.backbone(x2), atol=1e-5)
 
 
-def test_no_cff_embedding_and_l2_option(x2):
+def test_no_cff_embedding_is_l2_normalised_fc7(x2):
     net = DSSANet("base").eval()
     emb, alpha = net(x2, return_attention=True)
     assert alpha is None and emb.shape == (2, 256) and net.embed_dim == 256
-    assert torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
-    raw = DSSANet(get_variant("base", l2_normalize_fc7=False)).eval()
-    raw.load_state_dict(net.state_dict())
-    raw_emb = raw.embed(x2)
-    assert torch.allclose(F.normalize(raw_emb, dim=1), emb, atol=1e-5)
-    assert torch.allclose(raw_emb, net.backbone.head(net.backbone.features(x2)), atol=1e-5)
+    assert torch.allclose(emb, F.normalize(net.backbone.head(net.backbone.features(x2)), dim=1), atol=1e-5)
+    with pytest.raises(ValueError, match="l2_normalize_fc7"):
+        get_variant("base", l2_normalize_fc7=False)  # the literal Triplet SN normalises too
+
+
+def test_no_dropout_in_paper_variants(x2):
+    for name in VARIANTS:
+        net = DSSANet(name).train()
+        assert net.config.dropout == 0.0
+        assert not any(isinstance(m, torch.nn.Dropout) for m in net.modules())
+    net = DSSANet(get_variant("base", dropout=0.5)).train()  # the recorded non-paper option
+    assert any(isinstance(m, torch.nn.Dropout) for m in net.modules())
+
+
+def test_attention_init_is_the_authors_truncated_normal():
+    torch.manual_seed(0)
+    att = DSSANet("full").attention
+    w = att.conv1.weight.detach()
+    assert w.abs().max() <= 0.2 + 1e-6  # cut at 2 std
+    assert 0.08 < float(w.std()) < 0.1  # a normal(0, 0.1) truncated at 2 std has std 0.088
+    assert torch.count_nonzero(att.conv1.bias) == 0 and torch.count_nonzero(att.conv2.bias) == 0
+    torch_init = DSSANet(get_variant("full", attention_init="torch")).attention.conv1.weight
+    assert float(torch_init.detach().std()) < 0.05  # PyTorch's default: U(+-1/sqrt(256))
+
+
+def test_embedding_bn_option(x2):
+    net = DSSANet(get_variant("full", embedding_bn=True)).train()
+    x = torch.randn(6, 1, 225, 225)
+    emb = net(x)
+    assert emb.shape == (6, 512)
+    assert torch.allclose(emb[:, :256].norm(dim=1), torch.ones(6), atol=1e-5)
+    assert net.fc7_bn is not None and net.fine_bn is not None and net.fc7_bn.affine is False
 
 
 def test_return_attention(x2):
@@ -260,11 +300,13 @@ def test_freeze_and_param_groups():
     frozen = net.freeze("conv4")
     assert frozen == ["conv1", "conv2", "conv3", "conv4"]
     assert not net.backbone.conv4.weight.requires_grad and net.backbone.conv5.weight.requires_grad
-    groups = net.param_groups(lr=1e-3, backbone_lr_mult=0.1)
-    assert [g["name"] for g in groups] == ["backbone", "attention"]
-    assert groups[0]["lr"] == pytest.approx(1e-4)
-    n_bb = sum(p.numel() for p in groups[0]["params"])
-    assert n_bb == CONV5 + FC6 + FC7
+    groups = net.param_groups(weight_decay=5e-4)
+    assert [g["name"] for g in groups] == ["decay", "no_decay"]
+    assert groups[0]["weight_decay"] == 5e-4 and groups[1]["weight_decay"] == 0.0
+    # decay: conv5/fc6/fc7/attention weights; no decay: their biases
+    assert all(p.dim() > 1 for p in groups[0]["params"]) and all(p.dim() == 1 for p in groups[1]["params"])
+    n = sum(p.numel() for g in groups for p in g["params"])
+    assert n == CONV5 + FC6 + FC7 + ATTENTION
     assert net.freeze(None) == []
     assert all(p.requires_grad for p in net.parameters())
     with pytest.raises(ValueError, match="conv1, conv2"):
@@ -302,10 +344,10 @@ def tf_npy(tmp_path_factory):
 def test_tf_npy_conversion(tf_npy):
     path, tfw = tf_npy
     net = DSSANet("full").eval()
-    report = load_sketchanet_init(net, path)
+    report = load_sketchanet_init(net, path, input_scale=1.0)  # the layout alone (scale: next test)
     assert report.format == "tf_npy"
     assert report.loaded == list(models.LAYERS)
-    assert report.missing == [] and report.ignored == ["att_conv1"]
+    assert report.missing == ["attention"] and report.ignored == ["att_conv1"]
     bb = net.backbone
     rng = np.random.default_rng(1)
 
@@ -334,13 +376,20 @@ def test_tf_npy_conversion(tf_npy):
         np.testing.assert_array_equal(getattr(bb, name).bias.detach().numpy(), tfw[name][1])
 
 
-def test_input_scale(tf_npy):
+def test_input_scale(tf_npy, tmp_path):
     path, _ = tf_npy
     a, b = SketchANet().eval(), SketchANet().eval()
-    load_sketchanet_init(a, path)
-    load_sketchanet_init(b, path, input_scale=255.0)
+    assert load_sketchanet_init(a, path, input_scale=1.0).input_scale == 1.0
+    rep = load_sketchanet_init(b, path)  # .npy: the authors' 0..255 scale, automatically
+    assert rep.input_scale == TF_INPUT_SCALE == 255.0 and "input scale 255" in str(rep)
     x = torch.randn(1, 1, 30, 30)
     assert torch.allclose(b.conv1(x), a.conv1(255.0 * x), rtol=1e-4, atol=1e-3)
+    # torch checkpoints (ours, trained on our input scale) are not rescaled
+    p = tmp_path / "ours.pt"
+    torch.save(a.state_dict(), p)
+    c = SketchANet()
+    assert load_sketchanet_init(c, p).input_scale == 1.0
+    assert torch.equal(c.conv1.weight, a.conv1.weight)
 
 
 def test_tf_npy_suffixes_dicts_and_fc_as_conv(tmp_path):
@@ -411,3 +460,61 @@ def test_torch_checkpoint_roundtrip(tmp_path, x2):
     torch.save(DSSANet(get_variant("base", fc7_dim=128)).state_dict(), p)
     with pytest.raises(ValueError, match="fc7"):
         load_sketchanet_init(DSSANet("base"), p)
+
+
+def _flat_tf_dssa(rng: np.random.Generator) -> dict:
+    """A small stand-in for a model saved by triplet_sbir_train.py line 217: {var.name: array}."""
+    nested = _random_tf_weights(rng)
+    flat = {}
+    for ours, scope in (("conv1", "conv1_s1"), ("conv2", "conv2_s1"), ("conv3", "conv3_s1"), ("conv4", "conv4_s1"),
+                        ("conv5", "conv5_s1"), ("fc6", "fc6_s1"), ("fc7", "fc7_sketch")):
+        flat[f"{scope}/weights:0"], flat[f"{scope}/biases:0"] = nested[ours]
+        flat[f"{scope}/weights/Momentum:0"] = np.zeros_like(nested[ours][0])  # optimiser slot
+    # the attention at top level (scopes conv1/conv2, lines 21 and 25)
+    flat["conv1/weights:0"] = rng.standard_normal((1, 1, 256, 256)).astype(np.float32) * 0.1
+    flat["conv1/biases:0"] = rng.standard_normal(256).astype(np.float32)
+    flat["conv2/weights:0"] = rng.standard_normal((1, 1, 256, 1)).astype(np.float32) * 0.1
+    flat["conv2/biases:0"] = rng.standard_normal(1).astype(np.float32)
+    flat["Variable:0"] = np.int32(200)  # the global step
+    return flat
+
+
+def test_tf_flat_format_with_attention_and_input_scale(tmp_path):
+    from sbir_lib import data as D
+
+    rng = np.random.default_rng(5)
+    flat = _flat_tf_dssa(rng)
+    path = tmp_path / "model-iter200.npy"
+    np.save(path, flat, allow_pickle=True)
+    net = DSSANet("full").eval()
+    rep = load_sketchanet_init(net, path, strict=True)
+    assert rep.format == "tf_npy_flat" and rep.loaded == list(models.LAYERS) + ["attention"]
+    assert "Variable:0" in rep.ignored and "conv1_s1/weights/Momentum:0" in rep.ignored
+    assert rep.input_scale == 255.0
+    # Sketch-a-Net's conv1 came from conv1_s1, not from the attention's top-level conv1
+    assert torch.equal(net.backbone.conv1.bias, torch.from_numpy(flat["conv1_s1/biases:0"]))
+    w_att = torch.from_numpy(flat["conv1/weights:0"].transpose(3, 2, 0, 1).copy())
+    assert torch.equal(net.attention.conv1.weight, w_att)
+    assert torch.equal(net.attention.conv2.bias, torch.from_numpy(flat["conv2/biases:0"]))
+    # end to end for conv1: our input pipeline (x/255 - mean) + the loaded weights == the TF
+    # computation on x - 250.42 (triplet_sbir_train.py line 170)
+    x = rng.integers(0, 256, size=(1, 33, 33), dtype=np.uint8)
+    ref = _tf_conv_nhwc((x.astype(np.float64) - 250.42)[..., None], flat["conv1_s1/weights:0"].astype(np.float64),
+                        flat["conv1_s1/biases:0"], stride=3)
+    got = net.backbone.conv1(D.to_input(torch.from_numpy(x))).permute(0, 2, 3, 1).detach().numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-2)
+
+
+def test_trainer_feeds_tf_weights_their_input_scale(tmp_path):
+    from sbir_lib import train as T
+
+    rng = np.random.default_rng(6)
+    flat = _flat_tf_dssa(rng)
+    path = tmp_path / "sketchnet_init.npy"
+    np.save(path, flat, allow_pickle=True)
+    cfg = T.profile_config("quick", variant="full", init=str(path))
+    model, _ = T.build_model(cfg, torch.device("cpu"))
+    w = torch.from_numpy(flat["conv1_s1/weights:0"].transpose(3, 2, 0, 1).copy()) * 255.0
+    assert torch.allclose(model.backbone.conv1.weight, w)
+    # conv1-conv4 frozen with a pretrained init (DSSA trains conv5, fc6, fc7, attention)
+    assert not model.backbone.conv4.weight.requires_grad and model.backbone.conv5.weight.requires_grad

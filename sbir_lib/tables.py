@@ -524,13 +524,14 @@ def authors_setup() -> dict[str, str]:
         "lr": str(cfg["lr"]),
         "positives": _POSITIVES["annotated"],
         "test_views": str(cfg["test_views"]),
-        "embedding": "raw fc7 (Triplet SN); fc7 + attended conv5 (DSSA, CFF)",
+        "embedding": _EMBEDDING,
         "precision": None,
         "device": None,
         "evaluation": "acc@1 / acc@10 over all test queries (shoes 115, chairs 97, handbags 168)",
     }
 
 
+_EMBEDDING = "L2-normalised fc7 (+ L2-normalised sum of the attended map with CFF)"
 _POSITIVES = {"annotated": "annotated triplets (shoes, chairs); true match where none (handbags)",
               "true_match": "true match"}
 
@@ -551,9 +552,13 @@ def _setting(rec: dict, name: str) -> str:
         return str(cfg.get("test_views"))
     if name == "embedding":
         vc = rec.get("variant_config") or {}
-        if "l2_normalize_fc7" not in vc:
+        if not vc:
             return None
-        return "L2-normalised fc7" if vc["l2_normalize_fc7"] else "raw fc7 (Triplet SN); fc7 + attended conv5 (DSSA, CFF)"
+        if vc.get("l2_normalize_fc7") is False:
+            return "raw fc7 (before issue 11)"
+        extra = [k for k, on in (("dropout", vc.get("dropout", 0) > 0), ("embedding BN", vc.get("embedding_bn")))
+                 if on]
+        return _EMBEDDING + (f" + {', '.join(extra)} (non-paper)" if extra else "")
     if name == "precision":
         dev = str(rec.get("device", ""))
         return "bf16 autocast" if cfg.get("amp") and not dev.startswith("cpu") else "fp32"
@@ -750,7 +755,10 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
                 "`\"partial\": true`. They are not in the tables above (which need complete runs) and are not "
                 "the recipe's result: they show where training from scratch stood after N iterations. "
                 "`val acc@1` is the `curve` experiment's held-out validation split (60 training sketches), "
-                "measured every 1,000 iterations.", ""]
+                "measured every 1,000 iterations. Runs of recipe *pre-fidelity* were trained before issue 11 "
+                "(dropout 0.5, fine vector sum(alpha f), weight decay on every parameter) with float16 distance "
+                "files whose ties make them not recompute exactly; their weights were not kept. They stay as a "
+                "record of that recipe only.", ""]
         out += [_md_table(partial), ""]
 
     out += ["## From scratch vs pretrained Sketch-a-Net", "",
@@ -759,7 +767,15 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
             "Sketch-a-Net; its acc@1 is shown for reference.", ""]
     out += [_md_table(pretrain_frame(None, profile, results, seeds), index=True), ""]
 
-    out += ["## How our setup differs from the authors'", "",
+    from . import fidelity
+
+    out += ["## Ours vs the authors' code", "",
+            "One row per setting of the recipe: what the authors' code does (file:line in "
+            "yuqian1023/Deep_SBIR_tf = TF and seuliufeng/DeepSBIR = Caffe), what this code does by default "
+            "(read from `sbir_lib.train`'s full profile and `sbir_lib.models.VariantConfig`, so it cannot drift), "
+            "and why any difference exists (`sbir_lib.fidelity`).", ""]
+    out += [_md_table(fidelity.frame()), ""]
+    out += ["## How our recorded runs differ from the authors'", "",
             "Read from the records' configurations (copied runs counted once); *authors* is the recipe as "
             "`sbir_lib.train` implements it, plus what the paper's runs had that ours do not.", ""]
     out += [_md_table(setup_frame(profile, results)), ""]
@@ -796,6 +812,8 @@ def partial_frame(profile: str = "full", results=None):
             "acc@1": round(100 * rec["metrics"]["acc@1"], 2), "acc@10": round(100 * rec["metrics"]["acc@10"], 2),
             "val acc@1 by 1k iterations": ", ".join(f"{100 * v:.0f}" for v in val) if val else DASH,
             "last train loss": (h.get("loss") or [DASH])[-1], "device": rec.get("device"),
+            "recipe": rec.get("recipe", "current"),
+            "recomputes": "no" if rec.get("recomputable") is False else "yes",
         })
     return pd.DataFrame(rows)
 
@@ -806,6 +824,136 @@ def write_reproduction(path, profile: str = "full", results=None) -> Path:
     path = Path(path)
     write_bytes_atomic(path, reproduction_markdown(profile, results).encode())
     return path
+
+
+# ====================================================================================== DASE/MEMS claims
+
+#: The DASE/MEMS experiments (:mod:`sbir_lib.category`) whose records carry the abstract's claims.
+DASE_EXPERIMENTS = ("dase_sketchy", "dase_sketchy_imagenet", "dase_qmul")
+DASE_BLOCKS = {"nose": "no SE", "se": "SE", "dase": "DASE"}
+#: What each claim is measured with (``sbir_lib.category_claims``): (record key, label).
+DASE_CLAIM_MEASURES = {
+    "mems": (("max_intra_lt_min_inter", "classes with max intra < min inter (%)"),
+             ("max_intra_over_min_inter", "max intra / min inter")),
+    "dase": (("domain_gap", "sketch-photo centroid distance / inter-class distance"),),
+}
+
+
+def _dase_datasets(experiment: str, results=None) -> list[str]:
+    root = _config.results_root(results) / experiment
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def _claim_stat(runs: list[dict], key: str, lower_is_better: bool) -> tuple[Stat, int]:
+    """:class:`Stat` of claim ``key`` over ``runs`` (fractions in percent; sign flipped when lower is better,
+    so that a larger value is always "better"), leaving out collapsed runs and runs without the claim;
+    also the number left out."""
+    vals, seeds, devs, left = [], [], [], 0
+    for r in runs:
+        v = (r.get("claims") or {}).get(key)
+        if v is None or r.get("tied_queries", 0.0) > 0.05:
+            left += 1
+            continue
+        v = 100.0 * v if key.startswith("max_intra_lt") else float(v)
+        vals.append(-v if lower_is_better else v)
+        seeds.append(int(r["seed"]))
+        devs.append(str(r.get("device", "?")))
+    return Stat(tuple(vals), tuple(seeds), tuple(devs)), left
+
+
+def dase_claims_frame(claim: str | None = None, profile: str = "full", results=None, seeds=None,
+                      experiments=DASE_EXPERIMENTS):
+    """The DASE/MEMS abstract's claims on our runs, tested like the DSSA claims (:func:`compare_seeds`:
+    difference of means, pooled seed std, Welch's t-test over seeds; "n/a: one seed" with one seed).
+
+    ``claim="mems"``: MEMS against softmax / CosFace / triplet with the same blocks (category level), or
+    against triplet (``dase_qmul``), on the fraction of classes whose maximum intra-class distance is below
+    their minimum inter-class distance (higher is better) and on the ratio of the two (lower is better).
+    ``claim="dase"``: DASE against plain SE and against no SE with the same loss, on the sketch-photo
+    centroid distance per class over the inter-class distance (lower is better). ``None``: both.
+
+    Columns: claim, experiment, dataset, better (the row claimed better), worse, measure, the two means
+    (percent for fractions), ``diff`` (in the claimed direction: > 0 means the claim's direction), pooled
+    std, diff/std, p, n (seeds of each side), verdict, left out (collapsed runs or records without claims).
+    """
+    import pandas as pd
+
+    from . import category as CAT
+    from .category_claims import LOWER_IS_BETTER
+
+    claims = ("mems", "dase") if claim is None else (claim,)
+    bad = [c for c in claims if c not in DASE_CLAIM_MEASURES]
+    if bad:
+        raise ValueError(f"unknown claim {bad[0]!r}; allowed: {', '.join(DASE_CLAIM_MEASURES)}")
+    pairs = []  # (claim, experiment, better row, worse row)
+    for exp in experiments:
+        rows = CAT.EXPERIMENTS[exp]
+        for cl in claims:
+            if cl == "mems":
+                for b in DASE_BLOCKS:
+                    for other in ("softmax", "cosface", "triplet"):
+                        if f"{b}_mems" in rows and f"{b}_{other}" in rows:
+                            pairs.append((cl, exp, f"{b}_mems", f"{b}_{other}"))
+            else:
+                for loss in CAT.LOSSES:
+                    for other in ("se", "nose"):
+                        if f"dase_{loss}" in rows and f"{other}_{loss}" in rows:
+                            pairs.append((cl, exp, f"dase_{loss}", f"{other}_{loss}"))
+    out = []
+    for cl, exp, better, worse in pairs:
+        for ds in _dase_datasets(exp, results):
+            ra = load_runs(exp, ds, better, profile, results, seeds)
+            rb = load_runs(exp, ds, worse, profile, results, seeds)
+            if not ra and not rb:
+                continue
+            for key, label in DASE_CLAIM_MEASURES[cl]:
+                low = LOWER_IS_BETTER[key]
+                a, la = _claim_stat(ra, key, low)
+                b, lb = _claim_stat(rb, key, low)
+                sign = -1.0 if low else 1.0
+                out.append({"claim": cl.upper(), "experiment": exp, "dataset": ds, "better": better, "worse": worse,
+                            "measure": label, "better mean": sign * a.mean if a.n else math.nan,
+                            "worse mean": sign * b.mean if b.n else math.nan, **compare_seeds(a, b),
+                            "left out": la + lb})
+    cols = ["claim", "experiment", "dataset", "better", "worse", "measure", "better mean", "worse mean", "diff",
+            "pooled_std", "diff_over_std", "p", "n", "verdict", "left out"]
+    return pd.DataFrame(out, columns=cols)
+
+
+def dase_claims_markdown(profile: str = "full", results=None, seeds=None) -> str:
+    """A ``REPRODUCTION.md`` section: the DASE/MEMS abstract's two claims (:func:`dase_claims_frame`), with
+    how they are measured, the verdict counts and one table per claim."""
+    frame = dase_claims_frame(None, profile, results, seeds)
+    out = ["## DASE/MEMS: do the abstract's claims hold on our runs?", "",
+           "The abstract (`shared/reference/dase_mems_abstract.txt`) says that MEMS *ensures that the maximum "
+           "intra-class distance is smaller than the minimum inter-class distance*, and that DASE gives a domain "
+           "feature *with lower intra-class discrepancy* between sketches and photos. Each DASE/MEMS record holds "
+           "these measured on its test embeddings (`claims`, `sbir_lib.category_claims`; the first test view, "
+           "in the run's retrieval geometry: L2-normalised unless MEMS): the percentage of classes whose largest "
+           "intra-class distance (sketches and photos pooled) is below their smallest inter-class distance, the "
+           "ratio of the two (mean over classes; < 1 where the claim holds), and the distance between a class's "
+           "sketch and photo centroids over its mean distance to the other classes' centroids (mean over classes).",
+           "",
+           "Each claim *A beats B* is tested as the DSSA claims are: the difference of means in the claimed "
+           "direction (> 0: A is better), the pooled std over seeds, and Welch's two-sided t-test over the "
+           f"per-seed values (verdict *holds* / *reversed* when p < {ALPHA}, else *within seed noise*; *n/a: one "
+           "seed* when either side has a single seed, i.e. no estimate of the seed noise). Runs whose embeddings "
+           "collapsed are left out (`left out`).", ""]
+    if profile != "full":
+        out += [f"**The `{profile}` profile trains for about a minute on a CPU: these numbers show the measurement, "
+                "not the paper's models.**", ""]
+    if frame.empty:
+        return "\n".join(out + ["No DASE/MEMS runs are recorded for this profile.", ""])
+    counts = Counter(v.split(" (")[0] for v in frame["verdict"])
+    out += ["Verdicts: " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) + ".", ""]
+    view = frame.rename(columns={"pooled_std": "pooled std", "diff_over_std": "diff/std"})
+    view = view.assign(p=[DASH if math.isnan(p) else f"{p:.3f}" for p in view["p"]])
+    for cl, title in (("MEMS", "MEMS: max intra-class < min inter-class distance"),
+                      ("DASE", "DASE: lower sketch-photo discrepancy within a class")):
+        part = view[view["claim"] == cl].drop(columns=["claim"])
+        if len(part):
+            out += [f"### {title}", "", _md_table(part, floatfmt="{:.3f}"), ""]
+    return "\n".join(out).rstrip() + "\n"
 
 
 def main(argv=None) -> int:

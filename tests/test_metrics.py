@@ -104,6 +104,26 @@ def test_map_precision_random_vs_brute_force():
     assert mean_average_precision(dist, names[ql], list(names[gl])) == pytest.approx(np.mean(aps))
 
 
+def test_map_and_precision_count_ties_against_the_query():
+    # two relevant items tied with two irrelevant ones: the irrelevant ones rank first
+    dist = np.array([[0.5, 0.5, 0.5, 0.5]])
+    q, g = [1], [1, 1, 0, 0]
+    assert mean_average_precision(dist, q, g) == pytest.approx((1 / 3 + 2 / 4) / 2)
+    assert precision_at_k(dist, q, g, 2) == 0.0
+    # a tie only among relevant items changes nothing
+    assert mean_average_precision(np.array([[0.1, 0.1, 0.5, 0.6]]), q, g) == 1.0
+
+
+def test_collapsed_model_scores_no_better_than_a_random_ranking():
+    rng = np.random.default_rng(4)
+    ql = np.repeat(np.arange(5), 6)  # 30 queries, 5 classes
+    gl = np.repeat(np.arange(5), 12)  # 60 gallery items
+    collapsed = mean_average_precision(np.zeros((30, 60)), ql, gl)
+    random_map = np.mean([mean_average_precision(rng.random((30, 60)), ql, gl) for _ in range(20)])
+    assert collapsed <= random_map
+    assert precision_at_k(np.zeros((30, 60)), ql, gl, 10) == 0.0
+
+
 def test_map_vs_sklearn():
     metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(2)

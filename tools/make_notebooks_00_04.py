@@ -299,8 +299,8 @@ one training run, and how retrieval is scored (acc@K).
 *Sketch-a-Net* is a small CNN designed for sketches (large 15 x 15 first filters, no local response
 normalisation). *Siamese* means that the sketch branch and the photo branch are **the same network
 with the same weights**: one `sbir_lib.models.SketchANet` embeds both. Triplet SN adds fc6 (512) and
-fc7 (256) heads; the 256-d fc7 output is the embedding (we L2-normalise it, see
-`sbir_lib.models.VariantConfig.l2_normalize_fc7`). Output shapes of each stage for one 225 x 225 input,
+fc7 (256) heads; the L2-normalised 256-d fc7 output is the embedding, as in the authors' code. There
+is no dropout: neither their TensorFlow nor their Caffe network has one. Output shapes of each stage for one 225 x 225 input,
 and the parameters of each layer:
 """),
         code("""
@@ -650,7 +650,7 @@ def nb03():
 Triplet SN embeds an image by its fc7 output: a summary of the whole conv5 map, squeezed through two
 fully connected layers. That summary is good at the *coarse* shape (a boot vs a sandal) and poor at the
 *fine* local details that separate two similar boots. DSSA's **coarse-fine fusion** concatenates fc7
-with the attention-pooled conv5 features, so the embedding keeps both. This notebook builds the fused
+with the attended conv5 map summed over positions, so the embedding keeps both. This notebook builds the fused
 embedding, then asks the recorded runs which queries it fixes and which it breaks.
 """)
     cells += [
@@ -661,15 +661,18 @@ With $f_{ij}$ the conv5 feature vector at position $(i, j)$ of the 7 x 7 map and
 attention mask (notebook 02),
 
 $$\underbrace{h = \mathrm{fc7}\bigl(\mathrm{fc6}(f^{att})\bigr)}_{\text{coarse, 256-d}}, \qquad
-\underbrace{g = \sum_{i,j} \alpha_{ij} f_{ij}}_{\text{fine, 256-d}}, \qquad
+\underbrace{g = \sum_{i,j} f^{att}_{ij} = \sum_{i,j} \bigl(f_{ij} + \alpha_{ij} f_{ij}\bigr)}_{\text{fine, 256-d}}, \qquad
 F_\theta(x) = \Bigl[\tfrac{h}{\lVert h \rVert},\ \tfrac{g}{\lVert g \rVert}\Bigr] \in \mathbb{R}^{512}.$$
 
-The fine vector $g$ is a weighted average of conv5 features, one value per channel, taken straight from
-the convolutional layers: nothing has to survive fc6's compression of 12,544 numbers into 512.
+This is exactly what the authors' code computes (`tf.reduce_sum(conv5 + conv5 * mask)`, Deep_SBIR_tf
+`triplet_sbir_train.py` lines 71-74): the attended map *with its shortcut*, summed over the 49 positions.
+Without the shortcut (Table 4's other column) it is $\sum_{ij} \alpha_{ij} f_{ij}$. The fine vector
+has one value per channel, taken straight from the convolutional layers: nothing has to survive fc6's
+compression of 12,544 numbers into 512.
 Each half is L2-normalised, so the two contribute equally to the squared distance
 ($\lVert F(s) - F(p) \rVert^2 = \lVert \hat h_s - \hat h_p \rVert^2 + \lVert \hat g_s - \hat g_p \rVert^2$,
-each term in $[0, 4]$). Without attention (the `base+cff` variant) $g$ is the plain average of conv5 over
-the 49 positions. The stages of `sbir_lib.models.DSSANet("base+att+cff")` on a batch of two inputs:
+each term in $[0, 4]$). Without attention (the `base+cff` variant) $g$ is the plain sum of conv5 over
+the 49 positions (after normalisation the same as its average). The stages of `sbir_lib.models.DSSANet("base+att+cff")` on a batch of two inputs:
 """),
         code("""
 import numpy as np
@@ -692,7 +695,7 @@ print("norms of the coarse half:", emb[:, :256].norm(dim=1).round(decimals=4).to
 ## Table 2 (and Table 3's no-attention CFF row) on QMUL-Shoe
 
 Three runs answer the question: `base` (Triplet SN: fc7 only), `base+att+cff` (Table 2's "Base + CFF",
-with attention) and `base+cff` (Table 3's "Base + CFF" without attention, i.e. average-pooled conv5).
+with attention) and `base+cff` (Table 3's "Base + CFF" without attention, i.e. conv5 summed over positions).
 Ours beside the paper (percent):
 """),
         code("""

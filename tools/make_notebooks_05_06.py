@@ -211,8 +211,9 @@ Reasons, in the order we expect them to matter:
    they exist (shoes, chairs) and use the true match for handbags, and average 10 test views in the full
    profile; details our references do not give (the hard-negative ratio, the crops, the learning-rate
    schedule) are our choices, visible in each record's `config`.
-5. **The embedding.** We L2-normalise fc7 by default (it keeps the triplet margin meaningful and training
-   stable from scratch; `sbir_lib.models`), where Triplet SN used the raw fc7.
+5. **The model and recipe** follow the authors' code (L2-normalised fc7, the fine vector as they sum it, no
+   dropout, decay on weights only, their attention init); the remaining differences are listed setting by
+   setting, with file:line citations of their code, in REPRODUCTION.md's "Ours vs the authors' code".
 6. **Classical baselines** are our own HOG-BoW / Dense-HOG + rankSVM implementations, not the original code:
    their features, vocabulary and solver settings differ, so these rows can land above or below the paper.
 

@@ -47,6 +47,7 @@ from .io import torch_save_atomic
 from .sketchanet_init import load_sketchanet_init
 
 FREEZE_CHOICES = ("auto", "none", "conv4", "conv5")
+AUGMENT_CHOICES = ("crop+flip", "crop", "none")
 WEIGHT_DECAY_ON = ("weights", "all")
 OPTIMIZER_CHOICES = ("sgd", "adam")
 POSITIVE_CHOICES = ("annotated", "true_match")
@@ -74,6 +75,9 @@ class TrainConfig:
     holef_lambda: float = L.DEFAULT_REG_LAMBDA
     positives: str = "annotated"
     hard_prob: float = 0.75
+    #: training views: "crop+flip" (the authors': random 225 crop + flip, image_proc.py:106-122), "crop"
+    #: (no flip) or "none" (the centre crop: used by the overfitting check, never by a paper row)
+    augment: str = "crop+flip"
     init: str | None = None
     freeze: str = "auto"
     test_views: int = 10
@@ -93,6 +97,8 @@ class TrainConfig:
             problems.append(f"freeze must be one of {FREEZE_CHOICES}, got {self.freeze!r}")
         if self.optimizer not in OPTIMIZER_CHOICES:
             problems.append(f"optimizer must be one of {OPTIMIZER_CHOICES}, got {self.optimizer!r}")
+        if self.augment not in AUGMENT_CHOICES:
+            problems.append(f"augment must be one of {AUGMENT_CHOICES}, got {self.augment!r}")
         if self.weight_decay_on not in WEIGHT_DECAY_ON:
             problems.append(f"weight_decay_on must be one of {WEIGHT_DECAY_ON}, got {self.weight_decay_on!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -370,7 +376,8 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     for it in bar:
         a, p, n = sampler.sample(cfg.batch_size)
         imgs = torch.cat([sketches[a], edges[p], edges[n]])  # [3B, 256, 256] uint8
-        x = _prep(D.augment(imgs, generator=gen), cfg.channels_last)
+        x = _prep(D.augment(imgs, flip=cfg.augment == "crop+flip", generator=gen) if cfg.augment != "none"
+                  else D.center_crop(imgs), cfg.channels_last)
         with _autocast(device, cfg.amp):
             emb = embed(x).float()
         s, ep, en = emb.chunk(3)

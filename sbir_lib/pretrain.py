@@ -24,7 +24,7 @@ Stage ``classify`` (the authors' first two steps, on our data)
     Sketch-a-Net (:class:`sbir_lib.models.SketchANet`, fc6 512 -> fc7 256) with a **cosine classifier**
     on the L2-normalised fc7: ``logits = s * <fc7/|fc7|, w_c/|w_c|>`` (normalised softmax, scale
     ``cos_scale``), cross-entropy with label smoothing. Choice: DSSA's embedding is the L2-normalised
-    fc7 (``l2_normalize_fc7=True``), so the classifier shapes exactly the space the triplet loss later
+    fc7 (as in the authors' code), so the classifier shapes exactly the space the triplet loss later
     uses; a plain linear classifier would train the raw fc7 instead. The classifier's weights are saved
     (``"classifier"``) but not needed downstream. Each batch holds half sketches, half edge maps.
     Augmentation, batched on the device: :func:`sbir_lib.data.augment` (random 225 crops + flips) then

@@ -11,7 +11,8 @@ import torch
 
 from sbir_lib import data as D
 from sbir_lib import pretrain as P
-from sbir_lib.models import LAYERS, DSSANet, SketchANet, load_sketchanet_init
+from sbir_lib.models import LAYERS, DSSANet, SketchANet
+from sbir_lib.sketchanet_init import load_sketchanet_init
 
 
 @pytest.fixture(scope="module")

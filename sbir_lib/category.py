@@ -37,23 +37,43 @@ up to ``gallery_per_class`` (10) with the last photos (sorted names) that no tra
 with sketches on both sides of the sketch split (at most one per category) is a gallery photo; its training
 sketches stay in training (harmless at category level).
 
-MEMS settings (:class:`RunConfig`): centres initialised with norm about 1 (as in the authors' code), final
-margin 2 (the paper's range is 2-4), annealed linearly from 1 over the *whole* run, and the centres learn 10x
-faster than the network (``center_lr_mult``). The authors anneal over 200,000 steps by default; our runs are
-hundreds of steps, and measured on the quick profile (EfficientNet-Lite0, 100 iterations) a margin reaching 3
-halfway through, or centres at the base learning rate, left MEMS far behind softmax (mAP 0.09 vs 0.28; with a
-10x centre rate and a margin annealed faster all distances collapsed to one point, loss ln C); with these
-settings it reached 0.14 (single CPU runs, so noisy). For MEMS the record also holds ``metrics_l2``: the same
-metrics on L2-normalised embeddings.
+Settings, and what chose them (each record says it per setting in ``settings_chosen_on``):
 
-MEMS on Sketch-a-Net from scratch at the instance level (``dase_qmul`` quick: 304 classes, each seen about
-twice in 40 iterations) collapses: the margin term pulls every raw feature onto centres of norm 1, and the
-network silences its fc6 ReLUs, leaving one embedding for every image (all test distances equal). The
-project's acc@K counts ties in the query's favour, so such a run would score a meaningless acc@1 near 1:
-every record therefore holds ``tied_queries`` (:func:`tied_fraction`), the runner warns above 5%, and the
-tables show tied runs as such. Neither a batch norm on the embedding (``embed_bn``: no collapse, but the
-loss exploded with the margin and acc@1 stayed near chance) nor a 3x lower learning rate avoided it in the
-quick profile.
+- **From the authors' code** (github.com/Ben-Louis/SBIR-DASE-MEMS, commit 589f789, file:line): the MEMS
+  margin rises linearly from 1 over the first half of the run (``main.py:38-39``: the first 100,000 of
+  200,000 steps; ``models/losses.py:75-80``); the CosFace margin rises from 0 over the same half
+  (``models/losses.py:59-65``), with ``m = 0.35``, ``s = 32`` (``README.md:63``); weight decay 1e-4 on the
+  network and none on the loss's centres or classifier (``trainer.py:39-45``); MEMS centres start at norm
+  about 1 (theirs exactly 1: ``models/losses.py:12``); at the category level the test distance of a sketch to
+  a photo is the minimum over the four combinations of each and its mirror image (``tester.py:41-45, 73-81``;
+  ``test_distance="flipmin"``).
+- **Chosen on a validation split carved from the training data**, never on the test split
+  (:mod:`sbir_lib.category_tuning`; the selection, its candidates and scores are in
+  ``results/tuning/<experiment>.<profile>.json``): the final MEMS margin, the learning-rate factor of the MEMS
+  centres, and the ``dase_qmul`` learning rate. The authors have no validation split (their
+  ``datasets/split_data.py`` writes train and test lists only).
+- **Ours, and different from the authors'** (short runs on small data; see ``REPRODUCTION.md``): Adam with
+  cosine decay (theirs: Adam 1e-4, constant for half the run then linear to 0, ``trainer.py:48-54``);
+  batches of class pairs, one sketch and one photo of each class (theirs: independent batches of 22 sketches
+  and 22 photos, ``trainer.py:24-26, 81-89``); random resized crops and flips (theirs add rotations and
+  random erasing to the sketches, ``datasets/Dataset.py:72-78``); ResNet-18/50 or EfficientNet-Lite0 (theirs
+  ResNeXt-101, ``main.py:27``); tens or hundreds of iterations (theirs 200,000, ``main.py:38``);
+  ``dase_qmul`` (their paper has no fine-grained experiment) keeps DSSA's test views. CosFace, softmax and
+  triplet rank by squared Euclidean distances of L2-normalised embeddings; the authors' CosFace command uses
+  the angle (``--test_distance angular``, ``README.md:63``), a monotone function of the same cosine, so the
+  rankings are the same. For MEMS the record also holds ``metrics_l2``: the same metrics on L2-normalised
+  embeddings (their distances in ``seed<k>[.quick].dist_l2.npy``).
+
+Every record holds the test ``query_labels`` and ``gallery_labels`` and its float32 distance matrices, so that
+:func:`recompute` (``python -m sbir_lib.experiments verify``) recomputes its metrics from the files alone, and
+the abstract's two geometric claims measured on its test embeddings (``claims``, :mod:`sbir_lib.category_claims`).
+
+A network can collapse (one embedding for every image, all test distances equal): Sketch-a-Net trained from
+scratch with MEMS at the instance level did so in earlier quick-profile runs (``dase_qmul``: 304 classes,
+each seen about twice in 40 iterations; the margin term pulled every raw feature onto centres of norm 1).
+acc@K counts ties against the query, so such a run scores 0; every record also holds ``tied_queries``
+(:func:`tied_fraction`), the runner warns above 5%, the tables show such runs as collapsed, and the
+validation search never chooses a collapsing candidate.
 
 Profiles (sized by measurement; ``quick`` fits a row in about a minute on 2 CPU cores and shows mechanisms,
 not accuracy):
@@ -63,8 +83,12 @@ not accuracy):
   600 iterations of 64 + 64 images under bf16 on a GPU (about 30 s per row on an H100 by the throughput of
   ResNet-50, so the 12-row grid takes about 6 minutes per seed).
 - ``dase_sketchy_imagenet``: the same with EfficientNet-Lite0 (ImageNet init) in both profiles.
-- ``dase_qmul``: Sketch-a-Net, Adam 1e-4 (1e-3 made MEMS collapse to chance on shoes); quick = 40 iterations
-  of 16 instances (32 images), centre-crop test view; full = 3,000 iterations of 64 instances, 10 test views.
+- ``dase_qmul``: Sketch-a-Net, Adam 1e-4 (chosen over 1e-3 on the validation split of shoes); quick = 40
+  iterations of 16 instances (32 images), centre-crop test view; full = 3,000 iterations of 64 instances,
+  10 test views.
+
+Category-level test distance: both profiles embed each image and its mirror (``test_views=2``) and take the
+minimum over the four combinations (``test_distance="flipmin"``, as the authors).
 
 Speed: images stay uint8 on the device; batches are drawn as index tensors; augmentation is one batched
 ``affine_grid`` / ``grid_sample`` (random resized crop + flip) for the ResNets and the DSSA crop/flip
@@ -114,6 +138,7 @@ __all__ = [
 
 ROW_BLOCKS = {"nose": "none", "se": "se", "dase": "dase"}
 LOSSES = ("softmax", "cosface", "triplet", "mems")
+TEST_DISTANCES = ("mean", "flipmin")
 
 EXPERIMENTS: dict[str, list[str]] = {
     "dase_sketchy": [f"{b}_{loss}" for loss in LOSSES for b in ROW_BLOCKS],
@@ -149,18 +174,20 @@ class RunConfig:
     lr_schedule: str = "cosine"
     warmup: int = 0
     crop_scale: float = 0.6  # random resized crop: area fraction in [crop_scale, 1]
-    mems_margin: float = 2.0  # final margin (the paper's range is 2-4; see the module docstring)
-    mems_anneal: float = 1.0  # fraction of the iterations over which the margin rises from 1
+    mems_margin: float = 2.0  # final margin (the profiles' value is chosen on a validation split)
+    mems_anneal: float = 0.5  # fraction of the run over which the margin rises from 1 (authors: 100k of 200k)
     mems_center_std: float | None = None  # None: 1/sqrt(embed_dim), centres of norm ~1 (as the authors')
-    center_lr_mult: float = 10.0  # learning-rate factor of the MEMS centres
+    center_lr_mult: float = 1.0  # learning-rate factor of the MEMS centres (authors: 1, trainer.py:39-48)
     cosface_margin: float = L.DEFAULT_COSFACE_MARGIN
     cosface_scale: float = L.DEFAULT_COSFACE_SCALE
+    cosface_anneal: float = 0.5  # fraction of the run over which the margin rises from 0 (authors' losses.py)
     triplet_margin: float = 0.3
     hidden_act: str = "sigmoid"
-    dropout: float = 0.5
+    dropout: float = 0.0  # Sketch-a-Net's fc6 only; 0: neither the DSSA nets nor the DASE authors' have one
     embed_bn: bool = False  # batch norm (no affine) on the embedding: see sbir_lib.dase.DomainNet
     init: str = "scratch"
     test_views: int = 1
+    test_distance: str = "mean"  # "mean" over the views | "flipmin": min over {q, flip q} x {g, flip g}
     n_categories: int | None = None  # category level: use every k-th category (see load_data)
     amp: bool = True
     seed: int = 0
@@ -180,6 +207,10 @@ class RunConfig:
             p.append(f"lr_schedule must be one of cosine, constant, got {self.lr_schedule!r}")
         if self.test_views not in (1, 2, 10):
             p.append(f"test_views must be 1, 2 or 10, got {self.test_views}")
+        if self.test_distance not in TEST_DISTANCES:
+            p.append(f"test_distance must be one of {', '.join(TEST_DISTANCES)}, got {self.test_distance!r}")
+        elif self.test_distance == "flipmin" and self.test_views != 2:
+            p.append(f"test_distance 'flipmin' needs test_views 2 (an image and its mirror), got {self.test_views}")
         for name in ("iterations", "batch_size", "embed_dim", "input_size"):
             if getattr(self, name) < 1:
                 p.append(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -189,8 +220,11 @@ class RunConfig:
             p.append(f"crop_scale must be in [0.05, 1], got {self.crop_scale}")
         if self.mems_margin < 1.0:
             p.append(f"mems_margin must be >= 1 (1 = no margin), got {self.mems_margin}")
-        if not 0.0 <= self.mems_anneal <= 1.0:
-            p.append(f"mems_anneal must be in [0, 1], got {self.mems_anneal}")
+        for name in ("mems_anneal", "cosface_anneal"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                p.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.center_lr_mult <= 0:
+            p.append(f"center_lr_mult must be > 0, got {self.center_lr_mult}")
         if self.lr <= 0:
             p.append(f"lr must be > 0, got {self.lr}")
         if self.arch == "sketchanet" and self.input_size != D.CROP:
@@ -210,22 +244,30 @@ class RunConfig:
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "dase_sketchy": {
+        # mems_margin, center_lr_mult: chosen on the validation split (results/tuning/dase_sketchy.quick.json);
+        # the full profile takes the quick profile's choice (not re-validated at full scale)
         "quick": dict(arch="resnet18", input_size=64, iterations=80, batch_size=24, embed_dim=256,
-                      n_categories=QUICK_SKETCHY_EVERY, lr=1e-3, test_views=1, log_every=10),
+                      n_categories=QUICK_SKETCHY_EVERY, lr=1e-3, test_views=2, test_distance="flipmin",
+                      mems_margin=4.0, center_lr_mult=1.0, log_every=10),
         "full": dict(arch="resnet50", input_size=224, iterations=600, batch_size=64, embed_dim=512,
-                     n_categories=None, lr=1e-3, warmup=30, test_views=2, log_every=50),
+                     n_categories=None, lr=1e-3, warmup=30, test_views=2, test_distance="flipmin",
+                     mems_margin=4.0, center_lr_mult=1.0, log_every=50),
     },
     "dase_sketchy_imagenet": {
         "quick": dict(arch="efficientnet_lite0", init="imagenet", input_size=64, iterations=80, batch_size=24,
-                      embed_dim=256, n_categories=QUICK_SKETCHY_EVERY, lr=1e-3, test_views=1, log_every=10),
+                      embed_dim=256, n_categories=QUICK_SKETCHY_EVERY, lr=1e-3, test_views=2,
+                      test_distance="flipmin", log_every=10),
         "full": dict(arch="efficientnet_lite0", init="imagenet", input_size=224, iterations=600, batch_size=64,
-                     embed_dim=512, n_categories=None, lr=1e-3, warmup=30, test_views=2, log_every=50),
+                     embed_dim=512, n_categories=None, lr=1e-3, warmup=30, test_views=2, test_distance="flipmin",
+                     log_every=50),
     },
     "dase_qmul": {
+        # lr, mems_margin, center_lr_mult: chosen on the validation split of shoes
+        # (results/tuning/dase_qmul.quick.json); the full profile takes the quick profile's choice
         "quick": dict(arch="sketchanet", input_size=D.CROP, iterations=40, batch_size=16, embed_dim=256,
-                      lr=1e-4, test_views=1, log_every=10),
+                      lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, test_views=1, log_every=10),
         "full": dict(arch="sketchanet", input_size=D.CROP, iterations=3000, batch_size=64, embed_dim=256,
-                     lr=1e-4, warmup=100, test_views=10, log_every=100),
+                     lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, warmup=100, test_views=10, log_every=100),
     },
 }
 
@@ -655,7 +697,8 @@ def build(cfg: RunConfig, num_classes: int, anneal_steps: int | None = None):
         steps = int(round(cfg.mems_anneal * cfg.iterations)) if anneal_steps is None else anneal_steps
         kw = dict(margin=cfg.mems_margin, anneal_steps=steps, center_std=cfg.mems_center_std)
     elif cfg.loss == "cosface":
-        kw = dict(margin=cfg.cosface_margin, scale=cfg.cosface_scale)
+        steps = int(round(cfg.cosface_anneal * cfg.iterations)) if anneal_steps is None else anneal_steps
+        kw = dict(margin=cfg.cosface_margin, scale=cfg.cosface_scale, anneal_steps=steps)
     return model, L.make_classification_loss(cfg.loss, num_classes, model.embed_dim, **kw)
 
 
@@ -706,10 +749,12 @@ def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = 
         head.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    params = [{"params": list(model.parameters())}]
+    # weight decay on the network only, never on the loss's centres / classifier (as the authors:
+    # trainer.py lines 39-45 give the network group weight_decay 1e-4 and the loss group none)
+    params = [{"params": list(model.parameters()), "weight_decay": cfg.weight_decay}]
     if head is not None:
         mult = cfg.center_lr_mult if cfg.loss == "mems" else 1.0
-        params.append({"params": list(head.parameters()), "lr": cfg.lr * mult})
+        params.append({"params": list(head.parameters()), "lr": cfg.lr * mult, "weight_decay": 0.0})
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     else:
@@ -769,6 +814,8 @@ def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = 
             history["iteration"].append(done)
             history["loss"].append(round(mean_loss, 6))
             history["mems_margin"].append(round(head.margin, 4) if isinstance(head, L.MEMSLoss) else None)
+            if isinstance(head, L.CosFaceLoss):
+                history.setdefault("cosface_margin", []).append(round(head.margin, 4))
             bar.set_postfix(loss=f"{mean_loss:.4f}")
             if not math.isfinite(mean_loss):
                 raise FloatingPointError(f"loss became {mean_loss} at iteration {done}; lower lr")
@@ -800,52 +847,94 @@ def embed(model: torch.nn.Module, images: torch.Tensor, domain: str, cfg: RunCon
     return torch.cat(out, dim=1)
 
 
+def view_distances(eq: torch.Tensor, eg: torch.Tensor, how: str = "mean", normalize: bool = True) -> torch.Tensor:
+    """``[Q, G]`` squared Euclidean distances from view-stacked embeddings ``eq [V, Q, D]``, ``eg [V, G, D]``
+    (L2-normalised first when ``normalize``), float32 on the CPU.
+
+    ``how="mean"``: the mean over views ``v`` of ``d(q_v, g_v)`` (the DSSA protocol: 1 or 10 views).
+    ``how="flipmin"``: the minimum over all view pairs ``d(q_v, g_w)``; with the views (image, mirror) this
+    is the DASE authors' test distance, the minimum over the four flip combinations (``tester.py`` lines
+    41-45 embed each image and its flip, lines 73-81 take the min over sketch {x, flip x} x photo
+    {x, flip x} of the squared Euclidean distance)."""
+    eq, eg = eq.float(), eg.float()
+    if normalize:
+        eq, eg = F.normalize(eq, dim=-1), F.normalize(eg, dim=-1)
+    if how == "mean":
+        d = sum(L.pairwise_squared_euclidean(eq[v], eg[v]) for v in range(eq.shape[0])) / eq.shape[0]
+    elif how == "flipmin":
+        d = torch.stack([L.pairwise_squared_euclidean(eq[v], eg[w]) for v in range(eq.shape[0])
+                         for w in range(eg.shape[0])]).min(dim=0).values
+    else:
+        raise ValueError(f"how must be one of {', '.join(TEST_DISTANCES)}; got {how!r}")
+    return d.cpu().float()
+
+
+@torch.no_grad()
+def test_embeddings(model, cfg: RunConfig, queries: torch.Tensor, gallery: torch.Tensor,
+                    device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw embeddings ``([V, Q, D], [V, G, D])`` of the query sketches and gallery photos under the test views."""
+    return embed(model, queries, "sketch", cfg, device), embed(model, gallery, "photo", cfg, device)
+
+
 @torch.no_grad()
 def distance_matrix(model, cfg: RunConfig, queries: torch.Tensor, gallery: torch.Tensor, device=None) -> torch.Tensor:
-    """``[Q, G]`` squared Euclidean distances (of L2-normalised embeddings unless the loss is MEMS),
-    averaged over the test views; on the CPU."""
-    eq = embed(model, queries, "sketch", cfg, device)
-    eg = embed(model, gallery, "photo", cfg, device)
-    if normalizes(cfg):
-        eq, eg = F.normalize(eq, dim=-1), F.normalize(eg, dim=-1)
-    d = sum(L.pairwise_squared_euclidean(eq[v], eg[v]) for v in range(eq.shape[0])) / eq.shape[0]
-    return d.cpu()
+    """``[Q, G]`` squared Euclidean distances (of L2-normalised embeddings unless the loss is MEMS)
+    combined over the test views as ``cfg.test_distance`` says (:func:`view_distances`); on the CPU."""
+    eq, eg = test_embeddings(model, cfg, queries, gallery, device)
+    return view_distances(eq, eg, cfg.test_distance, normalizes(cfg))
 
 
 def tied_fraction(dist: torch.Tensor, share: float = 0.1) -> float:
     """Fraction of queries (rows) for which more than ``share`` of the gallery ties with another gallery item
     (exactly equal distances). A collapsed network (one embedding for many images) ties nearly everything,
-    and the project's acc@K counts ties in the query's favour, so the runner records this number and warns
-    when it is not ~0. (A single coincidental float32 tie per row does happen, a few % of rows for 250
+    and the project's metrics count ties against the query, so such a run scores low but says nothing about the
+    model; the runner records this number and warns when it is not ~0. (A single coincidental float32 tie per row does happen, a few % of rows for 250
     normalised embeddings, hence the ``share``.)"""
     srt = dist.sort(dim=1).values
     return float(((srt[:, 1:] == srt[:, :-1]).float().mean(dim=1) > share).float().mean())
 
 
-def evaluate(model, cfg: RunConfig, data: PairedData, device=None) -> dict:
-    """Test metrics, the distance matrix ``dist`` and ``tied`` (:func:`tied_fraction`). Category level:
-    ``mAP@all``, ``P@200``, ``P@10``, ``acc@1``; instance level: ``acc@1/5/10`` and ``acc_curve`` (as the
-    DSSA records)."""
-    dist = distance_matrix(model, cfg, data.test_sketches, data.gallery, device)
-    tied = tied_fraction(dist)
-    if data.level == "instance":
+def metrics_from_dist(dist, level: str, query_labels=None, gallery_labels=None) -> dict:
+    """The metrics of a ``[Q, G]`` float32 distance matrix, as recorded (and recomputed by
+    :func:`recompute`). Category level: ``mAP@all``, ``P@200``, ``P@10``, ``acc@1`` with the labels;
+    instance level: ``acc@1/5/10`` (query ``i`` matches gallery ``i``) and ``acc_curve`` (as the DSSA
+    records)."""
+    dist = torch.as_tensor(np.asarray(dist, dtype=np.float32) if not isinstance(dist, torch.Tensor) else dist)
+    if level == "instance":
         from .train import metrics_of
 
         m = metrics_of(dist)
-        return {"metrics": {k: m[k] for k in ("acc@1", "acc@5", "acc@10")}, "acc_curve": m["acc_curve"],
-                "dist": dist, "tied": tied}
-    ql, gl = data.test_labels, data.gallery_labels
+        return {"metrics": {k: m[k] for k in ("acc@1", "acc@5", "acc@10")}, "acc_curve": m["acc_curve"]}
+    ql = torch.as_tensor(query_labels).long()
+    gl = torch.as_tensor(gallery_labels).long()
     return {"metrics": {"mAP@all": M.mean_average_precision(dist, ql, gl),
                         "P@200": M.precision_at_k(dist, ql, gl, 200),
                         "P@10": M.precision_at_k(dist, ql, gl, 10),
-                        "acc@1": M.precision_at_k(dist, ql, gl, 1)},
-            "dist": dist, "tied": tied}
+                        "acc@1": M.precision_at_k(dist, ql, gl, 1)}}
+
+
+def evaluate(model, cfg: RunConfig, data: PairedData, device=None, l2: bool = False) -> dict:
+    """Test metrics (:func:`metrics_from_dist`), the float32 distance matrix ``dist``, ``tied``
+    (:func:`tied_fraction`) and the raw test embeddings ``emb = (queries [V, Q, D], gallery [V, G, D])``.
+    ``l2=True`` adds ``metrics_l2`` / ``dist_l2``: the same on L2-normalised embeddings (for MEMS, whose
+    own distance is on raw features)."""
+    eq, eg = test_embeddings(model, cfg, data.test_sketches, data.gallery, device)
+    eq, eg = eq.float().cpu(), eg.float().cpu()
+    dist = view_distances(eq, eg, cfg.test_distance, normalizes(cfg))
+    out = {**metrics_from_dist(dist, data.level, data.test_labels, data.gallery_labels), "dist": dist,
+           "tied": tied_fraction(dist), "emb": (eq, eg)}
+    if l2:
+        d2 = view_distances(eq, eg, cfg.test_distance, True)
+        out["dist_l2"] = d2
+        out["metrics_l2"] = metrics_from_dist(d2, data.level, data.test_labels, data.gallery_labels)["metrics"]
+    return out
 
 
 # ============================================================================ the runner
 
 def _base_record(experiment, data: PairedData, row, seed, profile, device) -> dict:
-    from .experiments import device_name, git_commit
+    from .config import git_commit
+    from .experiments import device_name
 
     return {
         "experiment": experiment, "dataset": data.name, "data_source": data.source, "variant": row,
@@ -880,7 +969,9 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     ``scratch`` | ``imagenet`` | a weights path (same as ``overrides={"init": ...}``). ``dataset``: an already
     loaded :class:`PairedData`, :class:`~sbir_lib.data.QMULDataset` or :class:`~sbir_lib.data.CategoryDataset`
     (else :func:`load_data` loads it)."""
-    from .experiments import load_record, record_path, write_record
+    from .category_claims import claims_of
+    from .category_tuning import settings_provenance
+    from .experiments import load_record, record_path
 
     if dataset_name not in DATASETS.get(experiment, ()):
         check_row(experiment, row)  # unknown experiment -> its own message
@@ -900,28 +991,84 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     device = _config.default_device(device) if not isinstance(device, torch.device) else device
     t0 = time.perf_counter()
     res = train_model(cfg, data, device, progress)
-    ev = evaluate(res.model, cfg, data, device)
+    ev = evaluate(res.model, cfg, data, device, l2=not normalizes(cfg))  # MEMS: also L2-normalised
     wall = time.perf_counter() - t0
     rec = _base_record(experiment, data, row, seed, profile, device)
+    views = {"mean": f"mean over {cfg.test_views} test view(s)",
+             "flipmin": "minimum over the 4 flip combinations (the authors' tester.py)"}[cfg.test_distance]
     rec.update(
         config=cfg.to_dict(), config_key=cfg.key(), init=res.model.init_report.get("init", cfg.init),
         init_report=res.model.init_report, iterations=cfg.iterations, train_time_s=round(res.train_time_s, 2),
         wall_time_s=round(wall, 2), images_per_s=round(res.images_per_s, 1), data=data.summary(),
-        split=data.split, retrieval_distance="squared Euclidean" + (" of L2-normalised embeddings"
-                                                                    if normalizes(cfg) else ""),
+        split=data.split, settings_chosen_on=settings_provenance(experiment, profile, cfg, results),
+        weight_decay_policy=f"{cfg.weight_decay} on every network parameter (as the authors' trainer.py:39), "
+                            "none on the loss's centres / classifier weights",
+        retrieval_distance="squared Euclidean" + (" of L2-normalised embeddings" if normalizes(cfg) else "")
+                           + f", {views}",
         tied_queries=round(ev["tied"], 4), history=res.history, metrics=ev["metrics"])
     if "acc_curve" in ev:
         rec["acc_curve"] = ev["acc_curve"]
-    if not normalizes(cfg):  # MEMS: also rank by L2-normalised embeddings
-        ev_l2 = evaluate(res.model, dataclasses.replace(cfg, loss="softmax"), data, device)
-        rec["metrics_l2"] = ev_l2["metrics"]
-    write_record(out, rec, ev["dist"])
+    if "metrics_l2" in ev:
+        rec["metrics_l2"] = ev["metrics_l2"]
+    eq, eg = ev["emb"]
+    rec["claims"] = claims_of(eq[0], eg[0], data.test_labels, data.gallery_labels, normalizes(cfg), ev["dist"])
+    if "dist_l2" in ev:
+        rec["claims_l2"] = claims_of(eq[0], eg[0], data.test_labels, data.gallery_labels, True, ev["dist_l2"])
+    rec["claims_note"] = ("sbir_lib.category_claims on the test embeddings (first test view); "
+                          "max_intra_lt_min_inter_retrieval from the stored distance matrix")
+    rec["query_labels"] = [int(v) for v in data.test_labels.tolist()]
+    rec["gallery_labels"] = [int(v) for v in data.gallery_labels.tolist()]
+    write_run_files(out, rec, ev["dist"], ev.get("dist_l2"))
     if ev["tied"] > 0.05:
         log(f"WARNING: {ev['tied']:.0%} of the queries have tied distances: the embeddings collapsed and the "
             f"metrics of {out.relative_to(results)} are not meaningful")
     shown = "  ".join(f"{k}={v:.3f}" for k, v in ev["metrics"].items())
     log(f"wrote  {out.relative_to(results)}  {shown}  ({wall:.0f} s)")
     return rec
+
+
+def dist_l2_path(record_path: Path) -> Path:
+    """``seed<k>[.quick].dist_l2.npy`` beside a record: the L2-normalised distance matrix of ``metrics_l2``."""
+    return record_path.with_name(record_path.name[: -len(".json")] + ".dist_l2.npy")
+
+
+def write_run_files(path: Path, record: dict, dist, dist_l2=None) -> None:
+    """The distance matrix (float32: every recorded metric is recomputed exactly from it), the L2 one when
+    given, then the JSON record (last: its presence means the run is complete); each atomically."""
+    from .experiments import dist_path
+    from .io import save_npy_atomic, write_json_atomic
+
+    save_npy_atomic(dist_path(path), np.asarray(torch.as_tensor(dist).float().cpu().numpy(), dtype=np.float32))
+    if dist_l2 is not None:
+        save_npy_atomic(dist_l2_path(path), np.asarray(torch.as_tensor(dist_l2).float().cpu().numpy(),
+                                                       dtype=np.float32))
+    write_json_atomic(path, record)
+
+
+def recompute(record: dict, record_path: Path) -> dict[str, dict[str, float]]:
+    """The metrics of a DASE/MEMS ``record`` recomputed from the files beside ``record_path`` alone (no
+    dataset): ``{"metrics": ...}`` from ``seed<k>[.quick].dist.npy`` and, when the record has them,
+    ``{"metrics_l2": ...}`` from ``.dist_l2.npy``; same keys as the record's. Category-level records carry
+    their ``query_labels`` / ``gallery_labels``; instance-level ones match query ``i`` to gallery ``i``.
+    Used by ``python -m sbir_lib.experiments verify``."""
+    from .experiments import dist_path
+
+    record_path = Path(record_path)
+    level = LEVEL.get(record.get("experiment"), "category")
+    ql, gl = record.get("query_labels"), record.get("gallery_labels")
+    if level == "category" and (ql is None or gl is None):
+        raise ValueError(f"{record_path} has no query_labels / gallery_labels: it predates recomputable "
+                         "records; re-record it with --force")
+    files = {"metrics": dist_path(record_path)}
+    if "metrics_l2" in record:
+        files["metrics_l2"] = dist_l2_path(record_path)
+    out = {}
+    for key, f in files.items():
+        if not f.exists():
+            raise FileNotFoundError(f"{f} is missing: {key} of {record_path} cannot be recomputed")
+        m = metrics_from_dist(np.load(f), level, ql, gl)["metrics"]
+        out[key] = {k: m[k] for k in record[key]}
+    return out
 
 
 def run(experiments: list[str], datasets: list[str] | None, seeds: list[int], profile: str, rows=None,
@@ -1003,8 +1150,11 @@ def missing_weights(experiment: str, profile: str) -> str | None:
 
 def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
     """One line per run (recorded, or trained now when missing; see :func:`record`) as a pandas DataFrame:
-    dataset, row, blocks, loss, seed, the metrics (MEMS also on L2-normalised embeddings: ``<metric> (L2)``;
-    all ``NaN`` for a run whose embeddings collapsed, ``collapsed`` True), init, iterations, device."""
+    dataset, row, blocks, loss, seed, the metrics (MEMS also on L2-normalised embeddings: ``<metric> (L2)``),
+    the abstract's claims (:mod:`sbir_lib.category_claims`; ``NaN`` when the record predates them), all
+    ``NaN`` for a run whose embeddings collapsed (``collapsed`` True), init, iterations, device."""
+    from .category_claims import CLAIM_KEYS
+
     import pandas as pd
 
     lines = []
@@ -1017,7 +1167,9 @@ def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
                 b, loss = row.split("_", 1)
                 collapsed = rec.get("tied_queries", 0.0) > 0.05
                 metrics = {**rec["metrics"], **{f"{k} (L2)": v for k, v in rec.get("metrics_l2", {}).items()}}
-                if collapsed:  # ties count in the query's favour: the numbers would be meaningless
+                claims = rec.get("claims") or {}
+                metrics.update({k: float("nan") if claims.get(k) is None else claims[k] for k in CLAIM_KEYS})
+                if collapsed:  # one embedding for every image: the numbers would be meaningless
                     metrics = {k: float("nan") for k in metrics}
                 lines.append({"dataset": ds, "row": row, "blocks": b, "loss": loss, "seed": seed, **metrics,
                               "collapsed": collapsed, "init": rec.get("init"), "iterations": rec.get("iterations"),
@@ -1025,9 +1177,9 @@ def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
     return pd.DataFrame(lines)
 
 
-def grid_table(df, metric: str, percent: bool = True):
-    """``blocks`` x ``loss`` table of ``metric`` as "mean ± std (n)" over seeds (percent by default); runs whose
-    embeddings collapsed are left out and counted."""
+def grid_table(df, metric: str, percent: bool = True, digits: int = 1):
+    """``blocks`` x ``loss`` table of ``metric`` as "mean ± std (n)" over seeds (percent by default, ``digits``
+    decimals); runs whose embeddings collapsed, or whose record lacks ``metric``, are left out and counted."""
     import pandas as pd
 
     if df.empty:
@@ -1039,7 +1191,8 @@ def grid_table(df, metric: str, percent: bool = True):
         ok = v.dropna()
         if ok.empty:
             return f"collapsed ({len(v)})"
-        return (f"{ok.mean() * scale:.1f}" + (f" ± {ok.std() * scale:.1f}" if len(ok) > 1 else "") + f" ({len(ok)})"
+        return (f"{ok.mean() * scale:.{digits}f}" + (f" ± {ok.std() * scale:.{digits}f}" if len(ok) > 1 else "")
+                + f" ({len(ok)})"
                 + (f", {len(v) - len(ok)} collapsed" if len(ok) < len(v) else ""))
     out = g.apply(cell).unstack("loss")
     order_b = [b for b in ROW_BLOCKS if b in out.index]
@@ -1130,8 +1283,12 @@ def toy_regions(head, grid: torch.Tensor, margin: float | None = None) -> tuple[
 
 @torch.no_grad()
 def toy_scores(net, head, x: torch.Tensor, y: torch.Tensor) -> dict:
-    """Accuracy and ``mean intra-class / mean inter-class distance`` of the features of ``x`` (with the
-    loss's retrieval distance: normalised features unless MEMS), lower = more discriminative."""
+    """Accuracy, ``mean intra-class / mean inter-class distance`` of the features of ``x`` (with the
+    loss's retrieval distance: normalised features unless MEMS; lower = more discriminative) and the fraction
+    of classes whose largest intra-class distance is below their smallest inter-class distance (the MEMS
+    abstract's claim; :func:`sbir_lib.category_claims.class_separation`)."""
+    from .category_claims import class_separation
+
     f = net(x)
     if head.normalize_features:
         f = F.normalize(f, dim=1)
@@ -1139,7 +1296,9 @@ def toy_scores(net, head, x: torch.Tensor, y: torch.Tensor) -> dict:
     same = y[:, None] == y[None, :]
     off = ~torch.eye(len(y), dtype=torch.bool)
     return {"accuracy": float((head.logits(net(x)).argmax(1) == y).float().mean()),
-            "intra/inter": float(d[same & off].mean() / d[~same].mean())}
+            "intra/inter": float(d[same & off].mean() / d[~same].mean()),
+            **{k.replace("_", " ").replace("lt", "<").replace("over", "/"): v
+               for k, v in class_separation(f, y).items()}}
 
 
 def main(argv=None) -> int:
@@ -1167,6 +1326,13 @@ def main(argv=None) -> int:
     p.add_argument("--quality", type=int, default=75, help="photos' JPEG quality (75: ~40 MiB at 224 px)")
     p.add_argument("--root", default=None)
     sub.add_parser("list", help="experiments, rows and datasets")
+    sub.add_parser("tune", help="choose the settings on a validation split (python -m sbir_lib.category tune "
+                                "--experiment E --profile P; see sbir_lib.category_tuning)", add_help=False)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["tune"]:
+        from .category_tuning import main as tune_main
+
+        return tune_main(argv)
     args = ap.parse_args(argv)
     try:
         if args.cmd == "list":

@@ -463,19 +463,36 @@ class SoftmaxLoss(_ClassLoss):
 
 
 class CosFaceLoss(_ClassLoss):
-    """CosFace / large-margin cosine loss: cross-entropy on :func:`cosface_logits` (margin ``m``, scale ``s``)."""
+    """CosFace / large-margin cosine loss: cross-entropy on :func:`cosface_logits` (margin ``m``, scale ``s``).
+
+    ``anneal_steps > 0`` anneals the margin as the DASE authors' ``CosFace`` does (``models/losses.py``
+    lines 59-65 of Ben-Louis/SBIR-DASE-MEMS): the true-class cosine is ``(1 - a) cos + a (cos - m)``
+    with ``a = min(step / anneal_steps, 1)``, i.e. the margin grows linearly from 0 to ``m``. Call
+    ``set_step(step)`` every iteration (the trainer does); ``anneal_steps = 0`` (default) applies ``m``
+    from the start.
+    """
 
     name = "cosface"
 
     def __init__(self, num_classes: int, dim: int, margin: float = DEFAULT_COSFACE_MARGIN,
-                 scale: float = DEFAULT_COSFACE_SCALE):
+                 scale: float = DEFAULT_COSFACE_SCALE, anneal_steps: int = 0):
         super().__init__(num_classes, dim)
         if not 0.0 <= margin < 1.0:
             raise ValueError(f"the CosFace margin must be in [0, 1); got {margin}")
         if scale <= 0:
             raise ValueError(f"the CosFace scale must be > 0; got {scale}")
-        self.margin, self.scale = float(margin), float(scale)
+        self.final_margin, self.scale = float(margin), float(scale)
+        self.anneal_steps = int(anneal_steps)
         self.weight = nn.Parameter(torch.randn(num_classes, dim) / math.sqrt(dim))
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    @property
+    def margin(self) -> float:
+        """The margin in force at the current step (linear from 0 to the final margin when annealed)."""
+        return mems_margin_schedule(int(self.step), self.final_margin, self.anneal_steps, 0.0)
+
+    def set_step(self, step: int) -> None:
+        self.step.fill_(int(step))
 
     def logits(self, features):
         return cosface_logits(features, self.weight, None, 0.0, self.scale)
@@ -485,7 +502,9 @@ class CosFaceLoss(_ClassLoss):
                                _check_labels(features, labels, self.num_classes))
 
     def extra_repr(self):
-        return f"classes={self.num_classes}, dim={self.dim}, margin={self.margin}, scale={self.scale}"
+        return (f"classes={self.num_classes}, dim={self.dim}, margin={self.final_margin}"
+                + (f" (from 0 over {self.anneal_steps} steps)" if self.anneal_steps > 0 else "")
+                + f", scale={self.scale}")
 
 
 class MEMSLoss(_ClassLoss):
@@ -537,8 +556,8 @@ class MEMSLoss(_ClassLoss):
 
 
 def make_classification_loss(name: str, num_classes: int, dim: int, **kw) -> _ClassLoss:
-    """``softmax`` | ``cosface`` (``margin``, ``scale``) | ``mems`` (``margin``, ``anneal_steps``,
-    ``start_margin``, ``center_std``)."""
+    """``softmax`` | ``cosface`` (``margin``, ``scale``, ``anneal_steps``) | ``mems`` (``margin``,
+    ``anneal_steps``, ``start_margin``, ``center_std``)."""
     classes = {"softmax": SoftmaxLoss, "cosface": CosFaceLoss, "mems": MEMSLoss}
     if name not in classes:
         raise ValueError(f"unknown classification loss {name!r}; allowed: {', '.join(CLASSIFICATION_LOSSES)}")

@@ -787,6 +787,7 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
     bench = benchmarks_frame(results)
     if len(bench):
         out += ["Throughput benchmarks (`results/benchmarks/*.json`):", "", _md_table(bench), ""]
+    out += [dase_claims_markdown(profile, results, seeds)]
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -124,7 +124,7 @@ def test_overfits_tiny_data(cats, loss):
     h = out.history["loss"]
     assert h[-1] < h[0]
     if loss == "mems":
-        m = out.history["mems_margin"]  # annealed from 1 over the whole run
+        m = out.history["mems_margin"]  # annealed from 1 over the first half of the run
         assert 1.0 < m[0] < m[-1] and m[-1] == pytest.approx(cfg.mems_margin, abs=0.05)
     ev = C.evaluate(out.model, cfg, train_as_test, torch.device("cpu"))
     assert ev["dist"].shape == (24, 20)
@@ -146,7 +146,7 @@ def test_run_one_records_and_skips(tmp_path):
     assert on_disk["variant"] == "dase_mems" and on_disk["init"] == "scratch" and on_disk["iterations"] == 2
     assert set(on_disk["metrics"]) == {"acc@1", "acc@5", "acc@10"} and len(on_disk["acc_curve"]) == 5
     dist = np.load(dist_path(path))
-    assert dist.shape == (5, 5) and dist.dtype == np.float16
+    assert dist.shape == (5, 5) and dist.dtype == np.float32  # metrics recompute exactly from it
     assert rec["metrics"] == on_disk["metrics"]
     again = C.run_one("dase_qmul", "synthetic", "dase_mems", 0, "quick", results=tmp_path, dataset=ds,
                       progress=False, log=logs.append, overrides=ov)
@@ -159,7 +159,7 @@ def test_category_run_one_metrics(tmp_path, cats):
                     overrides=dict(iterations=2, batch_size=4, input_size=32, embed_dim=16))
     assert set(rec["metrics"]) == {"mAP@all", "P@200", "P@10", "acc@1"}
     assert 0 <= rec["metrics"]["mAP@all"] <= 1
-    assert rec["retrieval_distance"].endswith("L2-normalised embeddings")
+    assert "L2-normalised embeddings" in rec["retrieval_distance"]
     assert np.load(dist_path(record_path(tmp_path, "dase_sketchy", "synthetic_categories", "se_cosface", 1,
                                          "quick"))).shape == (8, 12)
 
@@ -252,3 +252,226 @@ def test_tables_read_records_and_mark_collapsed(tmp_path, cats, capsys):
     df = C.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows[:2], results=tmp_path)
     assert df["collapsed"].tolist() == [False, True] and np.isnan(df["mAP@all"].iloc[1])
     assert C.grid_table(df, "mAP@all").loc["dase", "mems"] == "collapsed (1)"
+
+
+# ---------------------------------------------------------------------------- validation split, tuning (issue 11.8)
+
+def test_validation_split_category_is_carved_from_training(cats):
+    from sbir_lib.category_tuning import validation_split
+
+    p = C.sketchy_split(cats, gallery_per_class=3)  # 6 training sketches, 5 training photos per class
+    v = validation_split(p, seed=0, sketches_per_class=2, photos_per_class=2)
+    assert v.level == "category" and v.num_classes == 4
+    assert torch.bincount(v.test_labels).tolist() == [2] * 4 and torch.bincount(v.gallery_labels).tolist() == [2] * 4
+    assert torch.bincount(v.train_sketch_labels).tolist() == [4] * 4
+    assert torch.bincount(v.train_photo_labels).tolist() == [3] * 4
+    n = v.names
+    # disjoint from the remaining training data, and taken from the training data only (never the test split)
+    assert not set(n["val_sketches"]) & set(n["train_sketches"])
+    assert not set(n["val_photos"]) & set(n["train_photos"])
+    assert set(n["val_sketches"]) | set(n["train_sketches"]) == set(p.names["train_sketches"])
+    assert set(n["val_photos"]) | set(n["train_photos"]) == set(p.names["train_photos"])
+    assert not set(n["val_sketches"]) & set(p.names["test_sketches"])
+    assert not set(n["val_photos"]) & set(p.names["gallery"])
+    # seeded: the same seed gives the same split, another seed another one
+    again = validation_split(p, seed=0, sketches_per_class=2, photos_per_class=2)
+    assert again.names == n and torch.equal(again.gallery, v.gallery)
+    other = validation_split(p, seed=1, sketches_per_class=2, photos_per_class=2)
+    assert other.names["val_photos"] != n["val_photos"]
+    assert v.split.startswith("validation split (seed 0)")
+    with pytest.raises(ValueError, match="would leave none for training"):
+        validation_split(p, sketches_per_class=6)
+
+
+def test_validation_split_instance_holds_out_whole_instances():
+    from sbir_lib.category_tuning import validation_split
+
+    ds = D.make_synthetic(n_train=10, n_test=4, size=64, seed=0)
+    p = C.qmul_instances(ds)
+    v = validation_split(p, seed=0, instance_fraction=0.2)
+    val, tr = v.names["val_instances"], v.names["train_instances"]
+    assert len(val) == 2 and len(tr) == 8 and sorted(val + tr) == list(range(10))
+    assert torch.equal(v.test_sketches, ds.train.sketches[val]) and torch.equal(v.gallery, ds.train.edges[val])
+    assert torch.equal(v.train_sketches, ds.train.sketches[tr]) and torch.equal(v.train_photos, ds.train.edges[tr])
+    assert v.train_sketch_labels.tolist() == list(range(8)) and v.gallery_labels.tolist() == [0, 1]
+    assert v.num_classes == 8
+    # the test split is not touched: no validation image is a test image
+    for x in v.test_sketches:
+        assert not any(torch.equal(x, t) for t in ds.test.sketches)
+    assert validation_split(p, seed=0).names == v.names
+    assert validation_split(p, seed=3).names != v.names
+
+
+def test_tune_writes_a_selection_and_runs_name_it(tmp_path):
+    from sbir_lib import category_tuning as T
+
+    rec = T.tune("dase_sketchy", "quick", "synthetic_categories", results=tmp_path, device="cpu", log=lambda s: None,
+                 search=[(("dase_mems",), {"mems_margin": [2.0, 3.0]})],
+                 overrides=dict(iterations=2, batch_size=4, input_size=32, embed_dim=16))
+    path = T.tuning_path("dase_sketchy", "quick", tmp_path)
+    assert path.exists() and json.loads(path.read_text())["chosen"] == rec["chosen"]
+    assert rec["chosen"]["mems_margin"] in (2.0, 3.0) and len(rec["stages"][0]["candidates"]) == 2
+    assert rec["split"].startswith("validation split")
+    cfg = C.profile_config("dase_sketchy", "quick", "dase_mems", mems_margin=rec["chosen"]["mems_margin"])
+    prov = T.settings_provenance("dase_sketchy", "quick", cfg, tmp_path)
+    assert prov["mems_margin"].startswith("validation split") and "tuning/dase_sketchy.quick.json" in prov["mems_margin"]
+    assert prov["center_lr_mult"].startswith("not validated")  # not in this search
+    assert "main.py:38-39" in prov["mems_anneal"] and "tester.py" in prov["test_distance"]
+    wrong = C.profile_config("dase_sketchy", "quick", "dase_mems", mems_margin=5.0 - rec["chosen"]["mems_margin"])
+    assert T.settings_provenance("dase_sketchy", "quick", wrong, tmp_path)["mems_margin"].startswith("override")
+    assert "mems_margin" not in T.settings_provenance("dase_sketchy", "quick",
+                                                      C.profile_config("dase_sketchy", "quick", "dase_softmax"),
+                                                      tmp_path)
+
+
+def test_profiles_use_the_validated_settings():
+    """The quick profiles' values are the ones the committed validation records chose."""
+    from sbir_lib import category_tuning as T
+    from sbir_lib.config import results_root
+
+    found = 0
+    for exp in C.EXPERIMENTS:
+        rec = T.load_tuning(exp, "quick", results_root())
+        if rec is None:
+            continue
+        found += 1
+        for name, value in rec["chosen"].items():
+            assert C.PROFILES[exp]["quick"].get(name, getattr(C.RunConfig, name)) == pytest.approx(value), (exp, name)
+    if not found:
+        pytest.skip("no results/tuning/*.quick.json recorded")
+
+
+# ---------------------------------------------------------------------------- test distance, records that recompute
+
+def test_flipmin_is_the_min_over_the_four_flip_combinations():
+    g = torch.Generator().manual_seed(0)
+    eq, eg = torch.randn(2, 3, 5, generator=g), torch.randn(2, 4, 5, generator=g)
+    d = C.view_distances(eq, eg, "flipmin", normalize=False)
+    for i in range(3):
+        for j in range(4):
+            four = [float(((eq[v, i] - eg[w, j]) ** 2).sum()) for v in (0, 1) for w in (0, 1)]
+            assert float(d[i, j]) == pytest.approx(min(four), rel=1e-5)
+    mean = C.view_distances(eq, eg, "mean", normalize=False)
+    assert float(mean[0, 0]) == pytest.approx(0.5 * sum(float(((eq[v, 0] - eg[v, 0]) ** 2).sum()) for v in (0, 1)),
+                                              rel=1e-5)
+    assert d.dtype == torch.float32 and (d <= mean + 1e-5).all()
+    with pytest.raises(ValueError, match="flipmin' needs test_views 2"):
+        C.profile_config("dase_sketchy", "quick", "dase_mems", test_views=1)
+    cfg = C.profile_config("dase_sketchy", "quick", "dase_mems")
+    assert (cfg.test_views, cfg.test_distance) == (2, "flipmin")
+
+
+@pytest.mark.parametrize("experiment,row", [("dase_sketchy", "dase_mems"), ("dase_sketchy", "se_cosface"),
+                                            ("dase_qmul", "nose_triplet")])
+def test_recompute_round_trip(tmp_path, cats, experiment, row):
+    if experiment == "dase_qmul":
+        ds, name, ov = D.make_synthetic(n_train=6, n_test=5, size=256, seed=0), "synthetic", dict(iterations=2,
+                                                                                                  batch_size=2)
+    else:
+        ds, name = C.sketchy_split(cats, 3), "synthetic_categories"
+        ov = dict(iterations=2, batch_size=4, input_size=32, embed_dim=16)
+    C.run_one(experiment, name, row, 0, "quick", results=tmp_path, dataset=ds, progress=False, log=lambda s: None,
+              overrides=ov)
+    path = record_path(tmp_path, experiment, name, row, 0, "quick")
+    rec = json.loads(path.read_text())
+    assert np.load(dist_path(path)).dtype == np.float32
+    got = C.recompute(rec, path)
+    keys = ["metrics"] + (["metrics_l2"] if row.endswith("mems") else [])
+    assert sorted(got) == sorted(keys)
+    for k in keys:
+        assert got[k] == rec[k]  # exactly, from the files alone
+    if row.endswith("mems"):
+        assert C.dist_l2_path(path).exists() and np.load(C.dist_l2_path(path)).dtype == np.float32
+    assert set(rec["claims"]) == {"max_intra_lt_min_inter", "max_intra_over_min_inter",
+                                  "max_intra_lt_min_inter_retrieval", "domain_gap"}
+    assert ("claims_l2" in rec) == row.endswith("mems")
+    assert isinstance(rec["settings_chosen_on"], dict) and rec["settings_chosen_on"]
+    # a changed distance file no longer reproduces the record
+    np.save(dist_path(path), np.zeros_like(np.load(dist_path(path))))
+    assert C.recompute(rec, path)["metrics"] != rec["metrics"]
+    if experiment != "dase_qmul":
+        with pytest.raises(ValueError, match="query_labels"):
+            C.recompute({k: v for k, v in rec.items() if k != "query_labels"}, path)
+
+
+# ---------------------------------------------------------------------------- the abstract's claims (issue 11.12)
+
+def _clusters(spread: float, gap: float = 0.0, n_classes: int = 4, per: int = 5, dim: int = 8, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    centres = 10.0 * torch.eye(n_classes, dim)
+    ls = torch.arange(n_classes).repeat_interleave(per)
+    es = centres[ls] + spread * torch.randn(len(ls), dim, generator=g)
+    ep = centres[ls] + spread * torch.randn(len(ls), dim, generator=g)
+    ep[:, -1] += gap  # shift every photo along a common direction: a domain gap
+    return es, ep, ls, ls.clone()
+
+
+def test_claims_separated_vs_collapsed():
+    from sbir_lib import category_claims as K
+
+    es, ep, ls, lp = _clusters(spread=0.1)
+    c = K.claims_of(es, ep, ls, lp, normalize=False)
+    assert c["max_intra_lt_min_inter"] == 1.0 and c["max_intra_lt_min_inter_retrieval"] == 1.0
+    assert c["max_intra_over_min_inter"] < 1.0 and c["domain_gap"] < 0.05
+    z = torch.zeros_like(es)
+    collapsed = K.claims_of(z, torch.zeros_like(ep), ls, lp, normalize=False)
+    assert collapsed["max_intra_lt_min_inter"] == 0.0 and collapsed["max_intra_lt_min_inter_retrieval"] == 0.0
+    assert collapsed["domain_gap"] is None  # 0 / 0
+    # overlapping classes: no class is separated; a domain gap shows in the centroid ratio
+    mixed = K.claims_of(*_clusters(spread=8.0), normalize=False)
+    assert mixed["max_intra_lt_min_inter"] == 0.0 and mixed["max_intra_over_min_inter"] > 1.0
+    gapped = K.claims_of(*_clusters(spread=0.1, gap=7.0), normalize=False)
+    assert gapped["domain_gap"] == pytest.approx(7.0 / (10 * 2 ** 0.5), rel=0.05)
+
+
+def test_class_separation_counts_per_class():
+    from sbir_lib import category_claims as K
+
+    # class 0 is tight and far away; classes 1 and 2 interleave
+    e = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [12.0, 0.0], [11.0, 0.0], [13.0, 0.0]])
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    s = K.class_separation(e, y)
+    assert s["max_intra_lt_min_inter"] == pytest.approx(1 / 3)
+    # sketches at 0, 10, 11 and photos at 0.1, 12, 13: class 1's sketch (10) is nearer its photo (12) than any
+    # other photo, class 2's sketch (11) is nearer class 1's photo (12) than its own (13)
+    d = torch.cdist(e[[0, 2, 4]], e[[1, 3, 5]])
+    assert K.retrieval_separation(d, y[[0, 2, 4]], y[[1, 3, 5]]) == pytest.approx(2 / 3)
+
+
+def test_dase_claims_frame_tests_claims_over_seeds(tmp_path):
+    """MEMS vs softmax and DASE vs SE from records alone: Welch over seeds, 'n/a: one seed' with one."""
+    from sbir_lib import tables
+
+    def write(exp, row, seed, claims, tied=0.0):
+        p = record_path(tmp_path, exp, "sketchy_mini", row, seed, "quick")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"experiment": exp, "variant": row, "seed": seed, "profile": "quick",
+                                 "metrics": {}, "tied_queries": tied, "claims": claims}))
+
+    def claims(sep, ratio, gap):
+        return {"max_intra_lt_min_inter": sep, "max_intra_over_min_inter": ratio,
+                "max_intra_lt_min_inter_retrieval": sep, "domain_gap": gap}
+
+    for seed, eps in enumerate((0.0, 0.01, -0.01)):
+        write("dase_sketchy", "dase_mems", seed, claims(0.8 + eps, 0.9 + eps, 0.5 + eps))
+        write("dase_sketchy", "dase_softmax", seed, claims(0.2 + eps, 3.0 + eps, 0.3 + eps))
+        write("dase_sketchy", "se_mems", seed, claims(0.5 + eps, 1.5 + eps, 0.9 + eps))
+    write("dase_sketchy", "nose_mems", 0, claims(0.4, 2.0, 1.0))
+    write("dase_sketchy", "nose_softmax", 0, claims(0.1, 4.0, 1.0), tied=0.5)  # collapsed: left out
+    write("dase_sketchy", "nose_cosface", 0, claims(0.3, 2.5, 1.0))
+    f = tables.dase_claims_frame(profile="quick", results=tmp_path, experiments=("dase_sketchy",))
+    mems = f[(f["claim"] == "MEMS") & (f["better"] == "dase_mems") & (f["worse"] == "dase_softmax")]
+    frac = mems[mems["measure"].str.startswith("classes")].iloc[0]
+    assert frac["verdict"] == "holds" and frac["better mean"] == pytest.approx(80.0) and frac["diff"] > 0
+    ratio = mems[mems["measure"] == "max intra / min inter"].iloc[0]
+    assert ratio["verdict"] == "holds" and ratio["better mean"] == pytest.approx(0.9)
+    dase = f[(f["claim"] == "DASE") & (f["better"] == "dase_mems") & (f["worse"] == "se_mems")].iloc[0]
+    assert dase["verdict"] == "holds" and dase["diff"] == pytest.approx(0.4)  # 0.9 - 0.5: lower is better
+    reversed_ = f[(f["claim"] == "DASE") & (f["better"] == "dase_softmax") & (f["worse"] == "se_softmax")]
+    assert reversed_["verdict"].iloc[0] == "not run"  # se_softmax is not recorded
+    one = f[(f["better"] == "nose_mems") & (f["worse"] == "nose_softmax")].iloc[0]
+    assert one["verdict"] == "not run" and one["left out"] == 1  # its only softmax run collapsed
+    single = f[(f["better"] == "nose_mems") & (f["worse"] == "nose_cosface")].iloc[0]
+    assert single["verdict"] == "n/a: one seed" and single["diff"] == pytest.approx(10.0)
+    md = tables.dase_claims_markdown(profile="quick", results=tmp_path)
+    assert "## DASE/MEMS" in md and "### MEMS" in md and "### DASE" in md and "holds" in md

@@ -144,3 +144,45 @@ def test_losses_separate_a_toy_problem(name):
         own = d[torch.arange(30), y]
         other = d.masked_fill(torch.nn.functional.one_hot(y, 3).bool(), math.inf).min(1).values
         assert (2.0 * own < other).float().mean().item() > 0.9
+
+
+def test_runs_anneal_as_the_authors_reach_final_margin_at_half_the_run():
+    """MEMS: 1 -> m over the first half (authors: 100k of 200k steps, main.py:38-39); CosFace: 0 -> m over the
+    same steps (authors' models/losses.py:59-65)."""
+    from sbir_lib import category as C
+
+    for exp in ("dase_sketchy", "dase_qmul"):
+        cfg = C.profile_config(exp, "quick", "dase_mems", iterations=100)
+        assert cfg.mems_anneal == 0.5
+        _, head = C.build(cfg, num_classes=5)
+        final = cfg.mems_margin
+        seen = {}
+        for step in (0, 25, 49, 50, 75, 99):
+            head.set_step(step)
+            seen[step] = head.margin
+        assert seen[0] == 1.0 and seen[25] == pytest.approx(1 + (final - 1) * 0.5)
+        assert seen[49] < final and seen[50] == seen[75] == seen[99] == final
+    cfg = C.profile_config("dase_sketchy", "quick", "dase_cosface", iterations=100)
+    _, head = C.build(cfg, num_classes=5)
+    head.set_step(0)
+    assert head.margin == 0.0
+    head.set_step(25)
+    assert head.margin == pytest.approx(cfg.cosface_margin / 2)
+    head.set_step(50)
+    assert head.margin == cfg.cosface_margin
+
+
+def test_cosface_annealing_interpolates_the_cosine_like_the_authors():
+    """The authors' CosFace: cos_y -> (1 - a) cos_y + a (cos_y - m) = cos_y - a m."""
+    g = torch.Generator().manual_seed(0)
+    f, y = torch.randn(6, 4, generator=g), torch.tensor([0, 1, 2, 0, 1, 2])
+    head = L.CosFaceLoss(3, 4, margin=0.4, scale=10.0, anneal_steps=10)
+    w = head.weight.detach()
+    for step, a in ((0, 0.0), (5, 0.5), (10, 1.0), (20, 1.0)):
+        head.set_step(step)
+        cos = F.normalize(f, dim=1) @ F.normalize(w, dim=1).t()
+        mask = F.one_hot(y, 3).bool()
+        ref = cos.clone()
+        ref[mask] = cos[mask] * (1 - a) + (cos[mask] - 0.4) * a
+        assert head(f, y).item() == pytest.approx(F.cross_entropy(10.0 * ref, y).item(), rel=1e-5)
+    assert L.CosFaceLoss(3, 4, margin=0.4).margin == 0.4  # no annealing by default

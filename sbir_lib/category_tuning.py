@@ -296,6 +296,10 @@ def settings_provenance(experiment: str, profile: str, cfg: C.RunConfig, results
                 out[name] = (("every candidate collapsed on the " if none else "") +
                              f"{own['split']}, on {own['dataset']} ({rel(tuning_path(experiment, profile, root))})"
                              + ("; the first candidate (the authors' / profile's value) kept" if none else ""))
+                default = getattr(C.RunConfig, name, None)
+                if name in AUTHORS_SETTINGS and default is not None and not _same(default, value):
+                    out[name] += (f"; differs from the authors' value {default}: {AUTHORS_SETTINGS[name]} "
+                                  "(it did worse on the validation split, see the record)")
             else:
                 out[name] = (f"override: {value} is not the validated value {own['chosen'][name]} "
                              f"({rel(tuning_path(experiment, profile, root))})")

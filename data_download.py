@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Download and verify the course datasets: ``python data_download.py --help``.
 
-A thin entry point; the work is done by ``sbir_lib.download`` (taught in
+A thin entry point; the work is done by ``sbir_lib.data.download`` (taught in
 ``notebooks/00_data_and_domain_gap.ipynb``). Examples::
 
     python data_download.py --list
@@ -10,6 +10,6 @@ A thin entry point; the work is done by ``sbir_lib.download`` (taught in
     python data_download.py --verify                  # re-hash what is present
     python data_download.py --dataset sketchy         # manual steps + structure check
 """
-from sbir_lib.download import main
+from sbir_lib.data.download import main
 
 raise SystemExit(main())

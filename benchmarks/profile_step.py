@@ -5,7 +5,7 @@
 Times the engine's step (augment on the device, one forward pass of the three branches, triplet
 loss, backward, SGD step) with cudnn.benchmark on/off, channels_last on/off, bf16 autocast on/off and
 torch.compile, and prints the top CUDA kernels of the fastest setting. A tool for choosing the
-engine's defaults (see ``sbir_lib.train``); it writes a JSON record when ``--out`` is given.
+engine's defaults (see ``sbir_lib.training.triplet``); it writes a JSON record when ``--out`` is given.
 """
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ import time
 
 import torch
 
-from sbir_lib import data as D, losses as L, train as T
-from sbir_lib.experiments import device_name
+from sbir_lib.data import datasets as D
+from sbir_lib.losses import losses as L
+from sbir_lib.training import triplet as T
+from sbir_lib.experiments.runner import device_name
 
 
 def time_step(variant, batch, iters, *, cudnn_bench, channels_last, amp, compile_, device, freeze="none",
               conv1="s2d"):
-    from sbir_lib import models as MD
+    from sbir_lib.models import dssa as MD
 
     torch.backends.cudnn.benchmark = cudnn_bench
     MD.SketchANet.conv1_impl = conv1

@@ -5,7 +5,7 @@
 
 Both train the same DSSA model with the same SGD step on the same triplets recipe:
 
-- **engine** (``sbir_lib.train.train``): uint8 images resident on the device, index-tensor triplet
+- **engine** (``sbir_lib.training.triplet.train``): uint8 images resident on the device, index-tensor triplet
   sampling, batched crops/flips on the device, one forward pass for the three branches, bf16
   autocast and channels_last on CUDA.
 - **plain**: a ``torch.utils.data.Dataset`` that returns one triplet at a time through PIL and
@@ -28,10 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sbir_lib import config, data as D, models as MD, train as T
-from sbir_lib.config import git_commit
-from sbir_lib.experiments import device_name
-from sbir_lib.io import write_json_atomic
+from sbir_lib.core import config
+from sbir_lib.data import datasets as D
+from sbir_lib.models import dssa as MD
+from sbir_lib.training import triplet as T
+from sbir_lib.core.config import git_commit
+from sbir_lib.experiments.runner import device_name
+from sbir_lib.core.io import write_json_atomic
 
 
 class PlainTriplets(torch.utils.data.Dataset):
@@ -104,7 +107,7 @@ def bench_plain(cfg, split, device, iterations: int, warmup: int, workers: int) 
 
 
 def bench_engine(cfg, dataset, device, iterations: int, warmup: int) -> float:
-    """Triplets/s of ``sbir_lib.train.train`` after its first step (cuDNN autotuning, compilation)."""
+    """Triplets/s of ``sbir_lib.training.triplet.train`` after its first step (cuDNN autotuning, compilation)."""
     T.train(T.TrainConfig(**{**cfg.to_dict(), "iterations": warmup}), dataset, device=device, progress=False)
     res = T.train(T.TrainConfig(**{**cfg.to_dict(), "iterations": iterations + 1}), dataset, device=device,
                   progress=False)

@@ -6,7 +6,7 @@ so those comparisons are switched off (the notebooks must still run without erro
 """
 import pytest
 
-from sbir_lib.data import real_data_available
+from sbir_lib.data.datasets import real_data_available
 
 REAL = all(real_data_available(n) for n in ("shoes", "chairs", "handbags"))
 

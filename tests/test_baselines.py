@@ -1,14 +1,14 @@
-"""Tests for sbir_lib.baselines (Table 1's HOG-BoW / Dense-HOG + rankSVM rows). Fast: synthetic data,
+"""Tests for sbir_lib.models.classical (Table 1's HOG-BoW / Dense-HOG + rankSVM rows). Fast: synthetic data,
 plus one quick-profile run on real QMUL-Chair when the data is present (``realdata``)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sbir_lib import baselines as B
+from sbir_lib.models import classical as B
 
 try:
-    from sbir_lib.metrics import acc_at_k
+    from sbir_lib.metrics.retrieval import acc_at_k
 except ImportError:  # pragma: no cover - metrics is written in parallel
     def acc_at_k(dist, k):
         dist = np.asarray(dist)
@@ -224,7 +224,7 @@ def test_run_classical_baseline_end_to_end(method):
 # ---------------------------------------------------------------------------------------- real data
 
 def _qmul_dir(name):
-    from sbir_lib.config import data_root
+    from sbir_lib.core.config import data_root
 
     d = data_root() / "qmul_v1" / name
     return d if (d / f"{name}_sketch_db_train.mat").exists() else None

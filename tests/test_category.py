@@ -1,4 +1,4 @@
-"""Tests for sbir_lib.category: data splits, sampling, augmentation, training and the DASE/MEMS runner."""
+"""Tests for sbir_lib.experiments.category: data splits, sampling, augmentation, training and the DASE/MEMS runner."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from sbir_lib import category as C
-from sbir_lib import data as D
-from sbir_lib.experiments import dist_path, record_path
+from sbir_lib.experiments import category as C
+from sbir_lib.data import datasets as D
+from sbir_lib.experiments.runner import dist_path, record_path
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -173,7 +173,7 @@ def test_pack_round_trip(tmp_path, cats):
     assert (back.photos.float() - cats.photos.float()).abs().mean() < 8  # JPEG: close (lossy, tiny images)
     small = C.load_packed(tmp_path / "p.npz", size=16)
     assert small.photos.shape == (32, 16, 16, 3)
-    with pytest.raises(FileNotFoundError, match="python -m sbir_lib.category pack"):
+    with pytest.raises(FileNotFoundError, match="python -m sbir_lib.experiments pack"):
         C.load_packed(tmp_path / "missing.npz")
 
 
@@ -187,7 +187,7 @@ def _write_images(folder, names, mode, size=20):
 
 
 def test_full_sketchy_layout(tmp_path):
-    from sbir_lib import datasets_ext as X
+    from sbir_lib.data import external as X
 
     with pytest.raises(D.DatasetMissingError, match="data_download.py --dataset sketchy"):
         X.load_sketchy(root=tmp_path)
@@ -204,7 +204,7 @@ def test_full_sketchy_layout(tmp_path):
 
 
 def test_tuberlin_ext_layout(tmp_path):
-    from sbir_lib import datasets_ext as X
+    from sbir_lib.data import external as X
 
     with pytest.raises(D.DatasetMissingError, match="TU-Berlin Extension not found"):
         X.load_tuberlin_ext(root=tmp_path)
@@ -241,7 +241,7 @@ def test_tables_read_records_and_mark_collapsed(tmp_path, cats, capsys):
     rows = ["nose_softmax", "dase_mems", "se_triplet"]
     df = C.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows, results=tmp_path)
     assert list(df["row"]) == ["nose_softmax", "dase_mems"]  # se_triplet is not recorded ...
-    assert "python -m sbir_lib.category run --experiment dase_sketchy" in capsys.readouterr().out  # ... says how
+    assert "python -m sbir_lib.experiments run --experiment dase_sketchy" in capsys.readouterr().out  # ... says how
     assert "mAP@all (L2)" in df.columns  # MEMS records also rank by L2-normalised features
     t = C.grid_table(df, "mAP@all")
     assert list(t.index) == ["nose", "dase"] and list(t.columns) == ["softmax", "mems"]
@@ -257,7 +257,7 @@ def test_tables_read_records_and_mark_collapsed(tmp_path, cats, capsys):
 # ---------------------------------------------------------------------------- validation split, tuning (issue 11.8)
 
 def test_validation_split_category_is_carved_from_training(cats):
-    from sbir_lib.category_tuning import validation_split
+    from sbir_lib.experiments.tuning import validation_split
 
     p = C.sketchy_split(cats, gallery_per_class=3)  # 6 training sketches, 5 training photos per class
     v = validation_split(p, seed=0, sketches_per_class=2, photos_per_class=2)
@@ -284,7 +284,7 @@ def test_validation_split_category_is_carved_from_training(cats):
 
 
 def test_validation_split_instance_holds_out_whole_instances():
-    from sbir_lib.category_tuning import validation_split
+    from sbir_lib.experiments.tuning import validation_split
 
     ds = D.make_synthetic(n_train=10, n_test=4, size=64, seed=0)
     p = C.qmul_instances(ds)
@@ -303,7 +303,7 @@ def test_validation_split_instance_holds_out_whole_instances():
 
 
 def test_tune_writes_a_selection_and_runs_name_it(tmp_path):
-    from sbir_lib import category_tuning as T
+    from sbir_lib.experiments import tuning as T
 
     rec = T.tune("dase_sketchy", "quick", "synthetic_categories", results=tmp_path, device="cpu", log=lambda s: None,
                  search=[(("dase_mems",), {"mems_margin": [2.0, 3.0]})],
@@ -326,8 +326,8 @@ def test_tune_writes_a_selection_and_runs_name_it(tmp_path):
 
 def test_profiles_use_the_validated_settings():
     """The quick profiles' values are the ones the committed validation records chose."""
-    from sbir_lib import category_tuning as T
-    from sbir_lib.config import results_root
+    from sbir_lib.experiments import tuning as T
+    from sbir_lib.core.config import results_root
 
     found = 0
     for exp in C.EXPERIMENTS:
@@ -407,7 +407,7 @@ def _clusters(spread: float, gap: float = 0.0, n_classes: int = 4, per: int = 5,
 
 
 def test_claims_separated_vs_collapsed():
-    from sbir_lib import category_claims as K
+    from sbir_lib.metrics import geometry as K
 
     es, ep, ls, lp = _clusters(spread=0.1)
     c = K.claims_of(es, ep, ls, lp, normalize=False)
@@ -425,7 +425,7 @@ def test_claims_separated_vs_collapsed():
 
 
 def test_class_separation_counts_per_class():
-    from sbir_lib import category_claims as K
+    from sbir_lib.metrics import geometry as K
 
     # class 0 is tight and far away; classes 1 and 2 interleave
     e = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [12.0, 0.0], [11.0, 0.0], [13.0, 0.0]])
@@ -440,7 +440,7 @@ def test_class_separation_counts_per_class():
 
 def test_dase_claims_frame_tests_claims_over_seeds(tmp_path):
     """MEMS vs softmax and DASE vs SE from records alone: Welch over seeds, 'n/a: one seed' with one."""
-    from sbir_lib import tables
+    from sbir_lib.report import tables
 
     def write(exp, row, seed, claims, tied=0.0):
         p = record_path(tmp_path, exp, "sketchy_mini", row, seed, "quick")

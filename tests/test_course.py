@@ -1,4 +1,4 @@
-"""Tests for sbir_lib.course: setup, the train-or-load cache and the paper comparison (no training)."""
+"""Tests for sbir_lib.course.context: setup, the train-or-load cache and the paper comparison (no training)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import torch
 import pytest
 
 from sbir_lib import course
-from sbir_lib import experiments as E
+from sbir_lib.experiments import runner as E
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_compare_rejects_bad_names(results):
 
 
 def test_trained_follows_reused_from(results, monkeypatch):
-    from sbir_lib import models as MD
+    from sbir_lib.models import dssa as MD
 
     ctx = course.setup("quick", device="cpu")
     ctx.train_missing = False

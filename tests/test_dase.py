@@ -1,13 +1,13 @@
-"""Tests for sbir_lib.dase: the SE / DASE blocks and the backbones that carry them."""
+"""Tests for sbir_lib.models.dase: the SE / DASE blocks and the backbones that carry them."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torchvision
 
-from sbir_lib import dase
-from sbir_lib.dase import SqueezeExcite, build_backbone, collect_excitations, se_blocks, to_rgb_input
-from sbir_lib.models import count_parameters
+from sbir_lib.models import dase
+from sbir_lib.models.dase import SqueezeExcite, build_backbone, collect_excitations, se_blocks, to_rgb_input
+from sbir_lib.models.dssa import count_parameters
 
 torch.set_num_threads(2)
 
@@ -117,7 +117,7 @@ def test_collect_excitations():
 
 
 def test_sketchanet_dase():
-    from sbir_lib.models import SketchANet
+    from sbir_lib.models.dssa import SketchANet
 
     torch.manual_seed(0)
     net = build_backbone("sketchanet", "dase", embed_dim=256)

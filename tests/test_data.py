@@ -1,4 +1,4 @@
-"""Tests for sbir_lib.data: synthetic data, loaders and their errors, the triplet sampler, augmentation.
+"""Tests for sbir_lib.data.datasets: synthetic data, loaders and their errors, the triplet sampler, augmentation.
 
 Fast and CPU-only. Tests marked ``realdata`` read QMUL-V1 / Sketchy-mini from $SBIR_DATA_ROOT, else
 ``<repo>/data``, else the read-only mirror ``<repo>/../shared/data``; they skip when none has the data.
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from sbir_lib import config
-from sbir_lib import data as D
+from sbir_lib.core import config
+from sbir_lib.data import datasets as D
 
 REPO = Path(__file__).resolve().parents[1]
 

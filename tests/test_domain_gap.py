@@ -1,4 +1,4 @@
-"""Tests for sbir_lib.domain_gap: stroke statistics, chamfer / HOG distances, annotation statistics.
+"""Tests for sbir_lib.report.domain_gap: stroke statistics, chamfer / HOG distances, annotation statistics.
 
 Tiny hand-drawn images with known answers; one real-data test (skips without QMUL shoes).
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sbir_lib import data as D
-from sbir_lib import domain_gap as G
+from sbir_lib.data import datasets as D
+from sbir_lib.report import domain_gap as G
 
 
 def blank(n=1, size=32):

@@ -1,4 +1,4 @@
-"""Tests for ``sbir_lib.download`` (``data_download.py``): no real network.
+"""Tests for ``sbir_lib.data.download`` (``data_download.py``): no real network.
 
 A tiny fixture mirror is served by a real HTTP server on 127.0.0.1 (Range support, a transfer
 that breaks off once, a server that ignores ranges) and used as a folder mirror; the registry
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from sbir_lib import download as dl
-from sbir_lib.download import DatasetSpec, FileEntry, StructureCheck
+from sbir_lib.data import download as dl
+from sbir_lib.data.download import DatasetSpec, FileEntry, StructureCheck
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""Tests for sbir_lib.edges: the photo -> QMUL-like edge-map extractor (fast, CPU).
+"""Tests for sbir_lib.data.edges: the photo -> QMUL-like edge-map extractor (fast, CPU).
 
 The ``real data`` tests read QMUL training photos and edge maps and skip when they are absent."""
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sbir_lib import data as D
-from sbir_lib import edges as E
+from sbir_lib.data import datasets as D
+from sbir_lib.data import edges as E
 
 
 def _photo(size: int = 256) -> np.ndarray:

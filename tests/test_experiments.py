@@ -1,4 +1,4 @@
-"""Tests for the experiment runner (sbir_lib.experiments) and training resume (sbir_lib.train).
+"""Tests for the experiment runner (sbir_lib.experiments.runner) and training resume (sbir_lib.training.triplet).
 
 Tiny configurations on synthetic data: a few iterations at batch 2, so each run takes seconds.
 """
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from sbir_lib import data as D
-from sbir_lib import experiments as E
-from sbir_lib import metrics as M
-from sbir_lib import models as MD
-from sbir_lib import train as T
+from sbir_lib.data import datasets as D
+from sbir_lib.experiments import runner as E
+from sbir_lib.metrics import retrieval as M
+from sbir_lib.models import dssa as MD
+from sbir_lib.training import triplet as T
 
 torch.set_num_threads(2)
 
@@ -116,7 +116,7 @@ def test_verify_finds_a_record_that_does_not_recompute(syn, tmp_path):
 
 def test_committed_results_recompute():
     """Every record under results/ recomputes from its distance file (or is marked as not recomputable)."""
-    from sbir_lib import config as C
+    from sbir_lib.core import config as C
 
     res = E.verify(C.results_root(), log=lambda *a: None)
     assert res["ok"], "no records found"
@@ -173,7 +173,7 @@ def test_bad_names_list_the_allowed_ones(syn, tmp_path):
 
 def test_init_row_without_checkpoint_says_how_to_make_it(syn, tmp_path, monkeypatch):
     monkeypatch.setattr(E, "init_checkpoint", lambda name, profile: tmp_path / "absent.pt")
-    with pytest.raises(FileNotFoundError, match="python -m sbir_lib.pretrain run --profile quick"):
+    with pytest.raises(FileNotFoundError, match="python -m sbir_lib.training.pretrain run --profile quick"):
         _run(syn, tmp_path, experiment="pretrain", row="base@sketchy_mini")
 
 

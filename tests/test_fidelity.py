@@ -1,7 +1,9 @@
-"""Tests for sbir_lib.fidelity: the "ours vs the authors' code" table covers every setting and reads the code."""
+"""Tests for sbir_lib.report.fidelity: the "ours vs the authors' code" table covers every setting and reads the code."""
 from __future__ import annotations
 
-from sbir_lib import fidelity, models as MD, train as T
+from sbir_lib.report import fidelity
+from sbir_lib.models import dssa as MD
+from sbir_lib.training import triplet as T
 
 SETTINGS = ("initialisation", "frozen layers", "dropout", "weight decay", "fine branch (CFF)", "attention init",
             "optimiser", "learning rate", "iterations", "batch", "loss and margin", "sampler", "augmentation",

@@ -1,4 +1,4 @@
-"""Figures 4/5, the explorer and the run selection of sbir_lib.figures."""
+"""Figures 4/5, the explorer and the run selection of sbir_lib.report.figures."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,11 +8,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sbir_lib import data as D  # noqa: E402
-from sbir_lib import experiments as E  # noqa: E402
-from sbir_lib import figures as FG  # noqa: E402
-from sbir_lib import models as MD  # noqa: E402
-from sbir_lib import losses as L  # noqa: E402
+from sbir_lib.data import datasets as D# noqa: E402
+from sbir_lib.experiments import runner as E# noqa: E402
+from sbir_lib.report import figures as FG# noqa: E402
+from sbir_lib.models import dssa as MD# noqa: E402
+from sbir_lib.losses import losses as L# noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_no_runs_no_crash(capsys):
 def test_paper_vs_ours_counts_cells(tmp_path):
     import pandas as pd
 
-    from sbir_lib import tables as T
+    from sbir_lib.report import tables as T
 
     for s, a in enumerate([0.5, 0.55]):
         E.write_record(E.record_path(tmp_path, "table2", "shoes", "base", s, "full"),
@@ -156,7 +156,8 @@ def test_paper_vs_ours_counts_cells(tmp_path):
 
 def test_sources_and_bundles_from_real_runner_records(tmp_path, monkeypatch):
     """End to end on synthetic data: runner records (2 iterations) -> sources -> bundle -> Figure 4."""
-    from sbir_lib import config, course
+    from sbir_lib.core import config
+    from sbir_lib import course
 
     monkeypatch.setattr(config, "repo_root", lambda: tmp_path)  # checkpoints go to tmp_path/runs
     ds = D.make_synthetic(seed=0)  # what ctx.dataset("synthetic") gives, so the distances fit its test split

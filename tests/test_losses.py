@@ -1,4 +1,4 @@
-"""Tests for sbir_lib.losses: triplet hinge, distances, learned energies (HOLEF, Mahalanobis, ...)."""
+"""Tests for sbir_lib.losses.losses: triplet hinge, distances, learned energies (HOLEF, Mahalanobis, ...)."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from sbir_lib import losses
-from sbir_lib.losses import (EuclideanEnergy, HOLEFEnergy, MahalanobisEnergy, TripletLoss, WeightedEuclideanEnergy,
+from sbir_lib.losses import losses
+from sbir_lib.losses.losses import (EuclideanEnergy, HOLEFEnergy, MahalanobisEnergy, TripletLoss, WeightedEuclideanEnergy,
                              holef_distance, holef_distance_naive, holef_pairwise, make_energy,
                              pairwise_squared_euclidean, squared_euclidean, triplet_hinge)
 

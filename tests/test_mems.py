@@ -1,4 +1,4 @@
-"""Tests for the DASE/MEMS paper's losses in sbir_lib.losses: MEMS, its margin schedule, CosFace, softmax."""
+"""Tests for the DASE/MEMS paper's losses in sbir_lib.losses.losses: MEMS, its margin schedule, CosFace, softmax."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sbir_lib import losses as L
+from sbir_lib.losses import losses as L
 
 torch.set_num_threads(2)
 
@@ -149,7 +149,7 @@ def test_losses_separate_a_toy_problem(name):
 def test_runs_anneal_as_the_authors_reach_final_margin_at_half_the_run():
     """MEMS: 1 -> m over the first half (authors: 100k of 200k steps, main.py:38-39); CosFace: 0 -> m over the
     same steps (authors' models/losses.py:59-65)."""
-    from sbir_lib import category as C
+    from sbir_lib.experiments import category as C
 
     for exp in ("dase_sketchy", "dase_qmul"):
         cfg = C.profile_config(exp, "quick", "dase_mems", iterations=100)

@@ -1,11 +1,11 @@
-"""Tests for sbir_lib.metrics against brute-force Python loops (and sklearn where it agrees)."""
+"""Tests for sbir_lib.metrics.retrieval against brute-force Python loops (and sklearn where it agrees)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from sbir_lib.metrics import acc_at_k, acc_curve, mean_average_precision, precision_at_k, rank_of_true_match
+from sbir_lib.metrics.retrieval import acc_at_k, acc_curve, mean_average_precision, precision_at_k, rank_of_true_match
 
 
 def _brute_ranks(dist, targets=None):

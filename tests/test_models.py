@@ -1,4 +1,4 @@
-"""Tests for sbir_lib.models: Sketch-a-Net shapes and sizes, attention, CFF, variants, init loading."""
+"""Tests for sbir_lib.models.dssa: Sketch-a-Net shapes and sizes, attention, CFF, variants, init loading."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,10 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sbir_lib import losses, models
-from sbir_lib.models import (DSSANet, SketchANet, SpatialAttention, TABLE_ROWS, TABLE_VARIANTS, VARIANTS,
+from sbir_lib.losses import losses
+from sbir_lib.models import dssa as models
+from sbir_lib.models.dssa import (DSSANet, SketchANet, SpatialAttention, TABLE_ROWS, TABLE_VARIANTS, VARIANTS,
                              VariantConfig, count_parameters, get_variant)
-from sbir_lib.sketchanet_init import TF_INPUT_SCALE, load_sketchanet_init
+from sbir_lib.models.sketchanet_init import TF_INPUT_SCALE, load_sketchanet_init
 
 torch.set_num_threads(2)
 
@@ -260,7 +261,7 @@ def test_table_variants_registry():
 
 
 def test_paper_row_keys_match():
-    paper = pytest.importorskip("sbir_lib.paper")
+    paper = pytest.importorskip("sbir_lib.report.paper")
     for table in ("table1", "table2", "table3", "table4", "table5"):
         data = paper.TABLES[table]
         for ds_rows in data.values():
@@ -480,7 +481,7 @@ def _flat_tf_dssa(rng: np.random.Generator) -> dict:
 
 
 def test_tf_flat_format_with_attention_and_input_scale(tmp_path):
-    from sbir_lib import data as D
+    from sbir_lib.data import datasets as D
 
     rng = np.random.default_rng(5)
     flat = _flat_tf_dssa(rng)
@@ -506,7 +507,7 @@ def test_tf_flat_format_with_attention_and_input_scale(tmp_path):
 
 
 def test_trainer_feeds_tf_weights_their_input_scale(tmp_path):
-    from sbir_lib import train as T
+    from sbir_lib.training import triplet as T
 
     rng = np.random.default_rng(6)
     flat = _flat_tf_dssa(rng)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from sbir_lib import data as D
-from sbir_lib import train as T
+from sbir_lib.data import datasets as D
+from sbir_lib.training import triplet as T
 
 
 def test_dssa_memorises_16_pairs():

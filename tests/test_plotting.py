@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from sbir_lib import plotting as P  # noqa: E402
+from sbir_lib.core import plotting as P# noqa: E402
 
 
 def imgs(n, size=16):

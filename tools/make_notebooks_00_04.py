@@ -4,7 +4,7 @@
 
 Then execute them in place (fills the outputs that are committed)::
 
-    python -m sbir_lib.notebooks run --profile quick --only 00 --inplace
+    python -m sbir_lib.course run --profile quick --only 00 --inplace
 
 Each notebook: a title, the ``parameters`` cell, ``ctx = course.setup(profile)``, then short cells that
 call into ``sbir_lib``. Cells whose output is identical on every machine start with
@@ -38,7 +38,7 @@ of *one particular* shoe, find *that* shoe among photos of similar shoes. We fol
 **Conventions.** Every notebook starts with the cell below tagged `parameters`: `profile` is `quick`
 (tiny training runs that finish in minutes on a laptop CPU; they show every mechanism working, but their
 accuracies are *not* comparable with the paper's) or `full` (the authors' recipe, on a GPU). Batch runs
-set it with `python -m sbir_lib.notebooks run --profile quick` (papermill injects it).
+set it with `python -m sbir_lib.course run --profile quick` (papermill injects it).
 `ctx = course.setup(profile)` then picks the device, seeds everything, and gives three helpers:
 `ctx.dataset(name)` (the real data, or a synthetic stand-in with a visible note when it is not
 downloaded), `ctx.record(experiment, dataset, variant)` (a recorded training run from `results/`,
@@ -60,7 +60,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib import data as D, domain_gap as G, plotting as P
+from sbir_lib.data import datasets as D
+from sbir_lib.report import domain_gap as G
+from sbir_lib.core import plotting as P
 
 datasets = {name: ctx.dataset(name) for name in D.QMUL_NAMES}
 """),
@@ -136,7 +138,7 @@ P.save_figure(fig, "nb00_annotation");
 Both domains are dark lines on white, so why not compare pixels? Because a sketch is drawn from
 memory: a few long, confident strokes, placed and scaled freely, details exaggerated or left out.
 An edge detector instead traces every contrast boundary of the photo, in short broken fragments, at
-the photo's exact position. `sbir_lib.domain_gap` measures this on the test sets: the ink density
+the photo's exact position. `sbir_lib.report.domain_gap` measures this on the test sets: the ink density
 (fraction of pixels darker than 128), the number of 8-connected ink components, the ink pixels per
 component, and the ink's bounding box (as a fraction of the image). Medians:
 """),
@@ -195,7 +197,7 @@ course.
 ## How training triplets are drawn
 
 Training shows the network triplets (anchor sketch $s$, positive photo $p^+$, negative photo $p^-$) and
-asks that $p^+$ be closer to $s$ than $p^-$ (notebook 01). `sbir_lib.data.TripletSampler` follows the
+asks that $p^+$ be closer to $s$ than $p^-$ (notebook 01). `sbir_lib.data.datasets.TripletSampler` follows the
 authors' recipe: the anchors cycle through all training sketches in a shuffled order; $(p^+, p^-)$ is a
 random annotated `(more_similar, less_similar)` pair of the anchor; with probability 0.25 the negative
 is replaced by a random photo that appears in none of the anchor's pairs. Without an annotation
@@ -233,7 +235,7 @@ With the annotation, only about one positive in five is the true match: the loss
 ## Augmentation on the device, and the 10 test views
 
 Training crops a random 225 x 225 window out of the 256 x 256 image (an independent offset per image)
-and mirrors it with probability 1/2. `sbir_lib.data.augment` does this for a whole batch as one gather on
+and mirrors it with probability 1/2. `sbir_lib.data.datasets.augment` does this for a whole batch as one gather on
 whatever device the batch lives on (the images stay on the GPU; no per-image Python loop). Six
 augmentations of one training sketch:
 """),
@@ -250,8 +252,8 @@ P.save_figure(fig, "nb00_augment");
 """),
         md(r"""
 At test time the full profile averages the distances over **10 views** of every sketch and edge map (the
-four corner crops and the centre crop, each also mirrored; `sbir_lib.data.ten_views`); the quick profile
-uses the centre crop only. Finally `sbir_lib.data.to_input` maps `uint8` to `x/255 - 250.42/255`, the
+four corner crops and the centre crop, each also mirrored; `sbir_lib.data.datasets.ten_views`); the quick profile
+uses the centre crop only. Finally `sbir_lib.data.datasets.to_input` maps `uint8` to `x/255 - 250.42/255`, the
 scalar mean the authors subtract.
 """),
         code("""
@@ -298,7 +300,7 @@ one training run, and how retrieval is scored (acc@K).
 
 *Sketch-a-Net* is a small CNN designed for sketches (large 15 x 15 first filters, no local response
 normalisation). *Siamese* means that the sketch branch and the photo branch are **the same network
-with the same weights**: one `sbir_lib.models.SketchANet` embeds both. Triplet SN adds fc6 (512) and
+with the same weights**: one `sbir_lib.models.dssa.SketchANet` embeds both. Triplet SN adds fc6 (512) and
 fc7 (256) heads; the L2-normalised 256-d fc7 output is the embedding, as in the authors' code. There
 is no dropout: neither their TensorFlow nor their Caffe network has one. Output shapes of each stage for one 225 x 225 input,
 and the parameters of each layer:
@@ -308,7 +310,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib import data as D, experiments as E, losses as L, metrics as M, models as MD, plotting as P
+from sbir_lib.data import datasets as D
+from sbir_lib.experiments import runner as E
+from sbir_lib.losses import losses as L
+from sbir_lib.metrics import retrieval as M
+from sbir_lib.models import dssa as MD
+from sbir_lib.core import plotting as P
 
 net = MD.SketchANet()
 shapes = net.layer_shapes()
@@ -338,7 +345,7 @@ $$\mathcal{L}_\theta(s, p^+, p^-) = \max\bigl(0,\ \Delta + D(F_\theta(s), F_\the
 \qquad D(a, b) = \lVert a - b \rVert_2^2 .$$
 
 The loss is zero once the negative is farther than the positive by at least the margin $\Delta$
-(`sbir_lib.losses.DEFAULT_MARGIN` = 0.3). Three 2-d triplets with the same anchor and positive, and a
+(`sbir_lib.losses.losses.DEFAULT_MARGIN` = 0.3). Three 2-d triplets with the same anchor and positive, and a
 negative that is far (*easy*), a bit farther than the positive (*semi-hard*) or closer than it (*hard*):
 """),
         code("""
@@ -369,14 +376,14 @@ for name, t in zip(("dL/ds", "dL/dp+", "dL/dp-"), emb):
         md(r"""
 ## Training Triplet SN
 
-`sbir_lib.train.train` draws triplets with `data.TripletSampler` (notebook 00), augments them on the
+`sbir_lib.training.triplet.train` draws triplets with `data.TripletSampler` (notebook 00), augments them on the
 device, runs the three branches as one batch through the shared network, and minimises the mean hinge
 with SGD (momentum 0.9). The **quick** profile trains 60 iterations of 16 triplets from scratch, about a
 minute on 2 CPU cores; the **full** profile is the authors' recipe (20,000 iterations of 128 triplets;
 the authors also start from a pretrained Sketch-a-Net, see the end of this notebook). The settings:
 """),
         code("""
-from sbir_lib import train as T
+from sbir_lib.training import triplet as T
 
 cfg = T.profile_config(ctx.profile, variant="base")
 print({k: getattr(cfg, k) for k in ("iterations", "batch_size", "optimizer", "lr", "momentum", "margin",
@@ -402,7 +409,7 @@ of a query is the number of gallery items closer to it than its true match (0 = 
 
 $$\text{acc@}K = \frac{1}{Q}\,\bigl|\{\, q : \text{rank}(q) < K \,\}\bigr| ,$$
 
-the fraction of queries whose true match is among the $K$ nearest (`sbir_lib.metrics.acc_at_k`). The
+the fraction of queries whose true match is among the $K$ nearest (`sbir_lib.metrics.retrieval.acc_at_k`). The
 paper reports acc@1 and acc@10; a random ranking gives $K/G$. The training loss and the whole acc@K
 curve of the run:
 """),
@@ -448,7 +455,7 @@ Our quick run learns from scratch on 304 training sketches: far too little data 
 parameters. The DSSA authors (like Triplet SN) start from a Sketch-a-Net **pretrained** on sketch
 classification (TU-Berlin) and on ImageNet photos turned into edge maps, and then fine-tune with the
 triplet loss (freezing the early layers). That pretrained model cannot be obtained offline, so the
-course builds a stand-in: `sbir_lib.pretrain` pretrains Sketch-a-Net on the Sketchy-mini sketches and
+course builds a stand-in: `sbir_lib.training.pretrain` pretrains Sketch-a-Net on the Sketchy-mini sketches and
 photo edge maps. The comparison is recorded as experiment `pretrain`, rows `base` and `full` (from
 scratch) and `base@sketchy_mini`, `full@sketchy_mini` (from the stand-in init). Whatever has been
 recorded for this profile:
@@ -457,7 +464,7 @@ recorded for this profile:
 pre = E.collect(experiment="pretrain", profile=ctx.profile)
 if pre.empty:
     print(f"No 'pretrain' runs recorded for the {ctx.profile} profile yet. Produce them with:\\n"
-          f"  python -m sbir_lib.pretrain run --profile {ctx.profile}\\n"
+          f"  python -m sbir_lib.training.pretrain run --profile {ctx.profile}\\n"
           f"  python -m sbir_lib.experiments run --experiment pretrain --dataset shoes --profile {ctx.profile}")
 else:
     g = pre.groupby(["dataset", "variant"])
@@ -509,7 +516,7 @@ $$\alpha_{ij} = \operatorname{softmax}(s)_{ij} = \frac{\exp s_{ij}}{\sum_{k,l} \
 $$f^{att} = f + \alpha \odot f \qquad \text{(Eq. 4, the attended map with the shortcut)}$$
 
 where $\alpha \odot f$ scales every channel at position $(i,j)$ by $\alpha_{ij}$. In
-`sbir_lib.models.SpatialAttention`, $F_{att}$ is a 1x1 convolution $C \to 256$, a ReLU, and a 1x1
+`sbir_lib.models.dssa.SpatialAttention`, $F_{att}$ is a 1x1 convolution $C \to 256$, a ReLU, and a 1x1
 convolution $256 \to 1$ (the same small network applied at every position). Without the shortcut the
 attended map is just $\alpha \odot f$. A worked example with $C = 2$ channels on a 2 x 2 map, and a
 hand-set $F_{att}$ whose score is $\mathrm{relu}(f^{(1)}) + \mathrm{relu}(f^{(2)})$:
@@ -518,7 +525,9 @@ hand-set $F_{att}$ whose score is $\mathrm{relu}(f^{(1)}) + \mathrm{relu}(f^{(2)
 import numpy as np
 import torch
 
-from sbir_lib import data as D, models as MD, plotting as P
+from sbir_lib.data import datasets as D
+from sbir_lib.models import dssa as MD
+from sbir_lib.core import plotting as P
 
 att = MD.SpatialAttention(channels=2, hidden=2, shortcut=True)
 with torch.no_grad():
@@ -672,14 +681,17 @@ compression of 12,544 numbers into 512.
 Each half is L2-normalised, so the two contribute equally to the squared distance
 ($\lVert F(s) - F(p) \rVert^2 = \lVert \hat h_s - \hat h_p \rVert^2 + \lVert \hat g_s - \hat g_p \rVert^2$,
 each term in $[0, 4]$). Without attention (the `base+cff` variant) $g$ is the plain sum of conv5 over
-the 49 positions (after normalisation the same as its average). The stages of `sbir_lib.models.DSSANet("base+att+cff")` on a batch of two inputs:
+the 49 positions (after normalisation the same as its average). The stages of `sbir_lib.models.dssa.DSSANet("base+att+cff")` on a batch of two inputs:
 """),
         code("""
 import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib import data as D, metrics as M, models as MD, plotting as P
+from sbir_lib.data import datasets as D
+from sbir_lib.metrics import retrieval as M
+from sbir_lib.models import dssa as MD
+from sbir_lib.core import plotting as P
 
 torch.manual_seed(0)
 net = MD.DSSANet("base+att+cff").eval()
@@ -811,7 +823,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib import losses as L, plotting as P
+from sbir_lib.losses import losses as L
+from sbir_lib.core import plotting as P
 
 s = torch.tensor([1.0, 2.0, 3.0])
 p = torch.tensor([1.0, 0.0, 2.0])
@@ -828,7 +841,7 @@ $$D_W(s, p) = \sum_{i,j} W_{ij}\,(s_i - p_j)^2 .$$
 
 With $W = I$ only the diagonal survives and $D_I(s, p) = \sum_i (s_i - p_i)^2$, the squared Euclidean
 distance of Triplet SN. So HOLEF *starts* as the Euclidean triplet loss (we initialise $W = I$) and
-learns how much cross-dimension differences should count. `sbir_lib.losses.holef_distance` never builds
+learns how much cross-dimension differences should count. `sbir_lib.losses.losses.holef_distance` never builds
 the $d \times d$ matrix; it expands the square,
 $D_W(s,p) = (s \circ s)^\top W \mathbf{1} + \mathbf{1}^\top W (p \circ p) - 2\, s^\top W p$
 (two matrix-vector products and one bilinear form). Checked on the example above and on random data
@@ -854,7 +867,7 @@ $$\mathcal{L}_\theta(s, p^+, p^-) = \max\bigl(0,\ \Delta + D_W(s, p^+) - D_W(s, 
 For the 512-d CFF embedding, $W$ has 262,144 free parameters. The regulariser keeps it near the identity
 (the Euclidean distance it starts from): the $\ell_1$ term makes most deviations exactly small/sparse,
 the Frobenius term penalises large ones. The paper does not give $\lambda$; ours is
-`sbir_lib.losses.DEFAULT_REG_LAMBDA`. On the 3 x 3 example:
+`sbir_lib.losses.losses.DEFAULT_REG_LAMBDA`. On the 3 x 3 example:
 """),
         code("""
 W2 = torch.tensor([[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [-0.2, 0.0, 1.1]])
@@ -869,7 +882,7 @@ Note that $W$ is unconstrained (as in the paper): a learned $D_W$ is an energy t
 and it can even be negative for some pairs. Table 5 compares it with two better-behaved learned
 distances on the same attention + CFF model: a **weighted Euclidean** distance
 $\sum_i w_i (s_i - p_i)^2$ (a diagonal $W$, $w_i > 0$) and a **Mahalanobis** distance
-$(s - p)^\top M (s - p)$ with $M = L L^\top \succeq 0$ (`sbir_lib.losses.WeightedEuclideanEnergy`,
+$(s - p)^\top M (s - p)$ with $M = L L^\top \succeq 0$ (`sbir_lib.losses.losses.WeightedEuclideanEnergy`,
 `MahalanobisEnergy`), all regularised towards the identity in the same way.
 
 ## Table 5 on QMUL-Shoe: ours beside the paper
@@ -892,7 +905,7 @@ the network. The training losses of the four runs:
         code("""
 import matplotlib.pyplot as plt
 
-from sbir_lib import models as MD
+from sbir_lib.models import dssa as MD
 
 recs = {key: ctx.record("table5", "shoes", v) for key, v in MD.TABLE_ROWS["table5"].items()}
 if any(r is not None for r in recs.values()):

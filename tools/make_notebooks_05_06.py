@@ -4,9 +4,9 @@
 
 Then execute them in place (fills the outputs that are committed)::
 
-    python -m sbir_lib.notebooks run --profile quick --only 05 06 --inplace
+    python -m sbir_lib.course run --profile quick --only 05 06 --inplace
 
-The logic lives in ``sbir_lib.tables`` (05) and ``sbir_lib.figures`` (06); these notebooks are the lecture
+The logic lives in ``sbir_lib.report.tables`` (05) and ``sbir_lib.report.figures`` (06); these notebooks are the lecture
 around it. Cells whose output is identical on every machine start with ``# NBVAL_CHECK_OUTPUT``.
 """
 from __future__ import annotations
@@ -40,21 +40,21 @@ $$\bar a = \frac{1}{n}\sum_{s} a_s, \qquad \hat\sigma = \sqrt{\frac{1}{n-1}\sum_
 
 The paper reports one number per cell, without a spread. Differences are coloured: green where ours is
 higher, red where lower, stronger for larger gaps. Every number comes from the records in `results/`
-(written by `python -m sbir_lib.experiments run ...`) and the paper's numbers from `sbir_lib/paper.py`, their
-only home; the tables are built by `sbir_lib.tables`.
+(written by `python -m sbir_lib.experiments run ...`) and the paper's numbers from `sbir_lib/report/paper.py`, their
+only home; the tables are built by `sbir_lib.report.tables`.
 """)
     cells += [
         code("""
-from sbir_lib import tables as T
-from sbir_lib import paper as P
-from sbir_lib import figures as FG
-from sbir_lib import plotting
-from sbir_lib.data import QMUL_COUNTS
+from sbir_lib.report import tables as T
+from sbir_lib.report import paper as P
+from sbir_lib.report import figures as FG
+from sbir_lib.core import plotting
+from sbir_lib.data.datasets import QMUL_COUNTS
 """),
         md(r"""
 ## Which cells, which runs
 
-Each row of a paper table is a *variant* of the network (`sbir_lib.models.TABLE_ROWS`); Tables 3 and 4
+Each row of a paper table is a *variant* of the network (`sbir_lib.models.dssa.TABLE_ROWS`); Tables 3 and 4
 have two variants per row (with / without attention, with / without shortcut). Identical configurations
 are trained once and shared between tables by the runner.
 """),
@@ -85,7 +85,7 @@ profile without a GPU nothing is trained and the tables show "—" with the comm
 ## Table 1: against the baselines
 
 The classical rows (HOG-BoW / Dense-HOG features + rankSVM) are our own implementations in
-`sbir_lib.baselines`; ISN Deep + rankSVM needs a pretrained sketch-classification network we do not have,
+`sbir_lib.models.classical`; ISN Deep + rankSVM needs a pretrained sketch-classification network we do not have,
 so only the paper's number is shown. The paper's Triplet SN row is the updated result from that model's
 project page, as its footnote says.
 """),
@@ -178,7 +178,7 @@ if ctx.profile != "full" and len(full_inventory):
 
 The paper fine-tunes a Sketch-a-Net that was pretrained on sketches; our tables train from scratch. The
 `pretrain` experiment trains Triplet SN and DSSA both ways, the pretrained backbone coming from
-`python -m sbir_lib.pretrain run` on the small Sketchy subset (`sketchy_mini`): how much of the gap to the
+`python -m sbir_lib.training.pretrain run` on the small Sketchy subset (`sketchy_mini`): how much of the gap to the
 paper is the initialisation?
 """),
         code("T.pretrain_frame(profile=ctx.profile)"),
@@ -234,7 +234,7 @@ for p in dict.fromkeys([ctx.profile, "full"]):
 Everything above, for the full-profile records, is written to `REPRODUCTION.md` by
 
 ```
-python -m sbir_lib.tables reproduction --profile full --out REPRODUCTION.md
+python -m sbir_lib.report reproduction --profile full --out REPRODUCTION.md
 ```
 
 Cells without records say "not run" together with the command that records them.

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate ``sbir_lib/registry/*.json`` (the dataset registry) from a local data mirror.
 
-The registry is what ``sbir_lib.download`` (and ``data_download.py``) trust: every file's
+The registry is what ``sbir_lib.data.download`` (and ``data_download.py``) trust: every file's
 relative path under the data root, its upstream URL (or null), its size in bytes and its
 SHA-256. It is generated once from the mirror's ``SHA256SUMS`` files plus the real file
 sizes, reviewed, and committed; the download code never computes it on the fly.
@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sbir_lib.io import write_bytes_atomic  # noqa: E402
+from sbir_lib.core.io import write_bytes_atomic  # noqa: E402
 
 REGISTRY_DIR = REPO / "sbir_lib" / "registry"
 FORMAT = 1

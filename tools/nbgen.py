@@ -4,7 +4,7 @@
 Conventions (DEVELOPERS.md): a title, one cell tagged ``parameters`` holding ``profile`` (default
 ``$SBIR_PROFILE``), ``ctx = course.setup(profile)``, then short cells; deterministic cells start with
 ``# NBVAL_CHECK_OUTPUT`` (nbval compares only those). Notebooks are written without outputs; execute
-them with ``python -m sbir_lib.notebooks run --profile quick --only NN --inplace``.
+them with ``python -m sbir_lib.course run --profile quick --only NN --inplace``.
 """
 from __future__ import annotations
 

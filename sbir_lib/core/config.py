@@ -1,0 +1,110 @@
+"""Paths, profiles and devices shared by every module and notebook.
+
+Taught in: ``notebooks/00_data_and_domain_gap.ipynb`` (the profile cell every notebook starts with).
+
+- The data root is ``--root`` / the ``root=`` argument, else ``$SBIR_DATA_ROOT``, else ``<repo>/data``
+  (the checkout that contains this package) or ``./data`` when installed elsewhere.
+- The profile is ``quick`` (2 CPU cores, minutes) or ``full`` (the real reproduction, on a GPU);
+  the default comes from ``$SBIR_PROFILE``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROFILES = ("quick", "full")
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sbir_lib/
+
+
+def repo_root() -> Path | None:
+    """The source checkout holding this package (editable install), or None."""
+    cand = PACKAGE_DIR.parent
+    if (cand / "pyproject.toml").exists() and (cand / "notebooks").is_dir():
+        return cand
+    return None
+
+
+def _base() -> Path:
+    return repo_root() or Path.cwd()
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Where datasets live: explicit ``root``, else ``$SBIR_DATA_ROOT``, else ``<repo>/data``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("SBIR_DATA_ROOT")
+    if env:
+        return Path(env).expanduser()
+    return _base() / "data"
+
+
+def results_root(root: str | os.PathLike | None = None) -> Path:
+    """Recorded runs: explicit, else ``$SBIR_RESULTS_ROOT``, else ``<repo>/results``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("SBIR_RESULTS_ROOT")
+    return Path(env).expanduser() if env else _base() / "results"
+
+
+def runs_root(results: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> Path:
+    """Training checkpoints of runs in progress: explicit ``root``, else ``$SBIR_RUNS_ROOT``, else a
+    ``runs/<name of the results folder>`` folder beside the results folder (``<repo>/runs/results`` for
+    the default ``<repo>/results``). The runner deletes a run's checkpoint once its record is written."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("SBIR_RUNS_ROOT")
+    if env:
+        return Path(env).expanduser()
+    res = results_root(results).resolve()
+    return res.parent / "runs" / res.name
+
+
+def figures_root(root: str | os.PathLike | None = None) -> Path:
+    """Saved figures: explicit, else ``$SBIR_FIGURES_ROOT``, else ``<repo>/figures``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("SBIR_FIGURES_ROOT")
+    return Path(env).expanduser() if env else _base() / "figures"
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
+    return profile
+
+
+def default_profile() -> str:
+    """``$SBIR_PROFILE`` (quick|full), default ``quick``."""
+    return check_profile(os.environ.get("SBIR_PROFILE", "quick").strip() or "quick")
+
+
+def default_device(device: str | None = None):
+    """``cuda`` when available (or the given device), else ``cpu``."""
+    import torch
+
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def download_command(dataset: str) -> str:
+    """The command a user runs to fetch a dataset (used in error messages)."""
+    return f"python data_download.py --dataset {dataset}   (add --mirror DIR_OR_URL offline)"
+
+
+def git_commit() -> str:
+    """``git describe`` of the checkout, or ``$SBIR_GIT_COMMIT`` (set it where the code runs without
+    its ``.git``, e.g. on a remote GPU machine that received a copy of the working tree): the commit
+    every record (runner, pretraining) names."""
+    import subprocess
+
+    if os.environ.get("SBIR_GIT_COMMIT"):
+        return os.environ["SBIR_GIT_COMMIT"]
+    root = repo_root() or Path.cwd()
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

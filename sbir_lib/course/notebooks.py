@@ -1,0 +1,121 @@
+"""Batch execution of the notebook series with papermill (the README's main command).
+
+    python -m sbir_lib.course run [--profile quick|full] [--only NN ...] [--inplace]
+
+Runs ``notebooks/NN_*.ipynb`` in order with kernel ``python3``, injecting ``profile`` into each
+notebook's cell tagged ``parameters``. Executed copies go to the git-ignored
+``notebooks/_executed/<profile>/``; ``--inplace`` refreshes the committed notebooks instead, after
+stripping what must not be committed (papermill's absolute paths, widget state).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from sbir_lib.core import config as _config
+
+
+def notebooks_dir() -> Path:
+    root = _config.repo_root()
+    if root is None:
+        raise FileNotFoundError("the notebooks/ folder was not found: run from a source checkout "
+                                "(git clone ...; python -m pip install -e '.[dev]')")
+    return root / "notebooks"
+
+
+def list_notebooks(only: list[str] | None = None) -> list[Path]:
+    nbs = sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        allowed = [p.name[:2] for p in nbs]
+        bad = [o for o in only if o.zfill(2) not in allowed]
+        if bad:
+            raise ValueError(f"no notebook numbered {', '.join(bad)}; allowed: {', '.join(allowed)}")
+        nbs = [p for p in nbs if p.name[:2] in {o.zfill(2) for o in only}]
+    return nbs
+
+
+def clean_notebook(path: Path) -> None:
+    """Remove machine-specific and bulky metadata (papermill paths and injected parameters,
+    widget state) in place."""
+    nb = json.loads(path.read_text())
+    md = nb.get("metadata", {})
+    md.pop("widgets", None)
+    pm = md.get("papermill")
+    if pm is not None:
+        for k in ("input_path", "output_path", "start_time", "end_time", "duration", "exception"):
+            pm.pop(k, None)
+    # papermill's injected parameters would pin the committed notebook to one profile
+    nb["cells"] = [c for c in nb.get("cells", [])
+                   if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    for cell in nb["cells"]:
+        cmd = cell.get("metadata", {})
+        pmc = cmd.get("papermill")
+        if pmc is not None:
+            for k in ("start_time", "end_time", "duration", "exception", "status"):
+                pmc.pop(k, None)
+        cmd.pop("execution", None)
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            data.pop("application/vnd.jupyter.widget-view+json", None)
+    from sbir_lib.core.io import write_bytes_atomic
+
+    write_bytes_atomic(path, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
+
+
+def run(profile: str, only=None, inplace=False, log=print) -> list[Path]:
+    import papermill as pm
+
+    _config.check_profile(profile)
+    nbs = list_notebooks(only)
+    out_dir = notebooks_dir() / "_executed" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env_before = os.environ.get("SBIR_PROFILE")
+    os.environ["SBIR_PROFILE"] = profile
+    written = []
+    try:
+        for nb in nbs:
+            out = nb if inplace else out_dir / nb.name
+            t0 = time.perf_counter()
+            log(f"running {nb.name} (profile {profile}) ...")
+            pm.execute_notebook(str(nb), str(out), parameters={"profile": profile},
+                                kernel_name="python3", cwd=str(nb.parent), progress_bar=False)
+            if inplace:
+                clean_notebook(out)
+            log(f"  done in {time.perf_counter() - t0:.0f} s -> {out.relative_to(notebooks_dir().parent)}")
+            written.append(out)
+    finally:
+        if env_before is None:
+            os.environ.pop("SBIR_PROFILE", None)
+        else:
+            os.environ["SBIR_PROFILE"] = env_before
+    return written
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sbir_lib.course")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute the notebook series with papermill")
+    r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    r.add_argument("--only", nargs="+", default=None, metavar="NN", help="notebook numbers, e.g. 00 03")
+    r.add_argument("--inplace", action="store_true", help="refresh the committed notebooks")
+    sub.add_parser("list", help="the notebooks of the series")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "list":
+            for p in list_notebooks():
+                print(p.name)
+            return 0
+        profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
+        run(profile, args.only, args.inplace)
+        return 0
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

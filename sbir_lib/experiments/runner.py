@@ -1,0 +1,555 @@
+"""Experiment runner: trains and records every row of the DSSA paper's Tables 1-5.
+
+Used by ``notebooks/05_reproducing_the_tables.ipynb`` (tables read the records written here) and
+run from the shell::
+
+    python -m sbir_lib.experiments run --experiment table2 --dataset shoes --seeds 0 1 2 --profile quick
+    python -m sbir_lib.experiments run --all --profile full --device cuda
+    python -m sbir_lib.experiments summary --experiment table2
+    python -m sbir_lib.experiments verify      # recompute every record from its distance file
+
+Each run writes, atomically,
+
+    results/<experiment>/<dataset>/<variant>/seed<k>.json        (profile full)
+    results/<experiment>/<dataset>/<variant>/seed<k>.quick.json  (profile quick)
+
+with the metrics (acc@1, acc@5, acc@10, the acc@K curve), config, init, seed, profile, iterations,
+wall time, device, torch version and git commit, and ``seed<k>[.quick].dist.npy`` beside it: the
+float32 test distance matrix, from which ``python -m sbir_lib.experiments verify`` recomputes every
+metric exactly. Recorded runs are
+skipped (``--force`` retrains). A variant already trained with the same configuration for another
+table is reused: its record is copied with ``reused_from`` naming the original, so Tables 1-5 need
+each distinct configuration trained once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from sbir_lib.core import config as _config
+from sbir_lib.core.io import save_npy_atomic, write_json_atomic
+
+CLASSICAL = ("hog_bow_ranksvm", "dense_hog_ranksvm")
+DATASETS = ("shoes", "chairs", "handbags")
+EXTRA_DATASETS = ("synthetic",)
+
+
+# Extra experiments beyond the paper's tables, with their training overrides per profile.
+# ``curve``: acc@1 against iterations on a validation split carved from the *training* data,
+# recorded in each run's history (val_iteration, val_acc@1): the evidence for the iteration count.
+EXTRA_EXPERIMENTS = {
+    "curve": ["base", "full"],
+    # From scratch vs the offline Sketch-a-Net pretraining of ``sbir_lib.training.pretrain`` (issue [pretrain]):
+    # a row ``variant@NAME`` trains ``variant`` from ``checkpoints/sketchanet_NAME[.quick].pt``.
+    "pretrain": ["base", "full", "base@sketchy_mini", "full@sketchy_mini"],
+}
+EXPERIMENT_OVERRIDES = {
+    "curve": {"full": {"val_size": 60, "eval_every": 1000}, "quick": {"val_size": 32, "eval_every": 10}},
+}
+
+
+def experiments() -> dict[str, list[str]]:
+    """Experiment name -> the rows (variant or classical method names) it records."""
+    from sbir_lib.models.dssa import TABLE_VARIANTS
+
+    exps = {k: list(v) for k, v in TABLE_VARIANTS.items()}
+    exps["table1"] = list(CLASSICAL) + [v for v in exps.get("table1", ["base", "full"]) if v not in CLASSICAL]
+    exps.update(EXTRA_EXPERIMENTS)
+    exps.update(_category().EXPERIMENTS)
+    return dict(sorted(exps.items()))
+
+
+def _category():
+    """The DASE/MEMS experiments (``sbir_lib.experiments.category``), dispatched through this runner."""
+    from sbir_lib.experiments import category
+
+    return category
+
+
+def datasets_of(experiment: str) -> tuple[str, ...]:
+    """The dataset names an experiment accepts."""
+    cat = _category()
+    if experiment in cat.DATASETS:
+        return tuple(cat.DATASETS[experiment])
+    return DATASETS + EXTRA_DATASETS
+
+
+def check_names(kind: str, names: Iterable[str], allowed: Iterable[str]) -> list[str]:
+    allowed = list(allowed)
+    names = list(names)
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"unknown {kind} {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
+    return names
+
+
+def record_path(results: Path, experiment: str, dataset: str, variant: str, seed: int, profile: str) -> Path:
+    suffix = "" if profile == "full" else f".{profile}"
+    return Path(results) / experiment / dataset / variant / f"seed{seed}{suffix}.json"
+
+
+def dist_path(record: Path) -> Path:
+    return record.with_name(record.name[: -len(".json")] + ".dist.npy")
+
+
+def torch_device(name: str):
+    import torch
+
+    return torch.device(name)
+
+
+def device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def load_record(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"results file {path} is not valid JSON ({e}); delete it or rerun with --force") from e
+
+
+def _find_reusable(results: Path, dataset: str, variant: str, seed: int, profile: str, key: str,
+                   skip: Path) -> Path | None:
+    name = record_path(results, "x", dataset, variant, seed, profile).name
+    for cand in sorted(Path(results).glob(f"*/{dataset}/{variant}/{name}")):
+        if cand == skip:
+            continue
+        rec = load_record(cand)
+        if rec and rec.get("config_key") == key and not rec.get("reused_from") and dist_path(cand).exists():
+            return cand
+    return None
+
+
+#: Variants whose trained weights (conv1-conv5, attention, energy; bf16) are kept beside the seed-0
+#: record, for the attention maps of notebooks 02/06 (Figure 4) and the learned W of notebook 04.
+#: fc6/fc7 are left out to keep the files small (~4 MB); rankings come from the saved distances.
+WEIGHT_VARIANTS = ("full", "base+att", "base+att-noshortcut")
+
+
+def weights_path(record: Path) -> Path:
+    return record.with_name(record.name[: -len(".json")] + ".weights.pt")
+
+
+def split_row(row: str) -> tuple[str, str | None]:
+    """``"full@sketchy_mini"`` -> ``("full", "sketchy_mini")``; ``"full"`` -> ``("full", None)``."""
+    variant, _, init_name = row.partition("@")
+    return variant, (init_name or None)
+
+
+def init_checkpoint(name: str, profile: str) -> Path:
+    """Where ``python -m sbir_lib.training.pretrain run --profile P`` writes the init named ``name``."""
+    suffix = "" if profile == "full" else f".{profile}"
+    base = _config.repo_root() or Path.cwd()
+    return Path(base) / "checkpoints" / f"sketchanet_{name}{suffix}.pt"
+
+
+def save_weights(path: Path, model, energy, variant: str) -> None:
+    """Keep the backbone convolutions and the attention module (bf16) and the energy (float32) of a run."""
+    import torch
+
+    from sbir_lib.core.io import torch_save_atomic
+
+    keep = {k: v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items()
+            if not k.startswith(("backbone.fc6", "backbone.fc7"))}
+    torch_save_atomic(path, {"variant": variant, "model": keep,
+                             # float32: near 1, bf16 steps (0.004-0.008) would hide small changes of W
+                             "energy": {k: v.detach().to("cpu", torch.float32)
+                                        for k, v in energy.state_dict().items()},
+                             "note": "fc6/fc7 omitted: attention maps, conv5 features and the energy are "
+                                     "exact; embeddings are not (use the saved distances)"})
+
+
+def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, profile: str = "full",
+                 results=None, device="cpu"):
+    """``(model, energy)`` of a recorded run whose weights were kept (``WEIGHT_VARIANTS``, seed 0).
+
+    The model's conv1-conv5 and attention, and the energy (e.g. HOLEF's ``W``), are the trained ones;
+    fc6/fc7 are not stored (so ``model.embed`` is not the trained embedding: use the record's
+    distance matrix for rankings). Raises ``FileNotFoundError`` naming the command that records it.
+    """
+    import torch
+
+    from sbir_lib.losses import losses as L
+    from sbir_lib.models import dssa as MD
+
+    root = _config.results_root(results)
+    rec = record_path(root, experiment, dataset, variant, seed, profile)
+    meta = load_record(rec) or {}
+    if meta.get("reused_from"):  # weights live beside the original run only
+        rec = root / meta["reused_from"]
+    wp = weights_path(rec)
+    if not wp.exists():
+        raise FileNotFoundError(
+            f"no kept weights at {wp}; weights are kept for seed 0 of {', '.join(WEIGHT_VARIANTS)}. Record "
+            f"them with: python -m sbir_lib.experiments run --experiment {experiment} --dataset {dataset} "
+            f"--seeds {seed} --profile {profile}")
+    state = torch.load(wp, map_location="cpu", weights_only=True)
+    v = MD.get_variant(split_row(variant)[0])
+    model = MD.DSSANet(v)
+    missing = model.load_state_dict({k: t.float() for k, t in state["model"].items()}, strict=False)
+    if any(not k.startswith(("backbone.fc6", "backbone.fc7")) for k in missing.missing_keys):
+        raise ValueError(f"{wp} does not match variant {variant!r}: missing {missing.missing_keys}")
+    energy = L.make_energy(v.loss, model.embed_dim)
+    energy.load_state_dict({k: t.float() for k, t in state["energy"].items()})
+    return model.to(device).eval(), energy.to(device).eval()
+
+
+def as_stored(dist) -> np.ndarray:
+    """The distance matrix as records store it: a float32 numpy array. Compute a record's metrics
+    from this, so that :func:`verify` recomputes them exactly from the file."""
+    if hasattr(dist, "detach"):
+        dist = dist.detach().cpu().float().numpy()
+    return np.ascontiguousarray(np.asarray(dist, dtype=np.float32))
+
+
+def write_record(path: Path, record: dict, dist) -> None:
+    """Write the distance matrix (float32) then the JSON record, each atomically (JSON last: its
+    presence means the run is complete)."""
+    save_npy_atomic(dist_path(path), as_stored(dist))
+    write_json_atomic(path, record)
+
+
+def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: str, *, device=None,
+            root=None, results=None, force=False, init=None, overrides=None, progress=True,
+            dataset=None, log=print, runs=None) -> dict:
+    """Train/evaluate one row of one table for one seed, or return its existing record."""
+    from sbir_lib.models import dssa as MD
+    from sbir_lib.training import triplet as T
+
+    cat = _category()
+    if experiment in cat.EXPERIMENTS:
+        return cat.run_one(experiment, dataset_name, row, seed, profile, device=device, root=root,
+                           results=results, force=force, progress=progress, log=log, dataset=dataset,
+                           overrides=overrides, init=init)
+
+    results = _config.results_root(results)
+    out = record_path(results, experiment, dataset_name, row, seed, profile)
+    existing = None if force else load_record(out)
+    if existing is not None:
+        log(f"skip   {out.relative_to(results)} (recorded; --force retrains)")
+        return existing
+
+    if dataset is None:
+        dataset = load_dataset(dataset_name, root)
+    device = _config.default_device(device)
+
+    if row in CLASSICAL:
+        from sbir_lib.models.classical import run_classical_baseline
+
+        t0 = time.perf_counter()
+        r = run_classical_baseline(row, dataset.train.sketches, dataset.train.edges,
+                                   dataset.test.sketches, dataset.test.edges,
+                                   train_triplets=dataset.train.triplets, seed=seed, profile=profile)
+        import torch as _t
+
+        dist = _t.as_tensor(r["dist"])
+        rec = _base_record(experiment, dataset, row, seed, profile, torch_device("cpu"))
+        rec.update(config=r["config"], config_key=None, init=None, iterations=None,
+                   wall_time_s=round(time.perf_counter() - t0, 2), **_metrics(dist))
+        write_record(out, rec, dist)
+        log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f}")
+        return rec
+
+    extra = dict(EXPERIMENT_OVERRIDES.get(experiment, {}).get(profile, {}))
+    extra.update(overrides or {})
+    variant, init_name = split_row(row)
+    if init_name is not None and init is None:
+        init = init_checkpoint(init_name, profile)
+        if not init.exists():
+            raise FileNotFoundError(
+                f"row {row!r} needs the pretrained Sketch-a-Net {init}; make it with: "
+                f"python -m sbir_lib.training.pretrain run --profile {profile}")
+        init = str(init.relative_to(_config.repo_root() or Path.cwd())) if (
+            _config.repo_root() and init.is_relative_to(_config.repo_root())) else str(init)
+    cfg = T.profile_config(profile, variant=variant, seed=seed, init=init, **extra)
+    key = cfg.key()
+    if not force:
+        src = _find_reusable(results, dataset_name, row, seed, profile, key, out)
+        if src is not None:
+            rec = load_record(src)
+            rec["experiment"] = experiment
+            rec["reused_from"] = str(src.relative_to(results))
+            save_npy_atomic(dist_path(out), np.load(dist_path(src)))
+            write_json_atomic(out, rec)
+            log(f"reuse  {out.relative_to(results)} <- {rec['reused_from']}")
+            return rec
+
+    ckpt = checkpoint_path(results, out, runs)
+    if force and ckpt.exists():
+        ckpt.unlink()  # --force retrains from scratch, never from an old checkpoint
+    t0 = time.perf_counter()
+    res = T.train(cfg, dataset, device=device, checkpoint=ckpt, progress=progress)
+    ev = T.evaluate(res.model, res.energy, dataset.test, cfg.test_views, device, cfg.amp)
+    wall = time.perf_counter() - t0
+    rec = _base_record(experiment, dataset, row, seed, profile, device)
+    rec.update(
+        config=cfg.to_dict(), config_key=key, init=cfg.init or "scratch",
+        iterations=cfg.iterations, resumed_from_iteration=res.resumed_from, steps_run=res.iterations_done,
+        train_time_s=round(res.train_time_s, 2), wall_time_s=round(wall, 2),
+        # throughput of the steps this process ran (None when it only evaluated a finished checkpoint)
+        triplets_per_s=(round(res.iterations_done * cfg.batch_size / max(res.train_time_s, 1e-9), 1)
+                        if res.iterations_done else None),
+        variant_config=T.variant_of(cfg).to_dict(), history=res.history, **_metrics(ev["dist"]),
+    )
+    if seed == 0 and variant in WEIGHT_VARIANTS:
+        save_weights(weights_path(out), res.model, res.energy, row)
+    write_record(out, rec, ev["dist"])
+    ckpt.unlink(missing_ok=True)  # recorded: the checkpoint has served its purpose
+    log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} "
+        f"acc@10={rec['metrics']['acc@10']:.3f}  ({wall:.0f} s)")
+    return rec
+
+
+def checkpoint_path(results: Path, record: Path, runs=None) -> Path:
+    """Where the run of ``record`` keeps its training checkpoint (under :func:`sbir_lib.core.config.runs_root`)."""
+    return _config.runs_root(results, runs) / Path(record).relative_to(results).with_suffix(".pt")
+
+
+def _metrics(dist) -> dict:
+    from sbir_lib.training.triplet import metrics_of
+
+    m = metrics_of(as_stored(dist))
+    return {"metrics": {k: m[k] for k in ("acc@1", "acc@5", "acc@10")}, "acc_curve": m["acc_curve"]}
+
+
+def _base_record(experiment, dataset, row, seed, profile, device) -> dict:
+    import torch
+
+    return {
+        "experiment": experiment, "dataset": dataset.name, "data_source": dataset.source,
+        "variant": row, "seed": seed, "profile": profile, "device": device_name(device),
+        "torch": torch.__version__, "git_commit": _config.git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "n_queries": len(dataset.test), "n_gallery": len(dataset.test),
+    }
+
+
+def load_dataset(name: str, root=None):
+    """Real data for shoes/chairs/handbags (an error naming the download command when absent);
+    ``synthetic`` for the generated stand-in."""
+    from sbir_lib.data import datasets as D
+
+    check_names("dataset", [name], DATASETS + EXTRA_DATASETS)
+    if name == "synthetic":
+        return D.make_synthetic(seed=0)
+    return D.load_qmul(name, root, photos=False)
+
+
+def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile: str, rows=None,
+        **kw) -> list[dict]:
+    """Run (or skip, when recorded) every row of each experiment for each dataset and seed.
+
+    ``rows``: only these rows (variant or classical method names), e.g. to spread a grid over calls."""
+    exps = experiments()
+    check_names("experiment", experiments_, exps)
+    if rows:
+        check_names("row", rows, sorted({r for e in experiments_ for r in exps[e]}))
+    for e in experiments_:
+        check_names(f"dataset for {e}", datasets, datasets_of(e))
+    _config.check_profile(profile)
+    log = kw.pop("log", print)
+    records = []
+    for ds in datasets:
+        dataset = None
+        for exp in experiments_:
+            for row in exps[exp]:
+                if rows and row not in rows:
+                    continue
+                for seed in seeds:
+                    out = record_path(_config.results_root(kw.get("results")), exp, ds, row, seed, profile)
+                    if exp in _category().EXPERIMENTS:  # loads its own data (category level / packed)
+                        records.append(run_one(exp, ds, row, seed, profile, log=log, **kw))
+                        continue
+                    if dataset is None and (kw.get("force") or not out.exists()):
+                        dataset = load_dataset(ds, kw.get("root"))
+                    records.append(run_one(exp, ds, row, seed, profile, dataset=dataset, log=log, **kw))
+    return records
+
+
+def collect(results=None, experiment: str | None = None, dataset: str | None = None,
+            profile: str | None = None, include_partial: bool = False):
+    """All records as a pandas DataFrame (one row per run).
+
+    Records of runs stopped before their iteration count (``"partial": true``, files
+    ``seed<k>.it<N>.json``, evaluated from the checkpoint) are left out unless ``include_partial``."""
+    import pandas as pd
+
+    results = _config.results_root(results)
+    rows = []
+    for p in sorted(Path(results).glob("*/*/*/seed*.json")):
+        rec = load_record(p)
+        if rec is None or (rec.get("partial") and not include_partial):
+            continue
+        if experiment and rec.get("experiment") != experiment and p.parts[-4] != experiment:
+            continue
+        if dataset and rec.get("dataset") != dataset:
+            continue
+        if profile and rec.get("profile") != profile:
+            continue
+        rows.append({
+            "experiment": p.parts[-4], "dataset": rec["dataset"], "variant": rec["variant"],
+            "seed": rec["seed"], "profile": rec["profile"], "init": rec.get("init"),
+            "acc@1": rec["metrics"].get("acc@1"), "acc@5": rec["metrics"].get("acc@5"),
+            "acc@10": rec["metrics"].get("acc@10"), "mAP@all": rec["metrics"].get("mAP@all"),
+            "P@200": rec["metrics"].get("P@200"), "iterations": rec.get("iterations"),
+            "wall_time_s": rec.get("wall_time_s"), "device": rec.get("device"),
+            "data_source": rec.get("data_source"), "partial": bool(rec.get("partial")),
+            "path": str(p.relative_to(results)),
+        })
+    return pd.DataFrame(rows)
+
+
+def summary(results=None, experiment=None, dataset=None, profile=None):
+    """Mean and std (over seeds) of acc@1 / acc@10 (and mAP@all / P@200 for category-level runs) in
+    percent, per experiment, dataset and variant."""
+    df = collect(results, experiment, dataset, profile)
+    if df.empty:
+        return df
+    g = df.groupby(["experiment", "dataset", "profile", "variant"], sort=True)
+    cols = [c for c in ("acc@1", "acc@10", "mAP@all", "P@200") if df[c].notna().any()]
+    out = g[cols].agg(["mean", "std"]) * 100
+    out.columns = [f"{m} {s}" for m, s in out.columns]
+    out["seeds"] = g["seed"].count()
+    return out.round(2)
+
+
+def recompute(record: dict, path: Path) -> dict[str, dict]:
+    """Every metric of a record, recomputed from the files beside it alone: ``{"metrics": {...}}`` (and
+    for DSSA records ``"acc_curve"``); DASE/MEMS records are recomputed by :func:`sbir_lib.experiments.category.recompute`."""
+    cat = _category()
+    if record.get("experiment", Path(path).parts[-4]) in cat.EXPERIMENTS:
+        return cat.recompute(record, Path(path))
+    from sbir_lib.training.triplet import metrics_of
+
+    m = metrics_of(np.load(dist_path(Path(path))))
+    return {"metrics": {k: m[k] for k in record.get("metrics", {})}, "acc_curve": m["acc_curve"]}
+
+
+def _mismatches(stored, fresh, where: str, tol: float) -> list[str]:
+    if isinstance(stored, dict):
+        out = []
+        for k, v in fresh.items():
+            out += _mismatches(stored.get(k), v, f"{where}.{k}", tol)
+        return out
+    if isinstance(fresh, list):
+        if not isinstance(stored, list) or len(stored) != len(fresh):
+            return [f"{where}: {len(stored or [])} values stored, {len(fresh)} recomputed"]
+        bad = [i for i, (a, b) in enumerate(zip(stored, fresh)) if abs(a - b) > tol]
+        return [f"{where}[{bad[0]}]: {stored[bad[0]]} stored, {fresh[bad[0]]} recomputed "
+                f"({len(bad)} differ)"] if bad else []
+    if stored is None or fresh is None or not abs(float(stored) - float(fresh)) <= tol:
+        return [f"{where}: {stored} stored, {fresh} recomputed"]
+    return []
+
+
+def verify(results=None, log=print) -> dict[str, list]:
+    """Recompute every metric of every record under ``results`` from its distance file(s).
+
+    Returns ``{"ok": [paths], "mismatch": [(path, [messages])], "not_recomputable": [(path, why)]}``.
+    A record marked ``"recomputable": false`` (with ``"not_recomputable_reason"``) is listed, not
+    failed; a record whose distance file is missing is a mismatch. The acc@K curve is stored rounded to
+    6 decimals and compared at that precision; every other value must agree to 1e-12.
+    """
+    results = _config.results_root(results)
+    out: dict[str, list] = {"ok": [], "mismatch": [], "not_recomputable": []}
+    for p in sorted(Path(results).glob("*/*/*/seed*.json")):
+        rel = str(p.relative_to(results))
+        rec = load_record(p)
+        if rec.get("recomputable") is False:
+            out["not_recomputable"].append((rel, rec.get("not_recomputable_reason", "marked so")))
+            continue
+        try:
+            fresh = recompute(rec, p)
+        except (FileNotFoundError, ValueError, KeyError, AttributeError) as e:
+            out["mismatch"].append((rel, [f"cannot recompute: {e!r}"]))
+            continue
+        bad = []
+        for key, vals in fresh.items():
+            tol = 5e-7 if key == "acc_curve" else 1e-12
+            bad += _mismatches(rec.get(key), vals, key, tol)
+        if bad:
+            out["mismatch"].append((rel, bad))
+        else:
+            out["ok"].append(rel)
+    for rel, msgs in out["mismatch"]:
+        log(f"MISMATCH {rel}: " + "; ".join(msgs))
+    for rel, why in out["not_recomputable"]:
+        log(f"not recomputable {rel}: {why}")
+    log(f"{len(out['ok'])} records recompute exactly, {len(out['mismatch'])} mismatch, "
+        f"{len(out['not_recomputable'])} marked not recomputable")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sbir_lib.experiments", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and record runs (recorded ones are skipped)")
+    r.add_argument("--experiment", action="append", default=[], help="table1..table5 (repeatable)")
+    r.add_argument("--dataset", action="append", default=[],
+                   help=f"{', '.join(DATASETS + EXTRA_DATASETS)}, or sketchy_mini for the dase_sketchy "
+                        "experiments (repeatable; default: the experiment's real datasets)")
+    r.add_argument("--all", action="store_true", help="every table of the paper (table1..table5)")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                   help="only these rows of the experiments (variant or classical method names)")
+    r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    r.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    r.add_argument("--force", action="store_true", help="retrain even when recorded")
+    r.add_argument("--init", default=None, help="Sketch-a-Net checkpoint (.pt or the authors' TF .npy)")
+    r.add_argument("--iterations", type=int, default=None, help="override the profile's iteration count")
+    r.add_argument("--root", default=None, help="data root (default $SBIR_DATA_ROOT or ./data)")
+    r.add_argument("--results", default=None, help="results folder (default ./results)")
+    r.add_argument("--no-progress", action="store_true")
+    s = sub.add_parser("summary", help="mean +- std over seeds per variant")
+    s.add_argument("--experiment", default=None)
+    s.add_argument("--dataset", default=None)
+    s.add_argument("--profile", default=None)
+    s.add_argument("--results", default=None)
+    sub.add_parser("list", help="experiments and their rows")
+    v = sub.add_parser("verify", help="recompute every record's metrics from its distance file; exit 1 on a mismatch")
+    v.add_argument("--results", default=None)
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "list":
+            for name, rows in experiments().items():
+                print(f"{name}: {', '.join(rows)}")
+            return 0
+        if args.cmd == "verify":
+            return 1 if verify(args.results)["mismatch"] else 0
+        if args.cmd == "summary":
+            df = summary(args.results, args.experiment, args.dataset, args.profile)
+            print("no recorded runs" if df.empty else df.to_string())
+            return 0
+        exps = [e for e in experiments() if e.startswith("table")] if args.all else args.experiment
+        if not exps:
+            ap.error("give --experiment NAME (repeatable) or --all; allowed: " + ", ".join(experiments()))
+        profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
+        overrides = {"iterations": args.iterations} if args.iterations else None
+        for exp in exps:
+            real = [d for d in datasets_of(exp) if not d.startswith("synthetic")]
+            run([exp], args.dataset or real, args.seeds, profile, rows=args.rows, device=args.device,
+                root=args.root, results=args.results, force=args.force, init=args.init,
+                overrides=overrides, progress=not args.no_progress)
+        return 0
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
+        # ImportError / RuntimeError: optional ImageNet weights missing offline (sbir_lib.experiments.category)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,522 @@
+"""Sketch-a-Net, spatial attention and coarse-fine fusion: the DSSA network and its ablations.
+
+Taught in: ``notebooks/01_triplet_loss.ipynb`` (the Sketch-a-Net / Triplet SN backbone),
+``notebooks/02_spatial_attention.ipynb`` (Eqs. 2-4: attention scores, softmax mask,
+shortcut connection), ``notebooks/03_coarse_fine_fusion.ipynb`` (the CFF embedding) and
+``notebooks/04_holef.ipynb`` / ``notebooks/05_reproducing_the_tables.ipynb`` (the ``VARIANTS``
+registry: one named configuration per row of Tables 1-5).
+
+Paper (Song et al., ICCV 2017; equation numbers are this course's, in the order of
+``../shared/reference/dssa_iccv17_presentation.txt``), on the conv5 feature map ``f`` (here the pooled ``7 x 7 x 256`` map;
+the attention softmax runs over its 49 positions):
+
+- Eq. 2, attention scores ``s_ij = F_att(f_ij; W_a)``: a 1x1 conv 256 -> 256, ReLU, 1x1 conv -> 1.
+- Eq. 3, attention mask ``alpha_ij = softmax(s_ij)`` over all positions (``attention_norm="sigmoid"``
+  is an option we add: an independent gate per position).
+- Eq. 4, attended map with shortcut ``f_att = f + alpha (.) f`` (without shortcut ``alpha (.) f``,
+  Table 4's "without shortcut" column).
+- Coarse-fine fusion: the coarse ``fc7`` (computed from ``f_att``: flatten -> fc6 -> fc7)
+  is concatenated with the fine vector, the attended map summed over positions,
+  ``sum_ij f_att_ij`` = ``sum_ij (f_ij + alpha_ij f_ij)`` with the shortcut and ``sum_ij alpha_ij f_ij``
+  without it (256-d), each L2-normalised: a 512-d embedding. This is the authors' computation
+  (Deep_SBIR_tf ``triplet_sbir_train.py`` lines 71-74, ``triplet_sbir_test.py`` lines 76-79:
+  ``reduce_sum(conv5 + conv5 * mask)``). Without attention the fine vector is ``sum_ij f_ij`` (the same
+  direction as the average-pooled map).
+
+Sketch-a-Net (the shared siamese backbone; sketches and photo edge maps go through the same weights)::
+
+    input   1 x 225 x 225  (mean-subtracted by sbir_lib.data.datasets)
+    conv1   64 @ 15x15 / 3, ReLU     -> 64 x 71 x 71,   maxpool 3/2 -> 35 x 35
+    conv2  128 @ 5x5,       ReLU     -> 128 x 31 x 31,  maxpool 3/2 -> 15 x 15
+    conv3  256 @ 3x3 pad 1, ReLU     -> 256 x 15 x 15
+    conv4  256 @ 3x3 pad 1, ReLU     -> 256 x 15 x 15
+    conv5  256 @ 3x3 pad 1, ReLU     -> 256 x 15 x 15,  maxpool 3/2 -> 256 x 7 x 7
+    fc6    12544 -> 512, ReLU          (no dropout: neither the TF nor the Caffe network has one;
+                                         ``dropout=p`` is a recorded non-paper option)
+    fc7    512 -> 256
+
+Embedding without CFF: the L2-normalised ``fc7`` (256-d), as in both of the authors' networks
+(Deep_SBIR_tf ``triplet_sbir_train.py`` line 49; DeepSBIR Caffe ``train.prototxt`` line 289).
+
+Initialisation of the layers the authors do not load from a file: the attention convolutions get
+TF's ``truncated_normal(0, 0.1)`` weights and zero biases (``triplet_sbir_train.py`` line 18;
+``attention_init="tf"``). The authors never train Sketch-a-Net from scratch; our from-scratch runs use
+He-normal weights (a named deviation, see REPRODUCTION.md).
+
+``embedding_bn=True`` (a non-paper option, off in every paper row) puts a non-affine BatchNorm on fc7
+(and on the fine vector) before the L2 normalisation, which spreads the embeddings of an untrained
+network out of the narrow cone they start in.
+
+Variants (``VARIANTS``; names spell out the components: ``att`` = attention with shortcut,
+``cff`` = coarse-fine fusion, ``holef`` = HOLEF loss, otherwise Euclidean triplet loss)::
+
+    name                               att  shortcut  cff  loss                table rows
+    base                               -    -         -    euclidean           T1 "Triplet SN", T2 "Base", T3 "Base" w/o att
+    base+att                           yes  yes       -    euclidean           T3 "Base" with att, T4 "Base + attention" with shortcut
+    base+att-noshortcut                yes  no        -    euclidean           T4 "Base + attention" w/o shortcut
+    base+cff                           -    -         yes  euclidean           T3 "Base + CFF" w/o att
+    base+att+cff                       yes  yes       yes  euclidean           T2 "Base + CFF", T3 with att, T4 with shortcut,
+                                                                               T5 "Triplet loss with Euclidean"
+    base+att+cff-noshortcut            yes  no        yes  euclidean           T4 "Base + CFF" w/o shortcut
+    base+holef                         -    -         -    holef               T3 "Base + HOLEF" w/o att
+    base+att+holef                     yes  yes       -    holef               T2 "Base + HOLEF", T3 with att
+    base+cff+holef                     -    -         yes  holef               T3 "Our model" w/o att
+    full                               yes  yes       yes  holef               T1 "Our model", T2 "Full", T3/T4 "Our model"
+                                                                               (with att / shortcut), T5 "Our HOLEF"
+    full-noshortcut                    yes  no        yes  holef               T4 "Our model" w/o shortcut
+    base+att+cff+weighted_euclidean    yes  yes       yes  weighted_euclidean  T5 "... with Weighted Euclidean"
+    base+att+cff+mahalanobis           yes  yes       yes  mahalanobis         T5 "... with Mahalanobis"
+
+Note the paper's Table 2 rows "Base + CFF" / "Base + HOLEF" include attention (their numbers equal
+Table 3's "with attention" column), hence ``base+att+cff`` / ``base+att+holef``. ``TABLE_VARIANTS``
+lists the variants each table needs, ``TABLE_ROWS`` maps each row key of :mod:`sbir_lib.report.paper`
+(and column, for Tables 3-4) to its variant.
+
+Initialisation: :func:`sbir_lib.models.sketchanet_init.load_sketchanet_init` loads a torch checkpoint (SketchANet or DSSANet) or the
+DSSA authors' TensorFlow ``.npy`` weights (``{layer: [weights, biases]}`` or the flat
+``{variable_name: array}`` that ``triplet_sbir_train.py`` saves), feeding TF weights the 0..255 input
+scale they were trained on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sbir_lib.losses import losses as _losses
+
+__all__ = [
+    "ATTENTION_NORMS",
+    "DSSANet",
+    "LAYERS",
+    "LOSSES",
+    "SketchANet",
+    "SpatialAttention",
+    "TABLE_ROWS",
+    "TABLE_VARIANTS",
+    "VARIANTS",
+    "VariantConfig",
+    "build_model",
+    "count_parameters",
+    "get_variant",
+]
+
+LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+CONV_LAYERS: tuple[str, ...] = LAYERS[:5]
+LOSSES: tuple[str, ...] = tuple(_losses.ENERGIES)  # euclidean, weighted_euclidean, mahalanobis, holef
+ATTENTION_NORMS: tuple[str, ...] = ("softmax", "sigmoid")
+ATTENTION_INITS: tuple[str, ...] = ("tf", "torch")
+
+CONV5_CHANNELS = 256
+INPUT_SIZE = 225
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (optionally only those with ``requires_grad``)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+# ============================================================================ Sketch-a-Net
+
+class SketchANet(nn.Module):
+    """Sketch-a-Net backbone with Triplet SN's fc6 (512) and fc7 (256) heads.
+
+    ``features(x)``: ``[B, 1, 225, 225] -> [B, 256, 7, 7]`` (pooled conv5);
+    ``head(f)``: ``[B, 256, 7, 7] -> [B, fc7_dim]`` (flatten, fc6, ReLU, [dropout if > 0], fc7);
+    ``forward(x) = head(features(x))``. Layer names ``conv1..conv5, fc6, fc7``.
+    """
+
+    def __init__(self, fc6_dim: int = 512, fc7_dim: int = 256, dropout: float = 0.0, in_channels: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=15, stride=3)
+        self.conv2 = nn.Conv2d(64, 128, kernel_size=5)
+        self.conv3 = nn.Conv2d(128, 256, kernel_size=3, padding=1)
+        self.conv4 = nn.Conv2d(256, 256, kernel_size=3, padding=1)
+        self.conv5 = nn.Conv2d(256, CONV5_CHANNELS, kernel_size=3, padding=1)
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
+        self.feature_shape = (CONV5_CHANNELS, 7, 7)
+        self.fc6 = nn.Linear(CONV5_CHANNELS * 7 * 7, fc6_dim)
+        self.fc7 = nn.Linear(fc6_dim, fc7_dim)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He-normal weights for the ReLU layers, Xavier for the linear fc7, zero biases."""
+        for name in LAYERS:
+            layer = getattr(self, name)
+            if name == "fc7":
+                nn.init.xavier_normal_(layer.weight)
+            else:
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+
+    #: How conv1 (15x15, stride 3, one input channel) is computed: ``"s2d"`` rewrites it exactly as a
+    #: 5x5 stride-1 convolution over the 9-channel space-to-depth (``pixel_unshuffle(x, 3)``) input,
+    #: which GPU convolution kernels handle far better than a 1-channel 15x15 kernel; ``"native"`` calls
+    #: ``self.conv1``. The parameters keep the usual ``[64, 1, 15, 15]`` layout either way.
+    conv1_impl: str = "s2d"
+
+    def conv1_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 of ``x`` (``[B, 1, H, W]``), by :attr:`conv1_impl` (identical results up to rounding)."""
+        c = self.conv1
+        if (self.conv1_impl == "s2d" and c.in_channels == 1 and c.stride == (3, 3) and c.padding == (0, 0)
+                and x.shape[-1] % 3 == 0 and x.shape[-2] % 3 == 0):
+            o, _, kh, kw = c.weight.shape
+            w9 = c.weight.view(o, 1, kh // 3, 3, kw // 3, 3).permute(0, 1, 3, 5, 2, 4).reshape(o, 9, kh // 3, kw // 3)
+            return F.conv2d(F.pixel_unshuffle(x, 3), w9, c.bias)
+        return c(x)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1_forward(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = F.relu(self.conv3(x))
+        x = F.relu(self.conv4(x))
+        x = self.pool(F.relu(self.conv5(x)))
+        return x
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(F.relu(self.fc6(f.flatten(1))))
+        return self.fc7(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    @torch.no_grad()
+    def layer_shapes(self, input_size: int = INPUT_SIZE) -> dict[str, tuple[int, ...]]:
+        """Per-stage output shapes (without batch) for an ``input_size`` square input (for teaching)."""
+        x = torch.zeros(1, self.conv1.in_channels, input_size, input_size)
+        shapes: dict[str, tuple[int, ...]] = {"input": tuple(x.shape[1:])}
+        x = F.relu(self.conv1(x)); shapes["conv1"] = tuple(x.shape[1:])
+        x = self.pool(x); shapes["pool1"] = tuple(x.shape[1:])
+        x = F.relu(self.conv2(x)); shapes["conv2"] = tuple(x.shape[1:])
+        x = self.pool(x); shapes["pool2"] = tuple(x.shape[1:])
+        for name in ("conv3", "conv4", "conv5"):
+            x = F.relu(getattr(self, name)(x)); shapes[name] = tuple(x.shape[1:])
+        x = self.pool(x); shapes["pool5"] = tuple(x.shape[1:])
+        x = F.relu(self.fc6(x.flatten(1))); shapes["fc6"] = tuple(x.shape[1:])
+        x = self.fc7(x); shapes["fc7"] = tuple(x.shape[1:])
+        return shapes
+
+
+# ============================================================================ attention
+
+class SpatialAttention(nn.Module):
+    """Eqs. 2-4: scores by a 2-layer 1x1-conv net, a mask over positions, optional shortcut.
+
+    ``forward(f) -> (f_att, alpha)`` with ``f [B, C, H, W]``, ``alpha [B, H, W]``;
+    ``normalize="softmax"`` makes ``alpha`` sum to 1 over the ``H*W`` positions, ``"sigmoid"`` gates
+    each position independently. ``f_att = f + alpha * f`` (shortcut) or ``alpha * f``.
+    """
+
+    def __init__(self, channels: int = CONV5_CHANNELS, hidden: int = 256, normalize: str = "softmax",
+                 shortcut: bool = True, init: str = "tf"):
+        super().__init__()
+        if normalize not in ATTENTION_NORMS:
+            raise ValueError(f"normalize must be one of {', '.join(ATTENTION_NORMS)}; got {normalize!r}")
+        if init not in ATTENTION_INITS:
+            raise ValueError(f"init must be one of {', '.join(ATTENTION_INITS)}; got {init!r}")
+        self.conv1 = nn.Conv2d(channels, hidden, kernel_size=1)
+        self.conv2 = nn.Conv2d(hidden, 1, kernel_size=1)
+        self.normalize = normalize
+        self.shortcut = bool(shortcut)
+        if init == "tf":
+            self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The authors' init: weights ~ truncated normal (mean 0, std 0.1, cut at 2 std, as TF's
+        ``truncated_normal_initializer``), biases 0 (Deep_SBIR_tf ``triplet_sbir_train.py`` line 18)."""
+        for conv in (self.conv1, self.conv2):
+            nn.init.trunc_normal_(conv.weight, mean=0.0, std=0.1, a=-0.2, b=0.2)
+            nn.init.zeros_(conv.bias)
+
+    def scores(self, f: torch.Tensor) -> torch.Tensor:
+        """Eq. 2, ``s = F_att(f)``: ``[B, C, H, W] -> [B, H, W]``."""
+        return self.conv2(F.relu(self.conv1(f))).squeeze(1)
+
+    def mask(self, s: torch.Tensor) -> torch.Tensor:
+        """Eq. 3, ``alpha`` from the scores ``[B, H, W]``."""
+        if self.normalize == "softmax":
+            return torch.softmax(s.flatten(1), dim=1).view_as(s)
+        return torch.sigmoid(s)
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        alpha = self.mask(self.scores(f))
+        attended = alpha.unsqueeze(1) * f
+        f_att = f + attended if self.shortcut else attended
+        return f_att, alpha
+
+    def extra_repr(self) -> str:
+        return f"normalize={self.normalize!r}, shortcut={self.shortcut}"
+
+
+# ============================================================================ variants
+
+@dataclass
+class VariantConfig:
+    """One model + loss configuration. Defaults are the full DSSA model.
+
+    ``attention``/``shortcut``/``attention_norm``/``attention_hidden``: the attention module
+    (``shortcut`` and the other two are ignored without attention); ``cff``: coarse-fine fusion;
+    ``loss``: the triplet-loss energy (one of ``LOSSES``); ``margin``: triplet margin;
+    ``reg_lambda``: the learned energies' regulariser weight (Eq. 7); ``dropout``: on fc6 (0 in the
+    authors' networks; > 0 is a non-paper option); ``fc6_dim``/``fc7_dim``: head widths;
+    ``attention_init``: ``"tf"`` (the authors' truncated normal, std 0.1) or ``"torch"`` (PyTorch's
+    default); ``embedding_bn``: a non-affine BatchNorm before each L2 normalisation (non-paper option).
+    fc7 (and, with CFF, the fine vector) is always L2-normalised, as in the authors' code.
+    """
+
+    attention: bool = True
+    shortcut: bool = True
+    cff: bool = True
+    loss: str = "holef"
+    attention_norm: str = "softmax"
+    attention_hidden: int = 256
+    dropout: float = 0.0
+    fc6_dim: int = 512
+    fc7_dim: int = 256
+    attention_init: str = "tf"
+    embedding_bn: bool = False
+    margin: float = _losses.DEFAULT_MARGIN
+    reg_lambda: float = _losses.DEFAULT_REG_LAMBDA
+    description: str = field(default="", compare=False)
+
+    def validate(self) -> "VariantConfig":
+        """Raise ``ValueError`` naming the bad field and its allowed values; return ``self``."""
+        for name in ("attention", "shortcut", "cff", "embedding_bn"):
+            v = getattr(self, name)
+            if not isinstance(v, (bool, np.bool_)):
+                raise ValueError(f"{name} must be a bool (True or False); got {v!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
+        if self.attention_norm not in ATTENTION_NORMS:
+            raise ValueError(f"attention_norm must be one of {', '.join(ATTENTION_NORMS)}; got {self.attention_norm!r}")
+        if self.attention_init not in ATTENTION_INITS:
+            raise ValueError(f"attention_init must be one of {', '.join(ATTENTION_INITS)}; got {self.attention_init!r}")
+        for name in ("attention_hidden", "fc6_dim", "fc7_dim"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer; got {v!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be a float in [0, 1); got {self.dropout!r}")
+        if not isinstance(self.margin, (int, float)) or float(self.margin) < 0:
+            raise ValueError(f"margin must be a non-negative float; got {self.margin!r}")
+        if not isinstance(self.reg_lambda, (int, float)) or float(self.reg_lambda) < 0:
+            raise ValueError(f"reg_lambda must be a non-negative float; got {self.reg_lambda!r}")
+        return self
+
+    @property
+    def embed_dim(self) -> int:
+        return self.fc7_dim + CONV5_CHANNELS if self.cff else self.fc7_dim
+
+    def replace(self, **changes: Any) -> "VariantConfig":
+        """A validated copy with some fields changed (unknown fields -> ValueError)."""
+        _check_fields(changes)
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "VariantConfig":
+        _check_fields(d)
+        return cls(**dict(d)).validate()
+
+
+def _check_fields(d: Mapping[str, Any]) -> None:
+    allowed = [f.name for f in dataclasses.fields(VariantConfig)]
+    bad = [k for k in d if k not in allowed]
+    if bad:
+        raise ValueError(f"unknown VariantConfig field(s) {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
+
+
+def _v(attention: bool, cff: bool, loss: str, shortcut: bool = True, description: str = "") -> VariantConfig:
+    return VariantConfig(attention=attention, shortcut=shortcut, cff=cff, loss=loss,
+                         description=description).validate()
+
+
+VARIANTS: dict[str, VariantConfig] = {
+    "base": _v(False, False, "euclidean",
+               description="Triplet SN: T1 'Triplet SN', T2 'Base', T3 'Base' without attention"),
+    "base+att": _v(True, False, "euclidean",
+                   description="T3 'Base' with attention; T4 'Base + attention' with shortcut"),
+    "base+att-noshortcut": _v(True, False, "euclidean", shortcut=False,
+                              description="T4 'Base + attention' without shortcut"),
+    "base+cff": _v(False, True, "euclidean", description="T3 'Base + CFF' without attention"),
+    "base+att+cff": _v(True, True, "euclidean",
+                       description="T2 'Base + CFF'; T3 'Base + CFF' with attention; T4 'Base + CFF' with "
+                                   "shortcut; T5 'Triplet loss with Euclidean'"),
+    "base+att+cff-noshortcut": _v(True, True, "euclidean", shortcut=False,
+                                  description="T4 'Base + CFF' without shortcut"),
+    "base+holef": _v(False, False, "holef", description="T3 'Base + HOLEF' without attention"),
+    "base+att+holef": _v(True, False, "holef",
+                         description="T2 'Base + HOLEF'; T3 'Base + HOLEF' with attention"),
+    "base+cff+holef": _v(False, True, "holef", description="T3 'Our model' without attention"),
+    "full": _v(True, True, "holef",
+               description="DSSA: T1 'Our model'; T2 'Full: Base + CFF + HOLEF'; T3 'Our model' with "
+                           "attention; T4 'Our model' with shortcut; T5 'Our HOLEF'"),
+    "full-noshortcut": _v(True, True, "holef", shortcut=False, description="T4 'Our model' without shortcut"),
+    "base+att+cff+weighted_euclidean": _v(True, True, "weighted_euclidean",
+                                          description="T5 'Triplet loss with Weighted Euclidean'"),
+    "base+att+cff+mahalanobis": _v(True, True, "mahalanobis",
+                                   description="T5 'Triplet loss with Mahalanobis'"),
+}
+
+TABLE_VARIANTS: dict[str, list[str]] = {
+    # Table 1's classical rows (HOG-BoW / Dense-HOG + rankSVM) live in sbir_lib.models.classical.
+    "table1": ["base", "full"],
+    "table2": ["base", "base+att+cff", "base+att+holef", "full"],
+    "table3": ["base+att", "base", "base+att+cff", "base+cff", "base+att+holef", "base+holef",
+               "full", "base+cff+holef"],
+    "table4": ["base+att", "base+att-noshortcut", "base+att+cff", "base+att+cff-noshortcut",
+               "full", "full-noshortcut"],
+    "table5": ["base+att+cff", "base+att+cff+weighted_euclidean", "base+att+cff+mahalanobis", "full"],
+}
+
+# Row keys of sbir_lib.report.paper -> variant (Tables 1, 2, 5) or (column 1, column 2) variants
+# (Table 3: (with attention, without attention); Table 4: (with shortcut, without shortcut)).
+TABLE_ROWS: dict[str, dict[str, Any]] = {
+    "table1": {"base": "base", "full": "full"},
+    "table2": {"base": "base", "base+att+cff": "base+att+cff", "base+att+holef": "base+att+holef",
+               "full": "full"},
+    "table3": {"base": ("base+att", "base"), "cff": ("base+att+cff", "base+cff"),
+               "holef": ("base+att+holef", "base+holef"), "full": ("full", "base+cff+holef")},
+    "table4": {"att": ("base+att", "base+att-noshortcut"), "cff": ("base+att+cff", "base+att+cff-noshortcut"),
+               "full": ("full", "full-noshortcut")},
+    "table5": {"euclidean": "base+att+cff", "weighted_euclidean": "base+att+cff+weighted_euclidean",
+               "mahalanobis": "base+att+cff+mahalanobis", "holef": "full"},
+}
+
+
+def get_variant(name: str, **overrides: Any) -> VariantConfig:
+    """A validated copy of ``VARIANTS[name]``, optionally with fields overridden.
+
+    Unknown names raise ``ValueError`` listing the allowed ones.
+    """
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+    return VARIANTS[name].replace(**overrides)
+
+
+def _resolve_config(config: "VariantConfig | str | Mapping[str, Any]") -> VariantConfig:
+    if isinstance(config, str):
+        return get_variant(config)
+    if isinstance(config, VariantConfig):
+        return dataclasses.replace(config).validate()
+    if isinstance(config, Mapping):
+        return VariantConfig.from_dict(config)
+    raise TypeError(f"config must be a VariantConfig, a variant name or a dict; got {type(config).__name__}")
+
+
+# ============================================================================ DSSA
+
+class DSSANet(nn.Module):
+    """The DSSA embedding network (or an ablation), built from a ``VariantConfig`` or variant name.
+
+    One module embeds both sketches and photo edge maps (siamese, shared weights).
+    ``embed(x) -> [B, embed_dim]``; ``forward(x, return_attention=False)`` returns the embedding,
+    or ``(embedding, alpha)`` with ``alpha [B, 7, 7]`` (``None`` without attention).
+    ``intermediates(x)`` returns every stage (conv5, alpha, attended map, fc7, fine vector, embedding).
+    """
+
+    def __init__(self, config: "VariantConfig | str | Mapping[str, Any]" = "full"):
+        super().__init__()
+        cfg = _resolve_config(config)
+        self.config = cfg
+        self.backbone = SketchANet(fc6_dim=cfg.fc6_dim, fc7_dim=cfg.fc7_dim, dropout=cfg.dropout)
+        self.attention = (SpatialAttention(CONV5_CHANNELS, cfg.attention_hidden, cfg.attention_norm, cfg.shortcut,
+                                           init=cfg.attention_init)
+                          if cfg.attention else None)
+        self.embed_dim = cfg.embed_dim
+        # non-paper option: centre and scale each half over the batch before L2 (running stats at test)
+        self.fc7_bn = nn.BatchNorm1d(cfg.fc7_dim, affine=False) if cfg.embedding_bn else None
+        self.fine_bn = nn.BatchNorm1d(CONV5_CHANNELS, affine=False) if (cfg.embedding_bn and cfg.cff) else None
+
+    # --------------------------------------------------------------- forward
+    def intermediates(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        f = self.backbone.features(x)
+        if self.attention is not None:
+            f_att, alpha = self.attention(f)
+        else:
+            f_att, alpha = f, None
+        fc7 = self.backbone.head(f_att)
+        out: dict[str, torch.Tensor | None] = {"conv5": f, "alpha": alpha, "attended": f_att, "fc7": fc7}
+        coarse = F.normalize(fc7 if self.fc7_bn is None else self.fc7_bn(fc7), dim=1)
+        if self.config.cff:
+            # the fine vector: the attended map summed over positions, sum(f + alpha f) with the shortcut,
+            # sum(alpha f) without (triplet_sbir_train.py lines 71-74); sum(f) without attention
+            fine = f_att.sum(dim=(2, 3))
+            out["fine"] = fine
+            fine_n = F.normalize(fine if self.fine_bn is None else self.fine_bn(fine), dim=1)
+            out["embedding"] = torch.cat([coarse, fine_n], dim=1)
+        else:
+            out["fine"] = None
+            out["embedding"] = coarse
+        return out
+
+    def forward(self, x: torch.Tensor, return_attention: bool = False):
+        out = self.intermediates(x)
+        if return_attention:
+            return out["embedding"], out["alpha"]
+        return out["embedding"]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
+
+    # --------------------------------------------------------------- loss helpers
+    def make_energy(self) -> _losses.Energy:
+        """The energy of this variant's loss, sized to ``embed_dim``."""
+        return _losses.make_energy(self.config.loss, self.embed_dim, reg_lambda=self.config.reg_lambda)
+
+    def make_loss(self, energy: _losses.Energy | None = None) -> _losses.TripletLoss:
+        return _losses.TripletLoss(energy if energy is not None else self.make_energy(), self.config.margin)
+
+    # --------------------------------------------------------------- training helpers
+    def freeze(self, upto: str | None = "conv4") -> list[str]:
+        """Freeze the backbone layers ``conv1 .. upto`` (inclusive); unfreeze the rest.
+
+        ``upto=None`` unfreezes everything. Returns the names of the frozen layers.
+        """
+        if upto is not None and upto not in LAYERS:
+            raise ValueError(f"upto must be one of {', '.join(LAYERS)} or None; got {upto!r}")
+        stop = -1 if upto is None else LAYERS.index(upto)
+        frozen = []
+        for i, name in enumerate(LAYERS):
+            req = i > stop
+            for p in getattr(self.backbone, name).parameters():
+                p.requires_grad_(req)
+            if not req:
+                frozen.append(name)
+        return frozen
+
+    def param_groups(self, weight_decay: float = 0.0) -> list[dict[str, Any]]:
+        """Optimizer groups for the trainable parameters, weight decay the authors' way: ``decay``
+        holds the conv/fc weights of the backbone and the attention (``weight_decay``), ``no_decay``
+        the biases (0; Caffe ``decay_mult: 0``, DeepSBIR ``train.prototxt``). Empty groups are left out.
+        The energy's parameters (HOLEF's ``W``, which decay would pull towards 0 rather than I) are not
+        here: the trainer adds them without decay.
+        """
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                (decay if name.endswith(".weight") and p.dim() > 1 else no_decay).append(p)
+        groups = [{"name": "decay", "params": decay, "weight_decay": float(weight_decay)},
+                  {"name": "no_decay", "params": no_decay, "weight_decay": 0.0}]
+        return [g for g in groups if g["params"]]
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"attention={c.attention}, shortcut={c.shortcut}, cff={c.cff}, loss={c.loss!r}, "
+                f"embed_dim={self.embed_dim}")
+
+
+def build_model(variant: "VariantConfig | str | Mapping[str, Any]" = "full") -> tuple[DSSANet, _losses.TripletLoss]:
+    """``(model, loss)`` for a variant: the network and its triplet loss (with the energy)."""
+    model = DSSANet(variant)
+    return model, model.make_loss()

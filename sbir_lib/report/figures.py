@@ -1,0 +1,434 @@
+"""Figures 4 and 5 of the DSSA paper from our trained runs, an interactive retrieval explorer, and the
+paper-vs-ours overview plot of the tables.
+
+Taught in ``notebooks/06_figures.ipynb`` (Figures 4, 5 and the explorer) and
+``notebooks/05_reproducing_the_tables.ipynb`` (:func:`paper_vs_ours`).
+
+- **Figure 4** (:func:`figure4`): the attention mask ``alpha_ij = softmax(s_ij)`` (Eq. 3, over the 7 x 7
+  positions of the pooled conv5 map) of the trained DSSA model (variant ``full``), upsampled over sketch /
+  photo pairs of all three categories. The photo branch sees the edge map; its mask is drawn over the RGB
+  photo where one exists (shoes, chairs) and over the edge map for handbags (no photos upstream).
+- **Figure 5** (:func:`figure5`): the top-10 retrievals of our model (attention over the query) and of
+  Triplet SN (variant ``base``) for the same query sketch, the true match outlined green. Rankings come
+  from the recorded test distances (``seed0[.quick].dist.npy``), never recomputed.
+- :func:`explorer`: an ipywidgets explorer (dataset, query, k) showing the same two rankings side by side.
+
+Which runs: :func:`find_source` prefers the ``full``-profile records (the real reproduction, made on a GPU)
+and falls back to the notebook's profile; every figure says which it used. The runs are seed 0 of
+``full`` and ``base`` in the first table experiment that has both (the runner keeps the trained
+conv1-5 / attention weights of seed-0 ``full`` runs: :func:`sbir_lib.experiments.runner.load_trained`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sbir_lib.core import config as _config
+from sbir_lib.data import datasets as D
+from sbir_lib.experiments import runner as E
+from sbir_lib.metrics import retrieval as M
+from sbir_lib.report import paper as P
+from sbir_lib.core.plotting import overlay_attention, show_image
+
+FIG_EXPERIMENTS = ("table1", "table2", "table3", "table4", "table5")
+OURS, BASELINE = "full", "base"
+OURS_LABEL, BASELINE_LABEL = "Ours (DSSA)", "Triplet SN"
+MATCH_COLOUR = "limegreen"
+
+
+# ====================================================================================== which runs
+
+@dataclass(frozen=True)
+class Source:
+    """The recorded runs a figure uses for one dataset (seed 0 of ``full`` and ``base``)."""
+
+    dataset: str  # the records' dataset key (shoes | chairs | handbags | synthetic)
+    profile: str
+    experiment: str
+    ours: dict
+    baseline: dict
+
+    def describe(self) -> str:
+        r = self.ours
+        return (f"{_title(self.dataset)}: {self.profile}-profile runs of `{self.experiment}` (seed 0, "
+                f"{r.get('iterations')} iterations, {r.get('device')}; ours acc@1 "
+                f"{100 * r['metrics']['acc@1']:.2f}%, Triplet SN {100 * self.baseline['metrics']['acc@1']:.2f}%)")
+
+
+def _title(dataset: str) -> str:
+    return P.DATASET_TITLES.get(dataset, dataset)
+
+
+def find_source(dataset: str, profiles=("full", "quick"), results=None) -> Source | None:
+    """The first (profile, experiment) with seed-0 records, distances of ``full`` and ``base`` and the
+    kept weights of ``full`` on ``dataset`` (a records' dataset key), or ``None``."""
+    root = _config.results_root(results)
+    for prof in dict.fromkeys(profiles):
+        for exp in FIG_EXPERIMENTS:
+            ro = E.record_path(root, exp, dataset, OURS, 0, prof)
+            rb = E.record_path(root, exp, dataset, BASELINE, 0, prof)
+            if not all(p.exists() for p in (ro, rb, E.dist_path(ro), E.dist_path(rb))):
+                continue
+            rec_o = E.load_record(ro)
+            # a run copied from another table keeps its weights beside the original only (load_trained follows)
+            orig = root / rec_o["reused_from"] if rec_o.get("reused_from") else ro
+            if E.weights_path(orig).exists():
+                return Source(dataset, prof, exp, rec_o, E.load_record(rb))
+    return None
+
+
+def sources(ctx, datasets=P.DATASETS, results=None) -> dict[str, Source]:
+    """``{dataset name: Source}``: the full-profile runs where recorded, else the notebook profile's
+    (trained now through ``ctx.record`` when missing and training is allowed). Datasets without any
+    usable run are left out, with the command that records them."""
+    out = {}
+    for name in datasets:
+        key = ctx.dataset_key(name)
+        src = find_source(key, ("full", ctx.profile), results)
+        if src is None and ctx.train_missing:
+            for v in (OURS, BASELINE):
+                ctx.record("table1", name, v, 0)
+            src = find_source(key, ("full", ctx.profile), results)
+        if src is None:
+            print(f"{_title(name)}: no run with kept weights; record one with: python -m sbir_lib.experiments "
+                  f"run --experiment table1 --dataset {key} --seeds 0 --profile {ctx.profile}")
+            continue
+        out[name] = src
+    return out
+
+
+# ====================================================================================== data of a figure
+
+@dataclass
+class Bundle:
+    """What a figure needs for one dataset: the test images, both models' distances, the trained DSSA."""
+
+    source: Source
+    sketches: torch.Tensor  # uint8 [N, 256, 256] query sketches
+    edges: torch.Tensor  # uint8 [N, 256, 256] gallery edge maps (what the network sees)
+    photos: torch.Tensor | None  # uint8 [N, 256, 256, 3] RGB photos (None: handbags)
+    dist_ours: np.ndarray  # float32 [N, N]
+    dist_baseline: np.ndarray
+    model: torch.nn.Module
+    _alpha: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.sketches.shape[0])
+
+    @property
+    def name(self) -> str:
+        return self.source.dataset
+
+    def gallery(self, i: int):
+        """Gallery item ``i`` as shown: the RGB photo where one exists, else the edge map."""
+        return self.photos[i] if self.photos is not None else self.edges[i]
+
+    def attention(self, idx, kind: str = "sketch") -> np.ndarray:
+        """``alpha`` [len(idx), 7, 7] of the trained DSSA model for sketches or edge maps ``idx``
+        (centre 225 x 225 crop, the test-time view)."""
+        idx = [int(i) for i in np.atleast_1d(idx)]
+        todo = [i for i in idx if (kind, i) not in self._alpha]
+        if todo:
+            imgs = (self.sketches if kind == "sketch" else self.edges)[todo]
+            for i, a in zip(todo, attention_maps(self.model, imgs)):
+                self._alpha[(kind, i)] = a
+        return np.stack([self._alpha[(kind, i)] for i in idx])
+
+    def ranks(self, which: str = "ours") -> np.ndarray:
+        """0-based rank of each query's true match under ``ours`` or ``baseline``."""
+        return M.rank_of_true_match(self.dist_ours if which == "ours" else self.dist_baseline)
+
+
+@torch.no_grad()
+def attention_maps(model, images: torch.Tensor) -> np.ndarray:
+    """Eq. 3's ``alpha`` [B, 7, 7] of ``model`` for uint8 images [B, 256, 256] (centre crop, as tested)."""
+    x = D.to_input(D.center_crop(images)).to(next(model.parameters()).device)
+    alpha = model.intermediates(x)["alpha"]
+    if alpha is None:
+        raise ValueError("this model has no attention module")
+    return alpha.float().cpu().numpy()
+
+
+def load_bundle(ctx, name: str, source: Source, results=None) -> Bundle:
+    """The :class:`Bundle` of dataset ``name`` (test split with photos) for ``source``."""
+    ds = ctx.dataset(name, photos=True)
+    root = _config.results_root(results)
+
+    def dist(variant):
+        path = E.dist_path(E.record_path(root, source.experiment, source.dataset, variant, 0, source.profile))
+        return np.load(path).astype(np.float32)
+
+    d_ours, d_base = dist(OURS), dist(BASELINE)
+    n = len(ds.test)
+    if d_ours.shape != (n, n) or d_base.shape != (n, n):
+        raise ValueError(f"the recorded distances {d_ours.shape} of {source.experiment}/{source.dataset} do not "
+                         f"match the {n} test pairs of the loaded {name} data ({ds.source}); re-record the runs")
+    model, _ = E.load_trained(source.experiment, source.dataset, OURS, 0, source.profile, results=results)
+    return Bundle(source, ds.test.sketches, ds.test.edges, ds.test.photos, d_ours, d_base, model)
+
+
+def bundles(ctx, srcs: dict[str, Source], results=None) -> dict[str, Bundle]:
+    return {name: load_bundle(ctx, name, s, results) for name, s in srcs.items()}
+
+
+def _crop(img) -> np.ndarray:
+    """Centre 225 x 225 crop of a uint8 [H, W] or [H, W, 3] image (the window the attention covers)."""
+    t = torch.as_tensor(np.asarray(img))
+    if t.dim() == 3:
+        return D.center_crop(t.permute(2, 0, 1))[0].permute(1, 2, 0).numpy()
+    return D.center_crop(t[None])[0, 0].numpy()
+
+
+def _thumb(img, size: int | None):
+    """Downscale a uint8 image for a dense grid (keeps committed figures small)."""
+    a = np.asarray(img)
+    if size is None or a.shape[0] <= size:
+        return a
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(a).resize((size, size), Image.LANCZOS))
+
+
+# ====================================================================================== Figure 4
+
+def pair_indices(n: int, k: int) -> list[int]:
+    """``k`` test pairs spread evenly over ``0..n-1`` (a fixed rule, not hand-picked)."""
+    return sorted({int(round(x)) for x in np.linspace(0, n - 1, k + 2)[1:-1]})
+
+
+def _none_to_show(what: str):
+    print(f"{what}: no dataset has recorded runs to draw (see the commands above)")
+
+
+def _save(fig, save: str | None, dpi: int = 120):
+    if save:
+        from sbir_lib.core.plotting import save_figure
+
+        save_figure(fig, save, dpi=dpi)
+    return fig
+
+
+def figure4(bnds: dict[str, Bundle], n_pairs: int = 3, size: float = 1.5, save: str | None = None):
+    """Figure 4: per dataset (one row), ``n_pairs`` sketch / photo pairs with DSSA's attention mask.
+    ``save``: a figure name for :func:`sbir_lib.core.plotting.save_figure`. ``None`` (and a note) without data."""
+    import matplotlib.pyplot as plt
+
+    if not bnds:
+        return _none_to_show("Figure 4")
+    names = list(bnds)
+    fig, axes = plt.subplots(len(names), 2 * n_pairs, figsize=(size * 2 * n_pairs, size * 1.15 * len(names)),
+                             squeeze=False)
+    for r, name in enumerate(names):
+        b = bnds[name]
+        idx = pair_indices(len(b), n_pairs)
+        a_s, a_e = b.attention(idx, "sketch"), b.attention(idx, "edge")
+        for j, i in enumerate(idx):
+            overlay_attention(axes[r][2 * j], _crop(b.sketches[i]), a_s[j], f"sketch {i}")
+            what = "photo" if b.photos is not None else "edge map"
+            overlay_attention(axes[r][2 * j + 1], _crop(b.gallery(i)), a_e[j], f"{what} {i}")
+        axes[r][0].set_ylabel(f"{_title(name)}\n({b.source.profile} run)", fontsize=9)
+    fig.suptitle("Attention masks of our model (DSSA, Eq. 3) on test sketch / photo pairs", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, save)
+
+
+def attention_summary(bnds: dict[str, Bundle]):
+    """Measured facts about the masks of Figure 4, over every test pair of each dataset: how peaked
+    ``alpha`` is (mean of its maximum vs the uniform ``1/49``) and whether a sketch and its own photo
+    attend to the same places (mean correlation of the two masks) more than a sketch and another photo
+    (each sketch paired with the next photo, ``i`` vs ``i+1 mod N``)."""
+    import pandas as pd
+
+    rows = []
+    for name, b in bnds.items():
+        idx = list(range(len(b)))
+        a_s = b.attention(idx, "sketch").reshape(len(b), -1)
+        a_e = b.attention(idx, "edge").reshape(len(b), -1)
+        z_s = (a_s - a_s.mean(1, keepdims=True)) / (a_s.std(1, keepdims=True) + 1e-12)
+        z_e = (a_e - a_e.mean(1, keepdims=True)) / (a_e.std(1, keepdims=True) + 1e-12)
+        rows.append({"dataset": _title(name), "run": b.source.profile, "pairs": len(b),
+                     "uniform alpha": 1.0 / a_s.shape[1],
+                     "mean max alpha (sketch)": float(a_s.max(1).mean()),
+                     "mean max alpha (photo)": float(a_e.max(1).mean()),
+                     "mask corr., true pair": float((z_s * z_e).mean(1).mean()),
+                     "mask corr., other photo": float((z_s * np.roll(z_e, -1, axis=0)).mean(1).mean())})
+    return pd.DataFrame(rows).set_index("dataset") if rows else pd.DataFrame()
+
+
+def rank_comparison(bnds: dict[str, Bundle], k: int = 10):
+    """Per dataset, from the recorded distances: acc@1 / acc@k of both models and on how many queries
+    ours ranks the true match better, equally or worse than Triplet SN."""
+    import pandas as pd
+
+    rows = []
+    for name, b in bnds.items():
+        ro, rb = b.ranks("ours"), b.ranks("baseline")
+        rows.append({"dataset": _title(name), "run": b.source.profile, "queries": len(b),
+                     "ours acc@1": 100 * float((ro < 1).mean()), f"ours acc@{k}": 100 * float((ro < k).mean()),
+                     "Triplet SN acc@1": 100 * float((rb < 1).mean()),
+                     f"Triplet SN acc@{k}": 100 * float((rb < k).mean()),
+                     "ours better": int((ro < rb).sum()), "tie": int((ro == rb).sum()),
+                     "Triplet SN better": int((ro > rb).sum())})
+    return pd.DataFrame(rows).set_index("dataset") if rows else pd.DataFrame()
+
+
+# ====================================================================================== Figure 5
+
+def pick_queries(b: Bundle, k: int = 10) -> list[tuple[int, str]]:
+    """Two queries per dataset by a fixed rule (not hand-picked): among the queries our model retrieves
+    within its top ``k``, the one whose true-match rank improves most over Triplet SN's; and among those
+    Triplet SN retrieves within its top ``k``, the one where it beats ours most (ties: lowest index; if no
+    query qualifies, all queries are considered)."""
+    r_ours, r_base = b.ranks("ours"), b.ranks("baseline")
+    gain = (r_base - r_ours).astype(np.float64)
+
+    def best(score, eligible):
+        score = np.where(eligible, score, -np.inf) if eligible.any() else score
+        return int(np.argmax(score))
+
+    q1 = best(gain, r_ours < k)
+    out = [(q1, "ours gains most")]
+    q2 = best(-gain, r_base < k)
+    if q2 != q1:
+        out.append((q2, "Triplet SN gains most"))
+    return out
+
+
+def _retrieval_row(axes, b: Bundle, q: int, which: str, k: int, thumb: int | None, label: str | None = None):
+    """Draw query ``q`` (with DSSA's attention when ``which == "ours"``) and its top ``k`` gallery items."""
+    d = b.dist_ours if which == "ours" else b.dist_baseline
+    order = np.argsort(d[q], kind="stable")[:k]
+    rank = int((d[q] < d[q, q]).sum())
+    name = OURS_LABEL if which == "ours" else BASELINE_LABEL
+    title = f"{name}\nmatch at {rank + 1}"
+    if which == "ours":
+        overlay_attention(axes[0], _thumb(_crop(b.sketches[q]), thumb), b.attention([q])[0], title)
+    else:
+        show_image(axes[0], _thumb(_crop(b.sketches[q]), thumb), title)
+    if label:
+        axes[0].set_ylabel(label, fontsize=7)
+    for j, g in enumerate(order):
+        show_image(axes[j + 1], _thumb(b.gallery(int(g)), thumb), str(j + 1),
+                   outline=MATCH_COLOUR if int(g) == q else None)
+    for ax in axes[k + 1:]:
+        ax.axis("off")
+
+
+def figure5(bnds: dict[str, Bundle], queries: dict | None = None, k: int = 10, size: float = 0.85,
+            thumb: int | None = 96, save: str | None = None):
+    """Figure 5: for each dataset and query, our top-``k`` (attention over the query) above Triplet SN's,
+    the true match outlined green. ``queries``: ``{dataset: [(index, why), ...]}`` (default
+    :func:`pick_queries`); ``save`` as in :func:`figure4`."""
+    import matplotlib.pyplot as plt
+
+    if not bnds:
+        return _none_to_show("Figure 5")
+    rows = [(name, q, why) for name, b in bnds.items()
+            for q, why in (queries or {}).get(name, pick_queries(b, k))]
+    fig, axes = plt.subplots(2 * len(rows), k + 1, figsize=(size * (k + 1), size * 1.3 * 2 * len(rows)),
+                             squeeze=False)
+    for r, (name, q, why) in enumerate(rows):
+        b = bnds[name]
+        label = f"{_title(name)} #{q}\n{why}"
+        _retrieval_row(axes[2 * r], b, q, "ours", k, thumb, label)
+        _retrieval_row(axes[2 * r + 1], b, q, "baseline", k, thumb)
+    fig.suptitle(f"Top-{k}: ours (upper row, attention on the query) vs Triplet SN (lower row); "
+                 "true match in green", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, save, dpi=100)  # 132 photos: a lower resolution keeps the committed files small
+
+
+# ====================================================================================== explorer
+
+def explorer_view(b: Bundle, q: int, k: int = 10, size: float = 1.3, thumb: int | None = None):
+    """One query of dataset bundle ``b``: our top ``k`` (with attention) above Triplet SN's."""
+    import matplotlib.pyplot as plt
+
+    if not 0 <= q < len(b):
+        raise ValueError(f"query must be in 0..{len(b) - 1}; got {q}")
+    fig, axes = plt.subplots(2, k + 1, figsize=(size * (k + 1), size * 2.7), squeeze=False)
+    _retrieval_row(axes[0], b, q, "ours", k, thumb, f"{_title(b.name)} #{q}")
+    _retrieval_row(axes[1], b, q, "baseline", k, thumb)
+    fig.suptitle(f"{_title(b.name)}, query {q} ({b.source.profile}-profile runs)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def explorer_example(bnds: dict[str, Bundle], k: int = 10, save: str | None = None):
+    """A static :func:`explorer_view` (the committed notebook stores no widget state): the first
+    dataset's query chosen by :func:`pick_queries`. ``None`` (and a note) without data."""
+    if not bnds:
+        return _none_to_show("Explorer example")
+    b = next(iter(bnds.values()))
+    return _save(explorer_view(b, pick_queries(b, k)[0][0], k), save)
+
+
+def explorer(bnds: dict[str, Bundle], k: int = 10):
+    """An ipywidgets explorer: choose a dataset, a query sketch and ``k``; see the query with DSSA's
+    attention and both models' ranked galleries side by side (true match outlined). Returns the widget."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    if not bnds:
+        return W.Label("Nothing to explore: no dataset has recorded runs (see the commands above).")
+    names = list(bnds)
+    ds = W.Dropdown(options=[(_title(n), n) for n in names], value=names[0], description="dataset")
+    q = W.IntSlider(value=0, min=0, max=len(bnds[names[0]]) - 1, description="query",
+                    continuous_update=False)
+    kk = W.IntSlider(value=k, min=1, max=20, description="top k", continuous_update=False)
+    out = W.Output()
+
+    def render(*_):
+        with out:
+            out.clear_output(wait=True)
+            fig = explorer_view(bnds[ds.value], q.value, kk.value)
+            display(fig)
+            plt.close(fig)
+
+    def on_dataset(change):
+        q.max = len(bnds[change["new"]]) - 1
+        render()
+
+    ds.observe(on_dataset, names="value")
+    q.observe(render, names="value")
+    kk.observe(render, names="value")
+    render()
+    return W.VBox([W.HBox([ds, q, kk]), out])
+
+
+# ====================================================================================== tables overview
+
+def paper_vs_ours(long, title: str = "", ax=None):
+    """Scatter of our mean (error bar: seed std) against the paper's number for every table cell run
+    (``long``: :func:`sbir_lib.report.tables.long_table` frames concatenated), coloured by table, with y = x."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.2, 5))
+    else:
+        fig = ax.figure
+    ok = long[(long["status"] == "ok") & long["paper"].notna()]
+    for table, g in ok.groupby("table", sort=True):
+        yerr = g["std"].fillna(0).to_numpy()
+        ax.errorbar(g["paper"], g["mean"], yerr=yerr, fmt="o", ms=4, capsize=2, alpha=0.8, label=table)
+    ax.plot([0, 100], [0, 100], color="grey", lw=1, ls="--", label="ours = paper")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_aspect("equal")
+    ax.set_xlabel("paper (%)")
+    ax.set_ylabel("ours, mean over seeds (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    n = len(ok)
+    ax.set_title(f"{title} ({n} cells)" if title else f"{n} cells", fontsize=10)
+    if n == 0:
+        ax.text(50, 50, "no recorded runs", ha="center", va="center", color="grey")
+    return fig
+
+
+__all__ = ["Bundle", "Source", "attention_maps", "attention_summary", "bundles", "explorer", "explorer_example",
+           "explorer_view", "figure4", "figure5", "find_source", "load_bundle", "pair_indices", "paper_vs_ours",
+           "pick_queries", "rank_comparison", "sources"]

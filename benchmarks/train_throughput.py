@@ -32,7 +32,7 @@ from sbir_lib.core import config
 from sbir_lib.data import datasets as D
 from sbir_lib.models import dssa as MD
 from sbir_lib.training import triplet as T
-from sbir_lib.core.config import git_commit
+from sbir_lib.core.records import git_commit
 from sbir_lib.experiments.runner import device_name
 from sbir_lib.core.io import write_json_atomic
 

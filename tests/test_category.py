@@ -1,4 +1,4 @@
-"""Tests for sbir_lib.experiments.category: data splits, sampling, augmentation, training and the DASE/MEMS runner."""
+"""Tests for sbir_lib.experiments.dase_mems: data splits, sampling, augmentation, training and the DASE/MEMS runner."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from sbir_lib.experiments import category as C
+from sbir_lib.experiments import dase_mems as C
+from sbir_lib.experiments import settings
+from sbir_lib.course import dase_lab
+from sbir_lib.data import augment
+from sbir_lib.data import pack
+from sbir_lib.data import paired
+from sbir_lib.data import samplers
+from sbir_lib.training import class_pairs
 from sbir_lib.data import datasets as D
-from sbir_lib.experiments.runner import dist_path, record_path
+from sbir_lib.core.records import dist_l2_path, dist_path, record_path
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -21,7 +28,7 @@ def cats():
 
 
 def test_sketchy_split_holds_out_gallery_photos(cats):
-    p = C.sketchy_split(cats, gallery_per_class=3)
+    p = paired.sketchy_split(cats, gallery_per_class=3)
     assert p.level == "category" and p.num_classes == 4
     assert torch.bincount(p.gallery_labels).tolist() == [3, 3, 3, 3]
     assert torch.bincount(p.train_photo_labels).tolist() == [5, 5, 5, 5]
@@ -31,7 +38,7 @@ def test_sketchy_split_holds_out_gallery_photos(cats):
     assert src <= set(p.names["gallery"])
     assert len(p.test_sketches) == 8 and len(p.train_sketches) == 24
     with pytest.raises(ValueError, match="leaves none for training"):
-        C.sketchy_split(cats, gallery_per_class=8)
+        paired.sketchy_split(cats, gallery_per_class=8)
 
 
 @pytest.mark.realdata
@@ -39,7 +46,7 @@ def test_sketchy_split_holds_out_gallery_photos(cats):
                     "(python data_download.py --dataset sketchy-mini)")
 def test_sketchy_mini_split_real():
     ds = D.load_sketchy_mini(size=16, categories=6)
-    p = C.sketchy_split(ds)
+    p = paired.sketchy_split(ds)
     assert p.summary() == {"classes": 6, "train_sketches": 120, "train_photos": 90, "test_sketches": 30,
                            "gallery": 60, "image_size": 16}
     src = {n.rsplit("-", 1)[0] for n in p.names["test_sketches"]}
@@ -49,7 +56,7 @@ def test_sketchy_mini_split_real():
 
 def test_qmul_instances_are_classes():
     ds = D.make_synthetic(n_train=6, n_test=4, size=64, seed=0)
-    p = C.qmul_instances(ds)
+    p = paired.qmul_instances(ds)
     assert p.level == "instance" and p.num_classes == 6
     assert p.train_sketch_labels.tolist() == list(range(6)) == p.train_photo_labels.tolist()
     assert torch.equal(p.gallery, ds.test.edges) and p.gallery_labels.tolist() == list(range(4))
@@ -58,26 +65,26 @@ def test_qmul_instances_are_classes():
 def test_class_pair_sampler():
     sl = torch.tensor([0, 0, 1, 1, 1, 2])
     pl = torch.tensor([2, 1, 0, 2, 1, 0, 0])
-    s = C.ClassPairSampler(sl, pl, 3, seed=0)
+    s = samplers.ClassPairSampler(sl, pl, 3, seed=0)
     c, si, pi = s.sample(3)
     assert sorted(c.tolist()) == [0, 1, 2]  # one epoch visits every class once
     for _ in range(20):
         c, si, pi = s.sample(5)
         assert torch.equal(sl[si], c) and torch.equal(pl[pi], c)
     with pytest.raises(ValueError, match="no training photos"):
-        C.ClassPairSampler(sl, torch.tensor([0, 1]), 3)
+        samplers.ClassPairSampler(sl, torch.tensor([0, 1]), 3)
 
 
 def test_random_resized_crop():
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (3, 20, 20, 3), dtype=torch.uint8)
-    same = C.random_resized_crop(x, 20, scale=(1.0, 1.0), flip=False, generator=g)
+    same = augment.random_resized_crop(x, 20, scale=(1.0, 1.0), flip=False, generator=g)
     assert same.shape == (3, 3, 20, 20)
     assert torch.allclose(same, x.permute(0, 3, 1, 2).float(), atol=1e-3)  # full crop = identity
-    y = C.random_resized_crop(x[..., 0], 12, scale=(0.3, 1.0), generator=g)
+    y = augment.random_resized_crop(x[..., 0], 12, scale=(0.3, 1.0), generator=g)
     assert y.shape == (3, 1, 12, 12) and y.min() >= 0 and y.max() <= 255
     # flips: with a full-size crop every output is the image or its mirror
-    z = C.random_resized_crop(x, 20, scale=(1.0, 1.0), flip=True, generator=torch.Generator().manual_seed(3))
+    z = augment.random_resized_crop(x, 20, scale=(1.0, 1.0), flip=True, generator=torch.Generator().manual_seed(3))
     ref = x.permute(0, 3, 1, 2).float()
     for i in range(3):
         assert torch.allclose(z[i], ref[i], atol=1e-3) or torch.allclose(z[i], ref[i].flip(-1), atol=1e-3)
@@ -107,7 +114,7 @@ def test_profile_config_rejects_bad_values():
             assert row.replace("_", "").isalnum()  # filesystem-safe
 
 
-def _tiny(loss: str, **kw) -> C.RunConfig:
+def _tiny(loss: str, **kw) -> class_pairs.RunConfig:
     return C.profile_config("dase_sketchy", "quick", f"dase_{loss}", input_size=32, iterations=60, batch_size=4,
                             embed_dim=32, lr=2e-3, log_every=10, **kw)
 
@@ -115,18 +122,18 @@ def _tiny(loss: str, **kw) -> C.RunConfig:
 @pytest.mark.parametrize("loss", ["mems", "triplet"])
 def test_overfits_tiny_data(cats, loss):
     """Four classes, tested on the training images themselves: the loss falls and retrieval beats chance."""
-    p = C.sketchy_split(cats, gallery_per_class=3)
-    train_as_test = C.PairedData(**{**p.__dict__, "test_sketches": p.train_sketches,
+    p = paired.sketchy_split(cats, gallery_per_class=3)
+    train_as_test = paired.PairedData(**{**p.__dict__, "test_sketches": p.train_sketches,
                                     "test_labels": p.train_sketch_labels, "gallery": p.train_photos,
                                     "gallery_labels": p.train_photo_labels})
     cfg = _tiny(loss)
-    out = C.train_model(cfg, train_as_test, "cpu", progress=False)
+    out = class_pairs.train_model(cfg, train_as_test, "cpu", progress=False)
     h = out.history["loss"]
     assert h[-1] < h[0]
     if loss == "mems":
         m = out.history["mems_margin"]  # annealed from 1 over the first half of the run
         assert 1.0 < m[0] < m[-1] and m[-1] == pytest.approx(cfg.mems_margin, abs=0.05)
-    ev = C.evaluate(out.model, cfg, train_as_test, torch.device("cpu"))
+    ev = class_pairs.evaluate(out.model, cfg, train_as_test, torch.device("cpu"))
     assert ev["dist"].shape == (24, 20)
     assert ev["metrics"]["mAP@all"] > 0.4  # chance is about 0.27 for 4 balanced classes
 
@@ -155,7 +162,7 @@ def test_run_one_records_and_skips(tmp_path):
 
 def test_category_run_one_metrics(tmp_path, cats):
     rec = C.run_one("dase_sketchy", "synthetic_categories", "se_cosface", 1, "quick", results=tmp_path,
-                    dataset=C.sketchy_split(cats, 3), progress=False, log=lambda s: None,
+                    dataset=paired.sketchy_split(cats, 3), progress=False, log=lambda s: None,
                     overrides=dict(iterations=2, batch_size=4, input_size=32, embed_dim=16))
     assert set(rec["metrics"]) == {"mAP@all", "P@200", "P@10", "acc@1"}
     assert 0 <= rec["metrics"]["mAP@all"] <= 1
@@ -165,16 +172,16 @@ def test_category_run_one_metrics(tmp_path, cats):
 
 
 def test_pack_round_trip(tmp_path, cats):
-    info = C.pack_category_dataset(cats, tmp_path / "p.npz", quality=95)
+    info = pack.pack_category_dataset(cats, tmp_path / "p.npz", quality=95)
     assert info["sketches"] == 32 and info["photos"] == 32
-    back = C.load_packed(tmp_path / "p.npz")
+    back = pack.load_packed(tmp_path / "p.npz")
     assert back.categories == cats.categories and back.train_names == cats.train_names
     assert torch.equal(back.train_sketches, cats.train_sketches)  # PNG: lossless
     assert (back.photos.float() - cats.photos.float()).abs().mean() < 8  # JPEG: close (lossy, tiny images)
-    small = C.load_packed(tmp_path / "p.npz", size=16)
+    small = pack.load_packed(tmp_path / "p.npz", size=16)
     assert small.photos.shape == (32, 16, 16, 3)
     with pytest.raises(FileNotFoundError, match="python -m sbir_lib.experiments pack"):
-        C.load_packed(tmp_path / "missing.npz")
+        pack.load_packed(tmp_path / "missing.npz")
 
 
 def _write_images(folder, names, mode, size=20):
@@ -221,45 +228,45 @@ def test_tuberlin_ext_layout(tmp_path):
 
 
 def test_tied_fraction_flags_collapse():
-    assert C.tied_fraction(torch.rand(5, 7)) == 0.0
-    assert C.tied_fraction(torch.zeros(5, 7)) == 1.0
+    assert class_pairs.tied_fraction(torch.rand(5, 7)) == 0.0
+    assert class_pairs.tied_fraction(torch.zeros(5, 7)) == 1.0
     d = torch.rand(4, 6)
     d[1, 2] = d[1, 4]  # 1 of 5 neighbouring pairs ties: above the default share of 10%
-    assert C.tied_fraction(d) == 0.25
-    assert C.tied_fraction(d, share=0.3) == 0.0
+    assert class_pairs.tied_fraction(d) == 0.25
+    assert class_pairs.tied_fraction(d, share=0.3) == 0.0
 
 
 def test_tables_read_records_and_mark_collapsed(tmp_path, cats, capsys):
     from types import SimpleNamespace
 
     ctx = SimpleNamespace(profile="quick", seeds=[0], seed=0, train_missing=False, device=torch.device("cpu"))
-    data = C.sketchy_split(cats, 3)
+    data = paired.sketchy_split(cats, 3)
     ov = dict(iterations=2, batch_size=4, input_size=32, embed_dim=16)
     for row in ("nose_softmax", "dase_mems"):
         C.run_one("dase_sketchy", "synthetic_categories", row, 0, "quick", results=tmp_path, dataset=data,
                   progress=False, log=lambda s: None, overrides=ov)
     rows = ["nose_softmax", "dase_mems", "se_triplet"]
-    df = C.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows, results=tmp_path)
+    df = dase_lab.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows, results=tmp_path)
     assert list(df["row"]) == ["nose_softmax", "dase_mems"]  # se_triplet is not recorded ...
     assert "python -m sbir_lib.experiments run --experiment dase_sketchy" in capsys.readouterr().out  # ... says how
     assert "mAP@all (L2)" in df.columns  # MEMS records also rank by L2-normalised features
-    t = C.grid_table(df, "mAP@all")
+    t = dase_lab.grid_table(df, "mAP@all")
     assert list(t.index) == ["nose", "dase"] and list(t.columns) == ["softmax", "mems"]
     path = record_path(tmp_path, "dase_sketchy", "synthetic_categories", "dase_mems", 0, "quick")
     rec = json.loads(path.read_text())
     rec["tied_queries"] = 0.5
     path.write_text(json.dumps(rec))
-    df = C.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows[:2], results=tmp_path)
+    df = dase_lab.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows[:2], results=tmp_path)
     assert df["collapsed"].tolist() == [False, True] and np.isnan(df["mAP@all"].iloc[1])
-    assert C.grid_table(df, "mAP@all").loc["dase", "mems"] == "collapsed (1)"
+    assert dase_lab.grid_table(df, "mAP@all").loc["dase", "mems"] == "collapsed (1)"
 
 
 # ---------------------------------------------------------------------------- validation split, tuning (issue 11.8)
 
 def test_validation_split_category_is_carved_from_training(cats):
-    from sbir_lib.experiments.tuning import validation_split
+    from sbir_lib.data.paired import validation_split
 
-    p = C.sketchy_split(cats, gallery_per_class=3)  # 6 training sketches, 5 training photos per class
+    p = paired.sketchy_split(cats, gallery_per_class=3)  # 6 training sketches, 5 training photos per class
     v = validation_split(p, seed=0, sketches_per_class=2, photos_per_class=2)
     assert v.level == "category" and v.num_classes == 4
     assert torch.bincount(v.test_labels).tolist() == [2] * 4 and torch.bincount(v.gallery_labels).tolist() == [2] * 4
@@ -284,10 +291,10 @@ def test_validation_split_category_is_carved_from_training(cats):
 
 
 def test_validation_split_instance_holds_out_whole_instances():
-    from sbir_lib.experiments.tuning import validation_split
+    from sbir_lib.data.paired import validation_split
 
     ds = D.make_synthetic(n_train=10, n_test=4, size=64, seed=0)
-    p = C.qmul_instances(ds)
+    p = paired.qmul_instances(ds)
     v = validation_split(p, seed=0, instance_fraction=0.2)
     val, tr = v.names["val_instances"], v.names["train_instances"]
     assert len(val) == 2 and len(tr) == 8 and sorted(val + tr) == list(range(10))
@@ -304,22 +311,23 @@ def test_validation_split_instance_holds_out_whole_instances():
 
 def test_tune_writes_a_selection_and_runs_name_it(tmp_path):
     from sbir_lib.experiments import tuning as T
+    from sbir_lib.experiments import settings
 
     rec = T.tune("dase_sketchy", "quick", "synthetic_categories", results=tmp_path, device="cpu", log=lambda s: None,
                  search=[(("dase_mems",), {"mems_margin": [2.0, 3.0]})],
                  overrides=dict(iterations=2, batch_size=4, input_size=32, embed_dim=16))
-    path = T.tuning_path("dase_sketchy", "quick", tmp_path)
+    path = settings.tuning_path("dase_sketchy", "quick", tmp_path)
     assert path.exists() and json.loads(path.read_text())["chosen"] == rec["chosen"]
     assert rec["chosen"]["mems_margin"] in (2.0, 3.0) and len(rec["stages"][0]["candidates"]) == 2
     assert rec["split"].startswith("validation split")
     cfg = C.profile_config("dase_sketchy", "quick", "dase_mems", mems_margin=rec["chosen"]["mems_margin"])
-    prov = T.settings_provenance("dase_sketchy", "quick", cfg, tmp_path)
+    prov = settings.settings_provenance("dase_sketchy", "quick", cfg, tmp_path)
     assert prov["mems_margin"].startswith("validation split") and "tuning/dase_sketchy.quick.json" in prov["mems_margin"]
     assert prov["center_lr_mult"].startswith("not validated")  # not in this search
     assert "main.py:38-39" in prov["mems_anneal"] and "tester.py" in prov["test_distance"]
     wrong = C.profile_config("dase_sketchy", "quick", "dase_mems", mems_margin=5.0 - rec["chosen"]["mems_margin"])
-    assert T.settings_provenance("dase_sketchy", "quick", wrong, tmp_path)["mems_margin"].startswith("override")
-    assert "mems_margin" not in T.settings_provenance("dase_sketchy", "quick",
+    assert settings.settings_provenance("dase_sketchy", "quick", wrong, tmp_path)["mems_margin"].startswith("override")
+    assert "mems_margin" not in settings.settings_provenance("dase_sketchy", "quick",
                                                       C.profile_config("dase_sketchy", "quick", "dase_softmax"),
                                                       tmp_path)
 
@@ -331,12 +339,12 @@ def test_profiles_use_the_validated_settings():
 
     found = 0
     for exp in C.EXPERIMENTS:
-        rec = T.load_tuning(exp, "quick", results_root())
+        rec = settings.load_tuning(exp, "quick", results_root())
         if rec is None:
             continue
         found += 1
         for name, value in rec["chosen"].items():
-            assert C.PROFILES[exp]["quick"].get(name, getattr(C.RunConfig, name)) == pytest.approx(value), (exp, name)
+            assert C.PROFILES[exp]["quick"].get(name, getattr(class_pairs.RunConfig, name)) == pytest.approx(value), (exp, name)
     if not found:
         pytest.skip("no results/tuning/*.quick.json recorded")
 
@@ -346,12 +354,12 @@ def test_profiles_use_the_validated_settings():
 def test_flipmin_is_the_min_over_the_four_flip_combinations():
     g = torch.Generator().manual_seed(0)
     eq, eg = torch.randn(2, 3, 5, generator=g), torch.randn(2, 4, 5, generator=g)
-    d = C.view_distances(eq, eg, "flipmin", normalize=False)
+    d = class_pairs.view_distances(eq, eg, "flipmin", normalize=False)
     for i in range(3):
         for j in range(4):
             four = [float(((eq[v, i] - eg[w, j]) ** 2).sum()) for v in (0, 1) for w in (0, 1)]
             assert float(d[i, j]) == pytest.approx(min(four), rel=1e-5)
-    mean = C.view_distances(eq, eg, "mean", normalize=False)
+    mean = class_pairs.view_distances(eq, eg, "mean", normalize=False)
     assert float(mean[0, 0]) == pytest.approx(0.5 * sum(float(((eq[v, 0] - eg[v, 0]) ** 2).sum()) for v in (0, 1)),
                                               rel=1e-5)
     assert d.dtype == torch.float32 and (d <= mean + 1e-5).all()
@@ -368,7 +376,7 @@ def test_recompute_round_trip(tmp_path, cats, experiment, row):
         ds, name, ov = D.make_synthetic(n_train=6, n_test=5, size=256, seed=0), "synthetic", dict(iterations=2,
                                                                                                   batch_size=2)
     else:
-        ds, name = C.sketchy_split(cats, 3), "synthetic_categories"
+        ds, name = paired.sketchy_split(cats, 3), "synthetic_categories"
         ov = dict(iterations=2, batch_size=4, input_size=32, embed_dim=16)
     C.run_one(experiment, name, row, 0, "quick", results=tmp_path, dataset=ds, progress=False, log=lambda s: None,
               overrides=ov)
@@ -381,7 +389,7 @@ def test_recompute_round_trip(tmp_path, cats, experiment, row):
     for k in keys:
         assert got[k] == rec[k]  # exactly, from the files alone
     if row.endswith("mems"):
-        assert C.dist_l2_path(path).exists() and np.load(C.dist_l2_path(path)).dtype == np.float32
+        assert dist_l2_path(path).exists() and np.load(dist_l2_path(path)).dtype == np.float32
     assert set(rec["claims"]) == {"max_intra_lt_min_inter", "max_intra_over_min_inter",
                                   "max_intra_lt_min_inter_retrieval", "domain_gap"}
     assert ("claims_l2" in rec) == row.endswith("mems")

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import pytest
 
+from sbir_lib.core import records as R
 from sbir_lib import course
 from sbir_lib.experiments import runner as E
 
@@ -21,7 +22,7 @@ def fake_record(results, experiment, dataset, variant, acc1, seed=0, profile="qu
     dist = np.arange(n * n, dtype=np.float32).reshape(n, n)[::-1].copy()
     rec = {"experiment": experiment, "dataset": dataset, "variant": variant, "seed": seed, "profile": profile,
            "metrics": {"acc@1": acc1, "acc@5": 0.9, "acc@10": 1.0}, "acc_curve": [acc1, 1.0]}
-    E.write_record(E.record_path(results, experiment, dataset, variant, seed, profile), rec, dist)
+    R.write_record(R.record_path(results, experiment, dataset, variant, seed, profile), rec, dist)
     return dist
 
 
@@ -94,13 +95,13 @@ def test_trained_follows_reused_from(results, monkeypatch):
     model = MD.DSSANet("base+att")
     with torch.no_grad():
         model.attention.conv2.bias.fill_(0.25)
-    src = E.record_path(results, "table3", "shoes", "base+att", 0, "quick")
+    src = R.record_path(results, "table3", "shoes", "base+att", 0, "quick")
     fake_record(results, "table3", "shoes", "base+att", 0.3)
-    E.save_weights(E.weights_path(src), model, model.make_energy(), "base+att")
+    E.save_weights(R.weights_path(src), model, model.make_energy(), "base+att")
     fake_record(results, "table4", "shoes", "base+att", 0.3)
-    rec = E.load_record(E.record_path(results, "table4", "shoes", "base+att", 0, "quick"))
+    rec = R.load_record(R.record_path(results, "table4", "shoes", "base+att", 0, "quick"))
     rec["reused_from"] = "table3/shoes/base+att/seed0.quick.json"
-    E.write_json_atomic(E.record_path(results, "table4", "shoes", "base+att", 0, "quick"), rec)
+    E.write_json_atomic(R.record_path(results, "table4", "shoes", "base+att", 0, "quick"), rec)
     loaded = ctx.trained("table4", "shoes", "base+att")
     assert loaded is not None
     assert float(loaded[0].attention.conv2.bias.detach()) == 0.25

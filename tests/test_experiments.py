@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from sbir_lib.core import records as R
+from sbir_lib.experiments import cli
 from sbir_lib.data import datasets as D
 from sbir_lib.experiments import runner as E
 from sbir_lib.metrics import retrieval as M
@@ -33,14 +35,14 @@ def _run(syn, tmp_path, row="base", experiment="table2", **kw):
 
 def test_run_one_writes_record_and_distances(syn, tmp_path):
     rec = _run(syn, tmp_path)
-    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+    path = R.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
     assert path.name == "seed0.quick.json" and path.exists()
     on_disk = json.loads(path.read_text())
     for key in ("metrics", "acc_curve", "config", "init", "seed", "profile", "iterations", "wall_time_s",
                 "device", "torch", "git_commit"):
         assert key in on_disk, key
     assert on_disk["iterations"] == 2 and on_disk["init"] == "scratch"
-    dist = np.load(E.dist_path(path))
+    dist = np.load(R.dist_path(path))
     assert dist.dtype == np.float32 and dist.shape == (6, 6)
     # the metrics recompute exactly from the saved distances
     assert M.acc_at_k(dist, 1) == rec["metrics"]["acc@1"]
@@ -51,7 +53,7 @@ def test_run_one_writes_record_and_distances(syn, tmp_path):
 
 def test_recorded_runs_are_skipped_and_force_retrains(syn, tmp_path):
     first = _run(syn, tmp_path)
-    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+    path = R.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
     stamp = path.stat().st_mtime_ns
     again = _run(syn, tmp_path)
     assert again == first and path.stat().st_mtime_ns == stamp
@@ -62,21 +64,21 @@ def test_recorded_runs_are_skipped_and_force_retrains(syn, tmp_path):
 def test_checkpoints_live_beside_the_results_and_go_once_recorded(syn, tmp_path, monkeypatch):
     monkeypatch.delenv("SBIR_RUNS_ROOT", raising=False)
     results = tmp_path / "res"
-    out = E.record_path(results, "table2", "synthetic", "base", 0, "quick")
-    ckpt = E.checkpoint_path(results, out)
+    out = R.record_path(results, "table2", "synthetic", "base", 0, "quick")
+    ckpt = R.checkpoint_path(results, out)
     assert ckpt == tmp_path / "runs" / "res" / "table2" / "synthetic" / "base" / "seed0.quick.pt"
     rec = _run(syn, results)
     assert not ckpt.exists()  # recorded: removed
     assert rec["resumed_from_iteration"] == 0 and rec["steps_run"] == 2 and rec["triplets_per_s"] > 0
     monkeypatch.setenv("SBIR_RUNS_ROOT", str(tmp_path / "elsewhere"))
-    assert E.checkpoint_path(results, out).is_relative_to(tmp_path / "elsewhere")
+    assert R.checkpoint_path(results, out).is_relative_to(tmp_path / "elsewhere")
 
 
 def test_force_retrains_from_scratch_even_with_a_finished_checkpoint(syn, tmp_path, monkeypatch):
     monkeypatch.delenv("SBIR_RUNS_ROOT", raising=False)
     results = tmp_path / "res"
-    out = E.record_path(results, "table2", "synthetic", "base", 0, "quick")
-    ckpt = E.checkpoint_path(results, out)
+    out = R.record_path(results, "table2", "synthetic", "base", 0, "quick")
+    ckpt = R.checkpoint_path(results, out)
     cfg = T.profile_config("quick", variant="base", seed=0, **TINY)
     T.train(cfg, syn, device="cpu", checkpoint=ckpt, progress=False)  # a finished run's last checkpoint
     assert ckpt.exists()
@@ -87,8 +89,8 @@ def test_force_retrains_from_scratch_even_with_a_finished_checkpoint(syn, tmp_pa
 def test_a_resumed_run_says_so_and_counts_only_its_steps(syn, tmp_path, monkeypatch):
     monkeypatch.delenv("SBIR_RUNS_ROOT", raising=False)
     results = tmp_path / "res"
-    out = E.record_path(results, "table2", "synthetic", "base", 0, "quick")
-    ckpt = E.checkpoint_path(results, out)
+    out = R.record_path(results, "table2", "synthetic", "base", 0, "quick")
+    ckpt = R.checkpoint_path(results, out)
     # an interrupted run: its state after 1 of 2 iterations, under the 2-iteration run's key
     one = T.profile_config("quick", variant="base", seed=0, **(TINY | {"iterations": 1}))
     T.train(one, syn, device="cpu", checkpoint=ckpt, progress=False)
@@ -102,16 +104,16 @@ def test_a_resumed_run_says_so_and_counts_only_its_steps(syn, tmp_path, monkeypa
 
 def test_verify_finds_a_record_that_does_not_recompute(syn, tmp_path):
     _run(syn, tmp_path)
-    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+    path = R.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
     rec = json.loads(path.read_text())
     rec["metrics"]["acc@1"] += 1 / 6
     path.write_text(json.dumps(rec))
     res = E.verify(tmp_path, log=lambda *a: None)
     assert [p for p, _ in res["mismatch"]] == ["table2/synthetic/base/seed0.quick.json"]
-    assert E.main(["verify", "--results", str(tmp_path)]) == 1
+    assert cli.main(["verify", "--results", str(tmp_path)]) == 1
     rec["recomputable"], rec["not_recomputable_reason"] = False, "test"
     path.write_text(json.dumps(rec))
-    assert E.main(["verify", "--results", str(tmp_path)]) == 0
+    assert cli.main(["verify", "--results", str(tmp_path)]) == 0
 
 
 def test_committed_results_recompute():
@@ -128,7 +130,7 @@ def test_identical_configuration_is_reused_across_tables(syn, tmp_path):
     rec = _run(syn, tmp_path, experiment="table3", row="full")
     assert rec["reused_from"] == "table2/synthetic/full/seed0.quick.json"
     # weights are kept once, beside the original, and load_trained follows the reuse
-    assert not E.weights_path(E.record_path(tmp_path, "table3", "synthetic", "full", 0, "quick")).exists()
+    assert not R.weights_path(R.record_path(tmp_path, "table3", "synthetic", "full", 0, "quick")).exists()
     model, energy = E.load_trained("table3", "synthetic", "full", 0, "quick", results=tmp_path)
     assert isinstance(model, MD.DSSANet) and energy.W.shape == (512, 512)
     x = D.to_input(D.center_crop(syn.test.sketches[:2]))
@@ -141,14 +143,14 @@ def test_load_trained_missing_names_the_command(tmp_path):
 
 
 def test_write_record_is_atomic(tmp_path, monkeypatch):
-    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+    path = R.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
 
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(E, "write_json_atomic", boom)
+    monkeypatch.setattr(R, "write_json_atomic", boom)
     with pytest.raises(OSError):
-        E.write_record(path, {"x": 1}, np.zeros((2, 2)))
+        R.write_record(path, {"x": 1}, np.zeros((2, 2)))
     assert not path.exists()  # the JSON (whose presence marks a complete run) was never written
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
 
@@ -168,7 +170,7 @@ def test_bad_names_list_the_allowed_ones(syn, tmp_path):
         T.profile_config("quick", freeze="conv9")
     with pytest.raises(ValueError, match="unknown training option"):
         T.profile_config("quick", iters=3)
-    assert E.main(["run", "--experiment", "table9", "--profile", "quick"]) == 2
+    assert cli.main(["run", "--experiment", "table9", "--profile", "quick"]) == 2
 
 
 def test_init_row_without_checkpoint_says_how_to_make_it(syn, tmp_path, monkeypatch):
@@ -189,7 +191,7 @@ def test_init_row_trains_from_the_checkpoint(syn, tmp_path, monkeypatch):
 
 def test_partial_records_are_left_out_of_summaries(syn, tmp_path):
     _run(syn, tmp_path)
-    path = E.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
+    path = R.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick")
     partial = json.loads(path.read_text()) | {"partial": True, "iterations": 1}
     path.with_name("seed0.it1.json").write_text(json.dumps(partial))
     assert len(E.collect(tmp_path)) == 1
@@ -228,3 +230,19 @@ def test_conv1_space_to_depth_is_exact():
         net.conv1_impl = "s2d"
     assert fast.shape == (2, 64, 71, 71)
     assert torch.allclose(fast, ref, atol=1e-4)
+
+
+def test_one_cli_for_both_papers(capsys):
+    """`python -m sbir_lib.experiments` lists, and refuses options that do not apply, for DSSA and DASE/MEMS alike."""
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "table2 (" in out and "dase_sketchy (" in out and "dase_qmul (" in out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", "--experiment", "table2", "--arch", "resnet18", "--profile", "quick"])
+    assert e.value.code == 2
+    assert "DASE/MEMS" in capsys.readouterr().err
+    assert cli.main(["run", "--experiment", "table2", "--init", "imagenet", "--dataset", "synthetic",
+                     "--profile", "quick", "--rows", "base"]) == 2
+    assert "scratch or" in capsys.readouterr().err
+    assert cli.main(["show-tuning", "--experiment", "dase_qmul", "--results", "/nonexistent"]) == 1
+    assert "python -m sbir_lib.experiments tune" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from sbir_lib.core import records as R
 from sbir_lib.data import datasets as D# noqa: E402
 from sbir_lib.experiments import runner as E# noqa: E402
 from sbir_lib.report import figures as FG# noqa: E402
@@ -21,12 +22,12 @@ def synth():
 
 
 def fake_run(results, exp, ds, variant, profile, weights=False, acc1=0.5):
-    path = E.record_path(results, exp, ds, variant, 0, profile)
-    E.write_record(path, {"variant": variant, "seed": 0, "profile": profile, "iterations": 3, "device": "cpu",
+    path = R.record_path(results, exp, ds, variant, 0, profile)
+    R.write_record(path, {"variant": variant, "seed": 0, "profile": profile, "iterations": 3, "device": "cpu",
                           "metrics": {"acc@1": acc1, "acc@5": acc1, "acc@10": acc1}}, np.eye(4))
     if weights:
         model = MD.DSSANet(variant)
-        E.save_weights(E.weights_path(path), model, L.make_energy("holef", model.embed_dim), variant)
+        E.save_weights(R.weights_path(path), model, L.make_energy("holef", model.embed_dim), variant)
     return path
 
 
@@ -53,9 +54,9 @@ def test_find_source_prefers_full_and_needs_kept_weights(tmp_path):
     assert (src.profile, src.experiment) == ("full", "table3")
     assert "full-profile runs of `table3`" in src.describe() and "25.00%" in src.describe()
     # a copy of table3's run in table2 (weights beside the original only) is found through reused_from
-    rec = E.load_record(E.record_path(tmp_path, "table3", "shoes", "full", 0, "full"))
+    rec = R.load_record(R.record_path(tmp_path, "table3", "shoes", "full", 0, "full"))
     rec["reused_from"] = "table3/shoes/full/seed0.json"
-    E.write_record(E.record_path(tmp_path, "table2", "shoes", "full", 0, "full"), rec, np.eye(4))
+    R.write_record(R.record_path(tmp_path, "table2", "shoes", "full", 0, "full"), rec, np.eye(4))
     fake_run(tmp_path, "table2", "shoes", "base", "full")
     assert FG.find_source("shoes", ("full",), tmp_path).experiment == "table2"
 
@@ -146,7 +147,7 @@ def test_paper_vs_ours_counts_cells(tmp_path):
     from sbir_lib.report import tables as T
 
     for s, a in enumerate([0.5, 0.55]):
-        E.write_record(E.record_path(tmp_path, "table2", "shoes", "base", s, "full"),
+        R.write_record(R.record_path(tmp_path, "table2", "shoes", "base", s, "full"),
                        {"seed": s, "variant": "base", "metrics": {"acc@1": a, "acc@5": a, "acc@10": a}}, np.eye(2))
     lt = pd.concat([T.long_table(t, ["shoes"], "full", tmp_path) for t in ("table1", "table2")])
     fig = FG.paper_vs_ours(lt, "test")

@@ -149,12 +149,13 @@ def test_losses_separate_a_toy_problem(name):
 def test_runs_anneal_as_the_authors_reach_final_margin_at_half_the_run():
     """MEMS: 1 -> m over the first half (authors: 100k of 200k steps, main.py:38-39); CosFace: 0 -> m over the
     same steps (authors' models/losses.py:59-65)."""
-    from sbir_lib.experiments import category as C
+    from sbir_lib.experiments import dase_mems as C
+    from sbir_lib.training import class_pairs
 
     for exp in ("dase_sketchy", "dase_qmul"):
         cfg = C.profile_config(exp, "quick", "dase_mems", iterations=100)
         assert cfg.mems_anneal == 0.5
-        _, head = C.build(cfg, num_classes=5)
+        _, head = class_pairs.build(cfg, num_classes=5)
         final = cfg.mems_margin
         seen = {}
         for step in (0, 25, 49, 50, 75, 99):
@@ -163,7 +164,7 @@ def test_runs_anneal_as_the_authors_reach_final_margin_at_half_the_run():
         assert seen[0] == 1.0 and seen[25] == pytest.approx(1 + (final - 1) * 0.5)
         assert seen[49] < final and seen[50] == seen[75] == seen[99] == final
     cfg = C.profile_config("dase_sketchy", "quick", "dase_cosface", iterations=100)
-    _, head = C.build(cfg, num_classes=5)
+    _, head = class_pairs.build(cfg, num_classes=5)
     head.set_step(0)
     assert head.margin == 0.0
     head.set_step(25)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from sbir_lib.core import records as R
 from sbir_lib.experiments import runner as E
 from sbir_lib.models import dssa as MD
 from sbir_lib.report import paper as P
@@ -25,7 +26,7 @@ def write(results, exp, ds, variant, seed, profile, acc1, acc10=None, device="NV
            "metrics": {"acc@1": acc1, "acc@5": acc1, "acc@10": acc10 if acc10 is not None else acc1}}
     if reused:
         rec["reused_from"] = reused
-    E.write_record(E.record_path(results, exp, ds, variant, seed, profile), rec, np.eye(3))
+    R.write_record(R.record_path(results, exp, ds, variant, seed, profile), rec, np.eye(3))
     return rec
 
 

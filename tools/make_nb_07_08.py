@@ -71,7 +71,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib.experiments import category
+from sbir_lib.experiments import dase_mems as category
+from sbir_lib.course import dase_lab
+from sbir_lib.data import paired
+from sbir_lib.training import class_pairs
 from sbir_lib.models import dase
 from sbir_lib.core import plotting as P
 from sbir_lib.models.dssa import count_parameters
@@ -124,12 +127,12 @@ to three channels, ImageNet-normalised like the photos (`sbir_lib.models.dase.to
 125 categories x 25 sketches and 25 photos of the Sketchy database (`data/sketchy_mini`). Per category, the
 first 20 sketch names train and 5 are test queries; 10 photos per category are a **held-out gallery** (the
 test sketches' source photos, filled up with photos no training sketch was drawn from), the other 15 are
-training photos, so no gallery photo is ever trained on (`sbir_lib.experiments.category.sketchy_split`). The quick
+training photos, so no gallery photo is ever trained on (`sbir_lib.experiments.paired.sketchy_split`). The quick
 profile uses every 5th category (25) at 64 x 64 pixels; the full profile all 125 at 224 x 224.
 """),
         code(r"""
 train_profile = profile if ctx.train_missing else "quick"  # full without a GPU: show the quick models
-name = category.dataset_for("dase_sketchy")
+name = dase_lab.dataset_for("dase_sketchy")
 cfg = {b: category.profile_config("dase_sketchy", train_profile, f"{b}_softmax") for b in ("nose", "dase")}
 data = category.load_data("dase_sketchy", name, train_profile, cfg=cfg["dase"])
 pd.Series(data.summary(), name=name).to_frame()
@@ -157,8 +160,8 @@ least explaining for; notebook 08 compares all losses). These are exactly the `n
 converged: the numbers show the mechanism, not the paper's accuracy.
 """),
         code(r"""
-runs = {b: category.train_model(cfg[b], data, ctx.device) for b in ("nose", "dase")}
-scores = {b: category.evaluate(r.model, cfg[b], data) for b, r in runs.items()}
+runs = {b: class_pairs.train_model(cfg[b], data, ctx.device) for b in ("nose", "dase")}
+scores = {b: class_pairs.evaluate(r.model, cfg[b], data) for b, r in runs.items()}
 pd.DataFrame({f"{b}_softmax": {**s["metrics"], "train s": round(runs[b].train_time_s)} for b, s in scores.items()}).round(3)
 """),
         md(r"""
@@ -172,7 +175,7 @@ number mixes what the images look like with the bit; the second is the bit alone
         code(r"""
 net = runs["dase"].model
 def inputs(images):
-    return category.test_views(images.to(ctx.device), cfg["dase"])[0]
+    return class_pairs.test_views(images.to(ctx.device), cfg["dase"])[0]
 
 xs, xp = inputs(data.test_sketches), inputs(data.gallery)
 ex_s = dase.collect_excitations(net, xs, "sketch")
@@ -182,7 +185,7 @@ kind = {n: ("DASE" if b.domain_aware else "SE") for n, b in dase.se_blocks(net)}
 from sbir_lib.training.triplet import seed_everything
 
 seed_everything(cfg["dase"].seed)  # the same seed rebuilds the untrained network exactly
-start = dict(dase.se_blocks(category.build(cfg["dase"], data.num_classes)[0]))
+start = dict(dase.se_blocks(class_pairs.build(cfg["dase"], data.num_classes)[0]))
 w_d = {n: (b.fc2.weight[:, -1].detach().cpu(), start[n].fc2.weight[:, -1].detach())
        for n, b in dase.se_blocks(net) if b.domain_aware}
 table = pd.DataFrame({
@@ -232,16 +235,16 @@ Both networks embed the test sketches and the gallery photos. Below, a 2-D PCA (
 (L2-normalised) embeddings of six categories: colour = category, marker = domain. A **domain probe**
 measures the domain gap in numbers: the cross-validated accuracy of a logistic regression that tries to
 tell sketch embeddings from photo embeddings (0.5 = indistinguishable, 1.0 = two separate clouds;
-`sbir_lib.experiments.category.domain_probe`).
+`sbir_lib.experiments.dase_lab.domain_probe`).
 """),
         code(r"""
 from sklearn.decomposition import PCA
 import torch.nn.functional as F
 
-emb = {b: (F.normalize(category.embed(r.model, data.test_sketches, "sketch", cfg[b])[0], dim=1).cpu(),
-           F.normalize(category.embed(r.model, data.gallery, "photo", cfg[b])[0], dim=1).cpu())
+emb = {b: (F.normalize(class_pairs.embed(r.model, data.test_sketches, "sketch", cfg[b])[0], dim=1).cpu(),
+           F.normalize(class_pairs.embed(r.model, data.gallery, "photo", cfg[b])[0], dim=1).cpu())
        for b, r in runs.items()}
-probe = {b: category.domain_probe(*e) for b, e in emb.items()}
+probe = {b: dase_lab.domain_probe(*e) for b, e in emb.items()}
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
 colors = plt.cm.tab10(np.arange(len(classes)))
 for ax, (b, (es, ep)) in zip(axes, emb.items()):
@@ -284,8 +287,8 @@ embeddings). The discrepancy per backbone and loss (mean over the recorded seeds
         code(r"""
 from sbir_lib.report import tables
 
-grid = category.records_frame(ctx, "dase_sketchy", name)
-category.grid_table(grid, "domain_gap", percent=False, digits=3) if len(grid) else "no runs recorded"
+grid = dase_lab.records_frame(ctx, "dase_sketchy", name)
+dase_lab.grid_table(grid, "domain_gap", percent=False, digits=3) if len(grid) else "no runs recorded"
 """),
         md(r"""
 The claim *DASE lowers the discrepancy* is tested as notebook 05 tests DSSA's ablation claims: for each loss,
@@ -362,7 +365,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib.experiments import category
+from sbir_lib.experiments import dase_mems as category
 from sbir_lib.experiments import runner as E
 from sbir_lib.losses import losses as L
 from sbir_lib.core import plotting as P
@@ -386,9 +389,9 @@ print({s: round(L.mems_margin_schedule(s, final=full.mems_margin, anneal_steps=s
        for s in (0, steps // 2, steps, full.iterations)})
 """, check=True),
         code(r"""
-from sbir_lib.experiments import tuning as category_tuning
+from sbir_lib.experiments import settings
 
-sel = category_tuning.load_tuning("dase_sketchy", "quick")
+sel = settings.load_tuning("dase_sketchy", "quick")
 if sel is None:
     print("no selection recorded; python -m sbir_lib.experiments tune --experiment dase_sketchy --profile quick")
 else:
@@ -405,17 +408,17 @@ For two centres the set where $m\,\lVert f - c_1\rVert < \lVert f - c_2\rVert$ i
 around $c_1$ that shrinks as $m$ grows; a class's *margin region* is the intersection of such discs, and
 between the regions lies a no-man's land where no class has its margin. The loss pushes every feature
 into its own class's region. Below, four overlapping Gaussian blobs in the plane go through a small MLP
-whose **2-D output** is the feature, trained with each loss (`sbir_lib.experiments.category.train_toy`, seconds on a
+whose **2-D output** is the feature, trained with each loss (`sbir_lib.experiments.dase_lab.train_toy`, seconds on a
 CPU). Shading: the class each feature-space point is assigned to (light) and where that class also has its
 margin (dark); dots: held-out points.
 """),
         code(r"""
-x, y = category.toy_data(seed=0)
-xt, yt = category.toy_data(seed=1)  # held-out points
+x, y = dase_lab.toy_data(seed=0)
+xt, yt = dase_lab.toy_data(seed=1)  # held-out points
 setups = {"softmax": ("softmax", None), "CosFace (m = 0.35)": ("cosface", None),
           "MEMS, m = 1": ("mems", 1.0), "MEMS, m = 3": ("mems", 3.0)}
-toys = {k: category.train_toy(loss, x, y, margin=m) for k, (loss, m) in setups.items()}
-pd.DataFrame({k: category.toy_scores(net, head, xt, yt) for k, (net, head, _) in toys.items()}).round(3)
+toys = {k: dase_lab.train_toy(loss, x, y, margin=m) for k, (loss, m) in setups.items()}
+pd.DataFrame({k: dase_lab.toy_scores(net, head, xt, yt) for k, (net, head, _) in toys.items()}).round(3)
 """),
         code(r"""
 import matplotlib.pyplot as plt
@@ -431,7 +434,7 @@ for ax, (k, (net, head, _)) in zip(axes, toys.items()):
     lim = float(z.abs().max()) * 1.15
     g = torch.linspace(-lim, lim, 300)
     grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
-    pred, with_margin = category.toy_regions(head, grid)
+    pred, with_margin = dase_lab.toy_regions(head, grid)
     light = np.concatenate([base[:, :3] * 0.25 + 0.75, np.ones((4, 1))], 1)
     ax.imshow(pred.reshape(300, 300).numpy(), origin="lower", extent=(-lim, lim, -lim, lim),
               cmap=ListedColormap(light), vmin=0, vmax=3)
@@ -473,20 +476,20 @@ full: ResNet-50 at 224 px, 125 categories, bf16 on a GPU, 3 seeds. The init of e
 `sbir_lib.models.dase` for the offline EfficientNet-Lite0 ImageNet option).
 
 The tables read the recorded runs (`results/dase_sketchy/...`) and train only what is missing
-(`sbir_lib.experiments.category.record`). Cells: mean ± std over seeds, in percent, with the number of seeds.
+(`sbir_lib.experiments.dase_lab.record`). Cells: mean ± std over seeds, in percent, with the number of seeds.
 """),
         code(r"""
-sketchy = category.dataset_for("dase_sketchy")
-runs = category.records_frame(ctx, "dase_sketchy", sketchy)
+sketchy = dase_lab.dataset_for("dase_sketchy")
+runs = dase_lab.records_frame(ctx, "dase_sketchy", sketchy)
 print(f"{len(runs)} runs; profile {ctx.profile}; init {sorted(set(runs['init']))}; "
       f"iterations {sorted(set(runs['iterations']))}")
-category.grid_table(runs, "mAP@all")
+dase_lab.grid_table(runs, "mAP@all")
 """),
         code(r"""
-category.grid_table(runs, "P@200")
+dase_lab.grid_table(runs, "P@200")
 """),
         code(r"""
-category.grid_table(runs, "acc@1")
+dase_lab.grid_table(runs, "acc@1")
 """),
         md(r"""
 ### With an ImageNet initialisation
@@ -501,11 +504,11 @@ installed. A cell reading *collapsed* is a run whose embeddings collapsed onto o
 section below).
 """),
         code(r"""
-runs_in = category.records_frame(ctx, "dase_sketchy_imagenet", sketchy)
-category.grid_table(runs_in, "mAP@all") if len(runs_in) else "no runs recorded"
+runs_in = dase_lab.records_frame(ctx, "dase_sketchy_imagenet", sketchy)
+dase_lab.grid_table(runs_in, "mAP@all") if len(runs_in) else "no runs recorded"
 """),
         code(r"""
-category.grid_table(runs_in, "acc@1") if len(runs_in) else "no runs recorded"
+dase_lab.grid_table(runs_in, "acc@1") if len(runs_in) else "no runs recorded"
 """),
         md(r"""
 MEMS is trained for Euclidean distances, so the tables rank by raw-feature distance for it. The records also
@@ -524,12 +527,12 @@ the percentage of classes whose largest intra-class distance (sketches and photo
 smallest inter-class distance, and the ratio of the two (mean over classes; below 1 where the claim holds):
 """),
         code(r"""
-sep = {name: category.grid_table(f, "max_intra_lt_min_inter") for name, f in
+sep = {name: dase_lab.grid_table(f, "max_intra_lt_min_inter") for name, f in
        (("dase_sketchy", runs), ("dase_sketchy_imagenet", runs_in)) if len(f)}
 pd.concat(sep) if sep else "no runs recorded"
 """),
         code(r"""
-ratio = {name: category.grid_table(f, "max_intra_over_min_inter", percent=False, digits=2) for name, f in
+ratio = {name: dase_lab.grid_table(f, "max_intra_over_min_inter", percent=False, digits=2) for name, f in
          (("dase_sketchy", runs), ("dase_sketchy_imagenet", runs_in)) if len(f)}
 pd.concat(ratio) if ratio else "no runs recorded"
 """),
@@ -557,8 +560,8 @@ acc@10 in percent, mean over seeds.
         code(r"""
 qmul, order = {}, ["DSSA: Triplet SN (base)", "DSSA: full model"] + category.EXPERIMENTS["dase_qmul"]
 for ds in ("shoes", "chairs", "handbags"):
-    key = category.dataset_for("dase_qmul", ds)
-    ours = category.records_frame(ctx, "dase_qmul", key)
+    key = dase_lab.dataset_for("dase_qmul", ds)
+    ours = dase_lab.records_frame(ctx, "dase_qmul", key)
     for row, g in ours.groupby("row", sort=False):
         for k in ("acc@1", "acc@10"):
             qmul[(row, key, k)] = "collapsed" if g["collapsed"].all() else round(g[k].mean() * 100, 1)
@@ -574,7 +577,7 @@ table.reindex([r for r in order if r in table.index])
 `tied_queries` says how many queries had ties): acc@K counts ties against the query, so such a run scores
 0, and its numbers are not shown. With each of 200-400 instances its own class, seen about twice in 40
 iterations, the margin term can be lowered by pulling every feature onto the unit-norm centres; which rows
-collapse, if any, depends on the settings (`sbir_lib.experiments.category` documents what we saw). The claims table
+collapse, if any, depends on the settings (`sbir_lib.experiments.dase_mems` documents what we saw). The claims table
 above includes these instance-level runs (`dase_qmul`: MEMS against triplet, each instance a class of one
 sketch and one photo).
 

@@ -91,20 +91,3 @@ def default_device(device: str | None = None):
 def download_command(dataset: str) -> str:
     """The command a user runs to fetch a dataset (used in error messages)."""
     return f"python data_download.py --dataset {dataset}   (add --mirror DIR_OR_URL offline)"
-
-
-def git_commit() -> str:
-    """``git describe`` of the checkout, or ``$SBIR_GIT_COMMIT`` (set it where the code runs without
-    its ``.git``, e.g. on a remote GPU machine that received a copy of the working tree): the commit
-    every record (runner, pretraining) names."""
-    import subprocess
-
-    if os.environ.get("SBIR_GIT_COMMIT"):
-        return os.environ["SBIR_GIT_COMMIT"]
-    root = repo_root() or Path.cwd()
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"

@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from sbir_lib.core import records as R
 from sbir_lib.core import config as _config
 
 
@@ -95,8 +96,8 @@ class Course:
 
         seed = self.seed if seed is None else seed
         ds_key = self.dataset_key(dataset)
-        path = E.record_path(_config.results_root(), experiment, ds_key, variant, seed, self.profile)
-        rec = E.load_record(path)
+        path = R.record_path(_config.results_root(), experiment, ds_key, variant, seed, self.profile)
+        rec = R.load_record(path)
         if rec is not None:
             return rec
         if not self.train_missing:
@@ -119,9 +120,9 @@ class Course:
         seed = self.seed if seed is None else seed
         if self.record(experiment, dataset, variant, seed) is None:
             return None
-        path = E.record_path(_config.results_root(), experiment, self.dataset_key(dataset), variant, seed,
+        path = R.record_path(_config.results_root(), experiment, self.dataset_key(dataset), variant, seed,
                              self.profile)
-        return np.load(E.dist_path(path)).astype(np.float32)
+        return np.load(R.dist_path(path)).astype(np.float32)
 
     def trained(self, experiment: str, dataset: str, variant: str, seed: int = 0):
         """``(model, energy)`` of a run whose weights the runner keeps (seed 0 of
@@ -180,7 +181,7 @@ class Course:
 
             for v in variants:
                 for sd in seeds:
-                    if not E.record_path(_config.results_root(), experiment, ds_key, v, sd, self.profile).exists():
+                    if not R.record_path(_config.results_root(), experiment, ds_key, v, sd, self.profile).exists():
                         self.record(experiment, dataset, v, sd)
         lt = TB.long_table(experiment, [ds_key], self.profile, seeds=seeds)
         lt = lt[lt["row"].isin(keys) & lt["variant"].notna()]

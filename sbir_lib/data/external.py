@@ -1,7 +1,7 @@
 """Loaders for the full category-level SBIR benchmarks, for users who download them.
 
-Used by :mod:`sbir_lib.experiments.category` (``load_sketchy`` / ``load_tuberlin_ext`` give the same
-:class:`~sbir_lib.experiments.category.PairedData` as Sketchy-mini, so every DASE/MEMS row trains on them); mentioned
+Used by :mod:`sbir_lib.experiments.dase_mems` (``load_sketchy`` / ``load_tuberlin_ext`` give the same
+:class:`~sbir_lib.data.paired.PairedData` as Sketchy-mini, so every DASE/MEMS row trains on them); mentioned
 in ``notebooks/08_mems.ipynb``. Neither dataset can be fetched by a script: the registry
 (``python data_download.py --dataset sketchy`` / ``--dataset tuberlin``) prints the manual steps.
 
@@ -72,7 +72,7 @@ def _categories(sketch_dir: Path, photo_dir: Path, categories) -> tuple[list[str
 
 
 def _paired(name, source, cats, split, size, tr_s, tr_sl, tr_p, tr_pl, te_s, te_l, ga, ga_l):
-    from sbir_lib.experiments.category import PairedData
+    from sbir_lib.data.paired import PairedData
 
     rs = None if size == 256 else size
     read = lambda paths, mode: torch.from_numpy(D._read_images(paths, mode, rs, name))  # noqa: E731
@@ -89,7 +89,7 @@ def _paired(name, source, cats, split, size, tr_s, tr_sl, tr_p, tr_pl, te_s, te_
 def load_sketchy(root=None, size: int = 224, test_photos_per_class: int = 10, max_train_photos_per_class: int | None = None,
                  max_sketches_per_photo: int | None = None, categories: Sequence[str] | None = None,
                  seed: int = 0):
-    """The full Sketchy release (layout in the module docstring) as a :class:`~sbir_lib.experiments.category.PairedData`.
+    """The full Sketchy release (layout in the module docstring) as a :class:`~sbir_lib.data.paired.PairedData`.
 
     Per category: a seeded random ``test_photos_per_class`` photos are the gallery and their sketches the
     queries; the other photos (at most ``max_train_photos_per_class``) and their sketches (at most
@@ -148,7 +148,7 @@ def load_tuberlin_ext(root=None, size: int = 224, test_sketches_per_class: int =
                       test_photos_per_class: int = 50, max_train_sketches_per_class: int | None = None,
                       max_train_photos_per_class: int | None = None, categories: Sequence[str] | None = None,
                       seed: int = 0, sketch_dir=None, photo_dir=None):
-    """TU-Berlin sketches + the extension's photos as a :class:`~sbir_lib.experiments.category.PairedData` (layouts in
+    """TU-Berlin sketches + the extension's photos as a :class:`~sbir_lib.data.paired.PairedData` (layouts in
     the module docstring). Per category, seeded random choices: ``test_sketches_per_class`` query sketches,
     ``test_photos_per_class`` gallery photos; the rest train (capped by the ``max_*`` arguments)."""
     base = _config.data_root(root)

@@ -1,4 +1,4 @@
-"""``python -m sbir_lib.experiments``: the one command line of both papers' experiments."""
-from sbir_lib.experiments.runner import main
+"""``python -m sbir_lib.experiments``: see :mod:`sbir_lib.experiments.cli`."""
+from sbir_lib.experiments.cli import main
 
 raise SystemExit(main())

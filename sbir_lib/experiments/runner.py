@@ -23,10 +23,8 @@ each distinct configuration trained once.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Iterable
@@ -34,7 +32,10 @@ from typing import Iterable
 import numpy as np
 
 from sbir_lib.core import config as _config
+from sbir_lib.experiments import dase_mems
 from sbir_lib.core.io import save_npy_atomic, write_json_atomic
+from sbir_lib.core.records import (as_stored, base_record, checkpoint_path, device_name, dist_path, init_checkpoint,
+                                   load_record, record_path, weights_path, write_record)
 
 CLASSICAL = ("hog_bow_ranksvm", "dense_hog_ranksvm")
 DATASETS = ("shoes", "chairs", "handbags")
@@ -62,22 +63,14 @@ def experiments() -> dict[str, list[str]]:
     exps = {k: list(v) for k, v in TABLE_VARIANTS.items()}
     exps["table1"] = list(CLASSICAL) + [v for v in exps.get("table1", ["base", "full"]) if v not in CLASSICAL]
     exps.update(EXTRA_EXPERIMENTS)
-    exps.update(_category().EXPERIMENTS)
+    exps.update(dase_mems.EXPERIMENTS)
     return dict(sorted(exps.items()))
-
-
-def _category():
-    """The DASE/MEMS experiments (``sbir_lib.experiments.category``), dispatched through this runner."""
-    from sbir_lib.experiments import category
-
-    return category
 
 
 def datasets_of(experiment: str) -> tuple[str, ...]:
     """The dataset names an experiment accepts."""
-    cat = _category()
-    if experiment in cat.DATASETS:
-        return tuple(cat.DATASETS[experiment])
+    if experiment in dase_mems.DATASETS:
+        return tuple(dase_mems.DATASETS[experiment])
     return DATASETS + EXTRA_DATASETS
 
 
@@ -88,38 +81,6 @@ def check_names(kind: str, names: Iterable[str], allowed: Iterable[str]) -> list
     if bad:
         raise ValueError(f"unknown {kind} {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
     return names
-
-
-def record_path(results: Path, experiment: str, dataset: str, variant: str, seed: int, profile: str) -> Path:
-    suffix = "" if profile == "full" else f".{profile}"
-    return Path(results) / experiment / dataset / variant / f"seed{seed}{suffix}.json"
-
-
-def dist_path(record: Path) -> Path:
-    return record.with_name(record.name[: -len(".json")] + ".dist.npy")
-
-
-def torch_device(name: str):
-    import torch
-
-    return torch.device(name)
-
-
-def device_name(device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def load_record(path: Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"results file {path} is not valid JSON ({e}); delete it or rerun with --force") from e
 
 
 def _find_reusable(results: Path, dataset: str, variant: str, seed: int, profile: str, key: str,
@@ -140,21 +101,10 @@ def _find_reusable(results: Path, dataset: str, variant: str, seed: int, profile
 WEIGHT_VARIANTS = ("full", "base+att", "base+att-noshortcut")
 
 
-def weights_path(record: Path) -> Path:
-    return record.with_name(record.name[: -len(".json")] + ".weights.pt")
-
-
 def split_row(row: str) -> tuple[str, str | None]:
     """``"full@sketchy_mini"`` -> ``("full", "sketchy_mini")``; ``"full"`` -> ``("full", None)``."""
     variant, _, init_name = row.partition("@")
     return variant, (init_name or None)
-
-
-def init_checkpoint(name: str, profile: str) -> Path:
-    """Where ``python -m sbir_lib.training.pretrain run --profile P`` writes the init named ``name``."""
-    suffix = "" if profile == "full" else f".{profile}"
-    base = _config.repo_root() or Path.cwd()
-    return Path(base) / "checkpoints" / f"sketchanet_{name}{suffix}.pt"
 
 
 def save_weights(path: Path, model, energy, variant: str) -> None:
@@ -208,21 +158,6 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
     return model.to(device).eval(), energy.to(device).eval()
 
 
-def as_stored(dist) -> np.ndarray:
-    """The distance matrix as records store it: a float32 numpy array. Compute a record's metrics
-    from this, so that :func:`verify` recomputes them exactly from the file."""
-    if hasattr(dist, "detach"):
-        dist = dist.detach().cpu().float().numpy()
-    return np.ascontiguousarray(np.asarray(dist, dtype=np.float32))
-
-
-def write_record(path: Path, record: dict, dist) -> None:
-    """Write the distance matrix (float32) then the JSON record, each atomically (JSON last: its
-    presence means the run is complete)."""
-    save_npy_atomic(dist_path(path), as_stored(dist))
-    write_json_atomic(path, record)
-
-
 def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: str, *, device=None,
             root=None, results=None, force=False, init=None, overrides=None, progress=True,
             dataset=None, log=print, runs=None) -> dict:
@@ -230,11 +165,10 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     from sbir_lib.models import dssa as MD
     from sbir_lib.training import triplet as T
 
-    cat = _category()
-    if experiment in cat.EXPERIMENTS:
-        return cat.run_one(experiment, dataset_name, row, seed, profile, device=device, root=root,
-                           results=results, force=force, progress=progress, log=log, dataset=dataset,
-                           overrides=overrides, init=init)
+    if experiment in dase_mems.EXPERIMENTS:
+        return dase_mems.run_one(experiment, dataset_name, row, seed, profile, device=device, root=root,
+                                results=results, force=force, progress=progress, log=log, dataset=dataset,
+                                overrides=overrides, init=init)
 
     results = _config.results_root(results)
     out = record_path(results, experiment, dataset_name, row, seed, profile)
@@ -257,7 +191,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         import torch as _t
 
         dist = _t.as_tensor(r["dist"])
-        rec = _base_record(experiment, dataset, row, seed, profile, torch_device("cpu"))
+        rec = _base_record(experiment, dataset, row, seed, profile, "cpu")
         rec.update(config=r["config"], config_key=None, init=None, iterations=None,
                    wall_time_s=round(time.perf_counter() - t0, 2), **_metrics(dist))
         write_record(out, rec, dist)
@@ -266,6 +200,10 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
 
     extra = dict(EXPERIMENT_OVERRIDES.get(experiment, {}).get(profile, {}))
     extra.update(overrides or {})
+    if init == "imagenet":
+        raise ValueError("--init imagenet applies to the DASE/MEMS backbones; Sketch-a-Net rows take scratch or "
+                         "a checkpoint path (.pt, or the authors' TF .npy)")
+    init = None if init == "scratch" else init
     variant, init_name = split_row(row)
     if init_name is not None and init is None:
         init = init_checkpoint(init_name, profile)
@@ -314,11 +252,6 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     return rec
 
 
-def checkpoint_path(results: Path, record: Path, runs=None) -> Path:
-    """Where the run of ``record`` keeps its training checkpoint (under :func:`sbir_lib.core.config.runs_root`)."""
-    return _config.runs_root(results, runs) / Path(record).relative_to(results).with_suffix(".pt")
-
-
 def _metrics(dist) -> dict:
     from sbir_lib.training.triplet import metrics_of
 
@@ -327,16 +260,8 @@ def _metrics(dist) -> dict:
 
 
 def _base_record(experiment, dataset, row, seed, profile, device) -> dict:
-    import torch
-
-    return {
-        "experiment": experiment, "dataset": dataset.name, "data_source": dataset.source,
-        "variant": row, "seed": seed, "profile": profile, "device": device_name(device),
-        "torch": torch.__version__, "git_commit": _config.git_commit(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "n_queries": len(dataset.test), "n_gallery": len(dataset.test),
-    }
-
+    return base_record(experiment, dataset.name, dataset.source, row, seed, profile, device,
+                       n_queries=len(dataset.test), n_gallery=len(dataset.test))
 
 def load_dataset(name: str, root=None):
     """Real data for shoes/chairs/handbags (an error naming the download command when absent);
@@ -371,7 +296,7 @@ def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile:
                     continue
                 for seed in seeds:
                     out = record_path(_config.results_root(kw.get("results")), exp, ds, row, seed, profile)
-                    if exp in _category().EXPERIMENTS:  # loads its own data (category level / packed)
+                    if exp in dase_mems.EXPERIMENTS:  # loads its own data (category level / packed)
                         records.append(run_one(exp, ds, row, seed, profile, log=log, **kw))
                         continue
                     if dataset is None and (kw.get("force") or not out.exists()):
@@ -429,10 +354,9 @@ def summary(results=None, experiment=None, dataset=None, profile=None):
 
 def recompute(record: dict, path: Path) -> dict[str, dict]:
     """Every metric of a record, recomputed from the files beside it alone: ``{"metrics": {...}}`` (and
-    for DSSA records ``"acc_curve"``); DASE/MEMS records are recomputed by :func:`sbir_lib.experiments.category.recompute`."""
-    cat = _category()
-    if record.get("experiment", Path(path).parts[-4]) in cat.EXPERIMENTS:
-        return cat.recompute(record, Path(path))
+    for DSSA records ``"acc_curve"``); DASE/MEMS records are recomputed by :func:`sbir_lib.experiments.dase_mems.recompute`."""
+    if record.get("experiment", Path(path).parts[-4]) in dase_mems.EXPERIMENTS:
+        return dase_mems.recompute(record, Path(path))
     from sbir_lib.training.triplet import metrics_of
 
     m = metrics_of(np.load(dist_path(Path(path))))
@@ -492,64 +416,3 @@ def verify(results=None, log=print) -> dict[str, list]:
     log(f"{len(out['ok'])} records recompute exactly, {len(out['mismatch'])} mismatch, "
         f"{len(out['not_recomputable'])} marked not recomputable")
     return out
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sbir_lib.experiments", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="train and record runs (recorded ones are skipped)")
-    r.add_argument("--experiment", action="append", default=[], help="table1..table5 (repeatable)")
-    r.add_argument("--dataset", action="append", default=[],
-                   help=f"{', '.join(DATASETS + EXTRA_DATASETS)}, or sketchy_mini for the dase_sketchy "
-                        "experiments (repeatable; default: the experiment's real datasets)")
-    r.add_argument("--all", action="store_true", help="every table of the paper (table1..table5)")
-    r.add_argument("--seeds", type=int, nargs="+", default=[0])
-    r.add_argument("--rows", nargs="+", default=None, metavar="ROW",
-                   help="only these rows of the experiments (variant or classical method names)")
-    r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
-    r.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
-    r.add_argument("--force", action="store_true", help="retrain even when recorded")
-    r.add_argument("--init", default=None, help="Sketch-a-Net checkpoint (.pt or the authors' TF .npy)")
-    r.add_argument("--iterations", type=int, default=None, help="override the profile's iteration count")
-    r.add_argument("--root", default=None, help="data root (default $SBIR_DATA_ROOT or ./data)")
-    r.add_argument("--results", default=None, help="results folder (default ./results)")
-    r.add_argument("--no-progress", action="store_true")
-    s = sub.add_parser("summary", help="mean +- std over seeds per variant")
-    s.add_argument("--experiment", default=None)
-    s.add_argument("--dataset", default=None)
-    s.add_argument("--profile", default=None)
-    s.add_argument("--results", default=None)
-    sub.add_parser("list", help="experiments and their rows")
-    v = sub.add_parser("verify", help="recompute every record's metrics from its distance file; exit 1 on a mismatch")
-    v.add_argument("--results", default=None)
-    args = ap.parse_args(argv)
-    try:
-        if args.cmd == "list":
-            for name, rows in experiments().items():
-                print(f"{name}: {', '.join(rows)}")
-            return 0
-        if args.cmd == "verify":
-            return 1 if verify(args.results)["mismatch"] else 0
-        if args.cmd == "summary":
-            df = summary(args.results, args.experiment, args.dataset, args.profile)
-            print("no recorded runs" if df.empty else df.to_string())
-            return 0
-        exps = [e for e in experiments() if e.startswith("table")] if args.all else args.experiment
-        if not exps:
-            ap.error("give --experiment NAME (repeatable) or --all; allowed: " + ", ".join(experiments()))
-        profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
-        overrides = {"iterations": args.iterations} if args.iterations else None
-        for exp in exps:
-            real = [d for d in datasets_of(exp) if not d.startswith("synthetic")]
-            run([exp], args.dataset or real, args.seeds, profile, rows=args.rows, device=args.device,
-                root=args.root, results=args.results, force=args.force, init=args.init,
-                overrides=overrides, progress=not args.no_progress)
-        return 0
-    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
-        # ImportError / RuntimeError: optional ImageNet weights missing offline (sbir_lib.experiments.category)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

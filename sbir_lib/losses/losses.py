@@ -333,7 +333,7 @@ class TripletLoss(nn.Module):
 # ============================================================================= DASE/MEMS paper losses
 # Lu et al., "Domain-Aware SE Network for Sketch-based Image Retrieval with Multiplicative Euclidean
 # Margin Softmax" (arXiv 1812.04275). Taught in ``notebooks/08_mems.ipynb``; trained by
-# :mod:`sbir_lib.experiments.category`. Classification-style losses: every sketch and every photo of class ``y``
+# :mod:`sbir_lib.experiments.dase_mems`. Classification-style losses: every sketch and every photo of class ``y``
 # is pulled towards class ``y``'s prototype (a centre or a classifier weight), so sketches and photos
 # meet in one feature space and retrieval ranks the gallery by feature distance.
 #

@@ -1,7 +1,7 @@
 """The DASE/MEMS abstract's two geometric claims, measured on a run's test embeddings.
 
 Shown in ``notebooks/07_dase.ipynb`` (DASE) and ``notebooks/08_mems.ipynb`` (MEMS); recorded by
-:func:`sbir_lib.experiments.category.run_one` in every DASE/MEMS run record (``"claims"``; MEMS runs also
+:func:`sbir_lib.experiments.dase_mems.run_one` in every DASE/MEMS run record (``"claims"``; MEMS runs also
 ``"claims_l2"``, the same on L2-normalised embeddings); compared across rows with the seed-noise test of
 the DSSA claims by :func:`sbir_lib.report.tables.dase_claims_frame`.
 

@@ -1,7 +1,7 @@
 """Squeeze-and-excitation (SE) and domain-aware SE (DASE) blocks, and the backbones that carry them.
 
 Taught in ``notebooks/07_dase.ipynb`` (the block, the excitation vectors of sketches vs photos, the
-embeddings with and without DASE); trained by :mod:`sbir_lib.experiments.category` (``notebooks/08_mems.ipynb``).
+embeddings with and without DASE); trained by :mod:`sbir_lib.experiments.dase_mems` (``notebooks/08_mems.ipynb``).
 
 Paper: Lu et al., "Domain-Aware SE Network for Sketch-based Image Retrieval with Multiplicative
 Euclidean Margin Softmax" (arXiv 1812.04275). The block, following the authors' public code, on a
@@ -205,7 +205,7 @@ class DomainNet(nn.Module):
     ``embed_bn=True`` ends the embedding with a batch norm without affine parameters (zero mean, unit
     variance per dimension over the batch; running statistics at test time), which makes a collapse of all
     embeddings onto one point impossible. An option only: with MEMS in short runs it made the loss explode
-    (features of norm ``sqrt(d)`` far from the centres), so the experiments of :mod:`sbir_lib.experiments.category`
+    (features of norm ``sqrt(d)`` far from the centres), so the experiments of :mod:`sbir_lib.experiments.dase_mems`
     leave it off.
     """
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from sbir_lib.core import records as R
 from sbir_lib.core import config as _config
 from sbir_lib.data import datasets as D
 from sbir_lib.experiments import runner as E
@@ -67,15 +68,15 @@ def find_source(dataset: str, profiles=("full", "quick"), results=None) -> Sourc
     root = _config.results_root(results)
     for prof in dict.fromkeys(profiles):
         for exp in FIG_EXPERIMENTS:
-            ro = E.record_path(root, exp, dataset, OURS, 0, prof)
-            rb = E.record_path(root, exp, dataset, BASELINE, 0, prof)
-            if not all(p.exists() for p in (ro, rb, E.dist_path(ro), E.dist_path(rb))):
+            ro = R.record_path(root, exp, dataset, OURS, 0, prof)
+            rb = R.record_path(root, exp, dataset, BASELINE, 0, prof)
+            if not all(p.exists() for p in (ro, rb, R.dist_path(ro), R.dist_path(rb))):
                 continue
-            rec_o = E.load_record(ro)
+            rec_o = R.load_record(ro)
             # a run copied from another table keeps its weights beside the original only (load_trained follows)
             orig = root / rec_o["reused_from"] if rec_o.get("reused_from") else ro
-            if E.weights_path(orig).exists():
-                return Source(dataset, prof, exp, rec_o, E.load_record(rb))
+            if R.weights_path(orig).exists():
+                return Source(dataset, prof, exp, rec_o, R.load_record(rb))
     return None
 
 
@@ -157,7 +158,7 @@ def load_bundle(ctx, name: str, source: Source, results=None) -> Bundle:
     root = _config.results_root(results)
 
     def dist(variant):
-        path = E.dist_path(E.record_path(root, source.experiment, source.dataset, variant, 0, source.profile))
+        path = R.dist_path(R.record_path(root, source.experiment, source.dataset, variant, 0, source.profile))
         return np.load(path).astype(np.float32)
 
     d_ours, d_base = dist(OURS), dist(BASELINE)

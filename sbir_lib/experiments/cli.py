@@ -1,0 +1,142 @@
+"""``python -m sbir_lib.experiments``: the one command line for every experiment of both papers.
+
+    python -m sbir_lib.experiments list                      # experiments, rows, datasets
+    python -m sbir_lib.experiments run --experiment table2 --dataset shoes --seeds 0 1 2 --profile quick
+    python -m sbir_lib.experiments run --all --profile full --device cuda      # DSSA Tables 1-5
+    python -m sbir_lib.experiments run --experiment dase_sketchy --rows dase_mems --arch resnet18
+    python -m sbir_lib.experiments summary --experiment table2
+    python -m sbir_lib.experiments verify                    # recompute every record from its distances
+    python -m sbir_lib.experiments tune --experiment dase_qmul --profile quick  # settings on a validation split
+    python -m sbir_lib.experiments show-tuning --experiment dase_qmul
+    python -m sbir_lib.experiments pack --out sketchy_pack.npz                 # data for an offline GPU
+
+Recorded runs are skipped (``--force`` retrains). ``--init`` takes ``scratch``, ``imagenet`` (DASE/MEMS
+backbones with offline ImageNet weights) or a path (a Sketch-a-Net checkpoint ``.pt`` or the authors' TF
+``.npy``); ``--arch`` and ``--packed`` apply to the DASE/MEMS experiments.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from sbir_lib.core import config as _config
+from sbir_lib.data.pack import PACK_ENV, pack_sketchy_mini
+from sbir_lib.experiments import dase_mems, runner, settings, tuning
+from sbir_lib.models import dase as DA
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m sbir_lib.experiments", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and record runs (recorded ones are skipped)")
+    r.add_argument("--experiment", action="append", default=[], help="an experiment of `list` (repeatable)")
+    r.add_argument("--dataset", action="append", default=[],
+                   help="a dataset of the experiment (repeatable; default: the experiment's real datasets)")
+    r.add_argument("--all", action="store_true", help="every table of the DSSA paper (table1..table5)")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--rows", nargs="+", default=None, metavar="ROW", help="only these rows of the experiments")
+    r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    r.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
+    r.add_argument("--force", action="store_true", help="retrain even when recorded")
+    r.add_argument("--init", default=None, help="scratch | imagenet | PATH (.pt checkpoint or the authors' TF .npy)")
+    r.add_argument("--arch", default=None, help="DASE/MEMS backbone: " + ", ".join(DA.ARCHS))
+    r.add_argument("--packed", default=None, help=f"Sketchy-mini pack (.npz; or ${PACK_ENV})")
+    r.add_argument("--iterations", type=int, default=None, help="override the profile's iteration count")
+    r.add_argument("--root", default=None, help="data root (default $SBIR_DATA_ROOT or ./data)")
+    r.add_argument("--results", default=None, help="results folder (default ./results)")
+    r.add_argument("--no-progress", action="store_true")
+    s = sub.add_parser("summary", help="mean +- std over seeds per row")
+    s.add_argument("--experiment", default=None)
+    s.add_argument("--dataset", default=None)
+    s.add_argument("--profile", default=None)
+    s.add_argument("--results", default=None)
+    sub.add_parser("list", help="experiments, their rows and datasets")
+    v = sub.add_parser("verify", help="recompute every record's metrics from its distance file; exit 1 on a mismatch")
+    v.add_argument("--results", default=None)
+    t = sub.add_parser("tune", help="choose DASE/MEMS settings on a validation split; writes results/tuning/")
+    t.add_argument("--experiment", required=True, help=", ".join(dase_mems.EXPERIMENTS))
+    t.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    t.add_argument("--dataset", default=None,
+                   help="default: " + ", ".join(f"{k}: {v}" for k, v in settings.TUNING_DATASET.items()))
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None)
+    t.add_argument("--root", default=None)
+    t.add_argument("--results", default=None)
+    st = sub.add_parser("show-tuning", help="print a recorded selection")
+    st.add_argument("--experiment", required=True)
+    st.add_argument("--profile", default="quick")
+    st.add_argument("--results", default=None)
+    p = sub.add_parser("pack", help="write Sketchy-mini as one .npz for an offline GPU machine")
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--quality", type=int, default=75, help="photos' JPEG quality (75: ~40 MiB at 224 px)")
+    p.add_argument("--root", default=None)
+    return ap
+
+
+def _run(ap, args) -> int:
+    exps = [e for e in runner.experiments() if e.startswith("table")] if args.all else args.experiment
+    if not exps:
+        ap.error("give --experiment NAME (repeatable) or --all; allowed: " + ", ".join(runner.experiments()))
+    dsa_only = [o for o, v in (("--arch", args.arch), ("--packed", args.packed)) if v]
+    if dsa_only and not all(e in dase_mems.EXPERIMENTS for e in exps):
+        ap.error(f"{', '.join(dsa_only)} apply to the DASE/MEMS experiments ({', '.join(dase_mems.EXPERIMENTS)}) only")
+    if args.packed:
+        os.environ[PACK_ENV] = args.packed
+    profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
+    overrides = {k: v for k, v in (("iterations", args.iterations), ("arch", args.arch)) if v}
+    for exp in exps:
+        real = [d for d in runner.datasets_of(exp) if not d.startswith("synthetic")]
+        runner.run([exp], args.dataset or real, args.seeds, profile, rows=args.rows, device=args.device,
+                   root=args.root, results=args.results, force=args.force, init=args.init,
+                   overrides=overrides or None, progress=not args.no_progress)
+    return 0
+
+
+def _show_tuning(args) -> int:
+    rec = settings.load_tuning(args.experiment, args.profile, args.results)
+    if rec is None:
+        print(f"no selection recorded at {settings.tuning_path(args.experiment, args.profile, args.results)}; "
+              f"make it with: python -m sbir_lib.experiments tune --experiment {args.experiment} "
+              f"--profile {args.profile}")
+        return 1
+    print(f"{args.experiment} ({args.profile}) on {rec['dataset']}: chosen {rec['chosen']}\n  {rec['split']}")
+    for stage in rec["stages"]:
+        for c in stage["candidates"]:
+            print(f"  {c['settings']}: score {c['score']}")
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "list":
+            for name, rows in runner.experiments().items():
+                print(f"{name} ({', '.join(runner.datasets_of(name))}): {', '.join(rows)}")
+            return 0
+        if args.cmd == "verify":
+            return 1 if runner.verify(args.results)["mismatch"] else 0
+        if args.cmd == "summary":
+            df = runner.summary(args.results, args.experiment, args.dataset, args.profile)
+            print("no recorded runs" if df.empty else df.to_string())
+            return 0
+        if args.cmd == "show-tuning":
+            return _show_tuning(args)
+        if args.cmd == "tune":
+            profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
+            rec = tuning.tune(args.experiment, profile, args.dataset, args.seed, args.device, args.root, args.results)
+            print(f"chosen {rec['chosen']}; wrote {settings.tuning_path(args.experiment, profile, args.results)} "
+                  f"({rec['wall_time_s']:.0f} s)")
+            return 0
+        if args.cmd == "pack":
+            info = pack_sketchy_mini(args.out, args.size, args.quality, args.root)
+            print(f"wrote {info['path']}: {info['sketches']} sketches + {info['photos']} photos at "
+                  f"{info['size']} px, {info['bytes'] / 2**20:.1f} MiB")
+            return 0
+        return _run(ap, args)
+    except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
+        # ImportError / RuntimeError: optional ImageNet weights missing offline (sbir_lib.models.dase)
+        print(f"error: {e}", file=sys.stderr)
+        return 2

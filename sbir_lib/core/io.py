@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -62,3 +63,12 @@ def torch_save_atomic(path: str | os.PathLike, obj: Any) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes, read in ``chunk``-byte blocks (downloads, packs, checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()

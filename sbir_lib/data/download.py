@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from sbir_lib.core import config
-from sbir_lib.core.io import write_json_atomic
+from sbir_lib.core.io import sha256_file, write_json_atomic
 
 __all__ = [
     "REGISTRY", "REGISTRY_DIR", "DatasetSpec", "FileEntry", "ManualSpec", "StructureCheck",
@@ -236,12 +236,6 @@ class _Cancelled(Exception):
 # --------------------------------------------------------------------------- hashing, cache
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class _VerifiedCache:
@@ -294,7 +288,7 @@ def _check_present(entry: FileEntry, root: Path, cache: _VerifiedCache | None,
         return "size", f"expected {entry.size:,} bytes, found {st.st_size:,}"
     if trust_cache and cache and cache.known_good(entry, st):
         return "ok", ""
-    actual = _sha256_file(dest)
+    actual = sha256_file(dest, CHUNK)
     if actual != entry.sha256:
         if cache:
             cache.drop(entry)

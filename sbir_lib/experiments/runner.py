@@ -32,6 +32,7 @@ from typing import Iterable
 import numpy as np
 
 from sbir_lib.core import config as _config
+from sbir_lib.metrics.retrieval import metrics_of
 from sbir_lib.experiments import dase_mems
 from sbir_lib.core.io import save_npy_atomic, write_json_atomic
 from sbir_lib.core.records import (as_stored, base_record, checkpoint_path, device_name, dist_path, init_checkpoint,
@@ -253,8 +254,6 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
 
 
 def _metrics(dist) -> dict:
-    from sbir_lib.training.triplet import metrics_of
-
     m = metrics_of(as_stored(dist))
     return {"metrics": {k: m[k] for k in ("acc@1", "acc@5", "acc@10")}, "acc_curve": m["acc_curve"]}
 
@@ -357,8 +356,6 @@ def recompute(record: dict, path: Path) -> dict[str, dict]:
     for DSSA records ``"acc_curve"``); DASE/MEMS records are recomputed by :func:`sbir_lib.experiments.dase_mems.recompute`."""
     if record.get("experiment", Path(path).parts[-4]) in dase_mems.EXPERIMENTS:
         return dase_mems.recompute(record, Path(path))
-    from sbir_lib.training.triplet import metrics_of
-
     m = metrics_of(np.load(dist_path(Path(path))))
     return {"metrics": {k: m[k] for k in record.get("metrics", {})}, "acc_curve": m["acc_curve"]}
 

@@ -168,3 +168,15 @@ def precision_at_k(dist, query_labels, gallery_labels, k: int, chunk: int = 1024
     if not vals:
         return float("nan")
     return float(torch.cat(vals).mean())
+
+
+def metrics_of(dist) -> dict:
+    """The instance-level metrics every DSSA record holds: acc@1, acc@5, acc@10 and the whole acc@K curve
+    (true match of query ``i`` = gallery item ``i``; ties count against the query)."""
+    curve = acc_curve(dist)
+    return {
+        "acc@1": float(acc_at_k(dist, 1)),
+        "acc@5": float(acc_at_k(dist, 5)),
+        "acc@10": float(acc_at_k(dist, 10)),
+        "acc_curve": [round(float(c), 6) for c in np.asarray(curve)],
+    }

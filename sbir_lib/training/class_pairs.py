@@ -14,8 +14,6 @@ it, and metrics count ties against the query, so a collapsed run scores as badly
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,6 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
+from sbir_lib.metrics.retrieval import metrics_of
+from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.models import dase as DA
 from sbir_lib.data import datasets as D
 from sbir_lib.losses import losses as L
@@ -118,9 +118,8 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        d = self.to_dict()
-        d.pop("log_every")
-        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+        """A short hash of the settings that change results (not logging cadence)."""
+        return config_key(self, ignore=("log_every",))
 
 def _normalise(x: torch.Tensor, arch: str) -> torch.Tensor:
     """Float 0..255 ``[B, C, H, W]`` -> the network's input (Sketch-a-Net: 1 channel, ``x/255 - mean``;
@@ -161,10 +160,6 @@ def test_views(x_uint8: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
     x = _normalise(x, cfg.arch)
     return x[None] if cfg.test_views == 1 else torch.stack([x, x.flip(-1)])
 
-def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
 
 def build(cfg: RunConfig, num_classes: int, anneal_steps: int | None = None):
     """``(model, head)``: the backbone of ``cfg`` and its loss head (``None`` for the triplet loss)."""
@@ -214,7 +209,6 @@ def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = 
     """Train ``cfg`` on ``data``'s training sketches and photos; the test split is never touched."""
     from tqdm.auto import tqdm
 
-    from sbir_lib.training.triplet import seed_everything
 
     cfg.validate()
     device = _config.default_device(device) if not isinstance(device, torch.device) else device
@@ -253,11 +247,12 @@ def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = 
     b = cfg.batch_size
     dom = torch.cat([DA.domain_vector(b, "sketch", device), DA.domain_vector(b, "photo", device)])
     history: dict[str, list] = {"iteration": [], "loss": [], "mems_margin": []}
-    running: list[torch.Tensor] = []
     model.train()
     if head is not None:
         head.train()
-    bar = tqdm(range(cfg.iterations), desc=f"{cfg.blocks} blocks, {cfg.loss} seed{cfg.seed}", disable=not progress, leave=False)
+    bar = tqdm(range(cfg.iterations), desc=f"{cfg.blocks} blocks, {cfg.loss} seed{cfg.seed}", disable=not progress,
+               leave=False)
+    log = LossLog(history, cfg.log_every, cfg.iterations, bar)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -270,30 +265,19 @@ def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = 
             x = x.contiguous(memory_format=torch.channels_last)
         if head is not None:
             head.set_step(it)
-        with _autocast(device, cfg.amp):
+        with autocast(device, cfg.amp):
             emb = model(x, dom)
         emb = emb.float()
         if head is None:
             loss = _triplet_loss(emb[:b], emb[b:], c, cfg.triplet_margin, gen)
         else:
             loss = head(emb, torch.cat([c, c]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = train_step(opt, loss)
         sched.step()
-        running.append(loss.detach())
-        done = it + 1
-        if done % cfg.log_every == 0 or done == cfg.iterations:
-            mean_loss = float(torch.stack(running).mean())
-            running.clear()
-            history["iteration"].append(done)
-            history["loss"].append(round(mean_loss, 6))
-            history["mems_margin"].append(round(head.margin, 4) if isinstance(head, L.MEMSLoss) else None)
-            if isinstance(head, L.CosFaceLoss):
-                history.setdefault("cosface_margin", []).append(round(head.margin, 4))
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
-            if not math.isfinite(mean_loss):
-                raise FloatingPointError(f"loss became {mean_loss} at iteration {done}; lower lr")
+        extra = {"mems_margin": round(head.margin, 4) if isinstance(head, L.MEMSLoss) else None}
+        if isinstance(head, L.CosFaceLoss):
+            extra["cosface_margin"] = round(head.margin, 4)
+        log.add(loss, it + 1, **extra)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
@@ -315,7 +299,7 @@ def embed(model: torch.nn.Module, images: torch.Tensor, domain: str, cfg: RunCon
             x = x.expand(-1, 3, -1, -1)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, cfg.amp):
+        with autocast(device, cfg.amp):
             e = model(x, DA.domain_vector(x.shape[0], domain, device))
         out.append(e.float().reshape(nv, nb, -1))
     return torch.cat(out, dim=1)
@@ -370,8 +354,6 @@ def metrics_from_dist(dist, level: str, query_labels=None, gallery_labels=None) 
     records)."""
     dist = torch.as_tensor(np.asarray(dist, dtype=np.float32) if not isinstance(dist, torch.Tensor) else dist)
     if level == "instance":
-        from sbir_lib.training.triplet import metrics_of
-
         m = metrics_of(dist)
         return {"metrics": {k: m[k] for k in ("acc@1", "acc@5", "acc@10")}, "acc_curve": m["acc_curve"]}
     ql = torch.as_tensor(query_labels).long()

@@ -101,6 +101,8 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.io import sha256_file
+from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.core.records import git_commit, init_checkpoint
 from sbir_lib.data import datasets as D
 from sbir_lib.data import edges as E
@@ -206,10 +208,7 @@ class PretrainConfig:
 
     def key(self) -> str:
         """A short hash of the settings that change results (not logging/checkpoint cadence)."""
-        d = self.to_dict()
-        for k in ("log_every", "checkpoint_every", "eval_every"):
-            d.pop(k)
-        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+        return config_key(self, ignore=("log_every", "checkpoint_every", "eval_every"))
 
     def steps_of(self, stage: str) -> int:
         return self.classify_steps if stage == "classify" else self.triplet_steps
@@ -329,12 +328,6 @@ def pack(path, data: PretrainData) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_packed(path) -> PretrainData:
@@ -356,7 +349,7 @@ def load_packed(path) -> PretrainData:
         categories=list(meta["categories"]), sketches=t("sketches"), sketch_labels=t("sketch_labels", np.int64),
         test_sketches=t("test_sketches"), test_labels=t("test_labels", np.int64), edges=t("edges"),
         edge_labels=t("edge_labels", np.int64), source=meta["source"], split=meta["split"],
-        edge_settings=meta["edge_settings"], packed=f"{path.name} sha256={_sha256(path)[:16]}")
+        edge_settings=meta["edge_settings"], packed=f"{path.name} sha256={sha256_file(path)[:16]}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -398,10 +391,6 @@ def _cos_logits(fc7: torch.Tensor, weight: torch.Tensor, scale: float) -> torch.
     return scale * F.normalize(fc7.float(), dim=1) @ F.normalize(weight.float(), dim=1).t()
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
 
 
 @torch.no_grad()
@@ -412,7 +401,7 @@ def _embed(model: SketchANet, images: torch.Tensor, cfg: PretrainConfig, device,
     out = []
     for i in range(0, len(images), batch):
         x = _inputs(images[i:i + batch].to(device), cfg, None, train=False)
-        with _autocast(device, cfg.amp):
+        with autocast(device, cfg.amp):
             out.append(model(x).float())
     model.train(was)
     return torch.cat(out) if out else torch.zeros(0, model.fc7.out_features, device=device)
@@ -502,7 +491,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
         data = data.subset(cfg.categories)
     n_classes = len(data.categories)
     t_start = time.perf_counter()
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)
     np.random.seed(cfg.seed)
 
     model = SketchANet(dropout=cfg.dropout)
@@ -571,9 +560,9 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
         opt_state = None
         model.train()
         t0 = time.perf_counter()
-        running: list[torch.Tensor] = []
         bar = tqdm(range(done[stage], total), initial=done[stage], total=total, desc=f"pretrain {stage}",
                    disable=not progress, leave=False)
+        log = LossLog(history, cfg.log_every, total, bar, step_key="step")
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total, base_lr, cfg.warmup)
@@ -584,31 +573,19 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
                 imgs = torch.cat([sketches[i_s], edges[i_e]])
                 y = torch.cat([s_lab[i_s], e_lab[i_e]])
                 x = _inputs(imgs, cfg, gen)
-                with _autocast(device, cfg.amp):
+                with autocast(device, cfg.amp):
                     fc7 = model(x)
                 loss = F.cross_entropy(_cos_logits(fc7, classifier, cfg.cos_scale), y,
                                        label_smoothing=cfg.label_smoothing)
             else:
                 a, p, n = triplets.sample(cfg.triplet_batch, gen)
                 x = _inputs(torch.cat([sketches[a], edges[p], edges[n]]), cfg, gen)
-                with _autocast(device, cfg.amp):
+                with autocast(device, cfg.amp):
                     emb = model(x)
                 s, ep, en = F.normalize(emb.float(), dim=1).chunk(3)
                 loss = L.triplet_hinge(L.squared_euclidean(s, ep), L.squared_euclidean(s, en), cfg.margin)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running.append(loss.detach())
             done[stage] = step + 1
-            if done[stage] % cfg.log_every == 0 or done[stage] == total:
-                mean_loss = float(torch.stack(running).mean())
-                running.clear()
-                history["stage"].append(stage)
-                history["step"].append(done[stage])
-                history["loss"].append(round(mean_loss, 6))
-                bar.set_postfix(loss=f"{mean_loss:.4f}")
-                if not math.isfinite(mean_loss):
-                    raise FloatingPointError(f"{stage} loss became {mean_loss} at step {done[stage]}; lower the lr")
+            log.add(train_step(opt, loss), done[stage], stage=stage)
             if cfg.eval_every and done[stage] % cfg.eval_every == 0 and done[stage] < total:
                 log_eval(stage, done[stage])
             if done[stage] % cfg.checkpoint_every == 0 and done[stage] < total:

@@ -27,9 +27,6 @@ justifies the iteration count is measured on a validation split carved from the 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +36,12 @@ import numpy as np
 import torch
 
 from sbir_lib.core import config as _config
+from sbir_lib.training import engine
+from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.data import datasets as D
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics import retrieval as M
+from sbir_lib.metrics.retrieval import metrics_of
 from sbir_lib.models import dssa as MD
 from sbir_lib.core.io import torch_save_atomic
 from sbir_lib.models.sketchanet_init import load_sketchanet_init
@@ -123,10 +123,7 @@ class TrainConfig:
 
     def key(self) -> str:
         """A short hash of the settings that change results (not logging cadence)."""
-        d = self.to_dict()
-        for k in ("log_every", "checkpoint_every", "eval_every", "compile"):
-            d.pop(k)
-        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+        return config_key(self, ignore=("log_every", "checkpoint_every", "eval_every", "compile"))
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -140,22 +137,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 def profile_config(profile: str, **overrides) -> TrainConfig:
     """The :class:`TrainConfig` of a profile (``quick`` | ``full``) with overrides applied."""
-    _config.check_profile(profile)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    bad = sorted(set(overrides) - fields)
-    if bad:
-        raise ValueError(f"unknown training option(s) {bad}; allowed: {sorted(fields)}")
-    kw = dict(PROFILES[profile])
-    kw.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**kw).validate()
+    return engine.profile_config(TrainConfig, PROFILES, profile, **overrides)
 
 
-def seed_everything(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def variant_of(cfg: TrainConfig) -> MD.VariantConfig:
@@ -205,10 +189,6 @@ def make_optimizer(cfg: TrainConfig, params):
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def _autocast(device, enabled: bool):
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
 
 
 def _prep(x_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -232,7 +212,7 @@ def embed_views(model, images: torch.Tensor, views: int, device, amp=True, batch
             c = D.center_crop(x)
             v = c[None] if views == 1 else torch.stack([c, c.flip(-1)])
         nv, b = v.shape[:2]
-        with _autocast(device, amp):
+        with autocast(device, amp):
             e = model.embed(_prep(v.reshape(nv * b, *v.shape[2:]), channels_last))
         out.append(e.float().reshape(nv, b, -1))
     return torch.cat(out, dim=1)
@@ -257,14 +237,6 @@ def evaluate(model, energy, split, views: int, device, amp=True) -> dict:
     return metrics_of(dist) | {"dist": dist}
 
 
-def metrics_of(dist) -> dict:
-    curve = M.acc_curve(dist)
-    return {
-        "acc@1": float(M.acc_at_k(dist, 1)),
-        "acc@5": float(M.acc_at_k(dist, 5)),
-        "acc@10": float(M.acc_at_k(dist, 10)),
-        "acc_curve": [round(float(c), 6) for c in np.asarray(curve)],
-    }
 
 
 def _subset(split, idx: torch.Tensor):
@@ -370,37 +342,26 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     t_steady = None
     model.train()
     energy.train()
-    running = []
     bar = tqdm(range(start_it, cfg.iterations), initial=start_it, total=cfg.iterations,
                desc=f"{cfg.variant} seed{cfg.seed}", disable=not progress, leave=False)
+    log = LossLog(history, cfg.log_every, cfg.iterations, bar)
     for it in bar:
         a, p, n = sampler.sample(cfg.batch_size)
         imgs = torch.cat([sketches[a], edges[p], edges[n]])  # [3B, 256, 256] uint8
         x = _prep(D.augment(imgs, flip=cfg.augment == "crop+flip", generator=gen) if cfg.augment != "none"
                   else D.center_crop(imgs), cfg.channels_last)
-        with _autocast(device, cfg.amp):
+        with autocast(device, cfg.amp):
             emb = embed(x).float()
         s, ep, en = emb.chunk(3)
         d_pos = energy.paired(s, ep)
         d_neg = energy.paired(s, en)
-        loss = L.triplet_hinge(d_pos, d_neg, cfg.margin) + energy.regularizer()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running.append(loss.detach())
+        loss = L.triplet_hinge(d_pos, d_neg, cfg.margin) + energy.regularizer()  # Eq. 1 (+ HOLEF's penalty)
         done = it + 1
+        log.add(train_step(opt, loss), done)
         if t_steady is None:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t_steady = time.perf_counter()
-        if done % cfg.log_every == 0 or done == cfg.iterations:
-            mean_loss = float(torch.stack(running).mean())
-            running.clear()
-            history["iteration"].append(done)
-            history["loss"].append(round(mean_loss, 6))
-            bar.set_postfix(loss=f"{mean_loss:.4f}")
-            if not math.isfinite(mean_loss):
-                raise FloatingPointError(f"loss became {mean_loss} at iteration {done}; lower lr")
         if val_split is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
             r = evaluate(model, energy, val_split, 1, device, cfg.amp)
             history["val_iteration"].append(done)

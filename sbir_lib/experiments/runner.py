@@ -23,8 +23,6 @@ each distinct configuration trained once.
 """
 from __future__ import annotations
 
-import json
-import platform
 import time
 from pathlib import Path
 from typing import Iterable
@@ -35,7 +33,7 @@ from sbir_lib.core import config as _config
 from sbir_lib.metrics.retrieval import metrics_of
 from sbir_lib.experiments import dase_mems
 from sbir_lib.core.io import save_npy_atomic, write_json_atomic
-from sbir_lib.core.records import (as_stored, base_record, checkpoint_path, device_name, dist_path, init_checkpoint,
+from sbir_lib.core.records import (as_stored, base_record, checkpoint_path, dist_path, init_checkpoint,
                                    load_record, record_path, weights_path, write_record)
 
 CLASSICAL = ("hog_bow_ranksvm", "dense_hog_ranksvm")
@@ -154,7 +152,7 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
     missing = model.load_state_dict({k: t.float() for k, t in state["model"].items()}, strict=False)
     if any(not k.startswith(("backbone.fc6", "backbone.fc7")) for k in missing.missing_keys):
         raise ValueError(f"{wp} does not match variant {variant!r}: missing {missing.missing_keys}")
-    energy = L.make_energy(v.loss, model.embed_dim)
+    energy = L.make_energy(v.energy, model.embed_dim)
     energy.load_state_dict({k: t.float() for k, t in state["energy"].items()})
     return model.to(device).eval(), energy.to(device).eval()
 
@@ -163,7 +161,6 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
             root=None, results=None, force=False, init=None, overrides=None, progress=True,
             dataset=None, log=print, runs=None) -> dict:
     """Train/evaluate one row of one table for one seed, or return its existing record."""
-    from sbir_lib.models import dssa as MD
     from sbir_lib.training import triplet as T
 
     if experiment in dase_mems.EXPERIMENTS:
@@ -183,7 +180,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     device = _config.default_device(device)
 
     if row in CLASSICAL:
-        from sbir_lib.models.classical import run_classical_baseline
+        from sbir_lib.experiments.classical import run_classical_baseline
 
         t0 = time.perf_counter()
         r = run_classical_baseline(row, dataset.train.sketches, dataset.train.edges,

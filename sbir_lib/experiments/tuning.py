@@ -34,10 +34,8 @@ validation split: their ``datasets/split_data.py`` writes train and test lists o
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
-import sys
 import time
 
 import numpy as np

@@ -1,18 +1,10 @@
 """Classical (pre-deep) fine-grained SBIR baselines: HOG-BoW + rankSVM and Dense-HOG + rankSVM.
 
-Table 1 of DSSA (Song et al., ICCV 2017) lists, from "Sketch Me That Shoe" (Yu et al., CVPR 2016),
-acc@1 / acc@10 in percent:
-
-===================  ===========  ===========  ===========
-method               QMUL-Shoe    QMUL-Chair   Handbag
-===================  ===========  ===========  ===========
-HOG-BoW + rankSVM    17.39/67.83  28.87/67.01   2.38/10.71
-Dense-HOG + rankSVM  24.35/65.22  52.57/93.81  15.47/40.48
-===================  ===========  ===========  ===========
+The rows of DSSA's Table 1 (Song et al., ICCV 2017), taken from "Sketch Me That Shoe" (Yu et al., CVPR 2016).
 
 Taught in: ``notebooks/05_reproducing_the_tables.ipynb``.
 
-The recipe (every knob is in :data:`PROFILES` and can be overridden):
+The recipe (every knob is in :data:`sbir_lib.experiments.classical.PROFILES` and can be overridden):
 
 - **Dense-HOG** (:func:`dense_hog`): each image is downscaled (block mean when the size divides,
   else anti-aliased resize) and one HOG (``skimage.feature.hog``) is computed over the whole image on
@@ -41,108 +33,16 @@ The recipe (every knob is in :data:`PROFILES` and can be overridden):
 - The retrieval distance of a test sketch to a gallery photo is ``-w . phi(s, g) = w . |f(s) - f(g)|``
   (lower = more similar), computed in query chunks with broadcasting (no Python loop over Q*G).
 
-One entry point: :func:`run_classical_baseline` (sketches are the queries, edge maps the gallery;
-row i of each is the same instance). :func:`train_val_split` carves a validation split out of the
-training set (with its triplets re-indexed) so that recipe variants are chosen without the test set.
-
-How the ``full`` settings were chosen (validation only: 25% of each *training* set held out, mean
-over 3 random splits; the test sets were not looked at). The first recipe (128 px / 8 px-cell
-Dense-HOG, 8100-d; plain power-normalised 500-word BoW; C=1 on unscaled differences; human triplets
-only) overfits: the learned w ranked *worse* than the unweighted L1 distance of the same features
-(test acc@1 with it: Shoe 7.8 / 8.7, Chair 15.5 / 20.6, Handbag 12.5 / 3.6 for BoW / Dense-HOG).
-On validation, a small C (0.003 on scaled differences) was best for both features on all three
-datasets, ``uniform_prior=10`` and ``add_true_match`` helped (mostly on shoes), ``|diff|`` beat squared
-differences, coarser Dense-HOG cells (128 px, 16 px cells, 1764-d) beat 8 px cells and 256 px, and
-for BoW 32 px patches (4x4 cells of 8 px) beat 16 px patches, L1-normalised histograms beat
-power / L2, and a 1 + 2x2 spatial pyramid beat the plain histogram.
-
-Measured with ``full`` (seed 0; mean of seeds 0-2 in brackets), test sketches vs test edge maps,
-acc@1 / acc@10 in percent, 2 CPU cores, 4-14 s per run:
-
-===================  =======================  =======================  =======================
-method               QMUL-Shoe                QMUL-Chair               Handbag
-===================  =======================  =======================  =======================
-HOG-BoW + rankSVM    24.35/73.91 (24.6/73.0)  61.86/95.88 (59.5/94.2)  29.76/66.67 (27.4/68.3)
-Dense-HOG + rankSVM  26.96/80.87 (26.7/80.0)  62.89/94.85 (62.9/94.9)  22.62/62.50 (22.8/63.1)
-===================  =======================  =======================  =======================
-
-Both rows beat the published ones, by a wide margin for HOG-BoW (whose published numbers suggest
-a much weaker, non-spatial BoW). The rankSVM adds little over the unweighted L1 distance of the
-same features (seed 0: Shoe 22.6 / 27.0, Chair 62.9 / 58.8, Handbag 26.8 / 25.0 acc@1 for BoW /
-Dense-HOG): the triplet annotations mostly encode perceptual similarity (only ~19% of the "more
-similar" photos are the true match) and there are only 200-400 training sketches.
+The experiment around them (profiles, the validation split that chose the ``full`` settings, the entry
+point :func:`sbir_lib.experiments.classical.run_classical_baseline`) is :mod:`sbir_lib.experiments.classical`.
 """
+
 from __future__ import annotations
 
-import copy
 import math
-import time
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-
-__all__ = [
-    "METHODS",
-    "PROFILES",
-    "as_image_array",
-    "resize_images",
-    "dense_hog",
-    "HOGBoW",
-    "RankSVM",
-    "make_triplets",
-    "weighted_distance",
-    "extract_features",
-    "train_val_split",
-    "resolve_config",
-    "run_classical_baseline",
-]
-
-METHODS = ("hog_bow_ranksvm", "dense_hog_ranksvm")
-
-#: Per-profile settings. ``quick`` runs in seconds on 2 CPU cores (small images, small vocabulary,
-#: few triplets); ``full`` is the reproduction of the Table 1 rows.
-#:
-#: ``dense_hog``: ``size`` (images are downscaled to size x size), ``orientations``,
-#: ``pixels_per_cell``, ``cells_per_block``, ``block_norm`` (``skimage.feature.hog`` arguments).
-#: ``hog_bow``: the same HOG arguments for the local descriptors (one descriptor = one HOG block,
-#: i.e. a patch of ``pixels_per_cell * cells_per_block`` pixels, stride one cell), ``vocab_size``
-#: (k of k-means), ``max_descriptors`` (k-means is fit on at most this many training descriptors),
-#: ``min_ink`` (a block with fewer ink pixels -- darker than ``ink_threshold`` -- is skipped),
-#: ``grid`` (spatial-pyramid levels: ``(1,)`` = plain BoW, ``(1, 2)`` adds a 2x2 grid), ``norm``.
-#: ``ranksvm``: ``C`` (LinearSVC), ``diff`` (``"abs"``: ``|f(s)-f(p)|``, ``"sq"``: squared),
-#: ``max_pairs`` (cap on the number of training triplets), ``neg_per_query`` (random negatives per
-#: query when there are no annotations; ``None`` = spread ``max_pairs`` over the queries),
-#: ``add_true_match`` (also add "true match beats a random photo" triplets to annotated data),
-#: ``uniform_prior`` (0 = plain rankSVM; > 0 = learn a correction to the unweighted distance, see
-#: :class:`RankSVM`), ``max_iter``, ``tol``. Both profiles use the validation-chosen recipe (module
-#: docstring); ``quick`` halves the image size and uses 64 words and 5,000 triplets.
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        "dense_hog": dict(size=64, orientations=9, pixels_per_cell=8, cells_per_block=2,
-                          block_norm="L2-Hys"),
-        "hog_bow": dict(size=64, orientations=9, pixels_per_cell=4, cells_per_block=4,
-                        block_norm="L2-Hys", vocab_size=64, max_descriptors=20_000, min_ink=4,
-                        ink_threshold=0.9, grid=(1, 2), norm="l1"),
-        "ranksvm": dict(C=0.003, diff="abs", max_pairs=5_000, neg_per_query=None,
-                        add_true_match=True, uniform_prior=10.0, max_iter=2000, tol=1e-4),
-    },
-    "full": {
-        "dense_hog": dict(size=128, orientations=9, pixels_per_cell=16, cells_per_block=2,
-                          block_norm="L2-Hys"),
-        "hog_bow": dict(size=128, orientations=9, pixels_per_cell=8, cells_per_block=4,
-                        block_norm="L2-Hys", vocab_size=500, max_descriptors=200_000, min_ink=8,
-                        ink_threshold=0.9, grid=(1, 2), norm="l1"),
-        "ranksvm": dict(C=0.003, diff="abs", max_pairs=20_000, neg_per_query=None,
-                        add_true_match=True, uniform_prior=10.0, max_iter=2000, tol=1e-4),
-    },
-}
-
-_FEATURE_KEY = {"hog_bow_ranksvm": "hog_bow", "dense_hog_ranksvm": "dense_hog"}
-
-
-# --------------------------------------------------------------------------------------------
-# images
-# --------------------------------------------------------------------------------------------
 
 def as_image_array(images: Any) -> np.ndarray:
     """Numpy float32 [N, H, W] in [0, 1] (white = 1) from uint8/float numpy or torch [N,H,W] / [N,C,H,W].
@@ -173,7 +73,6 @@ def as_image_array(images: Any) -> np.ndarray:
         arr = arr / np.float32(255.0)
     return arr
 
-
 def resize_images(images: Any, size: int) -> np.ndarray:
     """Downscale a batch to [N, size, size] float32 in [0, 1] (block mean when the size divides)."""
     arr = as_image_array(images)
@@ -189,13 +88,11 @@ def resize_images(images: Any, size: int) -> np.ndarray:
                  mode="edge")
     return out.astype(np.float32)
 
-
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(v, (int, np.integer)):
         return int(v), int(v)
     a, b = v
     return int(a), int(b)
-
 
 def _hog_blocks(images: np.ndarray, orientations: int, pixels_per_cell, cells_per_block,
                 block_norm: str, n_jobs: int = 1) -> np.ndarray:
@@ -219,14 +116,8 @@ def _hog_blocks(images: np.ndarray, orientations: int, pixels_per_cell, cells_pe
         blocks = [b for part in parts for b in part]
     return np.stack(blocks).astype(np.float32)
 
-
 def _l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
-
-
-# --------------------------------------------------------------------------------------------
-# features
-# --------------------------------------------------------------------------------------------
 
 def dense_hog(images: Any, size: int = 128, orientations: int = 9,
               pixels_per_cell: int | Sequence[int] = 8, cells_per_block: int | Sequence[int] = 2,
@@ -241,7 +132,6 @@ def dense_hog(images: Any, size: int = 128, orientations: int = 9,
     blocks = _hog_blocks(x, orientations, pixels_per_cell, cells_per_block, block_norm, n_jobs)
     return _l2_normalise(blocks.reshape(len(x), -1))
 
-
 def _normalise_hist(h: np.ndarray, norm: str) -> np.ndarray:
     h = h.astype(np.float32)
     if norm == "none":
@@ -253,7 +143,6 @@ def _normalise_hist(h: np.ndarray, norm: str) -> np.ndarray:
     if norm == "power":
         return _l2_normalise(np.sqrt(h))
     raise ValueError(f"norm must be one of none, l1, l2, power; got {norm!r}")
-
 
 class HOGBoW:
     """Bag of visual words over dense local HOG descriptors (one descriptor = one HOG block).
@@ -350,11 +239,6 @@ class HOGBoW:
     def fit_transform(self, images: Any) -> np.ndarray:
         return self.fit(images).transform(images)
 
-
-# --------------------------------------------------------------------------------------------
-# rankSVM
-# --------------------------------------------------------------------------------------------
-
 def make_triplets(n_queries: int, n_gallery: int,
                   triplets: Sequence[Iterable[Sequence[int]]] | None = None, *,
                   max_pairs: int | None = 20_000, neg_per_query: int | None = None,
@@ -399,7 +283,6 @@ def make_triplets(n_queries: int, n_gallery: int,
     if max_pairs is not None and len(out) > max_pairs:
         out = out[np.sort(rng.choice(len(out), int(max_pairs), replace=False))]
     return out
-
 
 class RankSVM:
     """Linear rankSVM on pairwise feature differences (no intercept).
@@ -508,7 +391,6 @@ class RankSVM:
         """``w . phi(s_q, g)`` [Q, G] (higher = more similar)."""
         return -self.distance(f_sketch, f_gallery)
 
-
 def weighted_distance(fq: np.ndarray, fg: np.ndarray, w: np.ndarray, diff: str = "abs",
                       chunk_bytes: int = 64 * 2**20) -> np.ndarray:
     """``sum_d w_d * |fq_d - fg_d|`` (or squared) for all query/gallery pairs, float32 [Q, G].
@@ -534,115 +416,3 @@ def weighted_distance(fq: np.ndarray, fg: np.ndarray, w: np.ndarray, diff: str =
     for a in range(0, q, rows):
         out[a:a + rows] = np.abs(fq[a:a + rows, None, :] - fg[None, :, :]) @ w
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# splits, configs, entry point
-# --------------------------------------------------------------------------------------------
-
-def train_val_split(n: int, triplets: Sequence | None = None, val_fraction: float = 0.25,
-                    seed: int = 0) -> dict[str, Any]:
-    """Carve a validation split out of a *training* set (never tune on the test set).
-
-    Returns ``dict(train_idx, val_idx, train_triplets)``: index arrays into the training arrays
-    (sketch i and edge i stay together) and, when ``triplets`` is given, the annotations of the
-    kept queries restricted to pairs whose two photos are both kept, re-indexed into the
-    sub-gallery (``None`` otherwise).
-    """
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    n_val = max(1, int(round(n * val_fraction)))
-    val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-    new_tr = None
-    if triplets is not None:
-        remap = -np.ones(n, dtype=np.int64)
-        remap[train_idx] = np.arange(len(train_idx))
-        new_tr = []
-        for q in train_idx:
-            pr = np.asarray(triplets[q] if triplets[q] is not None else [], dtype=np.int64).reshape(-1, 2)
-            pr = remap[pr]
-            new_tr.append([tuple(p) for p in pr[(pr >= 0).all(axis=1)].tolist()])
-    return dict(train_idx=train_idx, val_idx=val_idx, train_triplets=new_tr)
-
-
-def _merge(base: dict, over: dict | None) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in (over or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def _check_method(method: str) -> str:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
-    return method
-
-
-def resolve_config(method: str, profile: str = "quick", overrides: dict | None = None) -> dict:
-    """``{"features": {...}, "ranksvm": {...}}`` for ``method`` under ``profile`` plus ``overrides``.
-
-    ``overrides`` may hold ``"features"`` and/or ``"ranksvm"`` dicts (partial; merged on top).
-    """
-    _check_method(method)
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    p = PROFILES[profile]
-    base = {"features": p[_FEATURE_KEY[method]], "ranksvm": p["ranksvm"]}
-    unknown = set(overrides or {}) - set(base)
-    if unknown:
-        raise ValueError(f"overrides may only hold 'features' and 'ranksvm'; got {sorted(unknown)}")
-    return _merge(base, overrides)
-
-
-def extract_features(method: str, cfg_features: dict, train_sketches, train_edges, *others,
-                     seed: int = 0, n_jobs: int = 1) -> tuple[list[np.ndarray], dict]:
-    """Features of the training sketches / edges and of any further image batches ``others``."""
-    _check_method(method)
-    batches = [train_sketches, train_edges, *others]
-    info: dict[str, Any] = {}
-    if method == "dense_hog_ranksvm":
-        feats = [dense_hog(b, **cfg_features, n_jobs=n_jobs) for b in batches]
-    else:
-        bow = HOGBoW(**cfg_features, seed=seed, n_jobs=n_jobs)
-        train_all = np.concatenate([resize_images(train_sketches, bow.size),
-                                    resize_images(train_edges, bow.size)])
-        bow.fit(train_all)
-        feats = [bow.transform(resize_images(b, bow.size)) for b in batches]
-        info["kmeans_inertia"] = float(bow.kmeans_.inertia_)
-    info["feature_dim"] = int(feats[0].shape[1])
-    return feats, info
-
-
-def run_classical_baseline(method: str, train_sketches, train_edges, test_sketches, test_edges,
-                           train_triplets=None, seed: int = 0, profile: str = "quick",
-                           overrides: dict | None = None, n_jobs: int = 1) -> dict[str, Any]:
-    """Train a classical baseline on the training split and score the test split.
-
-    ``method``: ``"hog_bow_ranksvm"`` or ``"dense_hog_ranksvm"``. Images: numpy or torch
-    [N, H, W] (uint8, white background); row i of sketches and edges is the same instance.
-    ``train_triplets``: per training query, a list of ``(more_similar, less_similar)`` edge indices
-    (shoes, chairs) or ``None`` (handbags: true match vs random negatives).
-
-    Returns ``dict(dist=float32 [Q, G] (test sketches x test edges, lower = closer),
-    config=dict, wall_time_s=float)``.
-    """
-    _check_method(method)
-    t0 = time.perf_counter()
-    cfg = resolve_config(method, profile, overrides)
-    (f_trs, f_tre, f_tes, f_tee), info = extract_features(
-        method, cfg["features"], train_sketches, train_edges, test_sketches, test_edges,
-        seed=seed, n_jobs=n_jobs)
-    t_feat = time.perf_counter() - t0
-    svm = RankSVM(**cfg["ranksvm"], seed=seed).fit(f_trs, f_tre, train_triplets)
-    t_svm = time.perf_counter() - t0 - t_feat
-    dist = svm.distance(f_tes, f_tee)
-    wall = time.perf_counter() - t0
-    config = dict(method=method, profile=profile, seed=seed, features=cfg["features"],
-                  ranksvm=cfg["ranksvm"], n_train_triplets=svm.n_pairs_,
-                  triplet_source="annotation" if train_triplets is not None else "true_match_vs_random",
-                  svm_converged=svm.converged_, svm_train_acc=svm.train_acc_,
-                  feature_time_s=t_feat, svm_time_s=t_svm, **info)
-    return dict(dist=dist.astype(np.float32), config=config, wall_time_s=float(wall))

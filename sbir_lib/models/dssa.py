@@ -50,7 +50,7 @@ network out of the narrow cone they start in.
 Variants (``VARIANTS``; names spell out the components: ``att`` = attention with shortcut,
 ``cff`` = coarse-fine fusion, ``holef`` = HOLEF loss, otherwise Euclidean triplet loss)::
 
-    name                               att  shortcut  cff  loss                table rows
+    name                               att  shortcut  cff  energy              table rows
     base                               -    -         -    euclidean           T1 "Triplet SN", T2 "Base", T3 "Base" w/o att
     base+att                           yes  yes       -    euclidean           T3 "Base" with att, T4 "Base + attention" with shortcut
     base+att-noshortcut                yes  no        -    euclidean           T4 "Base + attention" w/o shortcut
@@ -80,9 +80,7 @@ scale they were trained on.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -96,7 +94,7 @@ __all__ = [
     "ATTENTION_NORMS",
     "DSSANet",
     "LAYERS",
-    "LOSSES",
+    "ENERGIES",
     "SketchANet",
     "SpatialAttention",
     "TABLE_ROWS",
@@ -110,7 +108,7 @@ __all__ = [
 
 LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 CONV_LAYERS: tuple[str, ...] = LAYERS[:5]
-LOSSES: tuple[str, ...] = tuple(_losses.ENERGIES)  # euclidean, weighted_euclidean, mahalanobis, holef
+ENERGIES: tuple[str, ...] = tuple(_losses.ENERGIES)  # euclidean, weighted_euclidean, mahalanobis, holef
 ATTENTION_NORMS: tuple[str, ...] = ("softmax", "sigmoid")
 ATTENTION_INITS: tuple[str, ...] = ("tf", "torch")
 
@@ -264,7 +262,7 @@ class VariantConfig:
 
     ``attention``/``shortcut``/``attention_norm``/``attention_hidden``: the attention module
     (``shortcut`` and the other two are ignored without attention); ``cff``: coarse-fine fusion;
-    ``loss``: the triplet-loss energy (one of ``LOSSES``); ``margin``: triplet margin;
+    ``energy``: the distance the triplet loss uses (one of ``ENERGIES``); ``margin``: triplet margin;
     ``reg_lambda``: the learned energies' regulariser weight (Eq. 7); ``dropout``: on fc6 (0 in the
     authors' networks; > 0 is a non-paper option); ``fc6_dim``/``fc7_dim``: head widths;
     ``attention_init``: ``"tf"`` (the authors' truncated normal, std 0.1) or ``"torch"`` (PyTorch's
@@ -275,7 +273,7 @@ class VariantConfig:
     attention: bool = True
     shortcut: bool = True
     cff: bool = True
-    loss: str = "holef"
+    energy: str = "holef"
     attention_norm: str = "softmax"
     attention_hidden: int = 256
     dropout: float = 0.0
@@ -293,8 +291,8 @@ class VariantConfig:
             v = getattr(self, name)
             if not isinstance(v, (bool, np.bool_)):
                 raise ValueError(f"{name} must be a bool (True or False); got {v!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}")
+        if self.energy not in ENERGIES:
+            raise ValueError(f"energy must be one of {', '.join(ENERGIES)}; got {self.energy!r}")
         if self.attention_norm not in ATTENTION_NORMS:
             raise ValueError(f"attention_norm must be one of {', '.join(ATTENTION_NORMS)}; got {self.attention_norm!r}")
         if self.attention_init not in ATTENTION_INITS:
@@ -336,8 +334,8 @@ def _check_fields(d: Mapping[str, Any]) -> None:
         raise ValueError(f"unknown VariantConfig field(s) {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
 
 
-def _v(attention: bool, cff: bool, loss: str, shortcut: bool = True, description: str = "") -> VariantConfig:
-    return VariantConfig(attention=attention, shortcut=shortcut, cff=cff, loss=loss,
+def _v(attention: bool, cff: bool, energy: str, shortcut: bool = True, description: str = "") -> VariantConfig:
+    return VariantConfig(attention=attention, shortcut=shortcut, cff=cff, energy=energy,
                          description=description).validate()
 
 
@@ -472,7 +470,7 @@ class DSSANet(nn.Module):
     # --------------------------------------------------------------- loss helpers
     def make_energy(self) -> _losses.Energy:
         """The energy of this variant's loss, sized to ``embed_dim``."""
-        return _losses.make_energy(self.config.loss, self.embed_dim, reg_lambda=self.config.reg_lambda)
+        return _losses.make_energy(self.config.energy, self.embed_dim, reg_lambda=self.config.reg_lambda)
 
     def make_loss(self, energy: _losses.Energy | None = None) -> _losses.TripletLoss:
         return _losses.TripletLoss(energy if energy is not None else self.make_energy(), self.config.margin)
@@ -512,7 +510,7 @@ class DSSANet(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
-        return (f"attention={c.attention}, shortcut={c.shortcut}, cff={c.cff}, loss={c.loss!r}, "
+        return (f"attention={c.attention}, shortcut={c.shortcut}, cff={c.cff}, energy={c.energy!r}, "
                 f"embed_dim={self.embed_dim}")
 
 

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from sbir_lib.core import config as _config
@@ -40,7 +39,6 @@ from sbir_lib.training import engine
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.data import datasets as D
 from sbir_lib.losses import losses as L
-from sbir_lib.metrics import retrieval as M
 from sbir_lib.metrics.retrieval import metrics_of
 from sbir_lib.models import dssa as MD
 from sbir_lib.core.io import torch_save_atomic
@@ -161,7 +159,7 @@ def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Mod
         freeze = ("conv4" if variant.attention else "conv5") if cfg.init else "none"
     if freeze != "none":
         model.freeze(freeze)
-    energy = L.make_energy(variant.loss, model.embed_dim, reg_lambda=cfg.holef_lambda)
+    energy = L.make_energy(variant.energy, model.embed_dim, reg_lambda=cfg.holef_lambda)
     model.to(device)
     energy.to(device)
     if cfg.channels_last and device.type == "cuda":

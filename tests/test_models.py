@@ -287,7 +287,7 @@ def test_bad_config_values_rejected():
     with pytest.raises(ValueError, match="allowed: base, base\\+att"):
         get_variant("nope")
     with pytest.raises(ValueError, match="holef"):
-        DSSANet({"loss": "l1"})
+        DSSANet({"energy": "l1"})
 
 
 def test_config_dict_roundtrip():

@@ -23,9 +23,15 @@ from typing import Any
 
 from sbir_lib.core import records as R
 from sbir_lib.core import config as _config
+from sbir_lib.data import datasets as D
+from sbir_lib.experiments import runner as E
+from sbir_lib.models import dssa as MD
+from sbir_lib.report import paper as P
+from sbir_lib.report import tables as TB
+from sbir_lib.training.triplet import seed_everything
 
 
-def _note(text: str) -> None:
+def note(text: str) -> None:
     """Show ``text`` as Markdown in a notebook (plain print elsewhere)."""
     try:
         from IPython import get_ipython
@@ -58,7 +64,6 @@ class Course:
     def dataset(self, name: str, photos: bool | str = "auto"):
         """QMUL ``shoes`` | ``chairs`` | ``handbags`` (real when downloaded, else synthetic, with a
         visible note), or ``synthetic``. Cached per notebook."""
-        from sbir_lib.data import datasets as D
 
         key = (name, photos)
         if key not in self._datasets:
@@ -76,7 +81,7 @@ class Course:
                 log.setLevel(level)
             if ds.is_synthetic and name != "synthetic" and name not in self._noted:
                 self._noted.add(name)
-                _note(f"**Note:** the real QMUL `{name}` data is not under `{_config.data_root()}`, so this "
+                note(f"**Note:** the real QMUL `{name}` data is not under `{_config.data_root()}`, so this "
                       f"notebook uses the **synthetic** stand-in (`{ds.source}`), not the benchmark. "
                       f"Fetch the real data with `{_config.download_command('qmul-' + name)}`.")
             self._datasets[key] = ds
@@ -84,7 +89,6 @@ class Course:
 
     def dataset_key(self, name: str) -> str:
         """The name results are recorded under: ``name`` for real data, ``synthetic`` otherwise."""
-        from sbir_lib.data import datasets as D
 
         return name if D.real_data_available(name) or name == "synthetic" else "synthetic"
 
@@ -92,7 +96,6 @@ class Course:
                **kw) -> dict | None:
         """The recorded run of ``variant`` (a row of ``experiment``) on ``dataset`` for ``seed``;
         trained now if missing and training is allowed here, else ``None`` (with the command)."""
-        from sbir_lib.experiments import runner as E
 
         seed = self.seed if seed is None else seed
         ds_key = self.dataset_key(dataset)
@@ -115,7 +118,6 @@ class Course:
         ``None`` when it is not recorded and cannot be trained here."""
         import numpy as np
 
-        from sbir_lib.experiments import runner as E
 
         seed = self.seed if seed is None else seed
         if self.record(experiment, dataset, variant, seed) is None:
@@ -129,7 +131,6 @@ class Course:
         ``experiments.WEIGHT_VARIANTS``: conv1-5, attention and energy are trained; fc6/fc7 are not
         stored). Trains the run first when it is missing and training is allowed here; ``None`` (with
         the command that records it) otherwise."""
-        from sbir_lib.experiments import runner as E
 
         ds_key = self.dataset_key(dataset)
         try:
@@ -159,9 +160,6 @@ class Course:
         """
         import pandas as pd
 
-        from sbir_lib.models import dssa as MD
-        from sbir_lib.report import paper as P
-        from sbir_lib.report import tables as TB
 
         if experiment not in P.TABLES:
             raise ValueError(f"experiment must be one of {', '.join(P.TABLES)}; got {experiment!r}")
@@ -177,7 +175,6 @@ class Course:
         two_settings = experiment in ("table3", "table4")
         variants = [v for k in keys for v in (rows_map[k] if two_settings else (rows_map[k],))]
         if self.train_missing:
-            from sbir_lib.experiments import runner as E
 
             for v in variants:
                 for sd in seeds:
@@ -223,7 +220,6 @@ def setup(profile: str | None = None, seed: int = 0, device: str | None = None) 
     torch/numpy, and print one line saying what this notebook run will do."""
     import torch
 
-    from sbir_lib.training.triplet import seed_everything
 
     profile = _config.check_profile(profile) if profile else _config.default_profile()
     dev = _config.default_device(device)

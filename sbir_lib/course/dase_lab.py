@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
+from sbir_lib.course.context import note as show_note
 from sbir_lib.core.records import load_record, record_path
 from sbir_lib.models import dase as DA
 from sbir_lib.data import datasets as D
@@ -21,6 +22,8 @@ from sbir_lib.losses import losses as L
 from sbir_lib.data.pack import PACK_ENV
 from sbir_lib.experiments.dase_mems import DATASETS, EXPERIMENTS, LEVEL, ROW_BLOCKS, profile_config, run_one
 from sbir_lib.training.class_pairs import LOSSES
+from sbir_lib.metrics.geometry import CLAIM_KEYS
+from sbir_lib.metrics.geometry import class_separation
 
 def dataset_for(experiment: str, name: str | None = None, root=None, note: Callable[[str], None] | None = None) -> str:
     """The dataset an experiment's notebook uses: ``name`` (default: the first real one) when its data is
@@ -40,9 +43,7 @@ def dataset_for(experiment: str, name: str | None = None, root=None, note: Calla
     msg = (f"**Note:** the real `{name}` data is not under `{_config.data_root(root)}`, so this uses the "
            f"**synthetic** stand-in `{synth}`, not the benchmark. Fetch the real data with "
            f"`{_config.download_command(reg)}`.")
-    if note is None:
-        from sbir_lib.course.context import _note as note
-    note(msg)
+    (note or show_note)(msg)
     return synth
 
 def record(ctx, experiment: str, dataset: str, row: str, seed: int | None = None, **kw) -> dict | None:
@@ -56,7 +57,7 @@ def record(ctx, experiment: str, dataset: str, row: str, seed: int | None = None
     rec = load_record(path)
     if rec is not None:
         return rec
-    command = (f"python -m sbir_lib.experiments run --experiment {experiment} --dataset {dataset} --row {row} "
+    command = (f"python -m sbir_lib.experiments run --experiment {experiment} --dataset {dataset} --rows {row} "
                f"--seeds {seed} --profile {ctx.profile}")
     if not ctx.train_missing:
         print(f"not recorded: {path.relative_to(results)}; produce it on a GPU with\n  {command}")
@@ -83,7 +84,6 @@ def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
     dataset, row, blocks, loss, seed, the metrics (MEMS also on L2-normalised embeddings: ``<metric> (L2)``),
     the abstract's claims (:mod:`sbir_lib.metrics.geometry`; ``NaN`` when the record predates them), all
     ``NaN`` for a run whose embeddings collapsed (``collapsed`` True), init, iterations, device."""
-    from sbir_lib.metrics.geometry import CLAIM_KEYS
 
     import pandas as pd
 
@@ -209,7 +209,6 @@ def toy_scores(net, head, x: torch.Tensor, y: torch.Tensor) -> dict:
     loss's retrieval distance: normalised features unless MEMS; lower = more discriminative) and the fraction
     of classes whose largest intra-class distance is below their smallest inter-class distance (the MEMS
     abstract's claim; :func:`sbir_lib.metrics.geometry.class_separation`)."""
-    from sbir_lib.metrics.geometry import class_separation
 
     f = net(x)
     if head.normalize_features:

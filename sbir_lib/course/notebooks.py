@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.io import write_bytes_atomic
 
 
 def notebooks_dir() -> Path:
@@ -61,7 +62,6 @@ def clean_notebook(path: Path) -> None:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             data.pop("application/vnd.jupyter.widget-view+json", None)
-    from sbir_lib.core.io import write_bytes_atomic
 
     write_bytes_atomic(path, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 

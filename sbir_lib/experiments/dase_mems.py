@@ -25,7 +25,6 @@ distance files alone, and the abstract's two geometric claims measured on the te
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -35,11 +34,14 @@ import numpy as np
 import torch
 
 from sbir_lib.core import config as _config
+from sbir_lib.training import engine
 from sbir_lib.core.records import base_record, dist_l2_path, dist_path, load_record, record_path, write_record
 from sbir_lib.data import datasets as D
 from sbir_lib.data.pack import PACK_ENV, load_packed
 from sbir_lib.data.paired import PairedData, every_kth_category, qmul_instances, sketchy_split, subset_categories
 from sbir_lib.training.class_pairs import LOSSES, RunConfig, evaluate, metrics_from_dist, normalizes, train_model
+from sbir_lib.metrics.geometry import claims_of
+from sbir_lib.experiments.settings import settings_provenance
 
 ROW_BLOCKS = {"plain": "none", "se": "se", "dase": "dase"}
 
@@ -103,15 +105,9 @@ def check_row(experiment: str, row: str) -> tuple[str, str]:
 
 def profile_config(experiment: str, profile: str, row: str, seed: int = 0, **overrides) -> RunConfig:
     """The :class:`RunConfig` of ``row`` of ``experiment`` in ``profile`` (``quick`` | ``full``)."""
-    _config.check_profile(profile)
     blocks, loss = check_row(experiment, row)
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    bad = sorted(set(overrides) - fields)
-    if bad:
-        raise ValueError(f"unknown training option(s) {bad}; allowed: {sorted(fields)}")
-    kw = dict(PROFILES[experiment][profile], blocks=blocks, loss=loss, seed=seed)
-    kw.update({k: v for k, v in overrides.items() if v is not None})
-    return RunConfig(**kw).validate()
+    return engine.profile_config(RunConfig, PROFILES[experiment], profile, blocks=blocks, loss=loss, seed=seed,
+                                 **overrides)
 
 _CACHE: dict = {}
 
@@ -185,8 +181,6 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     ``scratch`` | ``imagenet`` | a weights path (same as ``overrides={"init": ...}``). ``dataset``: an already
     loaded :class:`PairedData`, :class:`~sbir_lib.data.datasets.QMULDataset` or :class:`~sbir_lib.data.datasets.CategoryDataset`
     (else :func:`load_data` loads it)."""
-    from sbir_lib.metrics.geometry import claims_of
-    from sbir_lib.experiments.settings import settings_provenance
 
     if dataset_name not in DATASETS.get(experiment, ()):
         check_row(experiment, row)  # unknown experiment -> its own message

@@ -35,6 +35,13 @@ from sbir_lib.experiments import dase_mems
 from sbir_lib.core.io import save_npy_atomic, write_json_atomic
 from sbir_lib.core.records import (as_stored, base_record, checkpoint_path, dist_path, init_checkpoint,
                                    load_record, record_path, weights_path, write_record)
+from sbir_lib.models.dssa import TABLE_VARIANTS
+from sbir_lib.core.io import torch_save_atomic
+from sbir_lib.losses import losses as L
+from sbir_lib.models import dssa as MD
+from sbir_lib.training import triplet as T
+from sbir_lib.experiments.classical import run_classical_baseline
+from sbir_lib.data import datasets as D
 
 CLASSICAL = ("hog_bow_ranksvm", "dense_hog_ranksvm")
 DATASETS = ("shoes", "chairs", "handbags")
@@ -57,7 +64,6 @@ EXPERIMENT_OVERRIDES = {
 
 def experiments() -> dict[str, list[str]]:
     """Experiment name -> the rows (variant or classical method names) it records."""
-    from sbir_lib.models.dssa import TABLE_VARIANTS
 
     exps = {k: list(v) for k, v in TABLE_VARIANTS.items()}
     exps["table1"] = list(CLASSICAL) + [v for v in exps.get("table1", ["base", "full"]) if v not in CLASSICAL]
@@ -110,7 +116,6 @@ def save_weights(path: Path, model, energy, variant: str) -> None:
     """Keep the backbone convolutions and the attention module (bf16) and the energy (float32) of a run."""
     import torch
 
-    from sbir_lib.core.io import torch_save_atomic
 
     keep = {k: v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items()
             if not k.startswith(("backbone.fc6", "backbone.fc7"))}
@@ -132,8 +137,6 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
     """
     import torch
 
-    from sbir_lib.losses import losses as L
-    from sbir_lib.models import dssa as MD
 
     root = _config.results_root(results)
     rec = record_path(root, experiment, dataset, variant, seed, profile)
@@ -161,7 +164,6 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
             root=None, results=None, force=False, init=None, overrides=None, progress=True,
             dataset=None, log=print, runs=None) -> dict:
     """Train/evaluate one row of one table for one seed, or return its existing record."""
-    from sbir_lib.training import triplet as T
 
     if experiment in dase_mems.EXPERIMENTS:
         return dase_mems.run_one(experiment, dataset_name, row, seed, profile, device=device, root=root,
@@ -180,7 +182,6 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     device = _config.default_device(device)
 
     if row in CLASSICAL:
-        from sbir_lib.experiments.classical import run_classical_baseline
 
         t0 = time.perf_counter()
         r = run_classical_baseline(row, dataset.train.sketches, dataset.train.edges,
@@ -262,7 +263,6 @@ def _base_record(experiment, dataset, row, seed, profile, device) -> dict:
 def load_dataset(name: str, root=None):
     """Real data for shoes/chairs/handbags (an error naming the download command when absent);
     ``synthetic`` for the generated stand-in."""
-    from sbir_lib.data import datasets as D
 
     check_names("dataset", [name], DATASETS + EXTRA_DATASETS)
     if name == "synthetic":

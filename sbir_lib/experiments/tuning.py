@@ -47,6 +47,7 @@ from sbir_lib.core import config as _config
 from sbir_lib.core.records import device_name, git_commit
 from sbir_lib.data.paired import validation_split
 from sbir_lib.experiments.settings import AUTHORS_SETTINGS, CRITERION, SEARCH, TUNING_DATASET, load_tuning, tuning_path
+from sbir_lib.core.io import write_json_atomic
 
 def _score(metrics: dict, level: str, tied: float) -> tuple:
     if tied > 0.05:
@@ -91,7 +92,6 @@ def tune(experiment: str, profile: str = "quick", dataset: str | None = None, se
 
     def save(stages_so_far, complete: bool) -> None:
         if write:
-            from sbir_lib.core.io import write_json_atomic
 
             write_json_atomic(tuning_path(experiment, profile, results),
                               {**header, "complete": complete, "stages": stages_so_far, "chosen": dict(chosen)})
@@ -146,7 +146,6 @@ def tune(experiment: str, profile: str = "quick", dataset: str | None = None, se
         "wall_time_s": round(time.perf_counter() - t0, 1),
     }
     if write:
-        from sbir_lib.core.io import write_json_atomic
 
         write_json_atomic(tuning_path(experiment, profile, results), rec)
     return rec

@@ -52,6 +52,8 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from sbir_lib.models.dssa import CONV_LAYERS, SketchANet
+from sbir_lib.models.sketchanet_init import load_sketchanet_init
 
 __all__ = [
     "ARCHS",
@@ -339,7 +341,6 @@ class _SketchANetTrunk(nn.Module):
 
     def __init__(self, blocks: str, embed_dim: int, dropout: float, reduction: int, hidden_act: str):
         super().__init__()
-        from sbir_lib.models.dssa import CONV_LAYERS, SketchANet
 
         self.net = SketchANet(fc7_dim=embed_dim, dropout=dropout)
         kinds = _stage_kinds(blocks, len(CONV_LAYERS))
@@ -369,7 +370,6 @@ def _sketchanet(blocks: str, embed_dim: int, init: str, reduction: int, hidden_a
         raise ValueError("Sketch-a-Net has no ImageNet weights (it is a sketch network); use init='scratch' "
                          "or init=PATH to a Sketch-a-Net checkpoint (see sbir_lib.models.sketchanet_init.load_sketchanet_init)")
     if init != "scratch":
-        from sbir_lib.models.sketchanet_init import load_sketchanet_init
 
         r = load_sketchanet_init(trunk.net, init)
         report = {"init": str(init), "loaded": r.loaded, "missing": r.missing, "ignored": r.ignored}

@@ -76,6 +76,14 @@ def load_record(path: Path) -> dict | None:
         raise ValueError(f"results file {path} is not valid JSON ({e}); delete it or rerun with --force") from e
 
 
+def recorded(path: Path, results: Path, force: bool = False, log=print) -> dict | None:
+    """The record at ``path`` when the run is already recorded (and ``force`` is off): a runner skips it."""
+    existing = None if force else load_record(path)
+    if existing is not None:
+        log(f"skip   {Path(path).relative_to(results)} (recorded; --force retrains)")
+    return existing
+
+
 def as_stored(dist) -> np.ndarray:
     """The distance matrix as records store it: a float32 numpy array. Compute a record's metrics from
     this, so that ``verify`` recomputes them exactly from the file."""

@@ -34,14 +34,34 @@ import numpy as np
 import torch
 
 from sbir_lib.core import config as _config
-from sbir_lib.training import engine
-from sbir_lib.core.records import base_record, dist_l2_path, dist_path, load_record, record_path, write_record
+from sbir_lib.core.records import (
+    base_record,
+    dist_l2_path,
+    dist_path,
+    record_path,
+    recorded,
+    write_record,
+)
 from sbir_lib.data import datasets as D
 from sbir_lib.data.pack import PACK_ENV, load_packed
-from sbir_lib.data.paired import PairedData, every_kth_category, qmul_instances, sketchy_split, subset_categories
-from sbir_lib.training.class_pairs import LOSSES, RunConfig, evaluate, metrics_from_dist, normalizes, train_model
-from sbir_lib.metrics.geometry import claims_of
+from sbir_lib.data.paired import (
+    PairedData,
+    every_kth_category,
+    qmul_instances,
+    sketchy_split,
+    subset_categories,
+)
 from sbir_lib.experiments.settings import settings_provenance
+from sbir_lib.metrics.geometry import claims_of
+from sbir_lib.training import engine
+from sbir_lib.training.class_pairs import (
+    LOSSES,
+    RunConfig,
+    evaluate,
+    metrics_from_dist,
+    normalizes,
+    train_model,
+)
 
 ROW_BLOCKS = {"plain": "none", "se": "se", "dase": "dase"}
 
@@ -192,9 +212,8 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     cfg = profile_config(experiment, profile, row, seed, **overrides)
     results = _config.results_root(results)
     out = record_path(results, experiment, dataset_name, row, seed, profile)
-    existing = None if force else load_record(out)
+    existing = recorded(out, results, force, log)
     if existing is not None:
-        log(f"skip   {out.relative_to(results)} (recorded; --force retrains)")
         return existing
     data = _as_paired(experiment, dataset_name, profile, root, dataset, cfg)
     device = _config.default_device(device) if not isinstance(device, torch.device) else device

@@ -30,18 +30,27 @@ from typing import Iterable
 import numpy as np
 
 from sbir_lib.core import config as _config
-from sbir_lib.metrics.retrieval import metrics_of
-from sbir_lib.experiments import dase_mems
-from sbir_lib.core.io import save_npy_atomic, write_json_atomic
-from sbir_lib.core.records import (as_stored, base_record, checkpoint_path, dist_path, init_checkpoint,
-                                   load_record, record_path, weights_path, write_record)
-from sbir_lib.models.dssa import TABLE_VARIANTS
-from sbir_lib.core.io import torch_save_atomic
-from sbir_lib.losses import losses as L
-from sbir_lib.models import dssa as MD
-from sbir_lib.training import triplet as T
-from sbir_lib.experiments.classical import run_classical_baseline
+from sbir_lib.core.io import save_npy_atomic, torch_save_atomic, write_json_atomic
+from sbir_lib.core.records import (
+    as_stored,
+    base_record,
+    checkpoint_path,
+    dist_path,
+    init_checkpoint,
+    load_record,
+    record_path,
+    recorded,
+    weights_path,
+    write_record,
+)
 from sbir_lib.data import datasets as D
+from sbir_lib.experiments import dase_mems
+from sbir_lib.experiments.classical import run_classical_baseline
+from sbir_lib.losses import losses as L
+from sbir_lib.metrics.retrieval import metrics_of
+from sbir_lib.models import dssa as MD
+from sbir_lib.models.dssa import TABLE_VARIANTS
+from sbir_lib.training import triplet as T
 
 CLASSICAL = ("hog_bow_ranksvm", "dense_hog_ranksvm")
 DATASETS = ("shoes", "chairs", "handbags")
@@ -172,9 +181,8 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
 
     results = _config.results_root(results)
     out = record_path(results, experiment, dataset_name, row, seed, profile)
-    existing = None if force else load_record(out)
+    existing = recorded(out, results, force, log)
     if existing is not None:
-        log(f"skip   {out.relative_to(results)} (recorded; --force retrains)")
         return existing
 
     if dataset is None:

@@ -333,8 +333,8 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-    # torch.compile fuses the elementwise work around the convolutions (measured on an H100: 11.3 -> 7.7
-    # ms per 128-triplet step, benchmarks/profile_step.py); it shares the parameters of ``model``.
+    # torch.compile fuses the elementwise work around the convolutions (benchmarks/profile_step.py measures
+    # the gain); it shares the parameters of ``model``.
     embed = torch.compile(model.embed) if (cfg.compile and device.type == "cuda") else model.embed
     t0 = time.perf_counter()
     t_steady = None

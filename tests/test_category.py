@@ -14,6 +14,7 @@ from sbir_lib.data import augment
 from sbir_lib.data import pack
 from sbir_lib.data import paired
 from sbir_lib.data import samplers
+from sbir_lib.data.synthetic import make_synthetic, make_synthetic_categories
 from sbir_lib.training import class_pairs
 from sbir_lib.data import datasets as D
 from sbir_lib.core.records import dist_l2_path, dist_path, record_path
@@ -23,8 +24,8 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 @pytest.fixture(scope="module")
 def cats():
-    return D.make_synthetic_categories(n_classes=4, per_class=6, n_test_per_class=2, photos_per_class=8,
-                                       size=32, seed=0)
+    return make_synthetic_categories(n_classes=4, per_class=6, n_test_per_class=2, photos_per_class=8,
+                                     size=32, seed=0)
 
 
 def test_sketchy_split_holds_out_gallery_photos(cats):
@@ -55,7 +56,7 @@ def test_sketchy_mini_split_real():
 
 
 def test_qmul_instances_are_classes():
-    ds = D.make_synthetic(n_train=6, n_test=4, size=64, seed=0)
+    ds = make_synthetic(n_train=6, n_test=4, size=64, seed=0)
     p = paired.qmul_instances(ds)
     assert p.level == "instance" and p.num_classes == 6
     assert p.train_sketch_labels.tolist() == list(range(6)) == p.train_photo_labels.tolist()
@@ -139,7 +140,7 @@ def test_overfits_tiny_data(cats, loss):
 
 
 def test_run_one_records_and_skips(tmp_path):
-    ds = D.make_synthetic(n_train=6, n_test=5, size=256, seed=0)
+    ds = make_synthetic(n_train=6, n_test=5, size=256, seed=0)
     logs = []
     ov = dict(iterations=2, batch_size=2)
     rec = C.run_one("dase_qmul", "synthetic", "dase_mems", 0, "quick", results=tmp_path, dataset=ds,
@@ -293,7 +294,7 @@ def test_validation_split_category_is_carved_from_training(cats):
 def test_validation_split_instance_holds_out_whole_instances():
     from sbir_lib.data.paired import validation_split
 
-    ds = D.make_synthetic(n_train=10, n_test=4, size=64, seed=0)
+    ds = make_synthetic(n_train=10, n_test=4, size=64, seed=0)
     p = paired.qmul_instances(ds)
     v = validation_split(p, seed=0, instance_fraction=0.2)
     val, tr = v.names["val_instances"], v.names["train_instances"]
@@ -372,8 +373,8 @@ def test_flipmin_is_the_min_over_the_four_flip_combinations():
                                             ("dase_qmul", "plain_triplet")])
 def test_recompute_round_trip(tmp_path, cats, experiment, row):
     if experiment == "dase_qmul":
-        ds, name, ov = D.make_synthetic(n_train=6, n_test=5, size=256, seed=0), "synthetic", dict(iterations=2,
-                                                                                                  batch_size=2)
+        ds, name, ov = make_synthetic(n_train=6, n_test=5, size=256, seed=0), "synthetic", dict(iterations=2,
+                                                                                                batch_size=2)
     else:
         ds, name = paired.sketchy_split(cats, 3), "synthetic_categories"
         ov = dict(iterations=2, batch_size=4, input_size=32, embed_dim=16)
@@ -447,7 +448,7 @@ def test_class_separation_counts_per_class():
 
 def test_dase_claims_frame_tests_claims_over_seeds(tmp_path):
     """MEMS vs softmax and DASE vs SE from records alone: Welch over seeds, 'n/a: one seed' with one."""
-    from sbir_lib.report import tables
+    from sbir_lib.report import claims as RC
 
     def write(exp, row, seed, claims, tied=0.0):
         p = record_path(tmp_path, exp, "sketchy_mini", row, seed, "quick")
@@ -466,7 +467,7 @@ def test_dase_claims_frame_tests_claims_over_seeds(tmp_path):
     write("dase_sketchy", "plain_mems", 0, claims(0.4, 2.0, 1.0))
     write("dase_sketchy", "plain_softmax", 0, claims(0.1, 4.0, 1.0), tied=0.5)  # collapsed: left out
     write("dase_sketchy", "plain_cosface", 0, claims(0.3, 2.5, 1.0))
-    f = tables.dase_claims_frame(profile="quick", results=tmp_path, experiments=("dase_sketchy",))
+    f = RC.dase_claims_frame(profile="quick", results=tmp_path, experiments=("dase_sketchy",))
     mems = f[(f["claim"] == "MEMS") & (f["better"] == "dase_mems") & (f["worse"] == "dase_softmax")]
     frac = mems[mems["measure"].str.startswith("classes")].iloc[0]
     assert frac["verdict"] == "holds" and frac["better mean"] == pytest.approx(80.0) and frac["diff"] > 0
@@ -480,5 +481,5 @@ def test_dase_claims_frame_tests_claims_over_seeds(tmp_path):
     assert one["verdict"] == "not run" and one["left out"] == 1  # its only softmax run collapsed
     single = f[(f["better"] == "plain_mems") & (f["worse"] == "plain_cosface")].iloc[0]
     assert single["verdict"] == "n/a: one seed" and single["diff"] == pytest.approx(10.0)
-    md = tables.dase_claims_markdown(profile="quick", results=tmp_path)
+    md = RC.dase_claims_markdown(profile="quick", results=tmp_path)
     assert "## DASE/MEMS" in md and "### MEMS" in md and "### DASE" in md and "holds" in md

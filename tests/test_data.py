@@ -1,4 +1,5 @@
-"""Tests for sbir_lib.data.datasets: synthetic data, loaders and their errors, the triplet sampler, augmentation.
+"""Tests for sbir_lib.data: synthetic data (``synthetic``), loaders and their errors (``datasets``), the triplet
+sampler (``samplers``), augmentation and input normalisation (``augment``).
 
 Fast and CPU-only. Tests marked ``realdata`` read QMUL-V1 / Sketchy-mini from $SBIR_DATA_ROOT, else
 ``<repo>/data``, else the read-only mirror ``<repo>/../shared/data``; they skip when none has the data.
@@ -17,7 +18,12 @@ import pytest
 import torch
 
 from sbir_lib.core import config
+from sbir_lib.data import augment as A
 from sbir_lib.data import datasets as D
+from sbir_lib.data import pack
+from sbir_lib.data import synthetic as S
+from sbir_lib.data import samplers
+from sbir_lib.data.samplers import TripletSampler
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +51,7 @@ def _need_real(sub: str) -> Path:
 # --------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def syn():
-    return D.make_synthetic(n_train=16, n_test=10, size=128, seed=3)
+    return S.make_synthetic(n_train=16, n_test=10, size=128, seed=3)
 
 
 def test_synthetic_shapes_and_dtypes(syn):
@@ -65,17 +71,17 @@ def test_synthetic_shapes_and_dtypes(syn):
 
 
 def test_synthetic_full_size_defaults():
-    ds = D.make_synthetic(n_train=4, n_test=2)  # default size 256
+    ds = S.make_synthetic(n_train=4, n_test=2)  # default size 256
     assert ds.train.sketches.shape == (4, 256, 256) and ds.test.edges.shape == (2, 256, 256)
     assert ds.train.photos.shape == (4, 256, 256, 3)
 
 
 def test_synthetic_deterministic_by_seed(syn):
-    again = D.make_synthetic(n_train=16, n_test=10, size=128, seed=3)
+    again = S.make_synthetic(n_train=16, n_test=10, size=128, seed=3)
     for a, b in ((syn.train, again.train), (syn.test, again.test)):
         assert torch.equal(a.sketches, b.sketches) and torch.equal(a.edges, b.edges)
         assert torch.equal(a.photos, b.photos) and a.triplets == b.triplets
-    other = D.make_synthetic(n_train=16, n_test=10, size=128, seed=4)
+    other = S.make_synthetic(n_train=16, n_test=10, size=128, seed=4)
     assert not torch.equal(syn.train.sketches, other.train.sketches)
     assert not torch.equal(syn.train.edges, other.train.edges)
 
@@ -107,12 +113,12 @@ def test_synthetic_triplets_valid(syn):
 
 
 def test_synthetic_without_triplets():
-    ds = D.make_synthetic(n_train=4, n_test=3, size=64, with_triplets=False)
+    ds = S.make_synthetic(n_train=4, n_test=3, size=64, with_triplets=False)
     assert ds.train.triplets is None and ds.test.triplets is None
 
 
 def test_synthetic_categories():
-    cd = D.make_synthetic_categories(n_classes=4, per_class=6, n_test_per_class=3, photos_per_class=5,
+    cd = S.make_synthetic_categories(n_classes=4, per_class=6, n_test_per_class=3, photos_per_class=5,
                                      size=96, seed=1)
     assert cd.categories == ["class00", "class01", "class02", "class03"]
     assert cd.train_sketches.shape == (24, 96, 96) and cd.train_sketches.dtype == torch.uint8
@@ -123,7 +129,7 @@ def test_synthetic_categories():
         assert torch.equal(torch.bincount(lab, minlength=4), torch.full((4,), per))
     assert cd.train_sketches.float().mean() > 200
     assert len(cd.train_names) == 24 and len(cd.photo_names) == 20 and cd.split
-    again = D.make_synthetic_categories(n_classes=4, per_class=6, n_test_per_class=3, photos_per_class=5,
+    again = S.make_synthetic_categories(n_classes=4, per_class=6, n_test_per_class=3, photos_per_class=5,
                                         size=96, seed=1)
     assert torch.equal(cd.train_sketches, again.train_sketches) and torch.equal(cd.photos, again.photos)
 
@@ -143,16 +149,16 @@ def _hand_built(n=30, per=6, seed=0):
 
 
 def _draw(sampler, total, bs=64):
-    A, P, N, H = [], [], [], []
-    while sum(len(a) for a in A) < total:
+    anc, pos, neg, hard = [], [], [], []
+    while sum(len(a) for a in anc) < total:
         a, p, ng = sampler.sample(bs)
-        A.append(a), P.append(p), N.append(ng), H.append(sampler.last_hard.clone())
-    return torch.cat(A), torch.cat(P), torch.cat(N), torch.cat(H)
+        anc.append(a), pos.append(p), neg.append(ng), hard.append(sampler.last_hard.clone())
+    return torch.cat(anc), torch.cat(pos), torch.cat(neg), torch.cat(hard)
 
 
 def test_sampler_annotated_statistics():
     n, trip = _hand_built()
-    s = D.TripletSampler((n, trip), hard_prob=0.75, seed=0)
+    s = TripletSampler((n, trip), hard_prob=0.75, seed=0)
     a, p, ng, hard = _draw(s, 20000)
     assert a.dtype == p.dtype == ng.dtype == torch.int64
     annotated_sets = [set(x for pr in t for x in pr) for t in trip]
@@ -174,7 +180,7 @@ def test_sampler_annotated_statistics():
 
 def test_sampler_anchors_cycle_each_epoch():
     n, trip = _hand_built(n=23)
-    s = D.TripletSampler((n, trip), seed=5)
+    s = TripletSampler((n, trip), seed=5)
     a, _, _, _ = _draw(s, 23 * 4, bs=7)  # batches cross epoch boundaries
     epochs = [a[k * n:(k + 1) * n] for k in range(4)]
     for e in epochs:
@@ -187,7 +193,7 @@ def test_sampler_true_match_mode():
     n, trip = _hand_built()
     # make some pairs have the true match as 'less similar' to check they are never used as negatives
     trip = [t + [(t[1][0], i)] for i, t in enumerate(trip)]
-    s = D.TripletSampler((n, trip), positives="true_match", hard_prob=0.75, seed=1)
+    s = TripletSampler((n, trip), positives="true_match", hard_prob=0.75, seed=1)
     a, p, ng, hard = _draw(s, 12000)
     assert torch.equal(a, p)
     assert (ng != a).all()
@@ -200,7 +206,7 @@ def test_sampler_true_match_mode():
 def test_sampler_handbag_mode_no_triplets():
     n = 40
     for mode in ("annotated", "true_match"):
-        s = D.TripletSampler((n, None), positives=mode, seed=2)
+        s = TripletSampler((n, None), positives=mode, seed=2)
         a, p, ng, hard = _draw(s, 8000)
         assert torch.equal(a, p) and (ng != a).all()
         assert ng.min() >= 0 and ng.max() < n and not hard.any()
@@ -209,7 +215,7 @@ def test_sampler_handbag_mode_no_triplets():
 
 
 def test_sampler_accepts_split_and_device(syn):
-    s = D.TripletSampler(syn.train, seed=0, device="cpu")
+    s = TripletSampler(syn.train, seed=0, device="cpu")
     a, p, ng = s.sample(128)
     assert a.shape == p.shape == ng.shape == (128,)
     assert a.device.type == "cpu" and int(max(a.max(), p.max(), ng.max())) < len(syn.train)
@@ -217,34 +223,58 @@ def test_sampler_accepts_split_and_device(syn):
 
 def test_sampler_deterministic_and_resume():
     n, trip = _hand_built()
-    s1 = D.TripletSampler((n, trip), seed=7)
-    s2 = D.TripletSampler((n, trip), seed=7)
+    s1 = TripletSampler((n, trip), seed=7)
+    s2 = TripletSampler((n, trip), seed=7)
     for _ in range(5):
         for x, y in zip(s1.sample(13), s2.sample(13)):
             assert torch.equal(x, y)
-    s3 = D.TripletSampler((n, trip), seed=8)
-    assert not torch.equal(torch.cat(D.TripletSampler((n, trip), seed=7).sample(64)), torch.cat(s3.sample(64)))
+    s3 = TripletSampler((n, trip), seed=8)
+    assert not torch.equal(torch.cat(TripletSampler((n, trip), seed=7).sample(64)), torch.cat(s3.sample(64)))
     # resume: state through torch.save / torch.load, as a checkpoint would
     buf = io.BytesIO()
     torch.save(s1.state_dict(), buf)
     cont = [s1.sample(17) for _ in range(6)]
     buf.seek(0)
-    s4 = D.TripletSampler((n, trip), seed=123)
+    s4 = TripletSampler((n, trip), seed=123)
     s4.load_state_dict(torch.load(buf, weights_only=False))
     for ref in cont:
         for x, y in zip(ref, s4.sample(17)):
             assert torch.equal(x, y)
     with pytest.raises(ValueError):
-        D.TripletSampler((n + 1, None)).load_state_dict(s1.state_dict())
+        TripletSampler((n + 1, None)).load_state_dict(s1.state_dict())
 
 
 def test_sampler_validation():
     with pytest.raises(ValueError):
-        D.TripletSampler((3, [[(0, 5)], [], []]))
+        TripletSampler((3, [[(0, 5)], [], []]))
     with pytest.raises(ValueError):
-        D.TripletSampler((3, None), positives="bogus")
+        TripletSampler((3, None), positives="bogus")
     with pytest.raises(ValueError):
-        D.TripletSampler((3, [[]]))  # wrong number of queries
+        TripletSampler((3, [[]]))  # wrong number of queries
+
+
+def test_samplers_share_one_shape():
+    """sample(b) -> int64 index tensors of length b; state_dict / load_state_dict resume the draws exactly."""
+    sl, pl = torch.tensor([0, 0, 1, 1, 2, 2, 2]), torch.tensor([2, 1, 0, 1, 0, 2])
+    n, trip = _hand_built(n=9)
+    make = {
+        "triplet": lambda seed: TripletSampler((n, trip), seed=seed),
+        "class pairs": lambda seed: samplers.ClassPairSampler(sl, pl, 3, seed=seed),
+        "category triplets": lambda seed: samplers.CategoryTriplets(sl, pl, 3, seed=seed),
+    }
+    for name, new in make.items():
+        s = new(1)
+        assert isinstance(s, samplers.IndexSampler) and isinstance(s.generator, torch.Generator), name
+        for b in (1, 4, 5):
+            out = s.sample(b)
+            assert len(out) == 3 and all(t.dtype == torch.int64 and t.shape == (b,) for t in out), name
+        state = s.state_dict()
+        ahead = [t for _ in range(3) for t in s.sample(4)]
+        other = new(2)
+        other.load_state_dict(state)
+        assert all(torch.equal(x, y) for x, y in zip(ahead, [t for _ in range(3) for t in other.sample(4)])), name
+        with pytest.raises(ValueError, match="batch_size"):
+            s.sample(0)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -262,7 +292,7 @@ def test_augment_crops_are_subwindows_and_flips():
     B, H, W, C = 64, 40, 44, 33
     x = _coord_images(B, H, W)
     g = torch.Generator().manual_seed(0)
-    out = D.augment(x, crop=C, generator=g)
+    out = A.augment(x, crop=C, generator=g)
     assert out.shape == (B, 1, C, C) and out.dtype == x.dtype
     flips, offsets = [], set()
     for b in range(B):
@@ -281,7 +311,7 @@ def test_augment_crops_are_subwindows_and_flips():
 
 def test_augment_uint8_and_4d_input_and_no_flip():
     x = torch.randint(0, 256, (8, 1, 32, 32), dtype=torch.uint8)
-    out = D.augment(x, crop=25, flip=False, generator=torch.Generator().manual_seed(1))
+    out = A.augment(x, crop=25, flip=False, generator=torch.Generator().manual_seed(1))
     assert out.shape == (8, 1, 25, 25) and out.dtype == torch.uint8
     for b in range(8):  # brute force: some unflipped window of image b
         assert any(torch.equal(out[b, 0], x[b, 0, i:i + 25, j:j + 25]) for i in range(8) for j in range(8))
@@ -289,25 +319,25 @@ def test_augment_uint8_and_4d_input_and_no_flip():
 
 def test_augment_seeded_determinism():
     x = _coord_images(16, 36, 36)
-    a = D.augment(x, crop=30, generator=torch.Generator().manual_seed(3))
-    b = D.augment(x, crop=30, generator=torch.Generator().manual_seed(3))
-    c = D.augment(x, crop=30, generator=torch.Generator().manual_seed(4))
+    a = A.augment(x, crop=30, generator=torch.Generator().manual_seed(3))
+    b = A.augment(x, crop=30, generator=torch.Generator().manual_seed(3))
+    c = A.augment(x, crop=30, generator=torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_augment_on_gpu_matches_cpu():
     x = torch.randint(0, 256, (32, 256, 256), dtype=torch.uint8)
-    cpu = D.augment(x, generator=torch.Generator().manual_seed(0))
-    gpu = D.augment(x.cuda(), generator=torch.Generator().manual_seed(0))
+    cpu = A.augment(x, generator=torch.Generator().manual_seed(0))
+    gpu = A.augment(x.cuda(), generator=torch.Generator().manual_seed(0))
     assert gpu.is_cuda and torch.equal(cpu, gpu.cpu())
 
 
 def test_center_crop_and_ten_views():
     x = _coord_images(3, 256, 256)
-    cc = D.center_crop(x)
+    cc = A.center_crop(x)
     assert cc.shape == (3, 1, 225, 225) and torch.equal(cc[:, 0], x[:, 15:240, 15:240])
-    tv = D.ten_views(x)
+    tv = A.ten_views(x)
     assert tv.shape == (10, 3, 1, 225, 225)
     offs = [(0, 0), (0, 31), (31, 0), (31, 31), (15, 15)]
     for k, (i, j) in enumerate(offs):
@@ -318,12 +348,12 @@ def test_center_crop_and_ten_views():
 
 def test_to_input():
     x = torch.full((2, 8, 8), 255, dtype=torch.uint8)
-    y = D.to_input(x)
+    y = A.to_input(x)
     assert y.shape == (2, 1, 8, 8) and y.dtype == torch.float32
-    assert torch.allclose(y, torch.full_like(y, 1 - D.PIXEL_MEAN))
-    assert torch.allclose(D.to_input(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), mean=0.0), torch.zeros(1, 1, 4, 4))
-    assert abs(D.PIXEL_MEAN * 255 - 250.42) < 1e-6
-    assert D.to_input(D.ten_views(x, crop=5)).shape == (10, 2, 1, 5, 5)
+    assert torch.allclose(y, torch.full_like(y, 1 - A.PIXEL_MEAN))
+    assert torch.allclose(A.to_input(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), mean=0.0), torch.zeros(1, 1, 4, 4))
+    assert abs(A.PIXEL_MEAN * 255 - 250.42) < 1e-6
+    assert A.to_input(A.ten_views(x, crop=5)).shape == (10, 2, 1, 5, 5)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -388,29 +418,29 @@ def test_bad_name():
     with pytest.raises(ValueError, match="shoes, chairs, handbags"):
         D.load_qmul("boots")
     with pytest.raises(ValueError, match="synthetic"):
-        D.load_fg_dataset("boots")
+        S.load_fg_dataset("boots")
 
 
 def test_load_fg_dataset_fallback(tmp_path):
     kw = {"n_train": 4, "n_test": 3, "size": 64}
     with pytest.warns(UserWarning, match="SYNTHETIC") as rec:
-        ds = D.load_fg_dataset("shoes", root=tmp_path, synthetic_kwargs=kw)
+        ds = S.load_fg_dataset("shoes", root=tmp_path, synthetic_kwargs=kw)
     assert config.download_command("qmul-shoes") in str(rec[0].message)
     assert ds.name == "synthetic" and ds.source.startswith("synthetic") and len(ds.train) == 4
     assert ds.train.triplets is not None
     with pytest.warns(UserWarning):
-        hb = D.load_fg_dataset("handbags", root=tmp_path, synthetic_kwargs=kw)
+        hb = S.load_fg_dataset("handbags", root=tmp_path, synthetic_kwargs=kw)
     assert hb.train.triplets is None  # mimics handbags: true-match sampling
     with pytest.raises(D.DatasetMissingError, match="qmul-chairs"):
-        D.load_fg_dataset("chairs", root=tmp_path, allow_synthetic=False)
+        S.load_fg_dataset("chairs", root=tmp_path, allow_synthetic=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert D.load_fg_dataset("synthetic", synthetic_kwargs=kw).name == "synthetic"
+        assert S.load_fg_dataset("synthetic", synthetic_kwargs=kw).name == "synthetic"
     # real (fake) files present -> loaded, no warning
     _write_fake_qmul(tmp_path, "chairs")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert D.load_fg_dataset("chairs", root=tmp_path).source == "qmul_v1"
+        assert S.load_fg_dataset("chairs", root=tmp_path).source == "qmul_v1"
     assert D.real_data_available("chairs", tmp_path) and not D.real_data_available("shoes", tmp_path)
 
 
@@ -475,6 +505,28 @@ def test_sketchy_mini_fake(tmp_path):
         D.load_sketchy_mini(root=tmp_path, n_train_per_class=6)
 
 
+def test_category_pack_header_and_version1_layout(tmp_path):
+    cats = S.make_synthetic_categories(n_classes=3, per_class=2, n_test_per_class=1, photos_per_class=2, size=32)
+    pack.pack_category_dataset(cats, tmp_path / "c.npz", quality=95)
+    arrays, header = pack.read_pack(tmp_path / "c.npz", "category")
+    assert (header["format"], header["version"], header["kind"]) == ("sbir_lib.data.pack", 2, "category")
+    new = pack.load_packed(tmp_path / "c.npz")
+    # version 1 kept the header as scalar / string arrays beside the images: such files still load
+    old = dict(arrays, format=np.array(1), **{k: np.array(header[k]) for k in (
+        "name", "size", "quality", "source", "split", "categories", "n_train", "sketch_names", "photo_names")})
+    np.savez(tmp_path / "old.npz", **old)
+    back = pack.load_packed(tmp_path / "old.npz")
+    for k in ("train_sketches", "train_labels", "test_sketches", "test_labels", "photos", "photo_labels"):
+        assert torch.equal(getattr(back, k), getattr(new, k)), k
+    assert (back.categories, back.train_names, back.photo_names) == (new.categories, new.train_names,
+                                                                    new.photo_names)
+    with pytest.raises(ValueError, match=".npz"):
+        pack.pack_category_dataset(cats, tmp_path / "c.bin")
+    np.savez(tmp_path / "x.npz", a=np.zeros(3))  # an .npz that is not a pack
+    with pytest.raises(D.DatasetCorruptError, match="python -m sbir_lib.experiments pack --out"):
+        pack.load_packed(tmp_path / "x.npz")
+
+
 # --------------------------------------------------------------------------------------------------------
 # real data
 # --------------------------------------------------------------------------------------------------------
@@ -525,20 +577,20 @@ def test_real_pixel_mean(real_qmul):
     _, sets = real_qmul
     s = sets["shoes"].train
     m = torch.cat([s.sketches, s.edges]).double().mean().item()
-    assert abs(m - D.PIXEL_MEAN_MEASURED * 255) < 0.01, m
+    assert abs(m - A.PIXEL_MEAN_MEASURED * 255) < 0.01, m
     assert abs(m - 250.42) < 1.0  # the authors' constant is close
 
 
 @pytest.mark.realdata
 def test_real_sampler_on_shoes(real_qmul):
     _, sets = real_qmul
-    s = D.TripletSampler(sets["shoes"].train, seed=0)
+    s = TripletSampler(sets["shoes"].train, seed=0)
     a, p, ng, hard = _draw(s, 6000, bs=128)
     ann = s.is_annotated(a, ng)
     assert torch.equal(ann, hard)
     assert abs(hard.float().mean().item() - 0.75) < 0.03
     assert (ng[~hard] != p[~hard]).all() and (ng[~hard] != a[~hard]).all()
-    hb = D.TripletSampler(sets["handbags"].train, seed=0)
+    hb = TripletSampler(sets["handbags"].train, seed=0)
     a, p, ng = hb.sample(128)
     assert torch.equal(a, p) and (ng != a).all()
 

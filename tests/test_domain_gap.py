@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sbir_lib.data import datasets as D
+from sbir_lib.data import synthetic as SY
 from sbir_lib.report import domain_gap as G
 
 
@@ -136,7 +137,7 @@ def test_bad_images_raise():
 
 
 def test_domain_summary_on_synthetic():
-    ds = D.make_synthetic(n_train=4, n_test=4, size=64, seed=0)
+    ds = SY.make_synthetic(n_train=4, n_test=4, size=64, seed=0)
     s = G.domain_summary({"synthetic": ds.test})
     assert list(s.index) == [("synthetic", "sketch"), ("synthetic", "edge map")]
     assert (s["ink"] > 0).all()

@@ -1,4 +1,4 @@
-"""Tests for ``sbir_lib.data.download`` (``data_download.py``): no real network.
+"""Tests for ``sbir_lib.data.download`` (``data_download.py``) and ``sbir_lib.data.registry``: no real network.
 
 A tiny fixture mirror is served by a real HTTP server on 127.0.0.1 (Range support, a transfer
 that breaks off once, a server that ignores ranges) and used as a folder mirror; the registry
@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from sbir_lib.data import download as dl
-from sbir_lib.data.download import DatasetSpec, FileEntry, StructureCheck
+from sbir_lib.data import registry as R
+from sbir_lib.data.registry import DatasetSpec, FileEntry, StructureCheck
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -324,7 +325,7 @@ def test_unknown_dataset_lists_allowed(capsys):
     assert dl.main(["--dataset", "no-such-set"]) == 2
     err = capsys.readouterr().err
     assert "no-such-set" in err
-    for name in dl.list_datasets():
+    for name in R.list_datasets():
         assert name in err
     with pytest.raises(ValueError, match="qmul-shoes"):
         dl.download(["no-such-set"])
@@ -339,11 +340,11 @@ def test_sketchy_mini_needs_a_mirror(tmp_path, capsys):
 
 
 def test_packaged_registry_shape():
-    reg = dl.load_registry()
-    assert list(reg) == dl.list_datasets()
-    assert dl.downloadable_datasets() == ["qmul-shoes", "qmul-chairs", "qmul-handbags",
+    reg = R.load_registry()
+    assert list(reg) == R.list_datasets()
+    assert R.downloadable_datasets() == ["qmul-shoes", "qmul-chairs", "qmul-handbags",
                                           "sketchy-mini"]
-    counts = {n: reg[n].n_files for n in dl.downloadable_datasets()}
+    counts = {n: reg[n].n_files for n in R.downloadable_datasets()}
     assert counts == {"qmul-shoes": 425, "qmul-chairs": 302, "qmul-handbags": 6,
                       "sketchy-mini": 6250}
     shoes = {f.path: f for f in reg["qmul-shoes"].files}
@@ -369,7 +370,7 @@ def test_packaged_registry_shape():
 
 
 def _small_sketchy() -> dict[str, DatasetSpec]:
-    real = dl.REGISTRY["sketchy"]
+    real = R.REGISTRY["sketchy"]
     structure = (StructureCheck("sketches", "sketchy/256x256/sketch/tx_000000000000", ".png", 3, 6),
                  StructureCheck("photos", "sketchy/256x256/photo/tx_000000000000", ".jpg", 3, 3))
     return {"sketchy": dataclasses.replace(
@@ -411,7 +412,7 @@ def test_manual_sketchy_steps_and_structure(tmp_path, capsys):
 def test_manual_structure_hints_a_misplaced_unpack(tmp_path):
     reg, root = _small_sketchy(), tmp_path / "data"
     (root / "sketchy/rendered_256x256/256x256/sketch/tx_000000000000").mkdir(parents=True)
-    problems, _ = dl.check_structure(reg["sketchy"], root)
+    problems, _ = R.check_structure(reg["sketchy"], root)
     assert any("rendered_256x256/256x256/sketch/tx_000000000000 instead" in p for p in problems)
 
 
@@ -449,7 +450,7 @@ def test_registry_matches_shared_mirror():
             else:
                 ds = "sketchy-mini"
             expected.setdefault(ds, {})[f"{top}/{rel}"] = (sha, (mirror / top / rel).stat().st_size)
-    assert set(expected) == set(dl.downloadable_datasets())
+    assert set(expected) == set(R.downloadable_datasets())
     for name, files in expected.items():
-        got = {f.path: (f.sha256, f.size) for f in dl.REGISTRY[name].files}
+        got = {f.path: (f.sha256, f.size) for f in R.REGISTRY[name].files}
         assert got == files, name

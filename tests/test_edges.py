@@ -79,7 +79,7 @@ def test_fscore_and_bad_inputs():
 
 
 def test_agrees_with_qmul_training_edge_maps():
-    if not D.real_data_available("shoes") or not D._photos_present("shoes"):
+    if not D.real_data_available("shoes") or not D.photos_present("shoes"):
         pytest.skip("QMUL shoes with RGB photos not downloaded (python data_download.py --dataset qmul-shoes)")
     row = E.qmul_agreement(["shoes"], n=4)[0]
     assert row["photos"] == 4
@@ -88,7 +88,7 @@ def test_agrees_with_qmul_training_edge_maps():
 
 
 def test_compare_figure_on_real_data():
-    if not D.real_data_available("shoes") or not D._photos_present("shoes"):
+    if not D.real_data_available("shoes") or not D.photos_present("shoes"):
         pytest.skip("QMUL shoes with RGB photos not downloaded")
     import matplotlib
 

@@ -12,7 +12,8 @@ import torch
 
 from sbir_lib.core import records as R
 from sbir_lib.experiments import cli
-from sbir_lib.data import datasets as D
+from sbir_lib.data import augment as A
+from sbir_lib.data.synthetic import make_synthetic
 from sbir_lib.experiments import runner as E
 from sbir_lib.metrics import retrieval as M
 from sbir_lib.models import dssa as MD
@@ -25,7 +26,7 @@ TINY = {"iterations": 2, "batch_size": 2, "checkpoint_every": 1, "log_every": 1}
 
 @pytest.fixture(scope="module")
 def syn():
-    return D.make_synthetic(n_train=8, n_test=6, seed=0)
+    return make_synthetic(n_train=8, n_test=6, seed=0)
 
 
 def _run(syn, tmp_path, row="base", experiment="table2", **kw):
@@ -133,7 +134,7 @@ def test_identical_configuration_is_reused_across_tables(syn, tmp_path):
     assert not R.weights_path(R.record_path(tmp_path, "table3", "synthetic", "full", 0, "quick")).exists()
     model, energy = E.load_trained("table3", "synthetic", "full", 0, "quick", results=tmp_path)
     assert isinstance(model, MD.DSSANet) and energy.W.shape == (512, 512)
-    x = D.to_input(D.center_crop(syn.test.sketches[:2]))
+    x = A.to_input(A.center_crop(syn.test.sketches[:2]))
     assert model.intermediates(x)["alpha"].shape == (2, 7, 7)
 
 

@@ -8,17 +8,17 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from sbir_lib.core import records as R
-from sbir_lib.data import datasets as D# noqa: E402
-from sbir_lib.experiments import runner as E# noqa: E402
-from sbir_lib.report import figures as FG# noqa: E402
-from sbir_lib.models import dssa as MD# noqa: E402
-from sbir_lib.losses import losses as L# noqa: E402
+from sbir_lib.core import records as R  # noqa: E402
+from sbir_lib.data import synthetic as SY  # noqa: E402
+from sbir_lib.experiments import runner as E  # noqa: E402
+from sbir_lib.losses import losses as L  # noqa: E402
+from sbir_lib.models import dssa as MD  # noqa: E402
+from sbir_lib.report import figures as FG  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def synth():
-    return D.make_synthetic(n_train=8, n_test=6, size=256, seed=0)
+    return SY.make_synthetic(n_train=8, n_test=6, size=256, seed=0)
 
 
 def fake_run(results, exp, ds, variant, profile, weights=False, acc1=0.5):
@@ -122,7 +122,7 @@ def test_figure4_figure5_and_explorer_view(synth, tmp_path, monkeypatch):
 
 
 def test_explorer_widget(synth):
-    small = D.make_synthetic(n_train=8, n_test=4, size=256, seed=1)
+    small = SY.make_synthetic(n_train=8, n_test=4, size=256, seed=1)
     bnds = {"synthetic": make_bundle(synth, np.eye(6), np.eye(6)),
             "handbags": make_bundle(small, np.eye(4), np.eye(4), name="handbags")}
     w = FG.explorer(bnds, k=3)
@@ -161,7 +161,7 @@ def test_sources_and_bundles_from_real_runner_records(tmp_path, monkeypatch):
     from sbir_lib import course
 
     monkeypatch.setattr(config, "repo_root", lambda: tmp_path)  # checkpoints go to tmp_path/runs
-    ds = D.make_synthetic(seed=0)  # what ctx.dataset("synthetic") gives, so the distances fit its test split
+    ds = SY.make_synthetic(seed=0)  # what ctx.dataset("synthetic") gives, so the distances fit its test split
     for v in ("full", "base"):
         E.run_one("table1", "synthetic", v, 0, "quick", device="cpu", results=tmp_path, dataset=ds,
                   overrides={"iterations": 2, "batch_size": 4}, progress=False, log=lambda *a: None)
@@ -176,6 +176,6 @@ def test_sources_and_bundles_from_real_runner_records(tmp_path, monkeypatch):
     assert len(fig.axes) == 2
     plt.close(fig)
     other = FG.Source("synthetic", "quick", "table1", {}, {})
-    monkeypatch.setattr(ctx, "dataset", lambda name, photos=True: D.make_synthetic(n_train=4, n_test=5, seed=0))
+    monkeypatch.setattr(ctx, "dataset", lambda name, photos=True: SY.make_synthetic(n_train=4, n_test=5, seed=0))
     with pytest.raises(ValueError, match="do not match"):
         FG.load_bundle(ctx, "synthetic", other, results=tmp_path)

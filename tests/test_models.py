@@ -481,7 +481,7 @@ def _flat_tf_dssa(rng: np.random.Generator) -> dict:
 
 
 def test_tf_flat_format_with_attention_and_input_scale(tmp_path):
-    from sbir_lib.data import datasets as D
+    from sbir_lib.data import augment as A
 
     rng = np.random.default_rng(5)
     flat = _flat_tf_dssa(rng)
@@ -502,7 +502,7 @@ def test_tf_flat_format_with_attention_and_input_scale(tmp_path):
     x = rng.integers(0, 256, size=(1, 33, 33), dtype=np.uint8)
     ref = _tf_conv_nhwc((x.astype(np.float64) - 250.42)[..., None], flat["conv1_s1/weights:0"].astype(np.float64),
                         flat["conv1_s1/biases:0"], stride=3)
-    got = net.backbone.conv1(D.to_input(torch.from_numpy(x))).permute(0, 2, 3, 1).detach().numpy()
+    got = net.backbone.conv1(A.to_input(torch.from_numpy(x))).permute(0, 2, 3, 1).detach().numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-2)
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import torch
 
-from sbir_lib.data import datasets as D
+from sbir_lib.data.synthetic import make_synthetic
 from sbir_lib.training import triplet as T
 
 
 def test_dssa_memorises_16_pairs():
     torch.set_num_threads(2)
-    ds = D.make_synthetic(n_train=16, n_test=2, seed=0)
+    ds = make_synthetic(n_train=16, n_test=2, seed=0)
     cfg = T.profile_config("quick", variant="full", iterations=80, positives="true_match", augment="none",
                            checkpoint_every=10 ** 6, seed=0)
     res = T.train(cfg, ds, device=torch.device("cpu"), progress=False)

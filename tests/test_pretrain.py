@@ -1,6 +1,7 @@
-"""Tests for sbir_lib.training.pretrain: data packing, triplet draws, the training stages end to end on a tiny
-synthetic category set, resume, the checkpoint format (loads into DSSANet) and the CLI's errors.
-Fast (seconds), CPU only, no downloads."""
+"""Tests for sbir_lib.training.pretrain: data packing (a pretrain pack of sbir_lib.data.pack, old layouts too),
+category triplet draws (sbir_lib.data.samplers), the random affine warp (sbir_lib.data.augment), the training
+stages end to end on a tiny synthetic category set, resume, the checkpoint format (loads into DSSANet) and the
+CLI's errors. Fast (seconds), CPU only, no downloads."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from sbir_lib.data import augment as A
 from sbir_lib.data import datasets as D
+from sbir_lib.data.pack import pack_category_dataset, read_pack
+from sbir_lib.data.samplers import CategoryTriplets
+from sbir_lib.data.synthetic import make_synthetic_categories
 from sbir_lib.training import pretrain as P
 from sbir_lib.models.dssa import LAYERS, DSSANet, SketchANet
 from sbir_lib.models.sketchanet_init import load_sketchanet_init
@@ -54,24 +59,23 @@ def test_data_is_uint8_white_background_and_labelled(tiny):
 
 
 def test_category_triplets(tiny):
-    tr = P.CategoryTriplets(tiny.sketch_labels, tiny.edge_labels, 3)
-    g = torch.Generator().manual_seed(0)
-    a, p, n = tr.sample(500, g)
+    tr = CategoryTriplets(tiny.sketch_labels, tiny.edge_labels, 3, generator=torch.Generator().manual_seed(0))
+    a, p, n = tr.sample(500)
     ya, yp, yn = tiny.sketch_labels[a], tiny.edge_labels[p], tiny.edge_labels[n]
     assert (ya == yp).all() and (ya != yn).all()
     assert len(set(yn.tolist())) == 3 and len(set(p.tolist())) == len(tiny.edges)  # every edge map reachable
     with pytest.raises(ValueError, match="2 categories"):
-        P.CategoryTriplets(tiny.sketch_labels[:1] * 0, tiny.edge_labels[:1] * 0, 1)
+        CategoryTriplets(tiny.sketch_labels[:1] * 0, tiny.edge_labels[:1] * 0, 1)
 
 
 def test_random_affine_keeps_white_and_is_identity_at_zero():
     ink = torch.zeros(3, 1, 32, 32)
     ink[:, :, 10:20, 12] = 1.0
     g = torch.Generator().manual_seed(0)
-    assert torch.equal(P.random_affine(ink, 0, 0, 0, g), ink)
-    out = P.random_affine(ink, 15, 0.1, 0.05, g)
+    assert torch.equal(A.random_affine(ink, 0, 0, 0, g), ink)
+    out = A.random_affine(ink, 15, 0.1, 0.05, g)
     assert out.shape == ink.shape and out.min() >= 0 and out.max() <= 1
-    assert P.random_affine(torch.zeros(2, 1, 16, 16), 30, 0.2, 0.1, g).abs().max() == 0  # padding is white
+    assert A.random_affine(torch.zeros(2, 1, 16, 16), 30, 0.2, 0.1, g).abs().max() == 0  # padding is white
     assert not torch.equal(out, ink)
 
 
@@ -91,6 +95,26 @@ def test_pack_roundtrip_and_corruption(tiny, tmp_path):
         P.load_packed(bad)
     with pytest.raises(FileNotFoundError, match="pretrain pack"):
         P.load_packed(tmp_path / "missing.npz")
+
+
+def test_pack_header_earlier_layouts_and_wrong_kind(tiny, tmp_path):
+    arrays, header = read_pack(P.pack(tmp_path / "p.npz", tiny), "pretrain")
+    assert (header["format"], header["version"], header["kind"]) == ("sbir_lib.data.pack", 2, "pretrain")
+    assert arrays["edges"].dtype == np.uint8 and arrays["edge_labels"].dtype == np.int16
+    # before version 2 a pretraining pack kept its header in a 'meta' JSON array: such files still load
+    meta = {k: header[k] for k in ("source", "split", "edge_settings", "categories")}
+    for fmt in ("sbir_lib.training.pretrain.pack/1", "sbir_lib.pretrain.pack/1"):
+        old = tmp_path / "old.npz"
+        blob = np.frombuffer(json.dumps({"format": fmt, **meta}).encode(), dtype=np.uint8)
+        np.savez_compressed(old, meta=blob, **arrays)
+        back = P.load_packed(old)
+        assert torch.equal(back.edges, tiny.edges) and torch.equal(back.test_labels, tiny.test_labels)
+        assert back.categories == tiny.categories and back.edge_settings == meta["edge_settings"]
+    # another kind of pack is refused with the command that writes the right one
+    cats = make_synthetic_categories(n_classes=2, per_class=1, n_test_per_class=1, photos_per_class=1, size=16)
+    pack_category_dataset(cats, tmp_path / "c.npz")
+    with pytest.raises(D.DatasetCorruptError, match="python -m sbir_lib.training.pretrain pack --out"):
+        P.load_packed(tmp_path / "c.npz")
 
 
 def test_pretrain_end_to_end_checkpoint_loads_into_dssanet(tiny, tmp_path):

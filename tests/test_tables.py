@@ -1,4 +1,4 @@
-"""Tables 1-5 from records, claim checks and REPRODUCTION.md (sbir_lib.report.tables)."""
+"""Tables 1-5 from records, claim checks and REPRODUCTION.md (sbir_lib.report.tables, .claims, .reproduction, .cli)."""
 import math
 
 import numpy as np
@@ -8,7 +8,10 @@ from scipy import stats
 from sbir_lib.core import records as R
 from sbir_lib.experiments import runner as E
 from sbir_lib.models import dssa as MD
+from sbir_lib.report import claims as C
+from sbir_lib.report import cli
 from sbir_lib.report import paper as P
+from sbir_lib.report import reproduction as RP
 from sbir_lib.report import tables as T
 
 
@@ -82,31 +85,31 @@ def test_table_frame_style_and_commands(tmp_path):
 def test_compare_seeds_verdicts_match_welch():
     a = T.Stat((60.0, 61.0, 62.5), (0, 1, 2), ("gpu",) * 3)
     b = T.Stat((50.0, 52.0, 51.0), (0, 1, 2), ("gpu",) * 3)
-    r = T.compare_seeds(a, b)
+    r = C.compare_seeds(a, b)
     assert r["p"] == pytest.approx(stats.ttest_ind(a.values, b.values, equal_var=False).pvalue)
     assert r["verdict"] == "holds" and r["diff"] == pytest.approx(a.mean - b.mean)
-    assert T.compare_seeds(b, a)["verdict"] == "reversed"
+    assert C.compare_seeds(b, a)["verdict"] == "reversed"
     noisy = T.Stat((40.0, 70.0), (0, 1), ("gpu",) * 2)
-    assert T.compare_seeds(noisy, b)["verdict"] == "within seed noise"
+    assert C.compare_seeds(noisy, b)["verdict"] == "within seed noise"
     one = T.Stat((70.0,), (0,), ("gpu",))
-    r1 = T.compare_seeds(one, b)
+    r1 = C.compare_seeds(one, b)
     assert r1["verdict"] == "n/a: one seed" and r1["diff"] == pytest.approx(70.0 - b.mean) and math.isnan(r1["p"])
-    assert T.compare_seeds(T.Stat((), (), ()), b)["verdict"] == "not run"
+    assert C.compare_seeds(T.Stat((), (), ()), b)["verdict"] == "not run"
     flat = T.Stat((55.0, 55.0), (0, 1), ("gpu",) * 2)
-    assert T.compare_seeds(flat, T.Stat((50.0, 50.0), (0, 1), ("gpu",) * 2))["verdict"].startswith("holds")
+    assert C.compare_seeds(flat, T.Stat((50.0, 50.0), (0, 1), ("gpu",) * 2))["verdict"].startswith("holds")
 
 
 def test_claims_frame_reads_the_claims_table(tmp_path):
     for s, (a, b) in enumerate([(0.60, 0.50), (0.61, 0.52), (0.63, 0.51)]):
         write(tmp_path, "table2", "chairs", "base+att+cff", s, "full", a)
         write(tmp_path, "table2", "chairs", "base", s, "full", b)
-    cf = T.claims_frame(["chairs"], "full", tmp_path)
+    cf = C.claims_frame(["chairs"], "full", tmp_path)
     row = cf[cf["claim"] == "CFF (with attention) improves over Base"].iloc[0]
     assert row["verdict"] == "holds" and row["n"] == "3/3"
     assert row["paper diff"] == pytest.approx(P.TABLE2["chairs"]["base+att+cff"][0] - P.TABLE2["chairs"]["base"][0])
     assert set(cf[cf["table"] == "table4"]["verdict"]) == {"not run"}
     assert len(cf[cf["table"] == "table3"]) == len(MD.TABLE_ROWS["table3"])
-    html = T.style_claims(cf).to_html()
+    html = C.style_claims(cf).to_html()
     assert "holds" in html
 
 
@@ -115,11 +118,11 @@ def test_setup_cost_and_inventory_from_records(tmp_path):
     write(tmp_path, "table1", "shoes", "base", 0, "full", 0.5, wall=300.0)
     write(tmp_path, "table2", "shoes", "full", 0, "full", 0.6, wall=600.0, reused="table1/shoes/full/seed0.json")
     write(tmp_path, "dase_qmul", "shoes", "x", 0, "full", 0.6, wall=6000.0)  # not a DSSA experiment: not counted
-    st = T.setup_frame("full", tmp_path).set_index("setting")
+    st = RP.setup_frame("full", tmp_path).set_index("setting")
     assert st.loc["iterations", "ours"] == "20000 (2 runs)" and st.loc["iterations", "same"] == "yes"
     assert st.loc["init", "same"] == "no" and "from scratch" in st.loc["init", "ours"]
     assert st.loc["device", "same"] == "?"
-    cost = T.cost_frame("full", tmp_path)
+    cost = RP.cost_frame("full", tmp_path)
     assert len(cost) == 1 and cost.iloc[0]["runs"] == 2  # the copied run is not counted twice
     assert cost.iloc[0]["total wall (h)"] == pytest.approx(900 / 3600)
     inv = T.inventory("full", tmp_path)
@@ -133,29 +136,48 @@ def test_reproduction_markdown_on_partial_records(tmp_path):
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "b.json").write_text(
         '{"device": "NVIDIA H100 80GB HBM3", "variant": "full", "batch_size": 128, "engine_triplets_per_s": 7000.5}')
-    md = T.reproduction_markdown("full", tmp_path)
+    md = RP.reproduction_markdown("full", tmp_path)
     for t in T.TABLES:
         assert T.TITLES[t] in md
     assert "not run" in md and "60.50 ± 0.71 (2 seeds)" in md
     assert "ISN Deep + rankSVM" in md and "7000.5" in md
     assert "--experiment table5 --dataset handbags --seeds 0 1 2 --profile full" in md
+    assert C.claims_markdown("full", tmp_path) in md and C.dase_claims_markdown("full", tmp_path) in md
     out = tmp_path / "REPRODUCTION.md"
-    assert T.main(["reproduction", "--profile", "full", "--results", str(tmp_path), "--out", str(out)]) == 0
+    assert cli.main(["reproduction", "--profile", "full", "--results", str(tmp_path), "--out", str(out)]) == 0
     assert out.read_text() == md
-    assert T.main(["show", "--table", "table7", "--results", str(tmp_path)]) == 2
+    assert cli.main(["show", "--table", "table7", "--results", str(tmp_path)]) == 2
 
 
 def test_a_real_runner_record_feeds_the_tables(tmp_path, monkeypatch):
     """The records the runner writes (here a 2-iteration run on synthetic data) are what tables read."""
     from sbir_lib.core import config
-    from sbir_lib.data import datasets as D
+    from sbir_lib.data import synthetic as SY
 
     monkeypatch.setattr(config, "repo_root", lambda: tmp_path)  # the run's checkpoint goes to tmp_path/runs
 
-    ds = D.make_synthetic(n_train=16, n_test=8, size=256, seed=0)
+    ds = SY.make_synthetic(n_train=16, n_test=8, size=256, seed=0)
     E.run_one("table2", "synthetic", "base", 0, "quick", device="cpu", results=tmp_path, dataset=ds,
               overrides={"iterations": 2, "batch_size": 4}, progress=False, log=lambda *a: None)
     lt = T.long_table("table2", ["synthetic"], "quick", tmp_path)
     row = lt[(lt["variant"] == "base") & (lt["column"] == "acc@1")].iloc[0]
     assert row["status"] == "ok" and row["n"] == 1 and 0 <= row["mean"] <= 100 and math.isnan(row["paper"])
-    assert "2 (1 runs)" in T.setup_frame("quick", tmp_path).set_index("setting").loc["iterations", "ours"]
+    assert "2 (1 runs)" in RP.setup_frame("quick", tmp_path).set_index("setting").loc["iterations", "ours"]
+
+
+def test_report_modules_import_only_downward():
+    """Within sbir_lib.report: tables <- claims <- reproduction <- cli, at module level, never upward."""
+    import ast
+    from pathlib import Path
+
+    order = ["paper", "fidelity", "tables", "claims", "reproduction", "cli"]
+    folder = Path(T.__file__).parent
+    for i, name in enumerate(order):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        used = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sbir_lib.report"):
+                used |= {node.module.split(".")[2]} if node.module.count(".") >= 2 else {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                used |= {a.name.split(".")[2] for a in node.names if a.name.startswith("sbir_lib.report.")}
+        assert used <= set(order[:i]), f"{name} imports {sorted(used - set(order[:i]))}"

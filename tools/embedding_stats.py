@@ -22,7 +22,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from sbir_lib.data import datasets as D
+from sbir_lib.data import augment as A
 from sbir_lib.experiments import runner as E
 from sbir_lib.training import triplet as T
 
@@ -33,7 +33,7 @@ def stats(variant: str, dataset, seed: int = 0, **overrides) -> dict:
     T.seed_everything(cfg.seed)
     model, _ = T.build_model(cfg, torch.device("cpu"))
     te = dataset.test
-    x = D.to_input(D.center_crop(torch.cat([te.sketches, te.edges])))
+    x = A.to_input(A.center_crop(torch.cat([te.sketches, te.edges])))
     model.eval()
     out = model.intermediates(x)
     emb = out["embedding"]

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from sbir_lib.core.io import write_bytes_atomic  # noqa: E402
 
-REGISTRY_DIR = REPO / "sbir_lib" / "registry"
+REGISTRY_DIR = REPO / "sbir_lib" / "data" / "registry"
 FORMAT = 1
 
 # Upstream locations (see the mirror's qmul_v1/README.md).

@@ -24,6 +24,7 @@ from typing import Any
 from sbir_lib.core import records as R
 from sbir_lib.core import config as _config
 from sbir_lib.data import datasets as D
+from sbir_lib.data import synthetic as S
 from sbir_lib.experiments import runner as E
 from sbir_lib.models import dssa as MD
 from sbir_lib.report import paper as P
@@ -70,13 +71,13 @@ class Course:
             import logging
             import warnings
 
-            log = logging.getLogger(D.__name__)
+            log = logging.getLogger(S.__name__)
             level = log.level
             log.setLevel(logging.ERROR)  # the fallback is announced once, by the note below
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    ds = D.load_fg_dataset(name, photos=photos)
+                    ds = S.load_fg_dataset(name, photos=photos)
             finally:
                 log.setLevel(level)
             if ds.is_synthetic and name != "synthetic" and name not in self._noted:

@@ -26,41 +26,21 @@ The extractor (every step is scikit-image / SciPy; the settings are :class:`Edge
 Output: uint8 ``(256, 256)``, white (255) background, dark strokes -- the format of the QMUL
 ``*_edge_db_*.mat`` arrays (:func:`sbir_lib.data.datasets.load_qmul`).
 
-How the defaults were chosen (measured on this machine; ``python -m sbir_lib.data.edges`` re-measures)
---------------------------------------------------------------------------------------------------
-Geometry (steps 2-4): grid search of ``sigma`` in {1, 1.5, 2, 2.5, 3}, high quantile in
-{0.85, 0.90, 0.93, 0.96}, low = high x {0.70, 0.85}, ``min_length`` in {10, 20, 40}, scoring the
-edge F-measure (2-pixel tolerance, :func:`edge_fscore`) of our curves against the skeleton of the
-QMUL edge map of the *same* photo, on 65 QMUL **training** photos (every 10th shoe, every 6th chair;
-never a test image). Best region: ``sigma`` 2-2.5, high quantile 0.90-0.93 (F = 0.84, precision 0.88,
-recall 0.83); the chosen ``sigma=2, high=0.93, low=0.79, min_length=20`` scores F = 0.842. The QMUL maps
-were evidently made by a similar gradient-based detector: our curves land within two pixels of theirs.
+How the defaults were chosen (``python -m sbir_lib.data.edges`` measures the agreement and can save the
+comparison figure ``figures/edges_compare.png``, :func:`compare_figure`)
+----------------------------------------------------------------------------------------------------
+Geometry (steps 2-4): a grid search over ``sigma``, the high quantile, the low/high ratio and ``min_length``,
+scored by the edge F-measure (2-pixel tolerance, :func:`edge_fscore`) of our curves against the skeleton of
+the QMUL edge map of the *same* photo, on QMUL **training** photos only (never a test image).
+Appearance (step 5): ``blur`` and ``gain`` chosen so that stroke-pixel fraction, stroke width and
+centre grey level (:func:`summarize_stats`) match the QMUL training edge maps
+(:data:`QMUL_REFERENCE_STATS`). :func:`qmul_agreement` reports both, QMUL map vs ours, per dataset.
 
-Appearance (step 5): QMUL training edge maps (100 per dataset, 3-pixel frame excluded; medians) have
-stroke pixels (< 200) 4.0% (shoes) / 5.4% (chairs), stroke width (ink mass / skeleton length, in pixels
-of full black) 1.20 / 1.15 and grey level at the stroke centre 115 / 120 (:data:`QMUL_REFERENCE_STATS`).
-A small grid over ``blur`` in {0.6, 0.7, 0.8} and ``gain`` in {1.1, 1.2, 1.3} on 30 photos per dataset
-picked ``blur=0.8, gain=1.2``. ``python -m sbir_lib.data.edges`` (30 evenly spaced training photos per
-dataset) measured, QMUL map vs ours of the same photos, shoes | chairs:
-
-=====================  ===============  ===============
-statistic              shoes QMUL/ours  chairs QMUL/ours
-=====================  ===============  ===============
-ours vs QMUL: F (2 px)  0.839            0.859
-  precision / recall   0.862 / 0.848    0.933 / 0.806
-stroke fraction        3.9% / 4.5%      5.4% / 5.5%
-stroke width (px)      1.20 / 1.22      1.15 / 1.22
-centre grey            116 / 125        118 / 106
-skeleton length (px)   1125 / 1025      1598 / 1253
-stroke pieces          25.5 / 5.5       29.5 / 5.0
-=====================  ===============  ===============
-
-Known differences: the QMUL maps have a faint grey frame along the image border (a detector artefact)
-which we do not draw, and their strokes are broken into many more pieces (ours are long connected
-curves). On cluttered natural photos (Sketchy, from ImageNet) Canny also traces
-background texture and object-internal texture; the quantile thresholds keep the amount of ink at the
-QMUL level, but the curves are less object-centric than on product photos with white backgrounds.
-Side by side: ``figures/edges_compare.png`` (:func:`compare_figure`).
+Known differences: the QMUL maps have a faint grey frame along the image border (a detector artefact) which
+we do not draw, and their strokes are broken into many more pieces (ours are long connected curves). On
+cluttered natural photos (Sketchy, from ImageNet) Canny also traces background and object-internal
+texture: the quantile thresholds keep the amount of ink at the QMUL level, but the curves are less
+object-centric than on product photos with white backgrounds.
 """
 from __future__ import annotations
 
@@ -71,6 +51,9 @@ from typing import Sequence
 
 import numpy as np
 
+from sbir_lib.core.plotting import save_figure, show_image
+from sbir_lib.data import datasets as D
+
 __all__ = ["EdgeSettings", "DEFAULT_SETTINGS", "QMUL_REFERENCE_STATS", "edge_curves", "render_curves",
            "photo_to_edges", "photos_to_edges", "edge_stats", "summarize_stats", "edge_fscore",
            "compare_figure", "qmul_agreement"]
@@ -78,7 +61,7 @@ __all__ = ["EdgeSettings", "DEFAULT_SETTINGS", "QMUL_REFERENCE_STATS", "edge_cur
 
 @dataclass(frozen=True)
 class EdgeSettings:
-    """The extractor's knobs (see the module docstring for how each default was measured)."""
+    """The extractor's knobs (see the module docstring for how each default was chosen)."""
 
     sigma: float = 2.0  # Canny Gaussian (pixels, on the 256x256 photo)
     low_quantile: float = 0.79  # hysteresis thresholds as quantiles of the gradient magnitude
@@ -263,8 +246,6 @@ def qmul_agreement(names: Sequence[str] = ("shoes", "chairs"), n: int = 30, sett
     """Per dataset: our extractor on ``n`` evenly spaced QMUL **training** photos vs the QMUL edge maps
     of those photos -- mean edge precision/recall/F (:func:`edge_fscore`) and the median appearance
     statistics (:func:`summarize_stats`) of both. Needs the real QMUL data with RGB photos."""
-    from sbir_lib.data import datasets as D
-
     rows = []
     for name in names:
         ds = D.load_qmul(name, root=root, photos=True)
@@ -295,8 +276,6 @@ def compare_figure(qmul: Sequence[str] = ("shoes", "chairs"), n_qmul: int = 2, n
     Absent datasets are skipped with a note in the title; at least one must be present."""
     import matplotlib.pyplot as plt
 
-    from sbir_lib.data import datasets as D
-    from sbir_lib.core.plotting import show_image
 
     triples, notes = [], []
     for name in qmul:
@@ -360,8 +339,6 @@ def _main(argv=None) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(pd.DataFrame(rows).set_index("dataset").T.round(3).to_string())
     if a.figure:
-        from sbir_lib.core.plotting import save_figure
-
         print("saved", *save_figure(compare_figure(root=a.root), "edges_compare"))
     return 0
 

@@ -36,6 +36,7 @@ import torch
 
 from sbir_lib.core import config as _config
 from sbir_lib.data import datasets as D
+from sbir_lib.data.paired import PairedData
 
 __all__ = ["SKETCHY_DIRS", "TUBERLIN_LAYOUTS", "load_sketchy", "load_tuberlin_ext"]
 
@@ -72,10 +73,8 @@ def _categories(sketch_dir: Path, photo_dir: Path, categories) -> tuple[list[str
 
 
 def _paired(name, source, cats, split, size, tr_s, tr_sl, tr_p, tr_pl, te_s, te_l, ga, ga_l):
-    from sbir_lib.data.paired import PairedData
-
     rs = None if size == 256 else size
-    read = lambda paths, mode: torch.from_numpy(D._read_images(paths, mode, rs, name))  # noqa: E731
+    read = lambda paths, mode: torch.from_numpy(D.read_images(paths, mode, rs, name))  # noqa: E731
     lab = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731
     return PairedData(
         name=name, source=source, level="category", categories=cats,

@@ -43,6 +43,7 @@ from sbir_lib.core.records import (
     write_record,
 )
 from sbir_lib.data import datasets as D
+from sbir_lib.data.augment import CROP
 from sbir_lib.data.pack import PACK_ENV, load_packed
 from sbir_lib.data.paired import (
     PairedData,
@@ -51,6 +52,7 @@ from sbir_lib.data.paired import (
     sketchy_split,
     subset_categories,
 )
+from sbir_lib.data.synthetic import make_synthetic, make_synthetic_categories
 from sbir_lib.experiments.settings import settings_provenance
 from sbir_lib.metrics.geometry import claims_of
 from sbir_lib.training import engine
@@ -107,9 +109,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "dase_qmul": {
         # lr, mems_margin, center_lr_mult: chosen on the validation split of shoes
         # (results/tuning/dase_qmul.quick.json); the full profile takes the quick profile's choice
-        "quick": dict(arch="sketchanet", input_size=D.CROP, iterations=40, batch_size=16, embed_dim=256,
+        "quick": dict(arch="sketchanet", input_size=CROP, iterations=40, batch_size=16, embed_dim=256,
                       lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, test_views=1, log_every=10),
-        "full": dict(arch="sketchanet", input_size=D.CROP, iterations=3000, batch_size=64, embed_dim=256,
+        "full": dict(arch="sketchanet", input_size=CROP, iterations=3000, batch_size=64, embed_dim=256,
                      lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, warmup=100, test_views=10, log_every=100),
     },
 }
@@ -153,12 +155,12 @@ def load_data(experiment: str, dataset_name: str, profile: str, root=None, packe
         return _CACHE[key]
     if experiment == "dase_qmul":
         if dataset_name == "synthetic":
-            out = qmul_instances(D.make_synthetic(seed=0))
+            out = qmul_instances(make_synthetic(seed=0))
         else:
             out = qmul_instances(D.load_qmul(dataset_name, root, photos=False))
     elif dataset_name == "synthetic_categories":
-        out = sketchy_split(D.make_synthetic_categories(n_classes=12, per_class=20, n_test_per_class=5,
-                                                        photos_per_class=20, size=cfg.input_size, seed=0))
+        out = sketchy_split(make_synthetic_categories(n_classes=12, per_class=20, n_test_per_class=5,
+                                                      photos_per_class=20, size=cfg.input_size, seed=0))
     else:
         if packed:
             cds = load_packed(packed, size=cfg.input_size)

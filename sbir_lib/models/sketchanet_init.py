@@ -9,7 +9,7 @@ flat ``{variable_name: array}`` of ``tf.global_variables()`` (``triplet_sbir_tra
 217): ``conv1_s1/weights:0`` ... ``fc7_sketch/biases:0``, the attention's ``conv1/weights:0`` and
 ``conv2/weights:0`` at top level, plus optimiser slots (``.../Momentum:0``) and ``Variable:0``, which are
 ignored. Those networks see ``x - 250.42`` on the 0..255 pixel scale (``triplet_sbir_train.py`` line 170);
-ours see ``x/255 - 250.42/255`` (:func:`sbir_lib.data.datasets.to_input`), so TF weights get conv1 scaled by 255,
+ours see ``x/255 - 250.42/255`` (:func:`sbir_lib.data.augment.to_input`), so TF weights get conv1 scaled by 255,
 which is exactly equivalent (``input_scale``, automatic for ``.npy`` files).
 """
 from __future__ import annotations

@@ -23,14 +23,17 @@ forgive. This module measures that gap with simple, interpretable statistics:
 
 The annotations (:func:`annotation_statistics`, :func:`annotation_preferences`): for each query sketch
 ``i`` of QMUL shoes and chairs, ``split.triplets[i]`` lists ``(more_similar, less_similar)`` photo pairs
-judged by people. They encode perceived similarity, not identity: only about 19% of the
-"more similar" entries are the true match (``more_is_true_match``).
+judged by people. They encode perceived similarity, not identity: how often the "more similar" photo is the
+query's true match is measured by ``more_is_true_match``.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 import numpy as np
+
+from sbir_lib.metrics import retrieval as M
+from sbir_lib.models.classical import dense_hog
 
 __all__ = [
     "INK_THRESHOLD",
@@ -45,8 +48,8 @@ __all__ = [
     "annotation_preferences",
 ]
 
-#: A pixel is ink when darker than this (uint8; white background = 255). The faint grey frame that
-#: QMUL shoe/chair edge maps carry (values 220-238 along the border) stays below the threshold.
+#: A pixel is ink when darker than this (uint8; white background = 255). The faint light-grey frame along
+#: the border of QMUL shoe/chair edge maps is lighter than this, so it does not count as ink.
 INK_THRESHOLD = 128
 
 
@@ -144,8 +147,6 @@ def hog_distance_matrix(sketches: Any, edges: Any, size: int = 128, pixels_per_c
     """[Q, G] squared Euclidean distances between the L2-normalised Dense-HOG vectors of every sketch
     and every edge map (:func:`sbir_lib.models.classical.dense_hog`; defaults: 128 px, 16 px cells, 1764-d).
     Values lie in [0, 4]."""
-    from sbir_lib.models.classical import dense_hog
-
     fq = dense_hog(sketches, size=size, pixels_per_cell=pixels_per_cell).astype(np.float64)
     fg = dense_hog(edges, size=size, pixels_per_cell=pixels_per_cell).astype(np.float64)
     d = (fq ** 2).sum(1)[:, None] + (fg ** 2).sum(1)[None, :] - 2.0 * fq @ fg.T
@@ -194,8 +195,6 @@ def true_vs_random(dist: Any) -> dict:
     median of their other items) and ``acc@1`` / ``acc@10`` of ranking by ``dist``
     (:func:`sbir_lib.metrics.retrieval.acc_at_k`).
     """
-    from sbir_lib.metrics import retrieval as M
-
     d = np.asarray(dist, dtype=np.float64)
     q, g = d.shape
     if q > g:
@@ -219,9 +218,9 @@ def annotation_statistics(split) -> dict | None:
 
     ``queries``; ``pairs`` (all ``(more_similar, less_similar)`` pairs); ``pairs_per_query``;
     ``photos_per_query`` (mean number of distinct photos named in a query's pairs);
-    ``more_is_true_match`` (fraction of pairs whose "more similar" photo is the query's true match,
-    about 19% on QMUL); ``less_is_true_match`` (fraction where the true match was judged *less*
-    similar); ``queries_with_true_match`` (fraction of queries whose true match appears in any pair).
+    ``more_is_true_match`` (fraction of pairs whose "more similar" photo is the query's true match);
+    ``less_is_true_match`` (fraction where the true match was judged *less* similar);
+    ``queries_with_true_match`` (fraction of queries whose true match appears in any pair).
     """
     trip = getattr(split, "triplets", None)
     if trip is None:

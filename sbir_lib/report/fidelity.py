@@ -1,7 +1,8 @@
 """Ours vs the authors' code: every setting of the DSSA recipe, side by side, with citations.
 
-Taught in ``notebooks/05_reproducing_the_tables.ipynb`` and printed in REPRODUCTION.md ("Ours vs the
-authors' code"). The authors' column cites their code (file:line at the commits read for issue 11):
+Printed in ``REPRODUCTION.md`` (section "Ours vs the authors' code") by
+:func:`sbir_lib.report.reproduction.reproduction_markdown`. The authors' column cites their code (file:line at
+these commits):
 
 - **TF** = yuqian1023/Deep_SBIR_tf @838c17c (DSSA and ``deep_sbir`` = Triplet SN in TensorFlow):
   ``triplet_sbir_train.py``, ``triplet_sbir_test.py``, ``ops.py``, ``sbir_sampling/``;
@@ -15,6 +16,10 @@ the option that would change it and why we differ.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from sbir_lib.data.augment import CROP
+from sbir_lib.models import dssa as MD
+from sbir_lib.training import triplet as T
 
 __all__ = ["Row", "rows", "frame"]
 
@@ -30,10 +35,6 @@ class Row:
 
 def rows() -> list[Row]:
     """The comparison, one :class:`Row` per setting, with *ours* read from the code's defaults."""
-    from sbir_lib.data import datasets as D
-    from sbir_lib.models import dssa as MD
-    from sbir_lib.training import triplet as T
-
     cfg = T.profile_config("full")
     v = MD.get_variant("full")
     return [
@@ -89,14 +90,14 @@ def rows() -> list[Row]:
             "negative is replaced by a random non-candidate (hard_ratio 0.75; TF sample_util.py:153-209); handbags: "
             "true match + random negative (triplet_sampler_asy.py:49-51)",
             f"`positives={cfg.positives!r}`, `hard_prob={cfg.hard_prob}`: the same rule (handbags: true match + "
-            "uniform negative), anchors in shuffled epochs (`sbir_lib.data.datasets.TripletSampler`)", "partly",
+            "uniform negative), anchors in shuffled epochs (`sbir_lib.data.samplers.TripletSampler`)", "partly",
             "shuffled instead of sequential anchors"),
         Row("augmentation", "random 225 crop of 256 (offsets 0-30) + horizontal flip p=0.5 per image "
             "(image_proc.py:106-122); the flip is one pixel off (x+225:x:-1, line 117)",
-            f"random {D.CROP} crop of 256 + flip p=0.5, batched on the device (`sbir_lib.data.datasets.augment`)", "partly",
+            f"random {CROP} crop of 256 + flip p=0.5, batched on the device (`sbir_lib.data.augment.augment`)", "partly",
             "our flip mirrors the crop exactly"),
         Row("input", "x - 250.42 on 0..255 (TF train:170, 240)",
-            "x/255 - 250.42/255 (`sbir_lib.data.datasets.to_input`); the authors' weights get conv1 x 255 (exact)", "same"),
+            "x/255 - 250.42/255 (`sbir_lib.data.augment.to_input`); the authors' weights get conv1 x 255 (exact)", "same"),
         Row("test views", "10 views (4 corners + centre, and flips), mean over views of the squared Euclidean "
             "distance of matching views (TF test:119-155, 212)",
             f"{cfg.test_views} views, mean over views of the variant's energy (`sbir_lib.training.triplet.distance_matrix`)",

@@ -27,11 +27,11 @@ import torch
 
 from sbir_lib.core import records as R
 from sbir_lib.core import config as _config
-from sbir_lib.data import datasets as D
+from sbir_lib.data.augment import center_crop, to_input
 from sbir_lib.experiments import runner as E
 from sbir_lib.metrics import retrieval as M
 from sbir_lib.report import paper as P
-from sbir_lib.core.plotting import overlay_attention, show_image
+from sbir_lib.core.plotting import overlay_attention, save_figure, show_image
 
 FIG_EXPERIMENTS = ("table1", "table2", "table3", "table4", "table5")
 OURS, BASELINE = "full", "base"
@@ -145,7 +145,7 @@ class Bundle:
 @torch.no_grad()
 def attention_maps(model, images: torch.Tensor) -> np.ndarray:
     """Eq. 3's ``alpha`` [B, 7, 7] of ``model`` for uint8 images [B, 256, 256] (centre crop, as tested)."""
-    x = D.to_input(D.center_crop(images)).to(next(model.parameters()).device)
+    x = to_input(center_crop(images)).to(next(model.parameters()).device)
     alpha = model.intermediates(x)["alpha"]
     if alpha is None:
         raise ValueError("this model has no attention module")
@@ -178,8 +178,8 @@ def _crop(img) -> np.ndarray:
     """Centre 225 x 225 crop of a uint8 [H, W] or [H, W, 3] image (the window the attention covers)."""
     t = torch.as_tensor(np.asarray(img))
     if t.dim() == 3:
-        return D.center_crop(t.permute(2, 0, 1))[0].permute(1, 2, 0).numpy()
-    return D.center_crop(t[None])[0, 0].numpy()
+        return center_crop(t.permute(2, 0, 1))[0].permute(1, 2, 0).numpy()
+    return center_crop(t[None])[0, 0].numpy()
 
 
 def _thumb(img, size: int | None):
@@ -205,8 +205,6 @@ def _none_to_show(what: str):
 
 def _save(fig, save: str | None, dpi: int = 120):
     if save:
-        from sbir_lib.core.plotting import save_figure
-
         save_figure(fig, save, dpi=dpi)
     return fig
 

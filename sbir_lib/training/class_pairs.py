@@ -27,10 +27,9 @@ from sbir_lib.core import config as _config
 from sbir_lib.metrics.retrieval import metrics_of
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.models import dase as DA
-from sbir_lib.data import datasets as D
+from sbir_lib.data import augment as A
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics import retrieval as M
-from sbir_lib.data.augment import _bchw_float, random_resized_crop
 from sbir_lib.data.paired import PairedData
 from sbir_lib.data.samplers import ClassPairSampler
 
@@ -108,8 +107,8 @@ class RunConfig:
             p.append(f"center_lr_mult must be > 0, got {self.center_lr_mult}")
         if self.lr <= 0:
             p.append(f"lr must be > 0, got {self.lr}")
-        if self.arch == "sketchanet" and self.input_size != D.CROP:
-            p.append(f"sketchanet needs input_size {D.CROP}, got {self.input_size}")
+        if self.arch == "sketchanet" and self.input_size != A.CROP:
+            p.append(f"sketchanet needs input_size {A.CROP}, got {self.input_size}")
         if p:
             raise ValueError("; ".join(p))
         return self
@@ -127,7 +126,7 @@ def _normalise(x: torch.Tensor, arch: str) -> torch.Tensor:
     if arch == "sketchanet":
         if x.shape[1] != 1:
             raise ValueError("Sketch-a-Net takes 1-channel images (sketches, edge maps)")
-        return x / 255.0 - D.PIXEL_MEAN
+        return x / 255.0 - A.PIXEL_MEAN
     x = x / 255.0
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
@@ -139,8 +138,8 @@ def train_views(x_uint8: torch.Tensor, cfg: RunConfig, generator: torch.Generato
     """Augmented network inputs for a training batch (Sketch-a-Net: the DSSA 225 crop + flip;
     others: random resized crop + flip to ``cfg.input_size``)."""
     if cfg.arch == "sketchanet":
-        return _normalise(D.augment(x_uint8, crop=cfg.input_size, generator=generator).float(), cfg.arch)
-    return _normalise(random_resized_crop(x_uint8, cfg.input_size, (cfg.crop_scale, 1.0), True, generator),
+        return _normalise(A.augment(x_uint8, crop=cfg.input_size, generator=generator).float(), cfg.arch)
+    return _normalise(A.random_resized_crop(x_uint8, cfg.input_size, (cfg.crop_scale, 1.0), True, generator),
                       cfg.arch)
 
 def test_views(x_uint8: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
@@ -148,12 +147,12 @@ def test_views(x_uint8: torch.Tensor, cfg: RunConfig) -> torch.Tensor:
     views; others: the whole image resized to ``input_size`` (V=1) and its mirror (V=2; 10 means 2)."""
     if cfg.arch == "sketchanet":
         if cfg.test_views == 10:
-            v = D.ten_views(x_uint8, cfg.input_size)
+            v = A.ten_views(x_uint8, cfg.input_size)
         else:
-            c = D.center_crop(x_uint8, cfg.input_size)
+            c = A.center_crop(x_uint8, cfg.input_size)
             v = c[None] if cfg.test_views == 1 else torch.stack([c, c.flip(-1)])
         return torch.stack([_normalise(vi.float(), cfg.arch) for vi in v])
-    x = _bchw_float(x_uint8)
+    x = A.as_bchw(x_uint8).float()
     if x.shape[-1] != cfg.input_size:
         x = F.interpolate(x, size=(cfg.input_size, cfg.input_size), mode="bilinear", antialias=True,
                           align_corners=False)

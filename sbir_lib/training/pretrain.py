@@ -1,54 +1,27 @@
 """Offline Sketch-a-Net pretraining on Sketchy-mini sketches and photo edge maps.
 
-Taught in: ``notebooks/01_triplet_loss.ipynb`` (section "Where the initial weights come from").
-Used by the ``pretrain`` experiment of :mod:`sbir_lib.experiments.runner` (rows ``base@sketchy_mini``,
-``full@sketchy_mini``: the same models as ``base``/``full`` started from this checkpoint).
+Taught in: ``notebooks/01_triplet_loss.ipynb`` ("Where the initial weights come from"). Used by the ``pretrain``
+experiment (:mod:`sbir_lib.experiments.runner`; rows ``base@sketchy_mini``, ``full@sketchy_mini``).
 
-Why
----
-Triplet SN and DSSA (Song et al., ICCV 2017) never start from scratch: Sketch-a-Net is first trained
-as a classifier on edge maps of ImageNet photos and on TU-Berlin sketches, then triplet-trained on
-many categories (sketch vs the edge map of a photo of the same category), and only then fine-tuned
-on QMUL (with conv1-conv4 or conv1-conv5 frozen). Those weights and datasets cannot be had offline.
-The largest real category-level sketch + photo data here is Sketchy-mini (125 categories, 25 sketches
-and 25 photos each), so this module mirrors the authors' recipe at that scale:
+Triplet SN and DSSA (Song et al., ICCV 2017) start from a Sketch-a-Net trained to classify edge maps of ImageNet
+photos and TU-Berlin sketches, then triplet-trained on many categories. Those weights and data are not available
+offline; this module follows the same recipe on Sketchy-mini:
 
-Data (:func:`prepare_data`)
-    The Sketchy-mini training sketches (the deterministic split of
-    :func:`sbir_lib.data.datasets.load_sketchy_mini`: per category the first 20 file names; the other 5 are held
-    out) and the edge maps of **all** its photos (:mod:`sbir_lib.data.edges`, an extractor tuned to look like
-    the QMUL edge maps), 125-way: a sketch and an edge map of the same category share the label.
-    No QMUL image is ever read here. Held-out evaluation: the 625 test sketches.
+- data (:func:`prepare_data`): the training sketches of :func:`sbir_lib.data.datasets.load_sketchy_mini`'s
+  split and the edge maps (:mod:`sbir_lib.data.edges`) of all its photos, one label per category; the test
+  sketches are held out. No QMUL image is read.
+- stage ``classify``: Sketch-a-Net (:class:`sbir_lib.models.dssa.SketchANet`) with a cosine classifier on the
+  L2-normalised fc7, ``logits = s * <fc7/|fc7|, w_c/|w_c|>`` (``s`` = ``cos_scale``; the space DSSA's triplet
+  loss later uses), cross-entropy with label smoothing; batches of half sketches, half edge maps, augmented
+  on the device (:mod:`sbir_lib.data.augment`: 225 crop + flip, then a random rotation / scale / shift);
+  AdamW, linear warm-up then cosine decay, bf16 on CUDA.
+- stage ``triplet`` (optional): category-level triplets (:class:`sbir_lib.data.samplers.CategoryTriplets`)
+  and the triplet hinge (:func:`sbir_lib.losses.losses.triplet_hinge`, Eq. 1) on squared Euclidean distances
+  of the L2-normalised fc7 -- the ``base`` variant's loss.
 
-Stage ``classify`` (the authors' first two steps, on our data)
-    Sketch-a-Net (:class:`sbir_lib.models.dssa.SketchANet`, fc6 512 -> fc7 256) with a **cosine classifier**
-    on the L2-normalised fc7: ``logits = s * <fc7/|fc7|, w_c/|w_c|>`` (normalised softmax, scale
-    ``cos_scale``), cross-entropy with label smoothing. Choice: DSSA's embedding is the L2-normalised
-    fc7 (as in the authors' code), so the classifier shapes exactly the space the triplet loss later
-    uses; a plain linear classifier would train the raw fc7 instead. The classifier's weights are saved
-    (``"classifier"``) but not needed downstream. Each batch holds half sketches, half edge maps.
-    Augmentation, batched on the device: :func:`sbir_lib.data.datasets.augment` (random 225 crops + flips) then
-    a random affine warp per image (rotation, scale, shift; :func:`random_affine`).
-    AdamW, linear warm-up then cosine decay, bf16 autocast on CUDA.
-
-Stage ``triplet`` (optional, the authors' third step)
-    Category-level triplets: anchor = a training sketch, positive = the edge map of a random photo of
-    the same category, negative = the edge map of a photo of another category; triplet hinge
-    (:func:`sbir_lib.losses.losses.triplet_hinge`, Eq. 1) on squared Euclidean distances of the L2-normalised
-    fc7 -- the ``base`` variant's loss.
-
-Held-out numbers in the provenance: ``top1`` (classification of the test sketches, centre crop) and
-``map`` (category-level retrieval: test sketches vs the edge maps of all photos, normalised fc7,
-:func:`sbir_lib.metrics.retrieval.mean_average_precision`; the photos were seen in training -- a diagnostic).
-
-Profiles (``--profile``)
-    ``quick``: 2 CPU cores, a few minutes: the first 10 categories, 100 classification steps of 16
-    images, 20 triplet steps of 8 triplets. Enough to see it learn, far from a useful init. Measured
-    (seed 0, CPU, 2 cores shared with other jobs): held-out top-1 24.0% (chance 10%), mAP 13.0%
-    (chance ~10%); 266 s wall, 143 s of CPU time (edge maps of 250 photos included).
-    ``full`` (a GPU): all 125 categories, 20,000 classification steps of 128 images + 4,000 triplet steps
-    of 128 triplets = 4.1 M images through the network, about 3 minutes at the ~24,000 images/s
-    Sketch-a-Net trains at on an H100 in bf16.
+Held-out numbers in the provenance: ``top1`` (test sketches classified, centre crop) and ``map`` (test sketches
+retrieving the edge maps of all photos by normalised fc7; those photos were trained on: a diagnostic).
+Profiles (:data:`PROFILES`): ``quick`` (2 CPU cores, the first 10 categories), ``full`` (a GPU, all 125).
 
 Checkpoint (``--out``; default ``checkpoints/sketchanet_sketchy_mini.pt``, quick profile
 ``checkpoints/sketchanet_sketchy_mini.quick.pt``, where the ``pretrain`` experiment looks)::
@@ -58,29 +31,21 @@ Checkpoint (``--out``; default ``checkpoints/sketchanet_sketchy_mini.pt``, quick
      torch, git commit, wall time, held-out top-1 / mAP, edge extractor settings, ...}}
 
 It loads with ``torch.load(weights_only=True)`` and :func:`sbir_lib.models.sketchanet_init.load_sketchanet_init`
-(which reads the ``"model"`` key). A run saves ``<out>.resume`` every ``checkpoint_every`` steps and
-resumes from it when started again with the same settings; it is deleted when the run completes.
+(which reads ``"model"``). A run saves ``<out>.resume`` every ``checkpoint_every`` steps and resumes from it
+when started again with the same settings; it is deleted when the run completes.
 
 Commands::
 
-    python -m sbir_lib.training.pretrain run --profile quick                 # CPU, ~2 minutes
-    python -m sbir_lib.training.pretrain pack --out sketchy_mini_pretrain.npz # ~20 MB: sketches + edge maps
+    python -m sbir_lib.training.pretrain run --profile quick
+    python -m sbir_lib.training.pretrain pack --out sketchy_mini_pretrain.npz   # sketches + edge maps
     python -m sbir_lib.training.pretrain run --profile full --device cuda --packed sketchy_mini_pretrain.npz
+    python -m sbir_lib.training.pretrain run --init /path/sketchnet_init.npy --stages triplet
     python -m sbir_lib.experiments run --experiment pretrain --dataset shoes --profile full
     python -m sbir_lib.experiments run --experiment table2 --dataset shoes --init checkpoints/sketchanet_sketchy_mini.pt
 
-``pack`` writes everything training needs (uint8 sketches, precomputed edge maps, labels, split, category
-names, extractor settings) into one compressed ``.npz`` for a GPU machine that cannot read the image
-folders; ``--packed`` trains from it.
-
-With the authors' weights
--------------------------
-A user who has the DSSA authors' released ``sketchnet_init.npy`` (TensorFlow ``{layer: [weights,
-biases]}``) passes it wherever a checkpoint goes: ``python -m sbir_lib.experiments run --experiment
-table2 --dataset shoes --init /path/sketchnet_init.npy`` (converted by
-:func:`sbir_lib.models.sketchanet_init.load_sketchanet_init`, which also takes ``input_scale=255`` for weights trained on
-the 0..255 scale). ``python -m sbir_lib.training.pretrain run --init /path/sketchnet_init.npy --stages triplet``
-continues from it with our triplet stage instead of starting from scratch.
+``pack`` writes everything training needs (uint8 sketches, precomputed edge maps, labels, split, category names,
+extractor settings) as a ``pretrain`` pack (:mod:`sbir_lib.data.pack`) for a GPU machine without the image
+folders; ``--packed`` trains from it. ``--init`` takes a checkpoint or the DSSA authors' ``sketchnet_init.npy``.
 """
 from __future__ import annotations
 
@@ -101,31 +66,32 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
-from sbir_lib.core.io import sha256_file
-from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
+from sbir_lib.core.io import sha256_file, torch_save_atomic
 from sbir_lib.core.records import git_commit, init_checkpoint
+from sbir_lib.data import augment as A
 from sbir_lib.data import datasets as D
 from sbir_lib.data import edges as E
+from sbir_lib.data.pack import read_pack, write_pack
+from sbir_lib.data.samplers import CategoryTriplets
+from sbir_lib.data.synthetic import make_synthetic_categories
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics import retrieval as M
-from sbir_lib.core.io import atomic_path, torch_save_atomic
 from sbir_lib.models.dssa import SketchANet
 from sbir_lib.models.sketchanet_init import load_sketchanet_init
+from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 
 __all__ = ["STAGES", "PROFILES", "PretrainConfig", "PretrainData", "PretrainResult", "profile_config",
-           "prepare_data", "synthetic_data", "CategoryTriplets", "pack", "load_packed", "random_affine", "pretrain",
-           "evaluate", "default_out", "main"]
+           "prepare_data", "synthetic_data", "pack", "load_packed", "pretrain", "evaluate", "default_out", "main"]
 
 STAGES = ("classify", "triplet")
 FORMAT = "sbir_lib.training.pretrain/1"
-PACK_FORMAT = "sbir_lib.training.pretrain.pack/1"
 INIT_NAME = "sketchy_mini"  # the ``@sketchy_mini`` rows of the ``pretrain`` experiment
 
 PROFILES: dict[str, dict[str, Any]] = {
-    # 2 CPU cores, about two minutes in all (data preparation included).
+    # 2 CPU cores.
     "quick": dict(categories=10, classify_steps=100, triplet_steps=20, batch_size=16, triplet_batch=8,
                   lr=1e-3, triplet_lr=1e-4, warmup=10, eval_every=0, log_every=10, checkpoint_every=50),
-    # A GPU (H100: ~3 minutes). 20k x 128 + 4k x 3 x 128 = 4.1 M images.
+    # A GPU: 20k x 128 + 4k x 3 x 128 = 4.1 M images.
     "full": dict(categories=None, classify_steps=20_000, triplet_steps=4_000, batch_size=128,
                  triplet_batch=128, lr=5e-4, triplet_lr=1e-4, warmup=500, eval_every=2_000, log_every=100,
                  checkpoint_every=2_000),
@@ -305,45 +271,27 @@ def prepare_data(root=None, categories: int | None = None, settings: E.EdgeSetti
 
 def synthetic_data(n_classes: int = 4, per_class: int = 6, n_test_per_class: int = 2, photos_per_class: int = 4,
                    size: int = 256, seed: int = 0, settings: E.EdgeSettings = E.DEFAULT_SETTINGS) -> PretrainData:
-    """A tiny stand-in built from :func:`sbir_lib.data.datasets.make_synthetic_categories` (tests, no downloads)."""
-    cd = D.make_synthetic_categories(n_classes=n_classes, per_class=per_class, n_test_per_class=n_test_per_class,
-                                     photos_per_class=photos_per_class, size=size, seed=seed)
+    """A tiny stand-in built from :func:`sbir_lib.data.synthetic.make_synthetic_categories` (tests, no downloads)."""
+    cd = make_synthetic_categories(n_classes=n_classes, per_class=per_class, n_test_per_class=n_test_per_class,
+                                   photos_per_class=photos_per_class, size=size, seed=seed)
     return _from_category_dataset(cd, settings, progress=False)
 
 
 def pack(path, data: PretrainData) -> Path:
-    """Write ``data`` as one compressed ``.npz`` (uint8 images, labels, split, names); return the path."""
-    path = Path(path)
-    if path.suffix != ".npz":
-        raise ValueError(f"pack files end in .npz; got {path.name}")
-    meta = {"format": PACK_FORMAT, "source": data.source, "split": data.split, "edge_settings": data.edge_settings,
-            "categories": data.categories}
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh, sketches=data.sketches.numpy(), sketch_labels=data.sketch_labels.numpy().astype(np.int16),
-                test_sketches=data.test_sketches.numpy(), test_labels=data.test_labels.numpy().astype(np.int16),
-                edges=data.edges.numpy(), edge_labels=data.edge_labels.numpy().astype(np.int16),
-                meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-    return path
-
-
+    """Write ``data`` as a ``pretrain`` pack (:mod:`sbir_lib.data.pack`: one compressed ``.npz`` of uint8
+    images, labels, split, names and edge extractor settings); return the path."""
+    arrays = dict(sketches=data.sketches.numpy(), sketch_labels=data.sketch_labels.numpy().astype(np.int16),
+                  test_sketches=data.test_sketches.numpy(), test_labels=data.test_labels.numpy().astype(np.int16),
+                  edges=data.edges.numpy(), edge_labels=data.edge_labels.numpy().astype(np.int16))
+    header = {"source": data.source, "split": data.split, "edge_settings": data.edge_settings,
+              "categories": data.categories}
+    return write_pack(path, "pretrain", arrays, header, compress=True)
 
 
 def load_packed(path) -> PretrainData:
-    """Read a file written by :func:`pack` (``python -m sbir_lib.training.pretrain pack``)."""
+    """Read a ``pretrain`` pack written by :func:`pack` (``python -m sbir_lib.training.pretrain pack``)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no packed data at {path}; make it with: "
-                                f"python -m sbir_lib.training.pretrain pack --out {path}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except Exception as e:  # zipfile.BadZipFile, KeyError, ValueError, OSError on damage
-        raise D.DatasetCorruptError(path, f"unreadable pack: {type(e).__name__}: {e}") from e
-    if meta.get("format") != PACK_FORMAT:
-        raise D.DatasetCorruptError(path, f"format {meta.get('format')!r}, expected {PACK_FORMAT!r}")
+    arrays, meta = read_pack(path, "pretrain")
     t = lambda k, dt=None: torch.from_numpy(arrays[k].astype(dt) if dt else arrays[k])  # noqa: E731
     return PretrainData(
         categories=list(meta["categories"]), sketches=t("sketches"), sketch_labels=t("sketch_labels", np.int64),
@@ -353,35 +301,15 @@ def load_packed(path) -> PretrainData:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Augmentation, model head, evaluation
+# Model input, head, evaluation
 # ----------------------------------------------------------------------------------------------------------
-def random_affine(ink: torch.Tensor, rotate_deg: float, scale: float, shift: float,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Warp each image of ``ink`` (float ``[B, 1, H, W]``, 0 = white background) by its own random
-    rotation in ``[-rotate_deg, rotate_deg]``, isotropic scale in ``[1-scale, 1+scale]`` and shift in
-    ``[-shift, shift]`` (fraction of the size); one ``grid_sample`` on the batch's device. Pixels
-    from outside the image are white. Randomness is drawn on ``generator``'s device."""
-    B = ink.shape[0]
-    if rotate_deg == 0 and scale == 0 and shift == 0:
-        return ink
-    gdev = generator.device if generator is not None else torch.device("cpu")
-    u = torch.rand(B, 4, generator=generator, device=gdev).to(ink.device) * 2 - 1  # uniform [-1, 1]
-    th = u[:, 0] * math.radians(rotate_deg)
-    s = 1.0 + u[:, 1] * scale
-    c, si = torch.cos(th) / s, torch.sin(th) / s  # the grid maps output -> input: inverse scale
-    theta = torch.stack([torch.stack([c, -si, u[:, 2] * 2 * shift], 1),
-                         torch.stack([si, c, u[:, 3] * 2 * shift], 1)], 1)  # [B, 2, 3]
-    grid = F.affine_grid(theta.to(ink.dtype), list(ink.shape), align_corners=False)
-    return F.grid_sample(ink, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
 def _inputs(batch_u8: torch.Tensor, cfg: PretrainConfig, gen: torch.Generator, train: bool = True) -> torch.Tensor:
     """uint8 ``[B, H, W]`` -> network input ``[B, 1, 225, 225]`` (crop/flip + affine when ``train``)."""
-    x = D.augment(batch_u8, generator=gen) if train else D.center_crop(batch_u8)
+    x = A.augment(batch_u8, generator=gen) if train else A.center_crop(batch_u8)
     ink = 1.0 - x.float() / 255.0
     if train:
-        ink = random_affine(ink, cfg.rotate_deg, cfg.scale, cfg.shift, generator=gen)
-    x = (1.0 - ink) - D.PIXEL_MEAN  # == data.to_input of the warped image
+        ink = A.random_affine(ink, cfg.rotate_deg, cfg.scale, cfg.shift, generator=gen)
+    x = (1.0 - ink) - A.PIXEL_MEAN  # == augment.to_input of the warped image
     if cfg.channels_last and x.is_cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
@@ -389,8 +317,6 @@ def _inputs(batch_u8: torch.Tensor, cfg: PretrainConfig, gen: torch.Generator, t
 
 def _cos_logits(fc7: torch.Tensor, weight: torch.Tensor, scale: float) -> torch.Tensor:
     return scale * F.normalize(fc7.float(), dim=1) @ F.normalize(weight.float(), dim=1).t()
-
-
 
 
 @torch.no_grad()
@@ -446,37 +372,6 @@ def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / rest)))
 
 
-class CategoryTriplets:
-    """Category-level triplet draws (stage ``triplet``), vectorised on the device: anchor = a random
-    training sketch, positive = a random edge map of the anchor's category, negative = a random edge map
-    of a uniformly random *other* category."""
-
-    def __init__(self, sketch_labels: torch.Tensor, edge_labels: torch.Tensor, n_classes: int, device="cpu"):
-        if n_classes < 2:
-            raise ValueError("category-level triplets need at least 2 categories")
-        counts = torch.bincount(edge_labels.cpu(), minlength=n_classes)
-        if (counts == 0).any():
-            raise ValueError("every category needs at least one edge map")
-        self.sketch_labels = sketch_labels.to(device)
-        self.order = torch.argsort(edge_labels.cpu(), stable=True).to(device)
-        self.start = (torch.cumsum(counts, 0) - counts).to(device)
-        self.count = counts.to(device)
-        self.n_classes = int(n_classes)
-        self.device = torch.device(device)
-
-    def _edge_of(self, classes: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        k = torch.minimum((u * self.count[classes]).long(), self.count[classes] - 1)
-        return self.order[self.start[classes] + k]
-
-    def sample(self, b: int, generator: torch.Generator | None = None):
-        """``(anchor sketch idx, positive edge idx, negative edge idx)``, int64 ``[b]`` each."""
-        a = torch.randint(0, len(self.sketch_labels), (b,), generator=generator, device=self.device)
-        ya = self.sketch_labels[a]
-        u = torch.rand(3, b, generator=generator, device=self.device)
-        yn = (ya + 1 + (u[0] * (self.n_classes - 1)).long().clamp_(max=self.n_classes - 2)) % self.n_classes
-        return a, self._edge_of(ya, u[1]), self._edge_of(yn, u[2])
-
-
 def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, progress: bool = True,
              resume: bool = True) -> PretrainResult:
     """Run ``cfg.stages`` on ``data``; save the checkpoint to ``out`` (when given) and return the result.
@@ -505,9 +400,9 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
 
     sketches, s_lab = data.sketches.to(device), data.sketch_labels.to(device)
     edges, e_lab = data.edges.to(device), data.edge_labels.to(device)
-    triplets = CategoryTriplets(data.sketch_labels, data.edge_labels, n_classes, device) \
-        if "triplet" in cfg.stages else None
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    triplets = CategoryTriplets(data.sketch_labels, data.edge_labels, n_classes, device=device, generator=gen) \
+        if "triplet" in cfg.stages else None
     data_key = hashlib.sha1(json.dumps([data.categories, len(data.sketches), len(data.edges),
                                         int(data.sketches[:, ::16, ::16].sum()), int(data.edges[:, ::16, ::16].sum())]
                                        ).encode()).hexdigest()[:12]
@@ -578,7 +473,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
                 loss = F.cross_entropy(_cos_logits(fc7, classifier, cfg.cos_scale), y,
                                        label_smoothing=cfg.label_smoothing)
             else:
-                a, p, n = triplets.sample(cfg.triplet_batch, gen)
+                a, p, n = triplets.sample(cfg.triplet_batch)
                 x = _inputs(torch.cat([sketches[a], edges[p], edges[n]]), cfg, gen)
                 with autocast(device, cfg.amp):
                     emb = model(x)
@@ -604,30 +499,18 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
     if not history["eval_top1"]:
         final = log_eval("none", 0)
     provenance = {
-        "format": FORMAT,
-        "data": data.describe(),
-        "packed": data.packed,
-        "split": data.split,
-        "categories": n_classes,
-        "edge_extractor": data.edge_settings,
-        "stages": list(cfg.stages),
+        "format": FORMAT, "data": data.describe(), "packed": data.packed, "split": data.split,
+        "categories": n_classes, "edge_extractor": data.edge_settings, "stages": list(cfg.stages),
         "steps": {s: cfg.steps_of(s) for s in cfg.stages},
         "batch": {"classify": cfg.batch_size, "triplet": cfg.triplet_batch},
         "lr": {"classify": cfg.lr, "triplet": cfg.triplet_lr},
-        "config": cfg.to_dict(),
-        "config_key": cfg.key(),
-        "seed": cfg.seed,
-        "profile": cfg.profile,
-        "init": cfg.init or "scratch",
-        "init_report": init_report,
+        "config": cfg.to_dict(), "config_key": cfg.key(), "seed": cfg.seed, "profile": cfg.profile,
+        "init": cfg.init or "scratch", "init_report": init_report,
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        "torch": str(torch.__version__),
-        "python": platform.python_version(),
-        "git_commit": git_commit(),
+        "torch": str(torch.__version__), "python": platform.python_version(), "git_commit": git_commit(),
         "stage_time_s": {k: round(v, 2) for k, v in stage_times.items()},
         "wall_time_s": round(time.perf_counter() - t_start, 2),
-        "heldout_top1": final["top1"],
-        "heldout_map": final["map"],
+        "heldout_top1": final["top1"], "heldout_map": final["map"],
         "heldout_by_stage": {st: {"top1": t1, "map": mp} for st, step, t1, mp in zip(
             history["eval_stage"], history["eval_step"], history["eval_top1"], history["eval_map"])
             if st in cfg.stages and step == cfg.steps_of(st)},

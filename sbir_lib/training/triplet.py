@@ -9,8 +9,8 @@ where D is the energy of :mod:`sbir_lib.losses.losses` (squared Euclidean, weigh
 or HOLEF with its regulariser R = lambda (||W - I||_1 + ||W - I||_F)).
 
 Speed: the uint8 images stay on the device for the whole run, triplets are sampled as index
-tensors (:class:`sbir_lib.data.datasets.TripletSampler`), crops and flips happen batched on the device
-(:func:`sbir_lib.data.datasets.augment`) and the three branches run as one forward pass through the shared
+tensors (:class:`sbir_lib.data.samplers.TripletSampler`), crops and flips happen batched on the device
+(:func:`sbir_lib.data.augment.augment`) and the three branches run as one forward pass through the shared
 weights, under bf16 autocast on CUDA. Nothing per-sample runs in Python inside the loop.
 
 Defaults follow the authors' recipe (SGD momentum 0.9, lr 1e-3, 128 triplets, 20,000 iterations;
@@ -37,7 +37,9 @@ import torch
 from sbir_lib.core import config as _config
 from sbir_lib.training import engine
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
-from sbir_lib.data import datasets as D
+from sbir_lib.data import augment as A
+from sbir_lib.data.datasets import QMULSplit
+from sbir_lib.data.samplers import TripletSampler
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics.retrieval import metrics_of
 from sbir_lib.models import dssa as MD
@@ -190,7 +192,7 @@ def make_optimizer(cfg: TrainConfig, params):
 
 
 def _prep(x_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    x = D.to_input(x_uint8)
+    x = A.to_input(x_uint8)
     if channels_last and x.is_cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
@@ -205,9 +207,9 @@ def embed_views(model, images: torch.Tensor, views: int, device, amp=True, batch
     for i in range(0, len(images), batch):
         x = images[i:i + batch].to(device, non_blocking=True)
         if views == 10:
-            v = D.ten_views(x)  # [10, B, 1, c, c]
+            v = A.ten_views(x)  # [10, B, 1, c, c]
         else:
-            c = D.center_crop(x)
+            c = A.center_crop(x)
             v = c[None] if views == 1 else torch.stack([c, c.flip(-1)])
         nv, b = v.shape[:2]
         with autocast(device, amp):
@@ -248,7 +250,7 @@ def _subset(split, idx: torch.Tensor):
         for o in idx_list:
             pairs = [(remap[a], remap[b]) for a, b in split.triplets[o] if a in remap and b in remap]
             trip.append(pairs)
-    return D.QMULSplit(
+    return QMULSplit(
         sketches=split.sketches[idx], edges=split.edges[idx],
         photos=None if split.photos is None else split.photos[idx],
         triplets=trip, names=[split.names[i] for i in idx_list],
@@ -301,8 +303,8 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
 
     sketches = train_split.sketches.to(device)
     edges = train_split.edges.to(device)
-    sampler = D.TripletSampler(train_split, positives=cfg.positives, hard_prob=cfg.hard_prob,
-                               seed=cfg.seed, device=device)
+    sampler = TripletSampler(train_split, positives=cfg.positives, hard_prob=cfg.hard_prob,
+                             seed=cfg.seed, device=device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
 
     history: dict[str, list] = {"iteration": [], "loss": [], "val_iteration": [], "val_acc@1": []}
@@ -346,8 +348,8 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     for it in bar:
         a, p, n = sampler.sample(cfg.batch_size)
         imgs = torch.cat([sketches[a], edges[p], edges[n]])  # [3B, 256, 256] uint8
-        x = _prep(D.augment(imgs, flip=cfg.augment == "crop+flip", generator=gen) if cfg.augment != "none"
-                  else D.center_crop(imgs), cfg.channels_last)
+        x = _prep(A.augment(imgs, flip=cfg.augment == "crop+flip", generator=gen) if cfg.augment != "none"
+                  else A.center_crop(imgs), cfg.channels_last)
         with autocast(device, cfg.amp):
             emb = embed(x).float()
         s, ep, en = emb.chunk(3)

@@ -1,19 +1,18 @@
-"""Build notebooks 05 (the paper's tables) and 06 (its figures) with nbformat: cells only, no outputs.
+"""Generator of notebooks 05 (the paper's tables) and 06 (its figures); see ``tools/nbgen.py``::
 
-    python tools/make_notebooks_05_06.py [05] [06]        # default: both
+    python tools/nbgen.py 05 06              # write their sources (keeps the outputs of unchanged cells)
+    python tools/nbgen.py --check            # every notebook against its generator
 
-Then execute them in place (fills the outputs that are committed)::
+Then re-execute the notebooks whose code changed (fills the outputs that are committed)::
 
     python -m sbir_lib.course run --profile quick --only 05 06 --inplace
 
-The logic lives in ``sbir_lib.report.tables`` (05) and ``sbir_lib.report.figures`` (06); these notebooks are the lecture
-around it. Cells whose output is identical on every machine start with ``# NBVAL_CHECK_OUTPUT``.
+The logic lives in ``sbir_lib.report.tables`` (05) and ``sbir_lib.report.figures`` (06); these notebooks are
+the lecture around it. ``NOTEBOOKS`` maps each number to (name, build); importing this module writes nothing.
 """
 from __future__ import annotations
 
-import sys
-
-from nbgen import ROOT, code, md, preamble, write  # shared cell builders
+from nbgen import code, md, preamble  # shared cell builders
 
 
 # ======================================================================================================
@@ -45,11 +44,12 @@ only home; the tables are built by `sbir_lib.report.tables`.
 """)
     cells += [
         code("""
-from sbir_lib.report import tables as T
-from sbir_lib.report import paper as P
-from sbir_lib.report import figures as FG
-from sbir_lib.core import plotting
+from sbir_lib.core import plotting as P
 from sbir_lib.data.datasets import QMUL_COUNTS
+from sbir_lib.report import claims, reproduction
+from sbir_lib.report import figures as FG
+from sbir_lib.report import paper as PAPER
+from sbir_lib.report import tables as TB
 """),
         md(r"""
 ## Which cells, which runs
@@ -59,8 +59,8 @@ have two variants per row (with / without attention, with / without shortcut). I
 are trained once and shared between tables by the runner.
 """),
         code("""
-for t in T.TABLES:
-    cs = T.cells(t, "shoes")
+for t in TB.TABLES:
+    cs = TB.cells(t, "shoes")
     variants = sorted({c.variant for c in cs if c.variant})
     print(f"{t}: {len(cs)} cells per dataset, {len(variants)} variants: {', '.join(variants)}")
 """, check=True),
@@ -70,7 +70,7 @@ one or two queries:
 """),
         code("""
 for name, (n_train, n_test) in QMUL_COUNTS.items():
-    print(f"{P.DATASET_TITLES[name]}: {n_test} test queries -> one query = {100 / n_test:.2f} points of acc@K")
+    print(f"{PAPER.DATASET_TITLES[name]}: {n_test} test queries -> one query = {100 / n_test:.2f} points of acc@K")
 """, check=True),
         md(r"""
 Now the runs of this notebook's profile. In the `quick` profile a missing run is trained here (a tiny run,
@@ -80,7 +80,7 @@ profile without a GPU nothing is trained and the tables show "—" with the comm
 > **The `quick` numbers are not comparable with the paper's.** They come from models trained from scratch
 > for a few dozen small batches; they show that every variant trains and is evaluated, not how well.
 """),
-        code("counts = T.fill_missing(ctx)"),
+        code("counts = TB.fill_missing(ctx)"),
         md(r"""
 ## Table 1: against the baselines
 
@@ -89,28 +89,28 @@ The classical rows (HOG-BoW / Dense-HOG features + rankSVM) are our own implemen
 so only the paper's number is shown. The paper's Triplet SN row is the updated result from that model's
 project page, as its footnote says.
 """),
-        code('lt1 = T.show("table1", profile=ctx.profile)'),
+        code('lt1 = TB.show("table1", profile=ctx.profile)'),
         md(r"""
 ## Table 2: what each component adds
 
 "Base" is Triplet SN. The paper's "Base + CFF" and "Base + HOLEF" rows include attention (their numbers
 equal Table 3's *with attention* column), so we train them with attention (`base+att+cff`, `base+att+holef`).
 """),
-        code('lt2 = T.show("table2", profile=ctx.profile)'),
+        code('lt2 = TB.show("table2", profile=ctx.profile)'),
         md(r"""
 ## Table 3: attention on and off (acc@1)
 
 The attention mask $\alpha_{ij} = \mathrm{softmax}_{ij}(s_{ij})$ reweights the conv5 map, $f^{att} = f +
 \alpha \odot f$ (notebook 02). Each row trains the same model with and without the attention module.
 """),
-        code('lt3 = T.show("table3", profile=ctx.profile)'),
+        code('lt3 = TB.show("table3", profile=ctx.profile)'),
         md(r"""
 ## Table 4: the shortcut (acc@1)
 
 Without the shortcut the attended map is $\alpha \odot f$ alone: the softmax mask sums to one over the 49
 positions, so most of the feature map is scaled down to almost nothing. The paper finds a large drop.
 """),
-        code('lt4 = T.show("table4", profile=ctx.profile)'),
+        code('lt4 = TB.show("table4", profile=ctx.profile)'),
         md(r"""
 ## Table 5: the energy of the triplet loss
 
@@ -118,7 +118,7 @@ All rows are the attention + CFF model; only the distance $D$ in
 $\max(0, \Delta + D(s, p^+) - D(s, p^-))$ changes: squared Euclidean, a learned diagonal weighting, a learned
 Mahalanobis matrix, and HOLEF's higher-order energy $\sum (F(s) \ominus F(p))^{\circ 2} \odot W$ (notebook 04).
 """),
-        code('lt5 = T.show("table5", profile=ctx.profile)'),
+        code('lt5 = TB.show("table5", profile=ctx.profile)'),
         md(r"""
 ## The real reproduction: full-profile runs on a GPU
 
@@ -126,7 +126,7 @@ Whatever profile this notebook runs in, the recorded `full`-profile runs (the au
 iterations, batch 128, 10 test views, several seeds, on a GPU) are the actual reproduction. Here is what is
 recorded, with its device and seeds, and the tables built from it.
 """),
-        code('full_inventory = T.inventory("full")\nfull_inventory'),
+        code('full_inventory = TB.inventory("full")\nfull_inventory'),
         code("""
 if ctx.profile == "full":
     full_long = [lt1, lt2, lt3, lt4, lt5]
@@ -136,7 +136,7 @@ elif len(full_inventory) == 0:
     print("No full-profile records yet. Record them on a GPU with:\\n"
           "  python -m sbir_lib.experiments run --all --seeds 0 1 2 --profile full")
 else:
-    full_long = [T.show(t, profile="full") for t in T.TABLES]
+    full_long = [TB.show(t, profile="full") for t in TB.TABLES]
 """),
         md(r"""
 The same comparison at a glance: every cell that has a run, ours against the paper's (error bars: the
@@ -153,7 +153,7 @@ if ctx.profile != "full" and full_long:
 else:
     axes[1].axis("off")
 fig.tight_layout()
-_ = plotting.save_figure(fig, f"nb05_paper_vs_ours_{ctx.profile}")
+_ = P.save_figure(fig, f"nb05_paper_vs_ours_{ctx.profile}")
 """),
         md(r"""
 ## Do the ablation claims hold beyond seed noise?
@@ -168,10 +168,10 @@ two-sided, calling a claim **holds** (or **reversed**) when $p < 0.05$ and *with
 With a single seed there is no noise estimate at all: "n/a: one seed". Three seeds give a weak test, so
 "within seed noise" means *not shown*, not *false*.
 """),
-        code("T.style_claims(T.claims_frame(profile=ctx.profile))"),
+        code("claims.style_claims(claims.claims_frame(profile=ctx.profile))"),
         code("""
 if ctx.profile != "full" and len(full_inventory):
-    display(T.style_claims(T.claims_frame(profile="full")))
+    display(claims.style_claims(claims.claims_frame(profile="full")))
 """),
         md(r"""
 ## From scratch vs a pretrained Sketch-a-Net
@@ -181,10 +181,10 @@ The paper fine-tunes a Sketch-a-Net that was pretrained on sketches; our tables 
 `python -m sbir_lib.training.pretrain run` on the small Sketchy subset (`sketchy_mini`): how much of the gap to the
 paper is the initialisation?
 """),
-        code("T.pretrain_frame(profile=ctx.profile)"),
+        code("TB.pretrain_frame(profile=ctx.profile)"),
         code("""
 if ctx.profile != "full" and len(full_inventory):
-    display(T.pretrain_frame(profile="full"))
+    display(TB.pretrain_frame(profile="full"))
 """),
         md(r"""
 ## Why our numbers differ from the paper's
@@ -195,7 +195,7 @@ authors' recipe:
         code("""
 for p in dict.fromkeys([ctx.profile, "full"]):
     print(f"{p}-profile records")
-    display(T.setup_frame(p))
+    display(reproduction.setup_frame(p))
 """),
         md(r"""
 Reasons, in the order we expect them to matter:
@@ -225,9 +225,9 @@ throughput benchmarks of the training engine:
         code("""
 for p in dict.fromkeys([ctx.profile, "full"]):
     print(f"{p}-profile records")
-    display(T.cost_frame(p).round(3))
+    display(reproduction.cost_frame(p).round(3))
 """),
-        code("T.benchmarks_frame()"),
+        code("reproduction.benchmarks_frame()"),
         md(r"""
 ## REPRODUCTION.md
 
@@ -240,7 +240,7 @@ python -m sbir_lib.report reproduction --profile full --out REPRODUCTION.md
 Cells without records say "not run" together with the command that records them.
 """),
     ]
-    return write("05_reproducing_the_tables", cells)
+    return cells
 
 
 # ======================================================================================================
@@ -261,7 +261,7 @@ $$s_{ij} = F_{att}(f_{ij}; \mathbf{W}_a), \qquad
 $\alpha$ is what Figure 4 draws, upsampled from $7 \times 7$ to the $225 \times 225$ input crop.
 """)
     cells += [
-        code("from sbir_lib import figures as FG"),
+        code("from sbir_lib.report import figures as FG"),
         md(r"""
 ## Which runs
 
@@ -315,20 +315,16 @@ store widget state, so a static example of the same view follows it.
         code("FG.explorer(bundles)"),
         code('fig = FG.explorer_example(bundles, save="nb06_explorer_example")'),
     ]
-    return write("06_figures", cells)
+    return cells
 
 
-def main(argv=None) -> int:
-    which = (argv if argv is not None else sys.argv[1:]) or ["05", "06"]
-    builders = {"05": nb05, "06": nb06}
-    bad = [w for w in which if w not in builders]
-    if bad:
-        print(f"unknown notebook {bad}; allowed: {', '.join(builders)}", file=sys.stderr)
-        return 2
-    for w in which:
-        print(f"wrote {builders[w]().relative_to(ROOT)}")
-    return 0
+NOTEBOOKS = {
+    "05": ("05_reproducing_the_tables", nb05),
+    "06": ("06_figures", nb06),
+}
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python tools/nb_05_06.py [NN ...] [--check | --fresh]: nbgen for these notebooks
+    import nbgen
+
+    raise SystemExit(nbgen.main(default=list(NOTEBOOKS)))

@@ -1,20 +1,17 @@
-"""Build notebooks 07 (DASE) and 08 (MEMS and the DASE/MEMS experiments) with nbformat (cells only).
+"""Generator of notebooks 07 (DASE) and 08 (MEMS and the DASE/MEMS experiments); see ``tools/nbgen.py``::
 
-    python tools/make_nb_07_08.py [07 08]
+    python tools/nbgen.py 07 08              # write their sources (keeps the outputs of unchanged cells)
+    python tools/nbgen.py --check            # every notebook against its generator
 
-Then execute them in place (fills the outputs that are committed)::
+Then re-execute the notebooks whose code changed (fills the outputs that are committed)::
 
     python -m sbir_lib.course run --profile quick --only 07 08 --inplace
 
-Conventions as in ``tools/make_notebooks_00_04.py``: a title, the ``parameters`` cell,
-``ctx = course.setup(profile)``, short cells calling into ``sbir_lib``; deterministic cells start with
-``# NBVAL_CHECK_OUTPUT``.
+``NOTEBOOKS`` maps each number to (name, build); importing this module writes nothing.
 """
 from __future__ import annotations
 
-import sys
-
-from nbgen import code, md, preamble, write  # shared cell builders
+from nbgen import code, md, preamble  # shared cell builders
 
 
 REFERENCES_NOTE = r"""
@@ -71,16 +68,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib.experiments import dase_mems as category
-from sbir_lib.course import dase_lab
-from sbir_lib.data import paired
-from sbir_lib.training import class_pairs
-from sbir_lib.models import dase
 from sbir_lib.core import plotting as P
-from sbir_lib.models.dssa import count_parameters
+from sbir_lib.course import dase_lab
+from sbir_lib.experiments import dase_mems
+from sbir_lib.models import dase
+from sbir_lib.models import dssa as MD
+from sbir_lib.training import class_pairs
 
-pd.DataFrame({C: {"SE": count_parameters(dase.SqueezeExcite(C)),
-                  "DASE": count_parameters(dase.SqueezeExcite(C, domain_aware=True))}
+pd.DataFrame({C: {"SE": MD.count_parameters(dase.SqueezeExcite(C)),
+                  "DASE": MD.count_parameters(dase.SqueezeExcite(C, domain_aware=True))}
               for C in (64, 256, 1024, 2048)}).rename_axis("parameters of one block, C =", axis=1)
 """, check=True),
         md("The switch, checked on a randomly initialised block: the logit difference between the two domains "
@@ -108,7 +104,7 @@ networks the experiments compare (`sbir_lib.models.dase.build_backbone`):
 rows, params = [], {}
 for arch in ("resnet18", "resnet50"):
     nets = {b: dase.build_backbone(arch, b, embed_dim=512) for b in dase.BLOCK_TYPES}
-    params[arch] = {b: count_parameters(n) for b, n in nets.items()}
+    params[arch] = {b: MD.count_parameters(n) for b, n in nets.items()}
     for stage in ("layer1", "layer2", "layer3", "layer4"):
         mine = [b for n, b in dase.se_blocks(nets["dase"]) if n.startswith(f"trunk.{stage}.")]
         rows.append({"backbone": arch, "stage": stage, "units": len(mine), "channels": mine[0].channels,
@@ -127,14 +123,14 @@ to three channels, ImageNet-normalised like the photos (`sbir_lib.models.dase.to
 125 categories x 25 sketches and 25 photos of the Sketchy database (`data/sketchy_mini`). Per category, the
 first 20 sketch names train and 5 are test queries; 10 photos per category are a **held-out gallery** (the
 test sketches' source photos, filled up with photos no training sketch was drawn from), the other 15 are
-training photos, so no gallery photo is ever trained on (`sbir_lib.experiments.paired.sketchy_split`). The quick
+training photos, so no gallery photo is ever trained on (`sbir_lib.data.paired.sketchy_split`). The quick
 profile uses every 5th category (25) at 64 x 64 pixels; the full profile all 125 at 224 x 224.
 """),
         code(r"""
 train_profile = profile if ctx.train_missing else "quick"  # full without a GPU: show the quick models
 name = dase_lab.dataset_for("dase_sketchy")
-cfg = {b: category.profile_config("dase_sketchy", train_profile, f"{b}_softmax") for b in ("nose", "dase")}
-data = category.load_data("dase_sketchy", name, train_profile, cfg=cfg["dase"])
+cfg = {b: dase_mems.profile_config("dase_sketchy", train_profile, f"{b}_softmax") for b in ("plain", "dase")}
+data = dase_mems.load_data("dase_sketchy", name, train_profile, cfg=cfg["dase"])
 pd.Series(data.summary(), name=name).to_frame()
 """, check=True),
         code(r"""
@@ -152,15 +148,15 @@ plt.show()
         md(r"""
 ## Two networks, one difference
 
-We train the plain ResNet (`nose_softmax`) and the DASE ResNet (`dase_softmax`) with everything else equal:
+We train the plain ResNet (`plain_softmax`) and the DASE ResNet (`dase_softmax`) with everything else equal:
 same seed, same batches (one sketch and one photo of each class drawn for the step: 24 classes per step
 in the quick profile, 64 in the full one), same random resized crops and flips, softmax cross-entropy over the categories (the loss the excitation analysis needs
-least explaining for; notebook 08 compares all losses). These are exactly the `nose_softmax` and
+least explaining for; notebook 08 compares all losses). These are exactly the `plain_softmax` and
 `dase_softmax` rows of notebook 08's grid in this profile. Quick profile: a minute each on a CPU, far from
 converged: the numbers show the mechanism, not the paper's accuracy.
 """),
         code(r"""
-runs = {b: class_pairs.train_model(cfg[b], data, ctx.device) for b in ("nose", "dase")}
+runs = {b: class_pairs.train_model(cfg[b], data, ctx.device) for b in ("plain", "dase")}
 scores = {b: class_pairs.evaluate(r.model, cfg[b], data) for b, r in runs.items()}
 pd.DataFrame({f"{b}_softmax": {**s["metrics"], "train s": round(runs[b].train_time_s)} for b, s in scores.items()}).round(3)
 """),
@@ -182,9 +178,9 @@ ex_s = dase.collect_excitations(net, xs, "sketch")
 ex_p = dase.collect_excitations(net, xp, "photo")
 ex_p0 = dase.collect_excitations(net, xp, "sketch")  # photos, but told "sketch"
 kind = {n: ("DASE" if b.domain_aware else "SE") for n, b in dase.se_blocks(net)}
-from sbir_lib.training.triplet import seed_everything
+from sbir_lib.training import engine
 
-seed_everything(cfg["dase"].seed)  # the same seed rebuilds the untrained network exactly
+engine.seed_everything(cfg["dase"].seed)  # the same seed rebuilds the untrained network exactly
 start = dict(dase.se_blocks(class_pairs.build(cfg["dase"], data.num_classes)[0]))
 w_d = {n: (b.fc2.weight[:, -1].detach().cpu(), start[n].fc2.weight[:, -1].detach())
        for n, b in dase.se_blocks(net) if b.domain_aware}
@@ -235,7 +231,7 @@ Both networks embed the test sketches and the gallery photos. Below, a 2-D PCA (
 (L2-normalised) embeddings of six categories: colour = category, marker = domain. A **domain probe**
 measures the domain gap in numbers: the cross-validated accuracy of a logistic regression that tries to
 tell sketch embeddings from photo embeddings (0.5 = indistinguishable, 1.0 = two separate clouds;
-`sbir_lib.experiments.dase_lab.domain_probe`).
+`sbir_lib.course.dase_lab.domain_probe`).
 """),
         code(r"""
 from sklearn.decomposition import PCA
@@ -254,7 +250,7 @@ for ax, (b, (es, ep)) in zip(axes, emb.items()):
         zp = pca.transform(ep[data.gallery_labels == c].numpy())
         ax.scatter(*zs.T, marker="x", color=colors[k], s=30, label=data.categories[c])
         ax.scatter(*zp.T, marker="o", facecolors="none", edgecolors=colors[k], s=30)
-    title = {"nose": "plain ResNet", "dase": "DASE ResNet"}[b]
+    title = {"plain": "plain ResNet", "dase": "DASE ResNet"}[b]
     ax.set_title(f"{title}: x = sketch, o = photo; domain probe {probe[b]:.2f}", fontsize=9)
 axes[0].legend(fontsize=7, ncol=2)
 fig.tight_layout()
@@ -285,21 +281,21 @@ Every recorded run of the grid holds these numbers (`claims` in its record, meas
 embeddings). The discrepancy per backbone and loss (mean over the recorded seeds, with their number):
 """),
         code(r"""
-from sbir_lib.report import tables
-
 grid = dase_lab.records_frame(ctx, "dase_sketchy", name)
 dase_lab.grid_table(grid, "domain_gap", percent=False, digits=3) if len(grid) else "no runs recorded"
 """),
         md(r"""
 The claim *DASE lowers the discrepancy* is tested as notebook 05 tests DSSA's ablation claims: for each loss,
 DASE against plain SE and against no SE, the difference of means in the claimed direction (`diff` > 0: DASE
-has the lower discrepancy), the pooled std over seeds and Welch's t-test (`sbir_lib.report.tables.dase_claims_frame`).
+has the lower discrepancy), the pooled std over seeds and Welch's t-test (`sbir_lib.report.claims.dase_claims_frame`).
 With a single seed per row, as in the quick profile, there is no estimate of the seed noise and the verdict
 is *n/a: one seed*: a difference of one run is not evidence either way.
 """),
         code(r"""
+from sbir_lib.report import claims
+
 cols = ["experiment", "dataset", "better", "worse", "better mean", "worse mean", "diff", "p", "n", "verdict"]
-dase_claims = tables.dase_claims_frame("dase", profile=ctx.profile)
+dase_claims = claims.dase_claims_frame("dase", profile=ctx.profile)
 dase_claims[cols].round(3) if len(dase_claims) else "no runs recorded"
 """),
         md(r"""
@@ -313,7 +309,7 @@ profile (a GPU) is the real comparison:
     python -m sbir_lib.experiments run --experiment dase_sketchy --profile full --seeds 0 1 2
 """),
     ]
-    return write("07_dase", cells)
+    return cells
 
 
 # ======================================================================================================
@@ -365,10 +361,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib.experiments import dase_mems as category
-from sbir_lib.experiments import runner as E
-from sbir_lib.losses import losses as L
 from sbir_lib.core import plotting as P
+from sbir_lib.course import dase_lab
+from sbir_lib.experiments import dase_mems
+from sbir_lib.losses import losses as L
 
 f = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
 c = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
@@ -382,7 +378,7 @@ print("cross-entropy, m = 1 / 2 / 3:",
         md("The annealing schedule of our Sketchy runs in the full profile (the margin reaches its final value "
            "halfway through), and the selection on the validation split behind the final margin (quick profile):"),
         code(r"""
-full = category.profile_config("dase_sketchy", "full", "dase_mems")
+full = dase_mems.profile_config("dase_sketchy", "full", "dase_mems")
 steps = round(full.mems_anneal * full.iterations)
 print(f"{full.iterations} iterations, final margin {full.mems_margin}, annealed over {steps} steps:")
 print({s: round(L.mems_margin_schedule(s, final=full.mems_margin, anneal_steps=steps), 2)
@@ -408,7 +404,7 @@ For two centres the set where $m\,\lVert f - c_1\rVert < \lVert f - c_2\rVert$ i
 around $c_1$ that shrinks as $m$ grows; a class's *margin region* is the intersection of such discs, and
 between the regions lies a no-man's land where no class has its margin. The loss pushes every feature
 into its own class's region. Below, four overlapping Gaussian blobs in the plane go through a small MLP
-whose **2-D output** is the feature, trained with each loss (`sbir_lib.experiments.dase_lab.train_toy`, seconds on a
+whose **2-D output** is the feature, trained with each loss (`sbir_lib.course.dase_lab.train_toy`, seconds on a
 CPU). Shading: the class each feature-space point is assigned to (light) and where that class also has its
 margin (dark); dots: held-out points.
 """),
@@ -465,7 +461,7 @@ also report the ratio.
 ## The experiments
 
 **Category level (`dase_sketchy`).** Sketchy-mini with the split of notebook 07 (10 held-out gallery photos
-per category). Rows: backbone blocks (`nose` = no SE, `se`, `dase`) x loss (`softmax`, `cosface`,
+per category). Rows: backbone blocks (`plain` = no SE, `se`, `dase`) x loss (`softmax`, `cosface`,
 `triplet`, `mems`); each trained from scratch with the same batches (one sketch and one photo of each of
 the batch's classes), the triplet row using the batch's other-class photos as negatives. Metrics: **mAP over
 the whole gallery** for sketch queries, **precision@200** (the SBIR literature's second number; with 10
@@ -476,7 +472,7 @@ full: ResNet-50 at 224 px, 125 categories, bf16 on a GPU, 3 seeds. The init of e
 `sbir_lib.models.dase` for the offline EfficientNet-Lite0 ImageNet option).
 
 The tables read the recorded runs (`results/dase_sketchy/...`) and train only what is missing
-(`sbir_lib.experiments.dase_lab.record`). Cells: mean ± std over seeds, in percent, with the number of seeds.
+(`sbir_lib.course.dase_lab.record`). Cells: mean ± std over seeds, in percent, with the number of seeds.
 """),
         code(r"""
 sketchy = dase_lab.dataset_for("dase_sketchy")
@@ -539,14 +535,14 @@ pd.concat(ratio) if ratio else "no runs recorded"
         md(r"""
 The claim *MEMS separates the classes better* tested as notebook 05 tests DSSA's claims: MEMS against softmax,
 CosFace and triplet with the same blocks, the difference of means in the claimed direction (`diff` > 0: MEMS
-better), the pooled std over seeds and Welch's t-test (`sbir_lib.report.tables.dase_claims_frame`; *n/a: one seed*
+better), the pooled std over seeds and Welch's t-test (`sbir_lib.report.claims.dase_claims_frame`; *n/a: one seed*
 when a row has a single seed: no estimate of the seed noise, so no verdict). Fractions are in percent.
 """),
         code(r"""
-from sbir_lib.report import tables
+from sbir_lib.report import claims
 
 cols = ["experiment", "dataset", "better", "worse", "measure", "better mean", "worse mean", "diff", "p", "n", "verdict"]
-mems_claims = tables.dase_claims_frame("mems", profile=ctx.profile)
+mems_claims = claims.dase_claims_frame("mems", profile=ctx.profile)
 mems_claims[cols].round(3) if len(mems_claims) else "no runs recorded"
 """),
         md(r"""
@@ -558,7 +554,7 @@ Next to them, DSSA's rows from notebook 05 (Triplet SN = `base`, the full DSSA m
 acc@10 in percent, mean over seeds.
 """),
         code(r"""
-qmul, order = {}, ["DSSA: Triplet SN (base)", "DSSA: full model"] + category.EXPERIMENTS["dase_qmul"]
+qmul, order = {}, ["DSSA: Triplet SN (base)", "DSSA: full model"] + dase_mems.EXPERIMENTS["dase_qmul"]
 for ds in ("shoes", "chairs", "handbags"):
     key = dase_lab.dataset_for("dase_qmul", ds)
     ours = dase_lab.records_frame(ctx, "dase_qmul", key)
@@ -597,11 +593,16 @@ The full Sketchy release and TU-Berlin Extension load into the same experiments 
 `python data_download.py --dataset sketchy`).
 """),
     ]
-    return write("08_mems", cells)
+    return cells
 
 
-BUILDERS = {"07": nb07, "08": nb08}
+NOTEBOOKS = {
+    "07": ("07_dase", nb07),
+    "08": ("08_mems", nb08),
+}
 
-if __name__ == "__main__":
-    for k in sys.argv[1:] or list(BUILDERS):
-        print(BUILDERS[k]())
+
+if __name__ == "__main__":  # python tools/nb_07_08.py [NN ...] [--check | --fresh]: nbgen for these notebooks
+    import nbgen
+
+    raise SystemExit(nbgen.main(default=list(NOTEBOOKS)))

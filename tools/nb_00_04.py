@@ -1,20 +1,19 @@
-"""Build notebooks 00-04 of the DSSA series (cells only, no outputs) with nbformat.
+"""Generator of notebooks 00-04, the DSSA lectures (see ``tools/nbgen.py``, the command that writes and
+checks them)::
 
-    python tools/make_notebooks_00_04.py [NN ...]        # default: all five
+    python tools/nbgen.py 00 01 02 03 04     # write their sources (keeps the outputs of unchanged cells)
+    python tools/nbgen.py --check            # every notebook against its generator
 
-Then execute them in place (fills the outputs that are committed)::
+Then re-execute the notebooks whose code changed (fills the outputs that are committed)::
 
-    python -m sbir_lib.course run --profile quick --only 00 --inplace
+    python -m sbir_lib.course run --profile quick --only 01 --inplace
 
-Each notebook: a title, the ``parameters`` cell, ``ctx = course.setup(profile)``, then short cells that
-call into ``sbir_lib``. Cells whose output is identical on every machine start with
-``# NBVAL_CHECK_OUTPUT`` (nbval compares only those).
+``NOTEBOOKS`` maps each number to (name, build); ``build()`` returns the cells. Importing this module writes
+nothing.
 """
 from __future__ import annotations
 
-import sys
-
-from nbgen import ROOT, code, md, preamble, write  # shared cell builders
+from nbgen import code, md, preamble  # shared cell builders
 
 
 # ======================================================================================================
@@ -56,13 +55,14 @@ photos: its photo branch sees the edge maps (we show the photos only to help the
 Get the data with `python data_download.py --all`.
 """),
         code("""
-import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib.data import datasets as D
-from sbir_lib.report import domain_gap as G
 from sbir_lib.core import plotting as P
+from sbir_lib.data import augment as AUG
+from sbir_lib.data import datasets as D
+from sbir_lib.data import samplers
+from sbir_lib.report import domain_gap as G
 
 datasets = {name: ctx.dataset(name) for name in D.QMUL_NAMES}
 """),
@@ -197,7 +197,7 @@ course.
 ## How training triplets are drawn
 
 Training shows the network triplets (anchor sketch $s$, positive photo $p^+$, negative photo $p^-$) and
-asks that $p^+$ be closer to $s$ than $p^-$ (notebook 01). `sbir_lib.data.datasets.TripletSampler` follows the
+asks that $p^+$ be closer to $s$ than $p^-$ (notebook 01). `sbir_lib.data.samplers.TripletSampler` follows the
 authors' recipe: the anchors cycle through all training sketches in a shuffled order; $(p^+, p^-)$ is a
 random annotated `(more_similar, less_similar)` pair of the anchor; with probability 0.25 the negative
 is replaced by a random photo that appears in none of the anchor's pairs. Without an annotation
@@ -205,7 +205,7 @@ is replaced by a random photo that appears in none of the anchor's pairs. Withou
 shoes (the photo branch sees edge maps):
 """),
         code("""
-sampler = D.TripletSampler(shoes.train, seed=0)
+sampler = samplers.TripletSampler(shoes.train, seed=0)
 a, p, n = sampler.sample(4)
 hard = sampler.last_hard
 rows, titles = [], []
@@ -220,7 +220,7 @@ P.save_figure(fig, "nb00_triplets");
         md("Over 20 epochs of anchors, how often is the positive the true match, and the negative from the annotation?"),
         code("""
 def sampler_stats(split, epochs=20, seed=0):
-    s = D.TripletSampler(split, seed=seed)
+    s = samplers.TripletSampler(split, seed=seed)
     a, p, n = s.sample(epochs * len(split))
     return {"positive is true match": float((p == a).float().mean()),
             "negative from annotation": float(s.last_hard.float().mean()),
@@ -235,14 +235,14 @@ With the annotation, only about one positive in five is the true match: the loss
 ## Augmentation on the device, and the 10 test views
 
 Training crops a random 225 x 225 window out of the 256 x 256 image (an independent offset per image)
-and mirrors it with probability 1/2. `sbir_lib.data.datasets.augment` does this for a whole batch as one gather on
+and mirrors it with probability 1/2. `sbir_lib.data.augment.augment` does this for a whole batch as one gather on
 whatever device the batch lives on (the images stay on the GPU; no per-image Python loop). Six
 augmentations of one training sketch:
 """),
         code("""
 g = torch.Generator().manual_seed(0)
 batch = shoes.train.sketches[:1].repeat(6, 1, 1)  # [6, 256, 256] uint8
-aug = D.augment(batch, generator=g)               # [6, 1, 225, 225]
+aug = AUG.augment(batch, generator=g)             # [6, 1, 225, 225]
 print(tuple(batch.shape), batch.dtype, "->", tuple(aug.shape), aug.dtype)
 """, check=True),
         code("""
@@ -252,13 +252,13 @@ P.save_figure(fig, "nb00_augment");
 """),
         md(r"""
 At test time the full profile averages the distances over **10 views** of every sketch and edge map (the
-four corner crops and the centre crop, each also mirrored; `sbir_lib.data.datasets.ten_views`); the quick profile
-uses the centre crop only. Finally `sbir_lib.data.datasets.to_input` maps `uint8` to `x/255 - 250.42/255`, the
+four corner crops and the centre crop, each also mirrored; `sbir_lib.data.augment.ten_views`); the quick profile
+uses the centre crop only. Finally `sbir_lib.data.augment.to_input` maps `uint8` to `x/255 - 250.42/255`, the
 scalar mean the authors subtract.
 """),
         code("""
-views = D.ten_views(shoes.test.sketches[:1])  # [10, 1, 1, 225, 225]
-x = D.to_input(views[:, 0])
+views = AUG.ten_views(shoes.test.sketches[:1])  # [10, 1, 1, 225, 225]
+x = AUG.to_input(views[:, 0])
 print(tuple(views.shape), "->", tuple(x.shape), x.dtype)
 """, check=True),
         code("""
@@ -310,12 +310,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib.data import datasets as D
+from sbir_lib.core import plotting as P
 from sbir_lib.experiments import runner as E
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics import retrieval as M
 from sbir_lib.models import dssa as MD
-from sbir_lib.core import plotting as P
 
 net = MD.SketchANet()
 shapes = net.layer_shapes()
@@ -376,10 +375,10 @@ for name, t in zip(("dL/ds", "dL/dp+", "dL/dp-"), emb):
         md(r"""
 ## Training Triplet SN
 
-`sbir_lib.training.triplet.train` draws triplets with `data.TripletSampler` (notebook 00), augments them on the
-device, runs the three branches as one batch through the shared network, and minimises the mean hinge
-with SGD (momentum 0.9). The **quick** profile trains 60 iterations of 16 triplets from scratch, about a
-minute on 2 CPU cores; the **full** profile is the authors' recipe (20,000 iterations of 128 triplets;
+`sbir_lib.training.triplet.train` draws triplets with `sbir_lib.data.samplers.TripletSampler` (notebook
+00), augments them on the device, runs the three branches as one batch through the shared network, and
+minimises the mean hinge with SGD (momentum 0.9). The **quick** profile trains 60 iterations of 16
+triplets from scratch, about a minute on 2 CPU cores; the **full** profile is the authors' recipe (20,000 iterations of 128 triplets;
 the authors also start from a pretrained Sketch-a-Net, see the end of this notebook). The settings:
 """),
         code("""
@@ -389,6 +388,18 @@ cfg = T.profile_config(ctx.profile, variant="base")
 print({k: getattr(cfg, k) for k in ("iterations", "batch_size", "optimizer", "lr", "momentum", "margin",
                                     "positives", "hard_prob", "test_views")})
 """),
+        md(r"""
+Each iteration turns its batch into one scalar loss and hands it to `sbir_lib.training.engine.train_step`
+(zero the gradients, backpropagate, update), which all three training recipes of the course call: this
+triplet recipe, the class-pair recipe of DASE/MEMS (notebooks 07-08) and the Sketch-a-Net pretraining.
+"""),
+        code("""
+import inspect
+
+from sbir_lib.training import engine
+
+print(inspect.getsource(engine.train_step), end="")
+""", check=True),
         md(r"""
 `ctx.record` returns the recorded run from `results/table2/shoes/base/` (Table 2's "Base" row) and
 trains it only if it is missing:
@@ -525,9 +536,9 @@ hand-set $F_{att}$ whose score is $\mathrm{relu}(f^{(1)}) + \mathrm{relu}(f^{(2)
 import numpy as np
 import torch
 
-from sbir_lib.data import datasets as D
-from sbir_lib.models import dssa as MD
 from sbir_lib.core import plotting as P
+from sbir_lib.data import augment as AUG
+from sbir_lib.models import dssa as MD
 
 att = MD.SpatialAttention(channels=2, hidden=2, shortcut=True)
 with torch.no_grad():
@@ -570,13 +581,13 @@ models = {name: ctx.trained("table4", "shoes", variant)
           for name, variant in (("shortcut", "base+att"), ("no shortcut", "base+att-noshortcut"))}
 shoes = ctx.dataset("shoes")
 idx = [0, 1, 2, 3]
-crops = {"sketch": D.center_crop(shoes.test.sketches[idx])[:, 0],
-         "edge map": D.center_crop(shoes.test.edges[idx])[:, 0]}
+crops = {"sketch": AUG.center_crop(shoes.test.sketches[idx])[:, 0],
+         "edge map": AUG.center_crop(shoes.test.edges[idx])[:, 0]}
 
 @torch.no_grad()
 def stages(model, images):
     # conv5 map f, mask alpha and attended map of uint8 crops [B, 225, 225]
-    return model.intermediates(D.to_input(images))
+    return model.intermediates(AUG.to_input(images))
 
 out = {(m, k): stages(mm[0], x) for m, mm in models.items() if mm is not None for k, x in crops.items()}
 print("models loaded:", [m for m, mm in models.items() if mm is not None] or "none (see the commands above)")
@@ -684,14 +695,12 @@ each term in $[0, 4]$). Without attention (the `base+cff` variant) $g$ is the pl
 the 49 positions (after normalisation the same as its average). The stages of `sbir_lib.models.dssa.DSSANet("base+att+cff")` on a batch of two inputs:
 """),
         code("""
-import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib.data import datasets as D
+from sbir_lib.core import plotting as P
 from sbir_lib.metrics import retrieval as M
 from sbir_lib.models import dssa as MD
-from sbir_lib.core import plotting as P
 
 torch.manual_seed(0)
 net = MD.DSSANet("base+att+cff").eval()
@@ -819,12 +828,11 @@ Its diagonal holds the usual element-wise differences $s_i - p_i$; the off-diago
 dimension $i$ of the sketch with dimension $j \ne i$ of the photo. With $d = 3$:
 """),
         code("""
-import numpy as np
 import pandas as pd
 import torch
 
-from sbir_lib.losses import losses as L
 from sbir_lib.core import plotting as P
+from sbir_lib.losses import losses as L
 
 s = torch.tensor([1.0, 2.0, 3.0])
 p = torch.tensor([1.0, 0.0, 2.0])
@@ -986,13 +994,7 @@ NOTEBOOKS = {
 }
 
 
-def main(argv=None) -> int:
-    which = (argv if argv is not None else sys.argv[1:]) or list(NOTEBOOKS)
-    for k in which:
-        name, build = NOTEBOOKS[k.zfill(2)]
-        print("wrote", write(name, build()).relative_to(ROOT))
-    return 0
+if __name__ == "__main__":  # python tools/nb_00_04.py [NN ...] [--check | --fresh]: nbgen for these notebooks
+    import nbgen
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(nbgen.main(default=list(NOTEBOOKS)))

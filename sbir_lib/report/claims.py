@@ -1,0 +1,285 @@
+"""Do the papers' claims hold beyond seed noise? The DSSA ablation claims and the DASE/MEMS abstract's claims,
+tested on our recorded runs.
+
+Taught in ``notebooks/05_reproducing_the_tables.ipynb`` (the DSSA claims), ``notebooks/07_dase.ipynb`` (DASE) and
+``notebooks/08_mems.ipynb`` (MEMS); :mod:`sbir_lib.report.reproduction` prints both in ``REPRODUCTION.md``.
+
+- :func:`compare_seeds` compares the per-seed values of two rows (:class:`sbir_lib.report.tables.Stat`): the
+  difference of means, the pooled seed std, and Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``)
+  when both rows have >= 2 seeds, else "n/a: one seed"; the verdict in words.
+- :data:`CLAIMS` are the DSSA paper's ablation statements ("CFF improves over Base", ...), read on the cells of
+  :func:`sbir_lib.report.tables.cells`. :func:`claims_frame` tests each on our runs, :func:`style_claims`
+  colours the verdicts and :func:`claims_markdown` is the ``REPRODUCTION.md`` section.
+- :func:`dase_claims_frame` tests the DASE/MEMS abstract's two claims on the geometry each DASE/MEMS record
+  carries (``claims``, measured by :mod:`sbir_lib.metrics.geometry`); :func:`dase_claims_markdown` is its
+  ``REPRODUCTION.md`` section.
+
+Accuracies are percent (the paper's unit), differences percentage points.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+from dataclasses import dataclass
+
+from sbir_lib.core import config as _config
+from sbir_lib.experiments import dase_mems as CAT
+from sbir_lib.metrics.geometry import LOWER_IS_BETTER
+from sbir_lib.models import dssa as MD
+from sbir_lib.report import paper as P
+from sbir_lib.report.tables import DASH, Stat, cells, dataset_title, load_runs, md_table, stat, styler_uuid
+from sbir_lib.training import class_pairs
+
+# ====================================================================================== DSSA claims
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement of the paper's ablation: ``better`` beats ``worse`` on ``metric`` in ``table``."""
+
+    table: str
+    text: str
+    better: str
+    worse: str
+    metric: str = "acc@1"
+
+
+def _claims() -> list[Claim]:
+    out = [
+        Claim("table1", "Our model beats Triplet SN", "full", "base"),
+        Claim("table1", "Triplet SN beats Dense-HOG + rankSVM", "base", "dense_hog_ranksvm"),
+        Claim("table2", "CFF (with attention) improves over Base", "base+att+cff", "base"),
+        Claim("table2", "HOLEF (with attention) improves over Base", "base+att+holef", "base"),
+        Claim("table2", "Full improves over Base + CFF", "full", "base+att+cff"),
+    ]
+    for row, (with_, without) in MD.TABLE_ROWS["table3"].items():
+        out.append(Claim("table3", f"Attention improves {P.TABLE3_LABELS[row]}", with_, without))
+    for row, (with_, without) in MD.TABLE_ROWS["table4"].items():
+        out.append(Claim("table4", f"The shortcut improves {P.TABLE4_LABELS[row]}", with_, without))
+    for row in ("euclidean", "weighted_euclidean", "mahalanobis"):
+        out.append(Claim("table5", f"HOLEF beats {P.TABLE5_LABELS[row].replace('Triplet loss with ', '')}",
+                         MD.TABLE_ROWS["table5"]["holef"], MD.TABLE_ROWS["table5"][row]))
+    return out
+
+
+CLAIMS: list[Claim] = _claims()
+#: The significance level of the verdicts (Welch's two-sided t-test over seeds).
+ALPHA = 0.05
+
+
+def _paper_value(claim: Claim, dataset: str, variant: str) -> float:
+    for c in cells(claim.table, dataset):
+        if c.variant == variant and c.metric == claim.metric and c.paper is not None:
+            return c.paper
+    return math.nan
+
+
+def compare_seeds(a: Stat, b: Stat) -> dict:
+    """Compare our per-seed values ``a`` (claimed better) with ``b``: difference of means, pooled std,
+    their ratio, Welch's two-sided t-test p-value, and a verdict in words.
+
+    Verdicts: ``not run``; ``n/a: one seed`` (fewer than 2 seeds of either: no noise estimate);
+    ``holds`` / ``reversed`` (p < :data:`ALPHA`); ``within seed noise`` (p >= :data:`ALPHA`); when every seed gave the
+    same number (std 0), ``holds`` / ``reversed`` / ``tie`` by the sign alone, said so.
+    """
+    from scipy import stats as S
+
+    res = {"diff": math.nan, "pooled_std": math.nan, "diff_over_std": math.nan, "p": math.nan,
+           "n": f"{a.n}/{b.n}", "verdict": "not run"}
+    if a.n == 0 or b.n == 0:
+        return res
+    diff = a.mean - b.mean
+    res["diff"] = diff
+    if a.n < 2 or b.n < 2:
+        res["verdict"] = "n/a: one seed"
+        return res
+    pooled = math.sqrt(((a.n - 1) * a.std ** 2 + (b.n - 1) * b.std ** 2) / (a.n + b.n - 2))
+    res["pooled_std"] = pooled
+    if pooled == 0:
+        res["verdict"] = ("holds" if diff > 0 else "reversed" if diff < 0 else "tie") + " (no seed variance)"
+        return res
+    res["diff_over_std"] = diff / pooled
+    with warnings.catch_warnings():  # near-constant samples: scipy warns about precision, the p-value stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(S.ttest_ind(a.values, b.values, equal_var=False).pvalue)
+    res["p"] = p
+    if p < ALPHA:
+        res["verdict"] = "holds" if diff > 0 else "reversed"
+    else:
+        res["verdict"] = "within seed noise"
+    return res
+
+
+def claims_frame(datasets=None, profile: str = "full", results=None, seeds=None, claims=None):
+    """Every claim of :data:`CLAIMS` on each dataset: the paper's difference, ours (mean of the better
+    minus mean of the worse, percentage points), pooled seed std, diff/std, Welch p and the verdict."""
+    import pandas as pd
+
+    rows = []
+    for cl in claims or CLAIMS:
+        for ds in datasets or P.DATASETS:
+            a = stat(load_runs(cl.table, ds, cl.better, profile, results, seeds), cl.metric)
+            b = stat(load_runs(cl.table, ds, cl.worse, profile, results, seeds), cl.metric)
+            paper_diff = _paper_value(cl, ds, cl.better) - _paper_value(cl, ds, cl.worse)
+            rows.append({"table": cl.table, "claim": cl.text, "dataset": dataset_title(ds), "metric": cl.metric,
+                         "paper diff": paper_diff, **compare_seeds(a, b)})
+    return pd.DataFrame(rows)
+
+
+def style_claims(frame):
+    """Claims with the verdict coloured (green holds, red reversed, grey otherwise)."""
+    colours = {"holds": "rgba(0, 150, 60, 0.35)", "reversed": "rgba(210, 40, 40, 0.35)"}
+
+    def css(v):
+        key = str(v).split(" (")[0]
+        return f"background-color: {colours[key]}" if key in colours else "color: #666"
+
+    return (frame.style.format({"paper diff": "{:+.2f}", "diff": "{:+.2f}", "pooled_std": "{:.2f}",
+                                "diff_over_std": "{:+.2f}", "p": "{:.3f}"}, na_rep=DASH)
+            .map(css, subset=["verdict"]).hide(axis="index")
+            .set_uuid(styler_uuid("claims", frame.to_json())))
+
+
+def claims_markdown(profile: str = "full", results=None, seeds=None) -> str:
+    """A ``REPRODUCTION.md`` section: every claim of :data:`CLAIMS` on every dataset (:func:`claims_frame`),
+    with how it is tested and the verdict counts."""
+    out = ["## Do the paper's ablation claims hold beyond seed noise?", "",
+            "For each claim *A beats B* (acc@1): the paper's difference, ours (mean of A minus mean of B), the "
+            "pooled std over seeds, their ratio, and Welch's two-sided t-test over the per-seed values "
+            f"(verdict *holds* / *reversed* when p < {ALPHA}, else *within seed noise*; *n/a: one seed* when "
+            "either side has a single seed).", ""]
+    cf = claims_frame(None, profile, results, seeds)
+    counts = Counter(v.split(" (")[0] for v in cf["verdict"])
+    out += ["Verdicts: " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) + ".", ""]
+    cview = cf.rename(columns={"diff": "our diff", "pooled_std": "pooled std", "diff_over_std": "diff/std"})
+    cview = cview[["table", "claim", "dataset", "paper diff", "our diff", "pooled std", "diff/std", "p", "n",
+                   "verdict"]]
+    out += [md_table(cview.assign(p=[DASH if math.isnan(p) else f"{p:.3f}" for p in cview["p"]])), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+# ====================================================================================== DASE/MEMS claims
+
+#: The DASE/MEMS experiments (:mod:`sbir_lib.experiments.dase_mems`) whose records carry the abstract's claims.
+DASE_EXPERIMENTS = ("dase_sketchy", "dase_sketchy_imagenet", "dase_qmul")
+DASE_BLOCKS = {"plain": "no SE", "se": "SE", "dase": "DASE"}
+#: What each claim is measured with (``sbir_lib.metrics.geometry``): (record key, label).
+DASE_CLAIM_MEASURES = {
+    "mems": (("max_intra_lt_min_inter", "classes with max intra < min inter (%)"),
+             ("max_intra_over_min_inter", "max intra / min inter")),
+    "dase": (("domain_gap", "sketch-photo centroid distance / inter-class distance"),),
+}
+
+
+def _dase_datasets(experiment: str, results=None) -> list[str]:
+    root = _config.results_root(results) / experiment
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def _claim_stat(runs: list[dict], key: str, lower_is_better: bool) -> tuple[Stat, int]:
+    """:class:`Stat` of claim ``key`` over ``runs`` (fractions in percent; sign flipped when lower is better,
+    so that a larger value is always "better"), leaving out collapsed runs and runs without the claim;
+    also the number left out."""
+    vals, seeds, devs, left = [], [], [], 0
+    for r in runs:
+        v = (r.get("claims") or {}).get(key)
+        if v is None or r.get("tied_queries", 0.0) > 0.05:
+            left += 1
+            continue
+        v = 100.0 * v if key.startswith("max_intra_lt") else float(v)
+        vals.append(-v if lower_is_better else v)
+        seeds.append(int(r["seed"]))
+        devs.append(str(r.get("device", "?")))
+    return Stat(tuple(vals), tuple(seeds), tuple(devs)), left
+
+
+def dase_claims_frame(claim: str | None = None, profile: str = "full", results=None, seeds=None,
+                      experiments=DASE_EXPERIMENTS):
+    """The DASE/MEMS abstract's claims on our runs, tested like the DSSA claims (:func:`compare_seeds`:
+    difference of means, pooled seed std, Welch's t-test over seeds; "n/a: one seed" with one seed).
+
+    ``claim="mems"``: MEMS against softmax / CosFace / triplet with the same blocks (category level), or
+    against triplet (``dase_qmul``), on the fraction of classes whose maximum intra-class distance is below
+    their minimum inter-class distance (higher is better) and on the ratio of the two (lower is better).
+    ``claim="dase"``: DASE against plain SE and against no SE with the same loss, on the sketch-photo
+    centroid distance per class over the inter-class distance (lower is better). ``None``: both.
+
+    Columns: claim, experiment, dataset, better (the row claimed better), worse, measure, the two means
+    (percent for fractions), ``diff`` (in the claimed direction: > 0 means the claim's direction), pooled
+    std, diff/std, p, n (seeds of each side), verdict, left out (collapsed runs or records without claims).
+    """
+    import pandas as pd
+
+    claims = ("mems", "dase") if claim is None else (claim,)
+    bad = [c for c in claims if c not in DASE_CLAIM_MEASURES]
+    if bad:
+        raise ValueError(f"unknown claim {bad[0]!r}; allowed: {', '.join(DASE_CLAIM_MEASURES)}")
+    pairs = []  # (claim, experiment, better row, worse row)
+    for exp in experiments:
+        rows = CAT.EXPERIMENTS[exp]
+        for cl in claims:
+            if cl == "mems":
+                for b in DASE_BLOCKS:
+                    for other in ("softmax", "cosface", "triplet"):
+                        if f"{b}_mems" in rows and f"{b}_{other}" in rows:
+                            pairs.append((cl, exp, f"{b}_mems", f"{b}_{other}"))
+            else:
+                for loss in class_pairs.LOSSES:
+                    for other in ("se", "plain"):
+                        if f"dase_{loss}" in rows and f"{other}_{loss}" in rows:
+                            pairs.append((cl, exp, f"dase_{loss}", f"{other}_{loss}"))
+    out = []
+    for cl, exp, better, worse in pairs:
+        for ds in _dase_datasets(exp, results):
+            ra = load_runs(exp, ds, better, profile, results, seeds)
+            rb = load_runs(exp, ds, worse, profile, results, seeds)
+            if not ra and not rb:
+                continue
+            for key, label in DASE_CLAIM_MEASURES[cl]:
+                low = LOWER_IS_BETTER[key]
+                a, la = _claim_stat(ra, key, low)
+                b, lb = _claim_stat(rb, key, low)
+                sign = -1.0 if low else 1.0
+                out.append({"claim": cl.upper(), "experiment": exp, "dataset": ds, "better": better, "worse": worse,
+                            "measure": label, "better mean": sign * a.mean if a.n else math.nan,
+                            "worse mean": sign * b.mean if b.n else math.nan, **compare_seeds(a, b),
+                            "left out": la + lb})
+    cols = ["claim", "experiment", "dataset", "better", "worse", "measure", "better mean", "worse mean", "diff",
+            "pooled_std", "diff_over_std", "p", "n", "verdict", "left out"]
+    return pd.DataFrame(out, columns=cols)
+
+
+def dase_claims_markdown(profile: str = "full", results=None, seeds=None) -> str:
+    """A ``REPRODUCTION.md`` section: the DASE/MEMS abstract's two claims (:func:`dase_claims_frame`), with
+    how they are measured, the verdict counts and one table per claim."""
+    frame = dase_claims_frame(None, profile, results, seeds)
+    out = ["## DASE/MEMS: do the abstract's claims hold on our runs?", "",
+           "The abstract (`shared/reference/dase_mems_abstract.txt`) says that MEMS *ensures that the maximum "
+           "intra-class distance is smaller than the minimum inter-class distance*, and that DASE gives a domain "
+           "feature *with lower intra-class discrepancy* between sketches and photos. Each DASE/MEMS record holds "
+           "these measured on its test embeddings (`claims`, `sbir_lib.metrics.geometry`; the first test view, "
+           "in the run's retrieval geometry: L2-normalised unless MEMS): the percentage of classes whose largest "
+           "intra-class distance (sketches and photos pooled) is below their smallest inter-class distance, the "
+           "ratio of the two (mean over classes; < 1 where the claim holds), and the distance between a class's "
+           "sketch and photo centroids over its mean distance to the other classes' centroids (mean over classes).",
+           "",
+           "Each claim *A beats B* is tested as the DSSA claims are: the difference of means in the claimed "
+           "direction (> 0: A is better), the pooled std over seeds, and Welch's two-sided t-test over the "
+           f"per-seed values (verdict *holds* / *reversed* when p < {ALPHA}, else *within seed noise*; *n/a: one "
+           "seed* when either side has a single seed, i.e. no estimate of the seed noise). Runs whose embeddings "
+           "collapsed are left out (`left out`).", ""]
+    if profile != "full":
+        out += [f"**The `{profile}` profile trains for about a minute on a CPU: these numbers show the measurement, "
+                "not the paper's models.**", ""]
+    if frame.empty:
+        return "\n".join(out + ["No DASE/MEMS runs are recorded for this profile.", ""])
+    counts = Counter(v.split(" (")[0] for v in frame["verdict"])
+    out += ["Verdicts: " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) + ".", ""]
+    view = frame.rename(columns={"pooled_std": "pooled std", "diff_over_std": "diff/std"})
+    view = view.assign(p=[DASH if math.isnan(p) else f"{p:.3f}" for p in view["p"]])
+    for cl, title in (("MEMS", "MEMS: max intra-class < min inter-class distance"),
+                      ("DASE", "DASE: lower sketch-photo discrepancy within a class")):
+        part = view[view["claim"] == cl].drop(columns=["claim"])
+        if len(part):
+            out += [f"### {title}", "", md_table(part, floatfmt="{:.3f}"), ""]
+    return "\n".join(out).rstrip() + "\n"

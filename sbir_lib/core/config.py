@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROFILES = ("quick", "full")
+PROFILE_NAMES = ("quick", "full")  # each recipe has its PROFILES table {name: settings}
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sbir_lib/
 
@@ -69,8 +69,8 @@ def figures_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILE_NAMES)}; got {profile!r}")
     return profile
 
 

@@ -94,7 +94,7 @@ def config_key(cfg: Any, ignore: Iterable[str] = ()) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def profile_config(cls, table: dict[str, dict[str, Any]], profile: str, **overrides):
+def profile_config(cls, table: dict[str, dict[str, Any]], profile: str, /, **overrides):
     """The one config pattern of every recipe: ``cls(**table[profile], **overrides).validate()``.
 
     ``table`` is the recipe's profile table (``{"quick": {...}, "full": {...}}``); overrides set to

@@ -78,6 +78,7 @@ from sbir_lib.losses import losses as L
 from sbir_lib.metrics import retrieval as M
 from sbir_lib.models.dssa import SketchANet
 from sbir_lib.models.sketchanet_init import load_sketchanet_init
+from sbir_lib.training import engine
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 
 __all__ = ["STAGES", "PROFILES", "PretrainConfig", "PretrainData", "PretrainResult", "profile_config",
@@ -131,8 +132,8 @@ class PretrainConfig:
 
     def validate(self) -> "PretrainConfig":
         problems = []
-        if self.profile not in _config.PROFILES:
-            problems.append(f"profile must be one of {', '.join(_config.PROFILES)}, got {self.profile!r}")
+        if self.profile not in _config.PROFILE_NAMES:
+            problems.append(f"profile must be one of {', '.join(_config.PROFILE_NAMES)}, got {self.profile!r}")
         stages = tuple(self.stages)
         bad = [s for s in stages if s not in STAGES]
         if bad or not stages or len(set(stages)) != len(stages):
@@ -182,16 +183,9 @@ class PretrainConfig:
 
 def profile_config(profile: str, **overrides) -> PretrainConfig:
     """The :class:`PretrainConfig` of ``quick`` | ``full`` with overrides (``None`` values ignored)."""
-    _config.check_profile(profile)
-    names = {f.name for f in dataclasses.fields(PretrainConfig)}
-    bad = sorted(set(overrides) - names)
-    if bad:
-        raise ValueError(f"unknown pretraining option(s) {bad}; allowed: {sorted(names)}")
-    kw = dict(PROFILES[profile], profile=profile)
-    kw.update({k: v for k, v in overrides.items() if v is not None})
-    if isinstance(kw.get("stages"), str):
-        kw["stages"] = tuple(s.strip() for s in kw["stages"].split(",") if s.strip())
-    return PretrainConfig(**kw).validate()
+    if isinstance(overrides.get("stages"), str):
+        overrides["stages"] = tuple(s.strip() for s in overrides["stages"].split(",") if s.strip())
+    return engine.profile_config(PretrainConfig, PROFILES, profile, **{"profile": profile, **overrides})
 
 
 def default_out(profile: str) -> Path:
@@ -540,7 +534,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, metavar="{run,pack}")
     r = sub.add_parser("run", help="pretrain and save a checkpoint that --init / init= accept")
     r.add_argument("--profile", default=None,
-                   help=f"one of {', '.join(_config.PROFILES)} (default $SBIR_PROFILE or quick)")
+                   help=f"one of {', '.join(_config.PROFILE_NAMES)} (default $SBIR_PROFILE or quick)")
     r.add_argument("--stages", default=None, help=f"comma list of {', '.join(STAGES)} (default: both)")
     r.add_argument("--steps", type=int, default=None, help="classification steps (profile default)")
     r.add_argument("--triplet-steps", type=int, default=None, help="triplet steps (profile default)")

@@ -148,10 +148,10 @@ def test_run_one_records_and_skips(tmp_path):
     path = record_path(tmp_path, "dase_qmul", "synthetic", "dase_mems", 0, "quick")
     assert path.name == "seed0.quick.json" and path.exists()
     on_disk = json.loads(path.read_text())
-    for k in ("experiment", "dataset", "variant", "seed", "profile", "device", "torch", "git_commit", "created",
+    for k in ("experiment", "dataset", "row", "seed", "profile", "device", "torch", "git_commit", "created",
               "config", "init", "iterations", "wall_time_s", "metrics", "acc_curve"):
         assert k in on_disk, k
-    assert on_disk["variant"] == "dase_mems" and on_disk["init"] == "scratch" and on_disk["iterations"] == 2
+    assert on_disk["row"] == "dase_mems" and on_disk["init"] == "scratch" and on_disk["iterations"] == 2
     assert set(on_disk["metrics"]) == {"acc@1", "acc@5", "acc@10"} and len(on_disk["acc_curve"]) == 5
     dist = np.load(dist_path(path))
     assert dist.shape == (5, 5) and dist.dtype == np.float32  # metrics recompute exactly from it

@@ -186,7 +186,7 @@ def test_init_row_trains_from_the_checkpoint(syn, tmp_path, monkeypatch):
     monkeypatch.setattr(E, "init_checkpoint", lambda name, profile: ckpt)
     monkeypatch.setitem(E.EXTRA_EXPERIMENTS, "pretrain", ["base", "base@test"])
     rec = _run(syn, tmp_path, experiment="pretrain", row="base@test")
-    assert rec["variant"] == "base@test" and rec["init"].endswith("sketchanet_test.pt")
+    assert rec["row"] == "base@test" and rec["init"].endswith("sketchanet_test.pt")
     assert rec["config"]["variant"] == "base"
 
 
@@ -247,3 +247,12 @@ def test_one_cli_for_both_papers(capsys):
     assert "scratch or" in capsys.readouterr().err
     assert cli.main(["show-tuning", "--experiment", "dase_qmul", "--results", "/nonexistent"]) == 1
     assert "python -m sbir_lib.experiments tune" in capsys.readouterr().out
+
+
+def test_old_records_load_in_the_current_layout(tmp_path):
+    """Records from before the row/variant rename (``"variant": row``) are read with ``"row"``, in place."""
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps({"experiment": "dase_qmul", "variant": "dase_mems", "seed": 0}))
+    rec = R.load_record(p)
+    assert rec == {"experiment": "dase_qmul", "row": "dase_mems", "seed": 0} and list(rec)[1] == "row"
+    assert R.upgrade({"row": "full", "config": {"variant": "full"}})["config"]["variant"] == "full"

@@ -409,7 +409,7 @@ rec = ctx.record("table2", "shoes", "base")
 if rec is None:
     print("No recorded run for this profile: the rest of this section is skipped.")
 else:
-    print(f"{rec['variant']} on {rec['dataset']} ({rec['data_source']}), profile {rec['profile']}, "
+    print(f"{rec['row']} on {rec['dataset']} ({rec['data_source']}), profile {rec['profile']}, "
           f"seed {rec['seed']}, {rec['iterations']} iterations on {rec['device']}")
     print(f"acc@1 = {100 * rec['metrics']['acc@1']:.2f}%   acc@10 = {100 * rec['metrics']['acc@10']:.2f}%"
           f"   ({rec['n_queries']} test queries, gallery of {rec['n_gallery']})")
@@ -478,7 +478,7 @@ if pre.empty:
           f"  python -m sbir_lib.training.pretrain run --profile {ctx.profile}\\n"
           f"  python -m sbir_lib.experiments run --experiment pretrain --dataset shoes --profile {ctx.profile}")
 else:
-    g = pre.groupby(["dataset", "variant"])
+    g = pre.groupby(["dataset", "row"])
     view = g[["acc@1", "acc@10"]].mean().mul(100).round(2)
     view["seeds"] = g["seed"].count()
     view["init"] = g["init"].first()

@@ -67,13 +67,24 @@ def init_checkpoint(name: str, profile: str) -> Path:
 
 
 def load_record(path: Path) -> dict | None:
-    """The record at ``path``; None when there is none; an error naming the fix when it is corrupt."""
+    """The record at ``path``; None when there is none; an error naming the fix when it is corrupt.
+
+    Records written before the layout named the experiment's row ``row`` (they called it ``variant``)
+    are read as the current layout (:func:`upgrade`)."""
     try:
-        return json.loads(Path(path).read_text())
+        return upgrade(json.loads(Path(path).read_text()))
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as e:
         raise ValueError(f"results file {path} is not valid JSON ({e}); delete it or rerun with --force") from e
+
+
+def upgrade(record: dict) -> dict:
+    """A record in the current layout: the row of the experiment is ``row`` (older records: ``variant``;
+    a DSSA run's model variant is ``config["variant"]``)."""
+    if "row" not in record and "variant" in record:
+        record = {("row" if k == "variant" else k): v for k, v in record.items()}
+    return record
 
 
 def recorded(path: Path, results: Path, force: bool = False, log=print) -> dict | None:
@@ -136,7 +147,7 @@ def provenance(device) -> dict:
 def base_record(experiment: str, dataset: str, data_source: str, row: str, seed: int, profile: str, device,
                 n_queries: int, n_gallery: int) -> dict:
     """The common head of every run record (DSSA and DASE/MEMS alike)."""
-    rec = {"experiment": experiment, "dataset": dataset, "data_source": data_source, "variant": row,
+    rec = {"experiment": experiment, "dataset": dataset, "data_source": data_source, "row": row,
            "seed": seed, "profile": profile}
     rec.update(provenance(device))
     rec.update(n_queries=n_queries, n_gallery=n_gallery)

@@ -331,7 +331,7 @@ def collect(results=None, experiment: str | None = None, dataset: str | None = N
         if profile and rec.get("profile") != profile:
             continue
         rows.append({
-            "experiment": p.parts[-4], "dataset": rec["dataset"], "variant": rec["variant"],
+            "experiment": p.parts[-4], "dataset": rec["dataset"], "row": rec["row"],
             "seed": rec["seed"], "profile": rec["profile"], "init": rec.get("init"),
             "acc@1": rec["metrics"].get("acc@1"), "acc@5": rec["metrics"].get("acc@5"),
             "acc@10": rec["metrics"].get("acc@10"), "mAP@all": rec["metrics"].get("mAP@all"),
@@ -349,7 +349,7 @@ def summary(results=None, experiment=None, dataset=None, profile=None):
     df = collect(results, experiment, dataset, profile)
     if df.empty:
         return df
-    g = df.groupby(["experiment", "dataset", "profile", "variant"], sort=True)
+    g = df.groupby(["experiment", "dataset", "profile", "row"], sort=True)
     cols = [c for c in ("acc@1", "acc@10", "mAP@all", "P@200") if df[c].notna().any()]
     out = g[cols].agg(["mean", "std"]) * 100
     out.columns = [f"{m} {s}" for m, s in out.columns]

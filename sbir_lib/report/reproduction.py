@@ -67,7 +67,7 @@ _POSITIVES = {"annotated": "annotated triplets (shoes, chairs); true match where
 
 def _setting(rec: dict, name: str) -> str:
     cfg = rec.get("config") or {}
-    if rec["variant"].split("@")[0] in ("hog_bow_ranksvm", "dense_hog_ranksvm") and name != "device":
+    if rec["row"].split("@")[0] in ("hog_bow_ranksvm", "dense_hog_ranksvm") and name != "device":
         return None  # classical baselines have no deep-training settings
     if name == "init":
         init = rec.get("init") or cfg.get("init") or "scratch"
@@ -133,7 +133,7 @@ def cost_frame(profile: str = "full", results=None):
     recs = [r for r in all_records(profile, results) if not r.get("reused_from")]
     groups: dict = {}
     for r in recs:
-        kind = "classical" if r["variant"] in ("hog_bow_ranksvm", "dense_hog_ranksvm") else "deep"
+        kind = "classical" if r["row"] in ("hog_bow_ranksvm", "dense_hog_ranksvm") else "deep"
         groups.setdefault((str(r.get("device")), kind), []).append(r)
     rows = []
     for (dev, kind), rs in sorted(groups.items()):
@@ -187,7 +187,7 @@ def partial_frame(profile: str = "full", results=None):
         h = rec.get("history") or {}
         val = h.get("val_acc@1") or []
         rows.append({
-            "experiment": rec.get("experiment"), "dataset": rec.get("dataset"), "variant": rec.get("variant"),
+            "experiment": rec.get("experiment"), "dataset": rec.get("dataset"), "row": rec.get("row"),
             "seed": rec.get("seed"), "iterations done": f"{rec.get('iterations')} of "
             f"{(rec.get('config') or {}).get('iterations', '?')}",
             "acc@1": round(100 * rec["metrics"]["acc@1"], 2), "acc@10": round(100 * rec["metrics"]["acc@10"], 2),

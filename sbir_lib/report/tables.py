@@ -3,7 +3,7 @@
 Taught in ``notebooks/05_reproducing_the_tables.ipynb``; :meth:`sbir_lib.course.context.Context.compare` shows a
 few rows of it in the lecture notebooks, and :mod:`sbir_lib.report.claims` and
 :mod:`sbir_lib.report.reproduction` build on it. Every number here is read from the records of
-:mod:`sbir_lib.experiments.runner` (``results/<table>/<dataset>/<variant>/seed<k>[.quick].json``) and from the
+:mod:`sbir_lib.experiments.runner` (``results/<table>/<dataset>/<row>/seed<k>[.quick].json``) and from the
 paper's numbers in :mod:`sbir_lib.report.paper` (their only home); nothing is trained here except by
 :func:`fill_missing`, which asks the notebook's context to record the runs that are missing.
 
@@ -205,7 +205,7 @@ def all_records(profile: str = "full", results=None, experiments=DSSA_EXPERIMENT
 
 
 def inventory(profile: str = "full", results=None):
-    """What is recorded: per experiment and dataset, the variants, seeds, devices and iterations."""
+    """What is recorded: per experiment and dataset, the rows, seeds, devices and iterations."""
     import pandas as pd
 
     recs = all_records(profile, results)
@@ -216,11 +216,11 @@ def inventory(profile: str = "full", results=None):
         groups.setdefault(key(r), []).append(r)
     for (exp, ds), rs in sorted(groups.items()):
         rows.append({"experiment": exp, "dataset": ds, "runs": len(rs),
-                     "variants": len({r["variant"] for r in rs}),
+                     "rows": len({r["row"] for r in rs}),
                      "seeds": ",".join(map(str, sorted({int(r["seed"]) for r in rs}))),
                      "iterations": ",".join(map(str, sorted({r["iterations"] for r in rs if r.get("iterations")}))) or DASH,
                      "devices": "; ".join(sorted({str(r.get("device")) for r in rs}))})
-    return pd.DataFrame(rows, columns=["experiment", "dataset", "runs", "variants", "seeds", "iterations",
+    return pd.DataFrame(rows, columns=["experiment", "dataset", "runs", "rows", "seeds", "iterations",
                                        "devices"])
 
 

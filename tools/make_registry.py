@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Generate ``sbir_lib/registry/*.json`` (the dataset registry) from a local data mirror.
+"""Generate ``sbir_lib/data/registry/*.json`` (the dataset registry) from a local data mirror.
 
 The registry is what ``sbir_lib.data.download`` (and ``data_download.py``) trust: every file's
 relative path under the data root, its upstream URL (or null), its size in bytes and its

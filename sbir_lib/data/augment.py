@@ -85,18 +85,35 @@ def augment(x: torch.Tensor, crop: int = CROP, flip: bool = True,
     equally likely) and independent horizontal flips (probability 1/2), as one gather on ``x``'s device.
 
     ``x``: [B,H,W] or [B,C,H,W] (any dtype; uint8 stays uint8) -> [B,C,crop,crop] (C=1 for [B,H,W]).
-    Random numbers, in this order: row offsets, column offsets, flip bits.
+    Random numbers, in this order: row offsets, column offsets, flip bits (:func:`draw_views`).
     """
+    x = as_bchw(x)
+    B, _, H, W = x.shape
+    return crop_views(x, *draw_views(B, H, W, crop, flip, generator), crop=crop)
+
+
+def draw_views(n: int, height: int, width: int, crop: int = CROP, flip: bool = True,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` random views of the :func:`augment` distribution: ``(row offsets, column offsets, flip bits)``,
+    on the generator's device. Random numbers, in this order: row offsets, column offsets, flip bits."""
+    _check_crop(crop, height, width)
+    gdev = _draw_device(generator)
+    oy = torch.randint(0, height - crop + 1, (n,), generator=generator, device=gdev)
+    ox = torch.randint(0, width - crop + 1, (n,), generator=generator, device=gdev)
+    if flip:
+        fl = torch.rand(n, generator=generator, device=gdev) < 0.5
+    else:
+        fl = torch.zeros(n, dtype=torch.bool, device=gdev)
+    return oy, ox, fl
+
+
+def crop_views(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, fl: torch.Tensor,
+               crop: int = CROP) -> torch.Tensor:
+    """The views ``(oy, ox, fl)`` of :func:`draw_views` of the images ``x`` ([B,H,W] or [B,C,H,W], one view
+    per image): window at row ``oy``, column ``ox``, mirrored left-right where ``fl``; -> [B,C,crop,crop]."""
     x = as_bchw(x)
     B, C, H, W = x.shape
     _check_crop(crop, H, W)
-    gdev = _draw_device(generator)
-    oy = torch.randint(0, H - crop + 1, (B,), generator=generator, device=gdev)
-    ox = torch.randint(0, W - crop + 1, (B,), generator=generator, device=gdev)
-    if flip:
-        fl = torch.rand(B, generator=generator, device=gdev) < 0.5
-    else:
-        fl = torch.zeros(B, dtype=torch.bool, device=gdev)
     dev = x.device
     oy, ox, fl = oy.to(dev), ox.to(dev), fl.to(dev)
     ar = torch.arange(crop, device=dev)

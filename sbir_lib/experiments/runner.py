@@ -249,7 +249,8 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         # throughput of the steps this process ran (None when it only evaluated a finished checkpoint)
         triplets_per_s=(round(res.iterations_done * cfg.batch_size / max(res.train_time_s, 1e-9), 1)
                         if res.iterations_done else None),
-        variant_config=T.variant_of(cfg).to_dict(), history=res.history, **_metrics(ev["dist"]),
+        variant_config=T.variant_of(cfg).to_dict(), frozen_trunk=T.frozen_stage(cfg), trunk_cache=res.cache,
+        history=res.history, **_metrics(ev["dist"]),
     )
     if seed == 0 and variant in WEIGHT_VARIANTS:
         save_weights(weights_path(out), res.model, res.energy, row)

@@ -172,12 +172,23 @@ class SketchANet(nn.Module):
         return c(x)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_after(self.features_upto(x, "conv4"), "conv4")
+
+    def features_upto(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+        """The network up to ``stage`` (``"conv4"``: ReLU(conv4), ``[B, 256, 15, 15]``; ``"conv5"``: pooled
+        conv5, ``[B, 256, 7, 7]``): the part a frozen-trunk run computes once per view
+        (:mod:`sbir_lib.training.cached`)."""
+        _check_stage(stage)
         x = self.pool(F.relu(self.conv1_forward(x)))
         x = self.pool(F.relu(self.conv2(x)))
         x = F.relu(self.conv3(x))
         x = F.relu(self.conv4(x))
-        x = self.pool(F.relu(self.conv5(x)))
-        return x
+        return self.features_after(x, "conv4") if stage == "conv5" else x
+
+    def features_after(self, h: torch.Tensor, stage: str) -> torch.Tensor:
+        """The rest of :meth:`features` from the output of ``stage`` (see :meth:`features_upto`)."""
+        _check_stage(stage)
+        return self.pool(F.relu(self.conv5(h))) if stage == "conv4" else h
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
         h = self.dropout(F.relu(self.fc6(f.flatten(1))))
@@ -201,6 +212,15 @@ class SketchANet(nn.Module):
         x = F.relu(self.fc6(x.flatten(1))); shapes["fc6"] = tuple(x.shape[1:])
         x = self.fc7(x); shapes["fc7"] = tuple(x.shape[1:])
         return shapes
+
+
+#: Where a frozen trunk may end: the authors freeze conv1-conv4 (attention rows) or conv1-conv5 (the others).
+TRUNK_STAGES: tuple[str, ...] = ("conv4", "conv5")
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in TRUNK_STAGES:
+        raise ValueError(f"stage must be one of {', '.join(TRUNK_STAGES)}; got {stage!r}")
 
 
 # ============================================================================ attention
@@ -438,7 +458,15 @@ class DSSANet(nn.Module):
 
     # --------------------------------------------------------------- forward
     def intermediates(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        f = self.backbone.features(x)
+        return self.intermediates_from(self.backbone.features(x))
+
+    def embed_from(self, h: torch.Tensor, stage: str) -> torch.Tensor:
+        """The embedding from the output of the frozen trunk ``stage`` (``"conv4"`` | ``"conv5"``,
+        :meth:`SketchANet.features_upto`): ``embed(x) == embed_from(backbone.features_upto(x, stage), stage)``."""
+        return self.intermediates_from(self.backbone.features_after(h, stage))["embedding"]
+
+    def intermediates_from(self, f: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """Every stage after the pooled conv5 map ``f`` (``[B, 256, 7, 7]``)."""
         if self.attention is not None:
             f_att, alpha = self.attention(f)
         else:

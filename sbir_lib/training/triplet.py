@@ -36,6 +36,7 @@ import torch
 
 from sbir_lib.core import config as _config
 from sbir_lib.training import engine
+from sbir_lib.training.cached import build_cache, cached_batch, trunk_stage
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.data import augment as A
 from sbir_lib.data.datasets import QMULSplit
@@ -80,6 +81,9 @@ class TrainConfig:
     augment: str = "crop+flip"
     init: str | None = None
     freeze: str = "auto"
+    #: 0: the engine recomputes the frozen trunk at every step; K > 0: it is computed once for K views per
+    #: training image (sbir_lib.training.cached) and the rest trains on those maps (runs with a frozen trunk)
+    cache_views: int = 0
     test_views: int = 10
     val_size: int = 0
     eval_every: int = 0
@@ -107,6 +111,10 @@ class TrainConfig:
             problems.append(f"positives must be one of {POSITIVE_CHOICES}, got {self.positives!r}")
         if self.test_views not in (1, 2, 10):
             problems.append(f"test_views must be 1 (centre), 2 (centre + flip) or 10, got {self.test_views}")
+        if self.cache_views < 0:
+            problems.append(f"cache_views must be >= 0 (0: no cache), got {self.cache_views}")
+        if self.cache_views and self.augment == "none":
+            problems.append("cache_views caches random views: it needs augment 'crop+flip' or 'crop'")
         for name in ("iterations", "batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -147,6 +155,11 @@ def variant_of(cfg: TrainConfig) -> MD.VariantConfig:
     return MD.get_variant(cfg.variant, dropout=cfg.dropout, embedding_bn=cfg.embedding_bn)
 
 
+def frozen_stage(cfg: TrainConfig) -> str | None:
+    """The last frozen layer of a run (``None``: everything trains)."""
+    return trunk_stage(cfg.freeze, variant_of(cfg).attention, bool(cfg.init))
+
+
 def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The network of ``cfg.variant`` and its energy (distance) module, with the init applied
     (the authors' TF ``.npy`` weights get their 0..255 input scale automatically)."""
@@ -154,13 +167,11 @@ def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Mod
     model = MD.DSSANet(variant)
     if cfg.init:
         load_sketchanet_init(model, cfg.init)
-    freeze = cfg.freeze
-    if freeze == "auto":
-        # The authors freeze conv1-conv4 (DSSA) / conv1-conv5 (base) when fine-tuning a
-        # pretrained Sketch-a-Net; from scratch everything must learn.
-        freeze = ("conv4" if variant.attention else "conv5") if cfg.init else "none"
-    if freeze != "none":
-        model.freeze(freeze)
+    # The authors freeze conv1-conv4 (DSSA) / conv1-conv5 (base) when fine-tuning a pretrained Sketch-a-Net;
+    # from scratch everything must learn.
+    stage = frozen_stage(cfg)
+    if stage is not None:
+        model.freeze(stage)
     energy = L.make_energy(variant.energy, model.embed_dim, reg_lambda=cfg.holef_lambda)
     model.to(device)
     energy.to(device)
@@ -282,6 +293,8 @@ class TrainResult:
     #: ``compile=True``, compilation): the rate a long run settles at
     steady_time_s: float = 0.0
     steady_iterations: int = 0
+    #: the frozen-trunk cache of a ``cache_views > 0`` run (stage, views, build time, bytes), else None
+    cache: dict | None = None
 
 
 def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None = None,
@@ -338,6 +351,21 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     # torch.compile fuses the elementwise work around the convolutions (benchmarks/profile_step.py measures
     # the gain); it shares the parameters of ``model``.
     embed = torch.compile(model.embed) if (cfg.compile and device.type == "cuda") else model.embed
+    stage = frozen_stage(cfg) if cfg.cache_views else None
+    caches, cache_info = None, None
+    if stage is not None:  # the frozen trunk once per (image, view); the rest trains on its maps
+        t_c = time.perf_counter()
+        cache_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)  # rebuilt identically on resume
+        flip = cfg.augment == "crop+flip"
+        caches = tuple(build_cache(model, imgs, cfg.cache_views, stage, cache_gen, device, amp=cfg.amp, flip=flip,
+                                   channels_last=cfg.channels_last) for imgs in (train_split.sketches, train_split.edges))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        cache_info = {"stage": stage, "views": cfg.cache_views, "build_time_s": round(time.perf_counter() - t_c, 3),
+                      "bytes": sum(c.nbytes() for c in caches), "dtype": str(caches[0].maps.dtype)}
+        head = lambda h: model.embed_from(h, stage)  # noqa: E731
+        embed = torch.compile(head) if (cfg.compile and device.type == "cuda") else head
+        model.train()
     t0 = time.perf_counter()
     t_steady = None
     model.train()
@@ -347,9 +375,12 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     log = LossLog(history, cfg.log_every, cfg.iterations, bar)
     for it in bar:
         a, p, n = sampler.sample(cfg.batch_size)
-        imgs = torch.cat([sketches[a], edges[p], edges[n]])  # [3B, 256, 256] uint8
-        x = _prep(A.augment(imgs, flip=cfg.augment == "crop+flip", generator=gen) if cfg.augment != "none"
-                  else A.center_crop(imgs), cfg.channels_last)
+        if caches is not None:
+            x = cached_batch(*caches, a, p, n, gen)  # [3B, C, H, W] trunk maps, one cached view per image
+        else:
+            imgs = torch.cat([sketches[a], edges[p], edges[n]])  # [3B, 256, 256] uint8
+            x = _prep(A.augment(imgs, flip=cfg.augment == "crop+flip", generator=gen) if cfg.augment != "none"
+                      else A.center_crop(imgs), cfg.channels_last)
         with autocast(device, cfg.amp):
             emb = embed(x).float()
         s, ep, en = emb.chunk(3)
@@ -377,7 +408,7 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     save_ckpt(cfg.iterations)
     done_now = cfg.iterations - start_it
     return TrainResult(model=model, energy=energy, config=cfg, history=history,
-                       wall_time_s=train_time, train_time_s=train_time,
-                       iterations_done=done_now, resumed_from=start_it,
+                       wall_time_s=train_time + (cache_info["build_time_s"] if cache_info else 0.0),
+                       train_time_s=train_time, iterations_done=done_now, resumed_from=start_it,
                        steady_time_s=(t_end - t_steady) if t_steady is not None else 0.0,
-                       steady_iterations=max(done_now - 1, 0))
+                       steady_iterations=max(done_now - 1, 0), cache=cache_info)

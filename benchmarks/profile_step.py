@@ -15,10 +15,11 @@ import time
 
 import torch
 
-from sbir_lib.data import datasets as D
+from sbir_lib.data import augment as AUG
 from sbir_lib.losses import losses as L
 from sbir_lib.training import triplet as T
-from sbir_lib.experiments.runner import device_name
+from sbir_lib.training.engine import autocast
+from sbir_lib.core.records import device_name
 
 
 def time_step(variant, batch, iters, *, cudnn_bench, channels_last, amp, compile_, device, freeze="none",
@@ -38,8 +39,8 @@ def time_step(variant, batch, iters, *, cudnn_bench, channels_last, amp, compile
     embed = torch.compile(model.embed) if compile_ else model.embed
 
     def step():
-        x = T._prep(D.augment(imgs, generator=gen), channels_last)
-        with T._autocast(device, amp):
+        x = T._prep(AUG.augment(imgs, generator=gen), channels_last)
+        with autocast(device, amp):
             emb = embed(x).float()
         s, p, n = emb.chunk(3)
         loss = L.triplet_hinge(energy.paired(s, p), energy.paired(s, n), 0.3) + energy.regularizer()

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from sbir_lib.core import config
-from sbir_lib.data import datasets as D
+from sbir_lib.data import augment as AUG
+from sbir_lib.data.synthetic import load_fg_dataset
 from sbir_lib.models import dssa as MD
 from sbir_lib.training import triplet as T
 from sbir_lib.core.records import git_commit
-from sbir_lib.experiments.runner import device_name
+from sbir_lib.core.records import device_name
 from sbir_lib.core.io import write_json_atomic
 
 
@@ -47,8 +48,8 @@ class PlainTriplets(torch.utils.data.Dataset):
         self.triplets = split.triplets
         self.length = length
         self.rng = np.random.default_rng(seed)
-        self.tf = TV.Compose([TV.RandomCrop(D.CROP), TV.RandomHorizontalFlip(), TV.ToTensor(),
-                              TV.Normalize([D.PIXEL_MEAN], [1.0])])
+        self.tf = TV.Compose([TV.RandomCrop(AUG.CROP), TV.RandomHorizontalFlip(), TV.ToTensor(),
+                              TV.Normalize([AUG.PIXEL_MEAN], [1.0])])
 
     def __len__(self):
         return self.length
@@ -70,7 +71,7 @@ def step_flops(model, energy, batch: int, device) -> float:
     """FLOPs of one training step (forward + backward) on ``batch`` triplets."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros(3 * batch, 1, D.CROP, D.CROP, device=device)
+    x = torch.zeros(3 * batch, 1, AUG.CROP, AUG.CROP, device=device)
     with FlopCounterMode(display=False) as fc:
         s, p, n = model.embed(x).float().chunk(3)
         loss = (energy.paired(s, p) - energy.paired(s, n)).relu().mean() + energy.regularizer()
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
     iters = args.iterations or (50 if gpu else 5)
     warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
     batch = args.batch_size or (128 if gpu else 16)
-    dataset = D.load_fg_dataset(args.dataset)
+    dataset = load_fg_dataset(args.dataset)
     cfg = T.profile_config("full", variant=args.variant, batch_size=batch, compile=args.compile)
     model, energy = T.build_model(cfg, device)
     flops = step_flops(model, energy, batch, device)

@@ -256,3 +256,23 @@ def test_old_records_load_in_the_current_layout(tmp_path):
     rec = R.load_record(p)
     assert rec == {"experiment": "dase_qmul", "row": "dase_mems", "seed": 0} and list(rec)[1] == "row"
     assert R.upgrade({"row": "full", "config": {"variant": "full"}})["config"]["variant"] == "full"
+
+
+def test_grid_plan_orders_by_value_and_stops_at_the_budget(tmp_path):
+    from sbir_lib.experiments import grid
+
+    jobs = grid.plan("full", seeds=(0, 1), datasets=("shoes", "chairs"))
+    labels = [j.label() for j in jobs]
+    assert jobs[0].kind == "pretrain" and labels[1] == "table2/shoes/base/seed0"
+    assert labels.index("table2/chairs/full/seed0") < labels.index("table2/shoes/full/seed1")  # seed 0 first
+    first_dase = next(i for i, j in enumerate(jobs) if j.kind == "dase")
+    assert all(j.kind in ("pretrain", "dssa", "classical") for j in jobs[:first_dase])
+    dssa = [j for j in jobs if j.kind == "dssa"]
+    assert all(j.overrides["init"].endswith("sketchanet_sketchy_mini.pt") for j in dssa)
+    # a configuration shared by two tables trains once: the later job only copies the record
+    t3_base = next(j for j in dssa if j.label() == "table3/shoes/base/seed0")
+    assert t3_base.reuses and grid.estimate_s(t3_base, "full") == 1.0
+    out = grid.run("full", 100.0, seeds=(0,), datasets=("shoes",), results=tmp_path, dase=False, dry_run=True,
+                   log=lambda s: None)
+    assert out["ran"] == [] and len(out["left"]) + len(out["skipped"]) == len(grid.plan("full", (0,), ("shoes",),
+                                                                                           dase=False))

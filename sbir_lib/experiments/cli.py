@@ -9,6 +9,7 @@
     python -m sbir_lib.experiments tune --experiment dase_qmul --profile quick  # settings on a validation split
     python -m sbir_lib.experiments show-tuning --experiment dase_qmul
     python -m sbir_lib.experiments pack --out sketchy_pack.npz                 # data for an offline GPU
+    python -m sbir_lib.experiments grid --profile full --budget-s 500          # the grid, by value, in a budget
 
 Recorded runs are skipped (``--force`` retrains). ``--init`` takes ``scratch``, ``imagenet`` (DASE/MEMS
 backbones with offline ImageNet weights) or a path (a Sketch-a-Net checkpoint ``.pt`` or the authors' TF
@@ -22,7 +23,7 @@ import sys
 
 from sbir_lib.core import config as _config
 from sbir_lib.data.pack import PACK_ENV, pack_sketchy_mini
-from sbir_lib.experiments import dase_mems, runner, settings, tuning
+from sbir_lib.experiments import dase_mems, grid, runner, settings, tuning
 from sbir_lib.models import dase as DA
 
 
@@ -67,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--experiment", required=True)
     st.add_argument("--profile", default="quick")
     st.add_argument("--results", default=None)
+    g = sub.add_parser("grid", help="the reproduction grid in order of value under a time budget (tools/gpu_run.sh)")
+    g.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    g.add_argument("--budget-s", type=float, required=True, help="stop before a job that would not fit")
+    g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    g.add_argument("--dataset", action="append", default=[], help="DSSA datasets (default shoes, chairs, handbags)")
+    g.add_argument("--cache-views", type=int, default=None, help="cached views per training image (0: no cache)")
+    g.add_argument("--iterations", type=int, default=None, help="override the DSSA rows' iteration count")
+    g.add_argument("--no-dase", action="store_true", help="leave out the DASE/MEMS experiments")
+    g.add_argument("--pretrain-pack", default=None, help="pretraining data pack (python -m sbir_lib.training.pretrain pack)")
+    g.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    g.add_argument("--device", default=None)
+    g.add_argument("--root", default=None)
+    g.add_argument("--results", default=None)
     p = sub.add_parser("pack", help="write Sketchy-mini as one .npz for an offline GPU machine")
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=224)
@@ -129,6 +143,16 @@ def main(argv=None) -> int:
             rec = tuning.tune(args.experiment, profile, args.dataset, args.seed, args.device, args.root, args.results)
             print(f"chosen {rec['chosen']}; wrote {settings.tuning_path(args.experiment, profile, args.results)} "
                   f"({rec['wall_time_s']:.0f} s)")
+            return 0
+        if args.cmd == "grid":
+            profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
+            res = grid.run(profile, args.budget_s, seeds=tuple(args.seeds),
+                           datasets=tuple(args.dataset) or grid.DSSA_DATASETS, device=args.device,
+                           results=args.results, root=args.root, cache_views=args.cache_views,
+                           iterations=args.iterations, dase=not args.no_dase, pretrain_pack=args.pretrain_pack,
+                           dry_run=args.dry_run)
+            print(f"grid: {len(res['ran'])} ran, {len(res['skipped'])} already recorded, {len(res['left'])} left "
+                  f"({res['seconds']:.0f} s)")
             return 0
         if args.cmd == "pack":
             info = pack_sketchy_mini(args.out, args.size, args.quality, args.root)

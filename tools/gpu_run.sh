@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The prepared GPU sitting: everything a bare, offline GPU machine needs, one command there, results back.
+#
+#   tools/gpu_run.sh prepare           # here: fill .gpu_bundle/ (git-ignored) with the QMUL arrays, the
+#                                      #   Sketchy-mini pretraining pack and the pretraining checkpoint if any;
+#                                      #   refuses when the tree + bundle would not travel (64 MiB)
+#   tools/gpu_run.sh remote [BUDGET_S] # there (e.g. the device tool's run, carry [".gpu_bundle"]): in order of
+#                                      #   value and skipping what is recorded: the pretraining when its
+#                                      #   checkpoint is missing, benchmarks/grid_cost.py, the grid of Tables 1-5
+#                                      #   (3 seeds x 3 datasets) from that init through the trunk cache, then
+#                                      #   DASE/MEMS; stops before a job that would overrun BUDGET_S (default 480);
+#                                      #   writes $OUT/results.tgz (+ the checkpoint as bf16)
+#   tools/gpu_run.sh collect DIR       # here: unpack DIR/results.tgz into results/ and the checkpoint into
+#                                      #   checkpoints/; then commit. Run `remote` again to continue the grid.
+#   tools/gpu_run.sh dry-run           # here, on the CPU: `remote` with a tiny profile into a scratch folder
+#
+# Environment: PROFILE (full), CACHE_VIEWS (the trunk cache's views per image, default 10), GRID_ARGS (extra
+# flags for `python -m sbir_lib.experiments grid`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUNDLE=.gpu_bundle
+PROFILE=${PROFILE:-full}
+CACHE_VIEWS=${CACHE_VIEWS:-10}
+LIMIT_MIB=64
+say() { echo "[gpu_run] $*"; }
+
+tree_mib() {  # what the device tool sends: tracked + untracked-not-ignored files, plus the bundle
+  { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1
+}
+
+prepare() {
+  local data=${SBIR_DATA_ROOT:-data}
+  mkdir -p "$BUNDLE/data/qmul_v1"
+  for ds in shoes chairs handbags; do
+    [ -d "$data/qmul_v1/$ds" ] || { say "no $data/qmul_v1/$ds: python data_download.py --all --mirror ../shared/data"; exit 2; }
+    mkdir -p "$BUNDLE/data/qmul_v1/$ds"
+    cp -p "$data/qmul_v1/$ds"/*.mat "$data/qmul_v1/$ds"/*.json "$BUNDLE/data/qmul_v1/$ds/" 2>/dev/null || true
+  done
+  if [ -f "checkpoints/sketchanet_sketchy_mini.pt" ]; then
+    python -m sbir_lib.core.checkpoint bf16 checkpoints/sketchanet_sketchy_mini.pt "$BUNDLE/sketchanet_sketchy_mini.pt"
+  elif [ ! -f "$BUNDLE/pretrain_pack.npz" ]; then
+    python -m sbir_lib.training.pretrain pack --out "$BUNDLE/pretrain_pack.npz"
+  fi
+  git rev-parse --short=12 HEAD > "$BUNDLE/COMMIT"
+  local tree bundle total
+  tree=$(tree_mib); bundle=$(du -sb "$BUNDLE" | cut -f1); total=$(( (tree + bundle) / 1048576 ))
+  say "tree $((tree / 1048576)) MiB + bundle $((bundle / 1048576)) MiB = $total MiB (limit $LIMIT_MIB)"
+  if [ "$total" -gt "$LIMIT_MIB" ]; then
+    say "too large to travel: shrink the tracked tree (results/**/*.weights.pt are the largest files) or the bundle"
+    exit 3
+  fi
+}
+
+remote() {
+  local budget=${1:-480} start out=${OUT:-/tmp/gpu_out}
+  start=$(date +%s)
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+  export SBIR_DATA_ROOT=${SBIR_DATA_ROOT:-$PWD/$BUNDLE/data}
+  export SBIR_GIT_COMMIT=${SBIR_GIT_COMMIT:-$(cat "$BUNDLE/COMMIT" 2>/dev/null || echo unknown)}
+  local results=${SBIR_RESULTS_ROOT:-results}
+  mkdir -p checkpoints "$out" "$BUNDLE"
+  touch "$BUNDLE/.started"
+  if [ -f "$BUNDLE/sketchanet_sketchy_mini.pt" ] && [ ! -f checkpoints/sketchanet_sketchy_mini.pt ]; then
+    cp "$BUNDLE/sketchanet_sketchy_mini.pt" checkpoints/
+  fi
+  local device; device=$(python -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+  if [ "$device" = cuda ] && ! ls "$results"/benchmarks/grid_cost_*h*.json >/dev/null 2>&1; then
+    python benchmarks/grid_cost.py --views "$CACHE_VIEWS" --out "$results/benchmarks/grid_cost_$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -c 'A-Za-z0-9\n' _ | tr A-Z a-z).json" || say "benchmark failed; the grid goes on"
+  fi
+  local left=$(( budget - ($(date +%s) - start) - 30 ))
+  local pack=()
+  [ -f "$BUNDLE/pretrain_pack.npz" ] && pack=(--pretrain-pack "$BUNDLE/pretrain_pack.npz")
+  # shellcheck disable=SC2086
+  python -m sbir_lib.experiments grid --profile "$PROFILE" --budget-s "$left" --cache-views "$CACHE_VIEWS" \
+    --results "$results" "${pack[@]}" ${GRID_ARGS:-} 2>&1 | tee "$out/grid.log" || say "grid stopped with an error (see grid.log)"
+  (cd "$results/.." && find "$(basename "$results")" -newer "$OLDPWD/$BUNDLE/.started" -type f -print0 |
+     tar --null -czf "$out/results.tgz" --files-from=-)
+  if [ -f checkpoints/sketchanet_sketchy_mini.pt ] && [ ! -f "$BUNDLE/sketchanet_sketchy_mini.pt" ]; then
+    python -m sbir_lib.core.checkpoint bf16 checkpoints/sketchanet_sketchy_mini.pt "$out/sketchanet_sketchy_mini.pt"
+  fi
+  say "done in $(( $(date +%s) - start )) s; $(tar -tzf "$out/results.tgz" | wc -l) new files in $out/results.tgz"
+}
+
+collect() {
+  local dir=${1:?give the folder holding results.tgz}
+  tar -xzf "$dir/results.tgz" -C .
+  if [ -f "$dir/sketchanet_sketchy_mini.pt" ]; then mkdir -p checkpoints; cp "$dir/sketchanet_sketchy_mini.pt" checkpoints/; fi
+  python -m sbir_lib.experiments verify | tail -1
+  say "unpacked; regenerate REPRODUCTION.md (python -m sbir_lib.report reproduction --profile full --out REPRODUCTION.md) and commit"
+}
+
+dry_run() {
+  local scratch=${DRY_DIR:-/tmp/gpu_dry}
+  rm -rf "$scratch"; mkdir -p "$scratch/out"
+  [ -f checkpoints/sketchanet_sketchy_mini.quick.pt ] || { say "needs checkpoints/sketchanet_sketchy_mini.quick.pt: python -m sbir_lib.training.pretrain run --profile quick"; exit 2; }
+  PROFILE=quick CACHE_VIEWS=2 OUT="$scratch/out" SBIR_RESULTS_ROOT="$scratch/results" SBIR_DATA_ROOT=${SBIR_DATA_ROOT:-$PWD/data} \
+    GRID_ARGS="--seeds 0 --dataset shoes --iterations 2 --no-dase --device cpu" remote "${1:-150}"
+  tar -tzf "$scratch/out/results.tgz" | head -20
+}
+
+case "${1:-}" in
+  prepare) prepare ;;
+  remote) shift; remote "$@" ;;
+  collect) shift; collect "$@" ;;
+  dry-run) shift; dry_run "$@" ;;
+  *) sed -n '2,20p' "$0"; exit 2 ;;
+esac

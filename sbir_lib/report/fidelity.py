@@ -96,6 +96,13 @@ def rows() -> list[Row]:
             "(image_proc.py:106-122); the flip is one pixel off (x+225:x:-1, line 117)",
             f"random {CROP} crop of 256 + flip p=0.5, batched on the device (`sbir_lib.data.augment.augment`)", "partly",
             "our flip mirrors the crop exactly"),
+        Row("frozen trunk per step",
+            "recomputed for every batch (the frozen layers run in every forward pass, TF train:35-77)",
+            f"`cache_views={cfg.cache_views}`: recomputed every step, as theirs; `cache_views=K` computes the frozen "
+            "trunk once for K views per training image (`sbir_lib.training.cached`) and samples one of them per step",
+            "same" if cfg.cache_views == 0 else "different",
+            "with K > 0 a run sees K crops/flips of each image instead of a fresh one every step; the maps and "
+            "gradients of a view are the same (tested); the GPU grid (`tools/gpu_run.sh`) sets K, recorded per run"),
         Row("input", "x - 250.42 on 0..255 (TF train:170, 240)",
             "x/255 - 250.42/255 (`sbir_lib.data.augment.to_input`); the authors' weights get conv1 x 255 (exact)", "same"),
         Row("test views", "10 views (4 corners + centre, and flips), mean over views of the squared Euclidean "

@@ -276,3 +276,10 @@ def test_grid_plan_orders_by_value_and_stops_at_the_budget(tmp_path):
                    log=lambda s: None)
     assert out["ran"] == [] and len(out["left"]) + len(out["skipped"]) == len(grid.plan("full", (0,), ("shoes",),
                                                                                            dase=False))
+
+
+def test_weights_are_kept_only_where_the_course_reads_them():
+    assert E.keeps_weights("chairs", "full", 0) and E.keeps_weights("shoes", "base+att-noshortcut", 0)
+    assert not E.keeps_weights("chairs", "base+att", 0)  # notebook 02 reads the shoes runs only
+    assert not E.keeps_weights("shoes", "full", 1) and not E.keeps_weights("shoes", "full@sketchy_mini", 0)
+    assert not E.keeps_weights("shoes", "base", 0)

@@ -3,7 +3,11 @@
 #
 #   tools/gpu_run.sh prepare           # here: fill .gpu_bundle/ (git-ignored) with the QMUL arrays, the
 #                                      #   Sketchy-mini pretraining pack and the pretraining checkpoint if any;
-#                                      #   refuses when the tree + bundle would not travel (64 MiB)
+#                                      #   move the tree's bulky files the sitting does not need (distance
+#                                      #   matrices, weights, notebooks, figures) to ../gpu_stash/ so that tree +
+#                                      #   bundle travel (64 MiB; refuses otherwise); the JSON records stay, so
+#                                      #   recorded runs are skipped there
+#   tools/gpu_run.sh restore           # here: move the stashed files back (or: git checkout -- results notebooks figures)
 #   tools/gpu_run.sh remote [BUDGET_S] # there (e.g. the device tool's run, carry [".gpu_bundle"]): in order of
 #                                      #   value and skipping what is recorded: the pretraining when its
 #                                      #   checkpoint is missing, benchmarks/grid_cost.py, the grid of Tables 1-5
@@ -11,7 +15,8 @@
 #                                      #   DASE/MEMS; stops before a job that would overrun BUDGET_S (default 480);
 #                                      #   writes $OUT/results.tgz (+ the checkpoint as bf16)
 #   tools/gpu_run.sh collect DIR       # here: unpack DIR/results.tgz into results/ and the checkpoint into
-#                                      #   checkpoints/; then commit. Run `remote` again to continue the grid.
+#                                      #   checkpoints/, restore the stash, verify; then commit. Run `prepare` and
+#                                      #   `remote` again to continue the grid.
 #   tools/gpu_run.sh dry-run           # here, on the CPU: `remote` with a tiny profile into a scratch folder
 #
 # Environment: PROFILE (full), CACHE_VIEWS (the trunk cache's views per image, default 10), GRID_ARGS (extra
@@ -22,40 +27,71 @@ BUNDLE=.gpu_bundle
 PROFILE=${PROFILE:-full}
 CACHE_VIEWS=${CACHE_VIEWS:-10}
 LIMIT_MIB=64
+STASH=${GPU_STASH:-../gpu_stash}
 say() { echo "[gpu_run] $*"; }
 
-tree_mib() {  # what the device tool sends: tracked + untracked-not-ignored files, plus the bundle
-  { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1
+tree_bytes() {  # what the device tool sends besides the carried bundle: tracked + untracked-not-ignored files
+  { git ls-files -z; git ls-files -z --others --exclude-standard; } |
+    { xargs -0 du -cb 2>/dev/null || true; } | awk '$2 == "total" { s += $1 } END { print s + 0 }'
 }
 
 prepare() {
   local data=${SBIR_DATA_ROOT:-data}
-  mkdir -p "$BUNDLE/data/qmul_v1"
+  mkdir -p "$BUNDLE"
+  local files=()
   for ds in shoes chairs handbags; do
     [ -d "$data/qmul_v1/$ds" ] || { say "no $data/qmul_v1/$ds: python data_download.py --all --mirror ../shared/data"; exit 2; }
-    mkdir -p "$BUNDLE/data/qmul_v1/$ds"
-    cp -p "$data/qmul_v1/$ds"/*.mat "$data/qmul_v1/$ds"/*.json "$BUNDLE/data/qmul_v1/$ds/" 2>/dev/null || true
+    files+=("$data"/qmul_v1/"$ds"/*.mat "$data"/qmul_v1/"$ds"/*.json)  # the arrays and annotations, no photos
   done
+  tar -czf "$BUNDLE/qmul_v1.tgz" -C "$data" "${files[@]#"$data"/}"
   if [ -f "checkpoints/sketchanet_sketchy_mini.pt" ]; then
     python -m sbir_lib.core.checkpoint bf16 checkpoints/sketchanet_sketchy_mini.pt "$BUNDLE/sketchanet_sketchy_mini.pt"
   elif [ ! -f "$BUNDLE/pretrain_pack.npz" ]; then
     python -m sbir_lib.training.pretrain pack --out "$BUNDLE/pretrain_pack.npz"
   fi
   git rev-parse --short=12 HEAD > "$BUNDLE/COMMIT"
+  stash
   local tree bundle total
-  tree=$(tree_mib); bundle=$(du -sb "$BUNDLE" | cut -f1); total=$(( (tree + bundle) / 1048576 ))
+  tree=$(tree_bytes); bundle=$(du -sb "$BUNDLE" | cut -f1); total=$(( (tree + bundle) / 1048576 ))
   say "tree $((tree / 1048576)) MiB + bundle $((bundle / 1048576)) MiB = $total MiB (limit $LIMIT_MIB)"
   if [ "$total" -gt "$LIMIT_MIB" ]; then
-    say "too large to travel: shrink the tracked tree (results/**/*.weights.pt are the largest files) or the bundle"
+    say "too large to travel even with the stash: shrink the bundle (or the tracked tree); tools/gpu_run.sh restore"
     exit 3
   fi
+  say "ready: run 'tools/gpu_run.sh remote' on the GPU machine with .gpu_bundle carried, then 'tools/gpu_run.sh collect DIR'"
+}
+
+stash() {  # bulky tracked files the sitting does not read go to $STASH (git still has them)
+  local n=0 f
+  while IFS= read -r -d '' f; do
+    [ -e "$f" ] || continue
+    mkdir -p "$STASH/$(dirname "$f")"; mv "$f" "$STASH/$f"; n=$((n + 1))
+  done < <(git ls-files -z -- 'results/*.npy' 'results/*.pt' 'notebooks/*.ipynb' 'figures/*')
+  say "stashed $n bulky files in $STASH (tools/gpu_run.sh restore brings them back)"
+}
+
+restore() {
+  local n=0 f
+  if [ -d "$STASH" ]; then
+    while IFS= read -r -d '' f; do
+      local rel=${f#"$STASH"/}
+      mkdir -p "$(dirname "$rel")"; [ -e "$rel" ] || mv "$f" "$rel"; n=$((n + 1))
+    done < <(find "$STASH" -type f -print0)
+    rm -rf "$STASH"
+  fi
+  # anything the stash lost, from git (only missing files: collected records that replace tracked ones stay)
+  git ls-files -z --deleted -- results notebooks figures | { xargs -0 -r git checkout -- 2>/dev/null || true; }
+  say "restored $n stashed files"
 }
 
 remote() {
   local budget=${1:-480} start out=${OUT:-/tmp/gpu_out}
   start=$(date +%s)
   export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-  export SBIR_DATA_ROOT=${SBIR_DATA_ROOT:-$PWD/$BUNDLE/data}
+  if [ -z "${SBIR_DATA_ROOT:-}" ]; then  # the QMUL arrays of the bundle
+    mkdir -p /tmp/sbir_data && tar -xzf "$BUNDLE/qmul_v1.tgz" -C /tmp/sbir_data
+    export SBIR_DATA_ROOT=/tmp/sbir_data
+  fi
   export SBIR_GIT_COMMIT=${SBIR_GIT_COMMIT:-$(cat "$BUNDLE/COMMIT" 2>/dev/null || echo unknown)}
   local results=${SBIR_RESULTS_ROOT:-results}
   mkdir -p checkpoints "$out" "$BUNDLE"
@@ -85,6 +121,7 @@ collect() {
   local dir=${1:?give the folder holding results.tgz}
   tar -xzf "$dir/results.tgz" -C .
   if [ -f "$dir/sketchanet_sketchy_mini.pt" ]; then mkdir -p checkpoints; cp "$dir/sketchanet_sketchy_mini.pt" checkpoints/; fi
+  restore
   python -m sbir_lib.experiments verify | tail -1
   say "unpacked; regenerate REPRODUCTION.md (python -m sbir_lib.report reproduction --profile full --out REPRODUCTION.md) and commit"
 }
@@ -100,8 +137,9 @@ dry_run() {
 
 case "${1:-}" in
   prepare) prepare ;;
+  restore) restore ;;
   remote) shift; remote "$@" ;;
   collect) shift; collect "$@" ;;
   dry-run) shift; dry_run "$@" ;;
-  *) sed -n '2,20p' "$0"; exit 2 ;;
+  *) sed -n '2,26p' "$0"; exit 2 ;;
 esac

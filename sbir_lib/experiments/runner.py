@@ -122,6 +122,15 @@ def split_row(row: str) -> tuple[str, str | None]:
     return variant, (init_name or None)
 
 
+def keeps_weights(dataset: str, row: str, seed: int) -> bool:
+    """Whether a run keeps its weights: seed 0 of the rows the course reads them from (``full`` on every
+    dataset for Figures 4/5 and notebook 04's W; the attention rows of notebook 02 on shoes), never an
+    ``@init`` row. Weights are the bulk of ``results/``; the rest of a record is its distances."""
+    variant, init_name = split_row(row)
+    return (seed == 0 and init_name is None and variant in WEIGHT_VARIANTS
+            and (variant == "full" or dataset in ("shoes", "synthetic")))
+
+
 def save_weights(path: Path, model, energy, variant: str) -> None:
     """Keep the backbone convolutions and the attention module (bf16) and the energy (float32) of a run."""
     import torch
@@ -252,7 +261,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         variant_config=T.variant_of(cfg).to_dict(), frozen_trunk=T.frozen_stage(cfg), trunk_cache=res.cache,
         history=res.history, **_metrics(ev["dist"]),
     )
-    if seed == 0 and variant in WEIGHT_VARIANTS:
+    if keeps_weights(dataset_name, row, seed):
         save_weights(weights_path(out), res.model, res.energy, row)
     write_record(out, rec, ev["dist"])
     ckpt.unlink(missing_ok=True)  # recorded: the checkpoint has served its purpose

@@ -27,6 +27,7 @@ BUNDLE=.gpu_bundle
 PROFILE=${PROFILE:-full}
 CACHE_VIEWS=${CACHE_VIEWS:-10}
 LIMIT_MIB=64
+PY=${PYTHON:-$(command -v python3 || command -v python)}
 STASH=${GPU_STASH:-../gpu_stash}
 say() { echo "[gpu_run] $*"; }
 
@@ -45,9 +46,9 @@ prepare() {
   done
   tar -czf "$BUNDLE/qmul_v1.tgz" -C "$data" "${files[@]#"$data"/}"
   if [ -f "checkpoints/sketchanet_sketchy_mini.pt" ]; then
-    python -m sbir_lib.core.checkpoint bf16 checkpoints/sketchanet_sketchy_mini.pt "$BUNDLE/sketchanet_sketchy_mini.pt"
+    "$PY" -m sbir_lib.core.checkpoint bf16 checkpoints/sketchanet_sketchy_mini.pt "$BUNDLE/sketchanet_sketchy_mini.pt"
   elif [ ! -f "$BUNDLE/pretrain_pack.npz" ]; then
-    python -m sbir_lib.training.pretrain pack --out "$BUNDLE/pretrain_pack.npz"
+    "$PY" -m sbir_lib.training.pretrain pack --out "$BUNDLE/pretrain_pack.npz"
   fi
   git rev-parse --short=12 HEAD > "$BUNDLE/COMMIT"
   stash
@@ -94,25 +95,25 @@ remote() {
   fi
   export SBIR_GIT_COMMIT=${SBIR_GIT_COMMIT:-$(cat "$BUNDLE/COMMIT" 2>/dev/null || echo unknown)}
   local results=${SBIR_RESULTS_ROOT:-results}
-  mkdir -p checkpoints "$out" "$BUNDLE"
+  mkdir -p checkpoints "$out" "$BUNDLE" "$results"
   touch "$BUNDLE/.started"
   if [ -f "$BUNDLE/sketchanet_sketchy_mini.pt" ] && [ ! -f checkpoints/sketchanet_sketchy_mini.pt ]; then
     cp "$BUNDLE/sketchanet_sketchy_mini.pt" checkpoints/
   fi
-  local device; device=$(python -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+  local device; device=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
   if [ "$device" = cuda ] && ! ls "$results"/benchmarks/grid_cost_*h*.json >/dev/null 2>&1; then
-    python benchmarks/grid_cost.py --views "$CACHE_VIEWS" --out "$results/benchmarks/grid_cost_$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -c 'A-Za-z0-9\n' _ | tr A-Z a-z).json" || say "benchmark failed; the grid goes on"
+    "$PY" benchmarks/grid_cost.py --views "$CACHE_VIEWS" --out "$results/benchmarks/grid_cost_$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -c 'A-Za-z0-9\n' _ | tr A-Z a-z).json" || say "benchmark failed; the grid goes on"
   fi
   local left=$(( budget - ($(date +%s) - start) - 30 ))
   local pack=()
   [ -f "$BUNDLE/pretrain_pack.npz" ] && pack=(--pretrain-pack "$BUNDLE/pretrain_pack.npz")
   # shellcheck disable=SC2086
-  python -m sbir_lib.experiments grid --profile "$PROFILE" --budget-s "$left" --cache-views "$CACHE_VIEWS" \
+  "$PY" -m sbir_lib.experiments grid --profile "$PROFILE" --budget-s "$left" --cache-views "$CACHE_VIEWS" \
     --results "$results" "${pack[@]}" ${GRID_ARGS:-} 2>&1 | tee "$out/grid.log" || say "grid stopped with an error (see grid.log)"
   (cd "$results/.." && find "$(basename "$results")" -newer "$OLDPWD/$BUNDLE/.started" -type f -print0 |
      tar --null -czf "$out/results.tgz" --files-from=-)
   if [ -f checkpoints/sketchanet_sketchy_mini.pt ] && [ ! -f "$BUNDLE/sketchanet_sketchy_mini.pt" ]; then
-    python -m sbir_lib.core.checkpoint bf16 checkpoints/sketchanet_sketchy_mini.pt "$out/sketchanet_sketchy_mini.pt"
+    "$PY" -m sbir_lib.core.checkpoint bf16 checkpoints/sketchanet_sketchy_mini.pt "$out/sketchanet_sketchy_mini.pt"
   fi
   say "done in $(( $(date +%s) - start )) s; $(tar -tzf "$out/results.tgz" | wc -l) new files in $out/results.tgz"
 }
@@ -122,7 +123,7 @@ collect() {
   tar -xzf "$dir/results.tgz" -C .
   if [ -f "$dir/sketchanet_sketchy_mini.pt" ]; then mkdir -p checkpoints; cp "$dir/sketchanet_sketchy_mini.pt" checkpoints/; fi
   restore
-  python -m sbir_lib.experiments verify | tail -1
+  "$PY" -m sbir_lib.experiments verify | tail -1
   say "unpacked; regenerate REPRODUCTION.md (python -m sbir_lib.report reproduction --profile full --out REPRODUCTION.md) and commit"
 }
 

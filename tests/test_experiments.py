@@ -263,10 +263,10 @@ def test_grid_plan_orders_by_value_and_stops_at_the_budget(tmp_path):
 
     jobs = grid.plan("full", seeds=(0, 1), datasets=("shoes", "chairs"))
     labels = [j.label() for j in jobs]
-    assert jobs[0].kind == "pretrain" and labels[1] == "table2/shoes/base/seed0"
+    assert [j.kind for j in jobs[:2]] == ["pretrain", "cache_views"] and labels[2] == "table2/shoes/base/seed0"
     assert labels.index("table2/chairs/full/seed0") < labels.index("table2/shoes/full/seed1")  # seed 0 first
     first_dase = next(i for i, j in enumerate(jobs) if j.kind == "dase")
-    assert all(j.kind in ("pretrain", "dssa", "classical") for j in jobs[:first_dase])
+    assert all(j.kind in ("pretrain", "cache_views", "dssa", "classical") for j in jobs[:first_dase])
     dssa = [j for j in jobs if j.kind == "dssa"]
     assert all(j.overrides["init"].endswith("sketchanet_sketchy_mini.pt") for j in dssa)
     # a configuration shared by two tables trains once: the later job only copies the record
@@ -283,3 +283,15 @@ def test_weights_are_kept_only_where_the_course_reads_them():
     assert not E.keeps_weights("chairs", "base+att", 0)  # notebook 02 reads the shoes runs only
     assert not E.keeps_weights("shoes", "full", 1) and not E.keeps_weights("shoes", "full@sketchy_mini", 0)
     assert not E.keeps_weights("shoes", "base", 0)
+
+
+def test_cache_views_are_chosen_on_a_validation_split(tmp_path):
+    from sbir_lib.experiments import cache_views as CV
+
+    init = tmp_path / "init.pt"
+    torch.save({"model": MD.DSSANet("base").backbone.state_dict()}, init)
+    rec = CV.choose("quick", "synthetic", candidates=(1, 2), init=str(init), iterations=2, device="cpu",
+                    results=tmp_path, log=lambda s: None)
+    assert set(rec["scores_val_acc@1"]) == {"1", "2"} and set(rec["scores_val_acc@1"]["1"]) == {"full", "base"}
+    assert rec["chosen"] in (1, 2) and "test split is not used" in rec["split"]
+    assert CV.chosen("quick", tmp_path) == rec["chosen"] and CV.chosen("full", tmp_path) is None

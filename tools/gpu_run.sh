@@ -19,13 +19,14 @@
 #                                      #   `remote` again to continue the grid.
 #   tools/gpu_run.sh dry-run           # here, on the CPU: `remote` with a tiny profile into a scratch folder
 #
-# Environment: PROFILE (full), CACHE_VIEWS (the trunk cache's views per image, default 10), GRID_ARGS (extra
+# Environment: PROFILE (full), CACHE_VIEWS (the trunk cache's views per image; default: chosen on a validation
+# split by the grid's first job, python -m sbir_lib.experiments tune-cache), GRID_ARGS (extra
 # flags for `python -m sbir_lib.experiments grid`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=.gpu_bundle
 PROFILE=${PROFILE:-full}
-CACHE_VIEWS=${CACHE_VIEWS:-10}
+CACHE_VIEWS=${CACHE_VIEWS:-}  # empty: the grid chooses it on a validation split (recorded)
 LIMIT_MIB=64
 PY=${PYTHON:-$(command -v python3 || command -v python)}
 STASH=${GPU_STASH:-../gpu_stash}
@@ -102,14 +103,16 @@ remote() {
   fi
   local device; device=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
   if [ "$device" = cuda ] && ! ls "$results"/benchmarks/grid_cost_*h*.json >/dev/null 2>&1; then
-    "$PY" benchmarks/grid_cost.py --views "$CACHE_VIEWS" --out "$results/benchmarks/grid_cost_$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -c 'A-Za-z0-9\n' _ | tr A-Z a-z).json" || say "benchmark failed; the grid goes on"
+    "$PY" benchmarks/grid_cost.py --views "${CACHE_VIEWS:-10}" --out "$results/benchmarks/grid_cost_$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -c 'A-Za-z0-9\n' _ | tr A-Z a-z).json" || say "benchmark failed; the grid goes on"
   fi
   local left=$(( budget - ($(date +%s) - start) - 30 ))
   local pack=()
   [ -f "$BUNDLE/pretrain_pack.npz" ] && pack=(--pretrain-pack "$BUNDLE/pretrain_pack.npz")
   # shellcheck disable=SC2086
-  "$PY" -m sbir_lib.experiments grid --profile "$PROFILE" --budget-s "$left" --cache-views "$CACHE_VIEWS" \
-    --results "$results" "${pack[@]}" ${GRID_ARGS:-} 2>&1 | tee "$out/grid.log" || say "grid stopped with an error (see grid.log)"
+  local views=()
+  [ -n "$CACHE_VIEWS" ] && views=(--cache-views "$CACHE_VIEWS")
+  "$PY" -m sbir_lib.experiments grid --profile "$PROFILE" --budget-s "$left" ${views[@]+"${views[@]}"} \
+    --results "$results" ${pack[@]+"${pack[@]}"} ${GRID_ARGS:-} 2>&1 | tee "$out/grid.log" || say "grid stopped with an error (see grid.log)"
   (cd "$results/.." && find "$(basename "$results")" -newer "$OLDPWD/$BUNDLE/.started" -type f -print0 |
      tar --null -czf "$out/results.tgz" --files-from=-)
   if [ -f checkpoints/sketchanet_sketchy_mini.pt ] && [ ! -f "$BUNDLE/sketchanet_sketchy_mini.pt" ]; then

@@ -10,6 +10,7 @@
     python -m sbir_lib.experiments show-tuning --experiment dase_qmul
     python -m sbir_lib.experiments pack --out sketchy_pack.npz                 # data for an offline GPU
     python -m sbir_lib.experiments grid --profile full --budget-s 500          # the grid, by value, in a budget
+    python -m sbir_lib.experiments tune-cache --profile full                    # cached views per image (validation)
 
 Recorded runs are skipped (``--force`` retrains). ``--init`` takes ``scratch``, ``imagenet`` (DASE/MEMS
 backbones with offline ImageNet weights) or a path (a Sketch-a-Net checkpoint ``.pt`` or the authors' TF
@@ -23,7 +24,7 @@ import sys
 
 from sbir_lib.core import config as _config
 from sbir_lib.data.pack import PACK_ENV, pack_sketchy_mini
-from sbir_lib.experiments import dase_mems, grid, runner, settings, tuning
+from sbir_lib.experiments import cache_views, dase_mems, grid, runner, settings, tuning
 from sbir_lib.models import dase as DA
 
 
@@ -81,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=None)
     g.add_argument("--root", default=None)
     g.add_argument("--results", default=None)
+    c = sub.add_parser("tune-cache", help="choose the cached views per image (cache_views) on a validation split")
+    c.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    c.add_argument("--dataset", default="shoes")
+    c.add_argument("--views", type=int, nargs="+", default=list(cache_views.CANDIDATES))
+    c.add_argument("--iterations", type=int, default=None, help="override the profile's iteration count")
+    c.add_argument("--init", default=None, help="default: the pretraining checkpoint of the profile")
+    c.add_argument("--device", default=None)
+    c.add_argument("--root", default=None)
+    c.add_argument("--results", default=None)
     p = sub.add_parser("pack", help="write Sketchy-mini as one .npz for an offline GPU machine")
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=224)
@@ -153,6 +163,11 @@ def main(argv=None) -> int:
                            dry_run=args.dry_run)
             print(f"grid: {len(res['ran'])} ran, {len(res['skipped'])} already recorded, {len(res['left'])} left "
                   f"({res['seconds']:.0f} s)")
+            return 0
+        if args.cmd == "tune-cache":
+            profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
+            cache_views.choose(profile, args.dataset, tuple(args.views), init=args.init, iterations=args.iterations,
+                               device=args.device, root=args.root, results=args.results)
             return 0
         if args.cmd == "pack":
             info = pack_sketchy_mini(args.out, args.size, args.quality, args.root)

@@ -6,7 +6,8 @@ Jobs, most valuable first; a job already recorded is skipped, so a second sittin
 one stopped:
 
 1. ``pretrain``: the Sketchy-mini pretraining (:mod:`sbir_lib.training.pretrain`) when its checkpoint is
-   missing: every DSSA row fine-tunes from it;
+   missing: every DSSA row fine-tunes from it; then the number of cached views per image, chosen on a
+   validation split (:mod:`sbir_lib.experiments.cache_views`) unless ``--cache-views`` fixes it;
 2. the deep rows of Tables 1-5 from that init with the authors' frozen trunk through the trunk cache
    (``cache_views``), seed 0 on every dataset first (Table 2's rows before the others), then seeds 1 and 2;
    a configuration shared by several tables trains once (the runner reuses its record);
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 from sbir_lib.core import config as _config
 from sbir_lib.core.records import init_checkpoint, load_record, record_path
+from sbir_lib.experiments import cache_views as CV
 from sbir_lib.experiments import dase_mems, runner
 from sbir_lib.models import dssa as MD
 from sbir_lib.training import pretrain as PT
@@ -31,13 +33,15 @@ from sbir_lib.training import pretrain as PT
 DSSA_DATASETS = ("shoes", "chairs", "handbags")
 #: Rough seconds per job on an H100/H200 (full profile), used only to decide whether a job fits the
 #: budget left; ``benchmarks/grid_cost.py`` measures the DSSA ones on the device at hand.
-DEFAULT_COST_S = {"pretrain": 200.0, "conv4": 40.0, "conv5": 10.0, "classical": 15.0, "dase": 60.0}
-QUICK_COST_S = {"pretrain": 200.0, "conv4": 60.0, "conv5": 30.0, "classical": 10.0, "dase": 40.0}
+DEFAULT_COST_S = {"pretrain": 200.0, "cache_views": 240.0, "conv4": 40.0, "conv5": 10.0, "classical": 15.0,
+                  "dase": 60.0}
+QUICK_COST_S = {"pretrain": 200.0, "cache_views": 600.0, "conv4": 60.0, "conv5": 30.0, "classical": 10.0,
+                "dase": 40.0}
 
 
 @dataclass
 class Job:
-    kind: str  # pretrain | dssa | classical | dase
+    kind: str  # pretrain | cache_views | dssa | classical | dase
     experiment: str = ""
     dataset: str = ""
     row: str = ""
@@ -49,6 +53,8 @@ class Job:
     def label(self) -> str:
         if self.kind == "pretrain":
             return "pretrain Sketch-a-Net on Sketchy-mini"
+        if self.kind == "cache_views":
+            return "choose the cached views per image on a validation split (shoes)"
         return f"{self.experiment}/{self.dataset}/{self.row}/seed{self.seed}"
 
 
@@ -58,7 +64,7 @@ def plan(profile: str, seeds=(0, 1, 2), datasets=DSSA_DATASETS, init_name: str =
     exps = runner.experiments()
     tables = [f"table{i}" for i in (2, 1, 3, 4, 5)]
     init = str(init_checkpoint(init_name, profile))
-    jobs = [Job("pretrain")]
+    jobs = [Job("pretrain"), Job("cache_views")]
     seen = set()
     for seed in seeds:
         for ds in datasets:
@@ -80,6 +86,8 @@ def done(job: Job, profile: str, results=None) -> bool:
     """Whether ``job`` is recorded already (pretraining: its checkpoint exists)."""
     if job.kind == "pretrain":
         return init_checkpoint(PT.INIT_NAME, profile).exists()
+    if job.kind == "cache_views":
+        return CV.chosen(profile, results) is not None
     path = record_path(_config.results_root(results), job.experiment, job.dataset, job.row, job.seed, profile)
     return load_record(path) is not None
 
@@ -122,11 +130,14 @@ def run(profile: str, budget_s: float, *, seeds=(0, 1, 2), datasets=DSSA_DATASET
             data = (PT.load_packed(pretrain_pack) if pretrain_pack else
                     PT.prepare_data(root=root, categories=cfg.categories))
             PT.pretrain(cfg, data, device=_config.default_device(device), out=PT.default_out(profile), progress=False)
+        elif job.kind == "cache_views":
+            if cache_views is None:  # a fixed K was not asked for: choose it
+                CV.choose(profile, device=device, root=root, results=results, log=log)
         else:
             over = dict(job.overrides)
             if job.kind == "dssa":
-                if cache_views is not None:
-                    over["cache_views"] = cache_views
+                over["cache_views"] = (cache_views if cache_views is not None
+                                       else CV.chosen(profile, results) or CV.DEFAULT_VIEWS)
                 if iterations is not None:
                     over["iterations"] = iterations
             init = over.pop("init", None)

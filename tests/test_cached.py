@@ -99,3 +99,16 @@ def test_training_from_the_cache_records_it(syn, tmp_path):
     res0 = T.train(T.profile_config("quick", variant="base", iterations=2, batch_size=4, cache_views=2,
                                     test_views=1), syn, device="cpu", progress=False)
     assert res0.cache is None
+
+
+def test_a_channels_last_cache_gives_the_same_batches():
+    from sbir_lib.training.cached import ViewCache
+
+    maps = torch.randn(4, 2, 256, 15, 15)
+    views = torch.zeros(4, 2, 3, dtype=torch.long)
+    plain = ViewCache("conv4", maps, views)
+    cl = ViewCache("conv4", maps.permute(0, 1, 3, 4, 2).contiguous(), views, channels_last=True)
+    i = torch.tensor([0, 3, 1])
+    x1 = cached_batch(plain, plain, i, i, i, torch.Generator().manual_seed(0))
+    x2 = cached_batch(cl, cl, i, i, i, torch.Generator().manual_seed(0))
+    assert torch.equal(x1, x2) and x2.is_contiguous(memory_format=torch.channels_last)

@@ -263,7 +263,7 @@ def test_grid_plan_orders_by_value_and_stops_at_the_budget(tmp_path):
 
     jobs = grid.plan("full", seeds=(0, 1), datasets=("shoes", "chairs"))
     labels = [j.label() for j in jobs]
-    assert [j.kind for j in jobs[:2]] == ["pretrain", "cache_views"] and labels[2] == "table2/shoes/base/seed0"
+    assert [j.kind for j in jobs[:2]] == ["pretrain", "cache_views"] and labels[2] == "curve/shoes/base/seed0" and "table2/shoes/base/seed0" in labels
     assert labels.index("table2/chairs/full/seed0") < labels.index("table2/shoes/full/seed1")  # seed 0 first
     first_dase = next(i for i, j in enumerate(jobs) if j.kind == "dase")
     assert all(j.kind in ("pretrain", "cache_views", "dssa", "classical") for j in jobs[:first_dase])

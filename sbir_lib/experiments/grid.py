@@ -8,11 +8,13 @@ one stopped:
 1. ``pretrain``: the Sketchy-mini pretraining (:mod:`sbir_lib.training.pretrain`) when its checkpoint is
    missing: every DSSA row fine-tunes from it; then the number of cached views per image, chosen on a
    validation split (:mod:`sbir_lib.experiments.cache_views`) unless ``--cache-views`` fixes it;
-2. the deep rows of Tables 1-5 from that init with the authors' frozen trunk through the trunk cache
+2. the ``curve`` rows (base and full, acc@1 against iterations on a validation split carved from the training
+   data, every dataset): the evidence for the iteration count;
+3. the deep rows of Tables 1-5 from that init with the authors' frozen trunk through the trunk cache
    (``cache_views``), seed 0 on every dataset first (Table 2's rows before the others), then seeds 1 and 2;
    a configuration shared by several tables trains once (the runner reuses its record);
-3. the classical Table 1 rows (CPU work, seconds each);
-4. the DASE/MEMS experiments.
+4. the classical Table 1 rows (CPU work, seconds each);
+5. the DASE/MEMS experiments.
 
 Before each job the planner estimates its time (:func:`estimate_s`) and stops when the budget left is
 smaller; ``--dry-run`` prints the plan with the estimates. Every run is an ordinary record of
@@ -65,6 +67,8 @@ def plan(profile: str, seeds=(0, 1, 2), datasets=DSSA_DATASETS, init_name: str =
     tables = [f"table{i}" for i in (2, 1, 3, 4, 5)]
     init = str(init_checkpoint(init_name, profile))
     jobs = [Job("pretrain"), Job("cache_views")]
+    # the evidence for the iteration count: acc@1 against iterations on a validation split (base and full)
+    jobs += [Job("dssa", "curve", ds, row, 0, {"init": init}) for ds in datasets for row in exps["curve"]]
     seen = set()
     for seed in seeds:
         for ds in datasets:

@@ -41,12 +41,19 @@ def trunk_stage(freeze: str, attention: bool, pretrained: bool) -> str | None:
 class ViewCache:
     """Frozen-trunk outputs of ``K`` views of each of ``N`` images.
 
-    ``maps [N, K, C, H, W]`` (on the device, ``dtype``); ``views``: the views' ``(oy, ox, flip)``,
-    ``[N, K, 3]`` int64 on the CPU; ``stage``: the trunk's last layer."""
+    ``maps [N, K, C, H, W]`` (on the device, ``dtype``; stored ``[N, K, H, W, C]`` when ``channels_last``, so
+    that a batch gathered from it is a channels-last tensor without a copy); ``views``: the views'
+    ``(oy, ox, flip)``, ``[N, K, 3]`` int64 on the CPU; ``stage``: the trunk's last layer."""
 
     stage: str
     maps: torch.Tensor
     views: torch.Tensor
+    channels_last: bool = False
+
+    def take(self, i: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """The maps of images ``i``, views ``v``: ``[B, C, H, W]`` (channels-last strides when stored so)."""
+        m = self.maps[i, v]
+        return m.permute(0, 3, 1, 2) if self.channels_last else m
 
     @property
     def k(self) -> int:
@@ -83,11 +90,14 @@ def build_cache(model: MD.DSSANet, images: torch.Tensor, k: int, stage: str, gen
             inp = inp.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
             m = model.backbone.features_upto(inp, stage)
-        m = m.to(dtype).contiguous().view(j - i, k, *m.shape[1:])
+        if channels_last and device.type == "cuda":
+            m = m.permute(0, 2, 3, 1)  # stored [.., H, W, C]: batches come out channels-last
+        m = m.to(dtype).contiguous()
+        m = m.view(j - i, k, *m.shape[1:])
         if out is None:
             out = torch.empty((n, k, *m.shape[2:]), dtype=dtype, device=device)
         out[i:j] = m
-    return ViewCache(stage=stage, maps=out, views=views)
+    return ViewCache(stage=stage, maps=out, views=views, channels_last=channels_last and device.type == "cuda")
 
 
 def cached_batch(sketches: ViewCache, edges: ViewCache, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor,
@@ -98,4 +108,5 @@ def cached_batch(sketches: ViewCache, edges: ViewCache, a: torch.Tensor, p: torc
     b = a.numel()
     dev = sketches.maps.device
     idx = torch.randint(0, sketches.k, (3 * b,), generator=generator, device=generator.device).to(dev)
-    return torch.cat([sketches.maps[a, idx[:b]], edges.maps[p, idx[b:2 * b]], edges.maps[n, idx[2 * b:]]])
+    x = torch.cat([sketches.take(a, idx[:b]), edges.take(p, idx[b:2 * b]), edges.take(n, idx[2 * b:])])
+    return x.contiguous(memory_format=torch.channels_last) if sketches.channels_last else x

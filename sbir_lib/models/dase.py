@@ -52,7 +52,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
-from sbir_lib.models.dssa import CONV_LAYERS, SketchANet
+from sbir_lib.models.sketchanet import CONV_LAYERS, SketchANet
 from sbir_lib.models.sketchanet_init import load_sketchanet_init
 
 __all__ = [

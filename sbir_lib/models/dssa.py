@@ -77,6 +77,7 @@ DSSA authors' TensorFlow ``.npy`` weights (``{layer: [weights, biases]}`` or the
 ``{variable_name: array}`` that ``triplet_sbir_train.py`` saves), feeding TF weights the 0..255 input
 scale they were trained on.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -89,141 +90,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from sbir_lib.losses import losses as _losses
+from sbir_lib.models.sketchanet import CONV5_CHANNELS, LAYERS, SketchANet
 
-__all__ = [
-    "ATTENTION_NORMS",
-    "DSSANet",
-    "LAYERS",
-    "ENERGIES",
-    "SketchANet",
-    "SpatialAttention",
-    "TABLE_ROWS",
-    "TABLE_VARIANTS",
-    "VARIANTS",
-    "VariantConfig",
-    "build_model",
-    "count_parameters",
-    "get_variant",
-]
-
-LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
-CONV_LAYERS: tuple[str, ...] = LAYERS[:5]
 ENERGIES: tuple[str, ...] = tuple(_losses.ENERGIES)  # euclidean, weighted_euclidean, mahalanobis, holef
+
 ATTENTION_NORMS: tuple[str, ...] = ("softmax", "sigmoid")
+
 ATTENTION_INITS: tuple[str, ...] = ("tf", "torch")
-
-CONV5_CHANNELS = 256
-INPUT_SIZE = 225
-
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     """Number of scalar parameters (optionally only those with ``requires_grad``)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
-
-# ============================================================================ Sketch-a-Net
-
-class SketchANet(nn.Module):
-    """Sketch-a-Net backbone with Triplet SN's fc6 (512) and fc7 (256) heads.
-
-    ``features(x)``: ``[B, 1, 225, 225] -> [B, 256, 7, 7]`` (pooled conv5);
-    ``head(f)``: ``[B, 256, 7, 7] -> [B, fc7_dim]`` (flatten, fc6, ReLU, [dropout if > 0], fc7);
-    ``forward(x) = head(features(x))``. Layer names ``conv1..conv5, fc6, fc7``.
-    """
-
-    def __init__(self, fc6_dim: int = 512, fc7_dim: int = 256, dropout: float = 0.0, in_channels: int = 1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=15, stride=3)
-        self.conv2 = nn.Conv2d(64, 128, kernel_size=5)
-        self.conv3 = nn.Conv2d(128, 256, kernel_size=3, padding=1)
-        self.conv4 = nn.Conv2d(256, 256, kernel_size=3, padding=1)
-        self.conv5 = nn.Conv2d(256, CONV5_CHANNELS, kernel_size=3, padding=1)
-        self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
-        self.feature_shape = (CONV5_CHANNELS, 7, 7)
-        self.fc6 = nn.Linear(CONV5_CHANNELS * 7 * 7, fc6_dim)
-        self.fc7 = nn.Linear(fc6_dim, fc7_dim)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """He-normal weights for the ReLU layers, Xavier for the linear fc7, zero biases."""
-        for name in LAYERS:
-            layer = getattr(self, name)
-            if name == "fc7":
-                nn.init.xavier_normal_(layer.weight)
-            else:
-                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-            nn.init.zeros_(layer.bias)
-
-    #: How conv1 (15x15, stride 3, one input channel) is computed: ``"s2d"`` rewrites it exactly as a
-    #: 5x5 stride-1 convolution over the 9-channel space-to-depth (``pixel_unshuffle(x, 3)``) input,
-    #: which GPU convolution kernels handle far better than a 1-channel 15x15 kernel; ``"native"`` calls
-    #: ``self.conv1``. The parameters keep the usual ``[64, 1, 15, 15]`` layout either way.
-    conv1_impl: str = "s2d"
-
-    def conv1_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """conv1 of ``x`` (``[B, 1, H, W]``), by :attr:`conv1_impl` (identical results up to rounding)."""
-        c = self.conv1
-        if (self.conv1_impl == "s2d" and c.in_channels == 1 and c.stride == (3, 3) and c.padding == (0, 0)
-                and x.shape[-1] % 3 == 0 and x.shape[-2] % 3 == 0):
-            o, _, kh, kw = c.weight.shape
-            w9 = c.weight.view(o, 1, kh // 3, 3, kw // 3, 3).permute(0, 1, 3, 5, 2, 4).reshape(o, 9, kh // 3, kw // 3)
-            return F.conv2d(F.pixel_unshuffle(x, 3), w9, c.bias)
-        return c(x)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features_after(self.features_upto(x, "conv4"), "conv4")
-
-    def features_upto(self, x: torch.Tensor, stage: str) -> torch.Tensor:
-        """The network up to ``stage`` (``"conv4"``: ReLU(conv4), ``[B, 256, 15, 15]``; ``"conv5"``: pooled
-        conv5, ``[B, 256, 7, 7]``): the part a frozen-trunk run computes once per view
-        (:mod:`sbir_lib.training.cached`)."""
-        _check_stage(stage)
-        x = self.pool(F.relu(self.conv1_forward(x)))
-        x = self.pool(F.relu(self.conv2(x)))
-        x = F.relu(self.conv3(x))
-        x = F.relu(self.conv4(x))
-        return self.features_after(x, "conv4") if stage == "conv5" else x
-
-    def features_after(self, h: torch.Tensor, stage: str) -> torch.Tensor:
-        """The rest of :meth:`features` from the output of ``stage`` (see :meth:`features_upto`)."""
-        _check_stage(stage)
-        return self.pool(F.relu(self.conv5(h))) if stage == "conv4" else h
-
-    def head(self, f: torch.Tensor) -> torch.Tensor:
-        h = self.dropout(F.relu(self.fc6(f.flatten(1))))
-        return self.fc7(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-    @torch.no_grad()
-    def layer_shapes(self, input_size: int = INPUT_SIZE) -> dict[str, tuple[int, ...]]:
-        """Per-stage output shapes (without batch) for an ``input_size`` square input (for teaching)."""
-        x = torch.zeros(1, self.conv1.in_channels, input_size, input_size)
-        shapes: dict[str, tuple[int, ...]] = {"input": tuple(x.shape[1:])}
-        x = F.relu(self.conv1(x)); shapes["conv1"] = tuple(x.shape[1:])
-        x = self.pool(x); shapes["pool1"] = tuple(x.shape[1:])
-        x = F.relu(self.conv2(x)); shapes["conv2"] = tuple(x.shape[1:])
-        x = self.pool(x); shapes["pool2"] = tuple(x.shape[1:])
-        for name in ("conv3", "conv4", "conv5"):
-            x = F.relu(getattr(self, name)(x)); shapes[name] = tuple(x.shape[1:])
-        x = self.pool(x); shapes["pool5"] = tuple(x.shape[1:])
-        x = F.relu(self.fc6(x.flatten(1))); shapes["fc6"] = tuple(x.shape[1:])
-        x = self.fc7(x); shapes["fc7"] = tuple(x.shape[1:])
-        return shapes
-
-
-#: Where a frozen trunk may end: the authors freeze conv1-conv4 (attention rows) or conv1-conv5 (the others).
-TRUNK_STAGES: tuple[str, ...] = ("conv4", "conv5")
-
-
-def _check_stage(stage: str) -> None:
-    if stage not in TRUNK_STAGES:
-        raise ValueError(f"stage must be one of {', '.join(TRUNK_STAGES)}; got {stage!r}")
-
-
-# ============================================================================ attention
 
 class SpatialAttention(nn.Module):
     """Eqs. 2-4: scores by a 2-layer 1x1-conv net, a mask over positions, optional shortcut.
@@ -272,9 +150,6 @@ class SpatialAttention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"normalize={self.normalize!r}, shortcut={self.shortcut}"
-
-
-# ============================================================================ variants
 
 @dataclass
 class VariantConfig:
@@ -346,18 +221,15 @@ class VariantConfig:
         _check_fields(d)
         return cls(**dict(d)).validate()
 
-
 def _check_fields(d: Mapping[str, Any]) -> None:
     allowed = [f.name for f in dataclasses.fields(VariantConfig)]
     bad = [k for k in d if k not in allowed]
     if bad:
         raise ValueError(f"unknown VariantConfig field(s) {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
 
-
 def _v(attention: bool, cff: bool, energy: str, shortcut: bool = True, description: str = "") -> VariantConfig:
     return VariantConfig(attention=attention, shortcut=shortcut, cff=cff, energy=energy,
                          description=description).validate()
-
 
 VARIANTS: dict[str, VariantConfig] = {
     "base": _v(False, False, "euclidean",
@@ -411,7 +283,6 @@ TABLE_ROWS: dict[str, dict[str, Any]] = {
                "mahalanobis": "base+att+cff+mahalanobis", "holef": "full"},
 }
 
-
 def get_variant(name: str, **overrides: Any) -> VariantConfig:
     """A validated copy of ``VARIANTS[name]``, optionally with fields overridden.
 
@@ -421,7 +292,6 @@ def get_variant(name: str, **overrides: Any) -> VariantConfig:
         raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
     return VARIANTS[name].replace(**overrides)
 
-
 def _resolve_config(config: "VariantConfig | str | Mapping[str, Any]") -> VariantConfig:
     if isinstance(config, str):
         return get_variant(config)
@@ -430,9 +300,6 @@ def _resolve_config(config: "VariantConfig | str | Mapping[str, Any]") -> Varian
     if isinstance(config, Mapping):
         return VariantConfig.from_dict(config)
     raise TypeError(f"config must be a VariantConfig, a variant name or a dict; got {type(config).__name__}")
-
-
-# ============================================================================ DSSA
 
 class DSSANet(nn.Module):
     """The DSSA embedding network (or an ablation), built from a ``VariantConfig`` or variant name.
@@ -540,7 +407,6 @@ class DSSANet(nn.Module):
         c = self.config
         return (f"attention={c.attention}, shortcut={c.shortcut}, cff={c.cff}, energy={c.energy!r}, "
                 f"embed_dim={self.embed_dim}")
-
 
 def build_model(variant: "VariantConfig | str | Mapping[str, Any]" = "full") -> tuple[DSSANet, _losses.TripletLoss]:
     """``(model, loss)`` for a variant: the network and its triplet loss (with the energy)."""

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sbir_lib.models.dssa import LAYERS, DSSANet, SketchANet
+from sbir_lib.models.dssa import DSSANet
+from sbir_lib.models.sketchanet import LAYERS, SketchANet
 
 __all__ = ["AUTHOR_SCOPES", "InitReport", "TF_INPUT_SCALE", "load_sketchanet_init", "read_tf_npy"]
 

@@ -76,7 +76,7 @@ from sbir_lib.data.samplers import CategoryTriplets
 from sbir_lib.data.synthetic import make_synthetic_categories
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics import retrieval as M
-from sbir_lib.models.dssa import SketchANet
+from sbir_lib.models.sketchanet import SketchANet
 from sbir_lib.models.sketchanet_init import load_sketchanet_init
 from sbir_lib.training import engine
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step

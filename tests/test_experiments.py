@@ -242,9 +242,6 @@ def test_one_cli_for_both_papers(capsys):
         cli.main(["run", "--experiment", "table2", "--arch", "resnet18", "--profile", "quick"])
     assert e.value.code == 2
     assert "DASE/MEMS" in capsys.readouterr().err
-    assert cli.main(["run", "--experiment", "table2", "--init", "imagenet", "--dataset", "synthetic",
-                     "--profile", "quick", "--rows", "base"]) == 2
-    assert "scratch or" in capsys.readouterr().err
     assert cli.main(["show-tuning", "--experiment", "dase_qmul", "--results", "/nonexistent"]) == 1
     assert "python -m sbir_lib.experiments tune" in capsys.readouterr().out
 

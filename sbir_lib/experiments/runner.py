@@ -65,7 +65,7 @@ EXTRA_EXPERIMENTS = {
     "curve": ["base", "full"],
     # From scratch vs the offline Sketch-a-Net pretraining of ``sbir_lib.training.pretrain`` (issue [pretrain]):
     # a row ``variant@NAME`` trains ``variant`` from ``checkpoints/sketchanet_NAME[.quick].pt``.
-    "pretrain": ["base", "full", "base@sketchy_mini", "full@sketchy_mini"],
+    "pretrain": ["base", "full", "base@sketchy_mini", "full@sketchy_mini", "base@imagenet", "full@imagenet"],
 }
 EXPERIMENT_OVERRIDES = {
     "curve": {"full": {"val_size": 60, "eval_every": 1000}, "quick": {"val_size": 32, "eval_every": 10}},
@@ -217,12 +217,11 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
 
     extra = dict(EXPERIMENT_OVERRIDES.get(experiment, {}).get(profile, {}))
     extra.update(overrides or {})
-    if init == "imagenet":
-        raise ValueError("--init imagenet applies to the DASE/MEMS backbones; Sketch-a-Net rows take scratch or "
-                         "a checkpoint path (.pt, or the authors' TF .npy)")
-    init = None if init == "scratch" else init
+    init = None if init == "scratch" else init  # "imagenet": the ImageNet track (sbir_lib.models.imagenet)
     variant, init_name = split_row(row)
-    if init_name is not None and init is None:
+    if init_name == "imagenet" and init is None:
+        init = "imagenet"
+    elif init_name is not None and init is None:
         init = init_checkpoint(init_name, profile)
         if not init.exists():
             raise FileNotFoundError(

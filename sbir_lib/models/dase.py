@@ -447,12 +447,15 @@ class EfficientNetLite0(nn.Module):
         self._conv_head = _SameConv(320, 1280, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(1280, **_BN)
 
-    def forward(self, x):
+    def feature_map(self, x):
+        """The last feature map, ``[B, 1280, H/32, W/32]`` (before the global average pooling)."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for b in self._blocks:
             x = b(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return x.mean(dim=(2, 3))
+        return F.relu6(self._bn1(self._conv_head(x)))
+
+    def forward(self, x):
+        return self.feature_map(x).mean(dim=(2, 3))
 
 
 def efficientnet_lite0_weights_path() -> Path:

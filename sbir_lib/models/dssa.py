@@ -90,6 +90,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sbir_lib.losses import losses as _losses
+from sbir_lib.models.imagenet import BACKBONES, EfficientNetBackbone
 from sbir_lib.models.sketchanet import CONV5_CHANNELS, LAYERS, SketchANet
 
 ENERGIES: tuple[str, ...] = tuple(_losses.ENERGIES)  # euclidean, weighted_euclidean, mahalanobis, holef
@@ -176,6 +177,8 @@ class VariantConfig:
     fc7_dim: int = 256
     attention_init: str = "tf"
     embedding_bn: bool = False
+    #: "sketchanet" (the paper's) or "efficientnet_lite0" (the ImageNet track, sbir_lib.models.imagenet)
+    backbone: str = "sketchanet"
     margin: float = _losses.DEFAULT_MARGIN
     reg_lambda: float = _losses.DEFAULT_REG_LAMBDA
     description: str = field(default="", compare=False)
@@ -190,6 +193,8 @@ class VariantConfig:
             raise ValueError(f"energy must be one of {', '.join(ENERGIES)}; got {self.energy!r}")
         if self.attention_norm not in ATTENTION_NORMS:
             raise ValueError(f"attention_norm must be one of {', '.join(ATTENTION_NORMS)}; got {self.attention_norm!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}; got {self.backbone!r}")
         if self.attention_init not in ATTENTION_INITS:
             raise ValueError(f"attention_init must be one of {', '.join(ATTENTION_INITS)}; got {self.attention_init!r}")
         for name in ("attention_hidden", "fc6_dim", "fc7_dim"):
@@ -314,7 +319,8 @@ class DSSANet(nn.Module):
         super().__init__()
         cfg = _resolve_config(config)
         self.config = cfg
-        self.backbone = SketchANet(fc6_dim=cfg.fc6_dim, fc7_dim=cfg.fc7_dim, dropout=cfg.dropout)
+        net = SketchANet if cfg.backbone == "sketchanet" else EfficientNetBackbone
+        self.backbone = net(fc6_dim=cfg.fc6_dim, fc7_dim=cfg.fc7_dim, dropout=cfg.dropout)
         self.attention = (SpatialAttention(CONV5_CHANNELS, cfg.attention_hidden, cfg.attention_norm, cfg.shortcut,
                                            init=cfg.attention_init)
                           if cfg.attention else None)
@@ -371,11 +377,18 @@ class DSSANet(nn.Module):
         return _losses.TripletLoss(energy if energy is not None else self.make_energy(), self.config.margin)
 
     # --------------------------------------------------------------- training helpers
+    def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 crops -> this network's input (Sketch-a-Net: ``x/255 - mean``; ImageNet track: RGB-normalised)."""
+        return self.backbone.prepare(x_uint8)
+
     def freeze(self, upto: str | None = "conv4") -> list[str]:
         """Freeze the backbone layers ``conv1 .. upto`` (inclusive); unfreeze the rest.
 
         ``upto=None`` unfreezes everything. Returns the names of the frozen layers.
         """
+        if isinstance(self.backbone, EfficientNetBackbone):  # the ImageNet trunk is frozen whole, or not at all
+            self.backbone.freeze_trunk(upto is not None)
+            return ["trunk"] if upto is not None else []
         if upto is not None and upto not in LAYERS:
             raise ValueError(f"upto must be one of {', '.join(LAYERS)} or None; got {upto!r}")
         stop = -1 if upto is None else LAYERS.index(upto)

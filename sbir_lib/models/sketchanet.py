@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sbir_lib.data.augment import to_input
+
 LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 
 CONV_LAYERS: tuple[str, ...] = LAYERS[:5]
@@ -69,6 +71,13 @@ class SketchANet(nn.Module):
             w9 = c.weight.view(o, 1, kh // 3, 3, kw // 3, 3).permute(0, 1, 3, 5, 2, 4).reshape(o, 9, kh // 3, kw // 3)
             return F.conv2d(F.pixel_unshuffle(x, 3), w9, c.bias)
         return c(x)
+
+    input_kind = "sketch"
+
+    @staticmethod
+    def prepare(x_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 crops -> the network's input, ``x/255 - 250.42/255`` (:func:`sbir_lib.data.augment.to_input`)."""
+        return to_input(x_uint8)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_after(self.features_upto(x, "conv4"), "conv4")

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from sbir_lib.models.dssa import DSSANet
 from sbir_lib.models.sketchanet import LAYERS, SketchANet
 
 __all__ = ["AUTHOR_SCOPES", "InitReport", "TF_INPUT_SCALE", "load_sketchanet_init", "read_tf_npy"]
@@ -204,12 +203,14 @@ def load_sketchanet_init(model: nn.Module, path: str | os.PathLike, *, strict: b
     """
     if fc6_layout not in ("hwc", "chw"):
         raise ValueError(f"fc6_layout must be one of hwc, chw; got {fc6_layout!r}")
-    if isinstance(model, DSSANet):
+    if isinstance(getattr(model, "backbone", None), SketchANet):  # a DSSANet on Sketch-a-Net
         backbone, attention = model.backbone, model.attention
     elif isinstance(model, SketchANet):
         backbone, attention = model, None
     else:
-        raise TypeError(f"model must be a DSSANet or SketchANet; got {type(model).__name__}")
+        raise TypeError(f"model must be a Sketch-a-Net or a DSSANet on Sketch-a-Net; got {type(model).__name__}"
+                        + (" with another backbone (--init imagenet loads the ImageNet track's trunk)"
+                           if hasattr(model, "backbone") else ""))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no init weights at {path}")

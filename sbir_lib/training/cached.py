@@ -85,7 +85,7 @@ def build_cache(model: MD.DSSANet, images: torch.Tensor, k: int, stage: str, gen
         x = images[i:j].to(device).repeat_interleave(k, dim=0)
         v = views[i:j].reshape(-1, 3)
         crops = AUG.crop_views(x, v[:, 0], v[:, 1], v[:, 2].bool())
-        inp = AUG.to_input(crops)
+        inp = model.prepare(crops)
         if channels_last and inp.is_cuda:
             inp = inp.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):

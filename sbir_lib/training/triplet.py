@@ -84,6 +84,8 @@ class TrainConfig:
     #: 0: the engine recomputes the frozen trunk at every step; K > 0: it is computed once for K views per
     #: training image (sbir_lib.training.cached) and the rest trains on those maps (runs with a frozen trunk)
     cache_views: int = 0
+    #: "sketchanet" (the paper's) or "efficientnet_lite0" (the ImageNet track; ``init="imagenet"`` implies it)
+    backbone: str = "sketchanet"
     test_views: int = 10
     val_size: int = 0
     eval_every: int = 0
@@ -111,6 +113,8 @@ class TrainConfig:
             problems.append(f"positives must be one of {POSITIVE_CHOICES}, got {self.positives!r}")
         if self.test_views not in (1, 2, 10):
             problems.append(f"test_views must be 1 (centre), 2 (centre + flip) or 10, got {self.test_views}")
+        if self.backbone not in MD.BACKBONES:
+            problems.append(f"backbone must be one of {MD.BACKBONES}, got {self.backbone!r}")
         if self.cache_views < 0:
             problems.append(f"cache_views must be >= 0 (0: no cache), got {self.cache_views}")
         if self.cache_views and self.augment == "none":
@@ -152,12 +156,16 @@ def profile_config(profile: str, **overrides) -> TrainConfig:
 
 def variant_of(cfg: TrainConfig) -> MD.VariantConfig:
     """The model configuration a run trains: ``cfg.variant`` with the run's model options applied."""
-    return MD.get_variant(cfg.variant, dropout=cfg.dropout, embedding_bn=cfg.embedding_bn)
+    backbone = "efficientnet_lite0" if cfg.init == "imagenet" else cfg.backbone
+    return MD.get_variant(cfg.variant, dropout=cfg.dropout, embedding_bn=cfg.embedding_bn, backbone=backbone)
 
 
 def frozen_stage(cfg: TrainConfig) -> str | None:
     """The last frozen layer of a run (``None``: everything trains)."""
-    return trunk_stage(cfg.freeze, variant_of(cfg).attention, bool(cfg.init))
+    v = variant_of(cfg)
+    stage = trunk_stage(cfg.freeze, v.attention, bool(cfg.init))
+    # the ImageNet trunk is frozen whole; its 1x1 "conv5" is new and always trains
+    return "conv4" if (stage is not None and v.backbone != "sketchanet") else stage
 
 
 def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -166,7 +174,10 @@ def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Mod
     variant = variant_of(cfg)
     model = MD.DSSANet(variant)
     if cfg.init:
-        load_sketchanet_init(model, cfg.init)
+        if variant.backbone == "sketchanet":
+            load_sketchanet_init(model, cfg.init)
+        else:
+            model.backbone.load_imagenet(cfg.init)
     # The authors freeze conv1-conv4 (DSSA) / conv1-conv5 (base) when fine-tuning a pretrained Sketch-a-Net;
     # from scratch everything must learn.
     stage = frozen_stage(cfg)
@@ -202,8 +213,9 @@ def make_optimizer(cfg: TrainConfig, params):
 
 
 
-def _prep(x_uint8: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    x = A.to_input(x_uint8)
+def _prep(x_uint8: torch.Tensor, channels_last: bool, model=None) -> torch.Tensor:
+    """uint8 crops -> ``model``'s input (Sketch-a-Net's ``x/255 - mean`` when no model is given)."""
+    x = model.prepare(x_uint8) if model is not None else A.to_input(x_uint8)
     if channels_last and x.is_cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     return x
@@ -224,7 +236,7 @@ def embed_views(model, images: torch.Tensor, views: int, device, amp=True, batch
             v = c[None] if views == 1 else torch.stack([c, c.flip(-1)])
         nv, b = v.shape[:2]
         with autocast(device, amp):
-            e = model.embed(_prep(v.reshape(nv * b, *v.shape[2:]), channels_last))
+            e = model.embed(_prep(v.reshape(nv * b, *v.shape[2:]), channels_last, model))
         out.append(e.float().reshape(nv, b, -1))
     return torch.cat(out, dim=1)
 
@@ -380,7 +392,7 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
         else:
             imgs = torch.cat([sketches[a], edges[p], edges[n]])  # [3B, 256, 256] uint8
             x = _prep(A.augment(imgs, flip=cfg.augment == "crop+flip", generator=gen) if cfg.augment != "none"
-                      else A.center_crop(imgs), cfg.channels_last)
+                      else A.center_crop(imgs), cfg.channels_last, model)
         with autocast(device, cfg.amp):
             emb = embed(x).float()
         s, ep, en = emb.chunk(3)

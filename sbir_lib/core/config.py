@@ -75,8 +75,12 @@ def check_profile(profile: str) -> str:
 
 
 def default_profile() -> str:
-    """``$SBIR_PROFILE`` (quick|full), default ``quick``."""
-    return check_profile(os.environ.get("SBIR_PROFILE", "quick").strip() or "quick")
+    """``$SBIR_PROFILE`` (quick|full), default ``quick``; a bad value is refused naming the variable."""
+    value = os.environ.get("SBIR_PROFILE", "quick").strip() or "quick"
+    if value not in PROFILE_NAMES:
+        raise ValueError(f"SBIR_PROFILE={value!r} is not a profile: set it to one of {', '.join(PROFILE_NAMES)} "
+                         "(or unset it for quick)")
+    return value
 
 
 def default_device(device: str | None = None):

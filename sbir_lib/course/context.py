@@ -128,8 +128,8 @@ class Course:
         return np.load(R.dist_path(path)).astype(np.float32)
 
     def trained(self, experiment: str, dataset: str, variant: str, seed: int = 0):
-        """``(model, energy)`` of a run whose weights the runner keeps (seed 0 of
-        ``experiments.WEIGHT_VARIANTS``: conv1-5, attention and energy are trained; fc6/fc7 are not
+        """``(model, energy)`` of a run whose weights the runner keeps (``experiments.runner.keeps_weights``;
+        conv1-5, attention and energy are trained; fc6/fc7 are not
         stored). Trains the run first when it is missing and training is allowed here; ``None`` (with
         the command that records it) otherwise."""
 

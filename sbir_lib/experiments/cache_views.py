@@ -20,7 +20,8 @@ import torch
 
 from sbir_lib.core import config as _config
 from sbir_lib.core.io import write_json_atomic
-from sbir_lib.core.records import device_name, git_commit, init_checkpoint, load_record
+from sbir_lib.core.records import device_name, git_commit, init_checkpoint
+from sbir_lib.experiments.settings import load_tuning, tuning_path
 from sbir_lib.experiments import runner
 from sbir_lib.training import pretrain as PT
 from sbir_lib.training import triplet as T
@@ -31,12 +32,12 @@ DEFAULT_VIEWS = 10  # used until a selection is recorded
 
 
 def record_path(profile: str, results=None):
-    return _config.results_root(results) / "tuning" / f"cache_views.{profile}.json"
+    return tuning_path("cache_views", profile, results)
 
 
 def chosen(profile: str, results=None) -> int | None:
     """The recorded choice of K for ``profile``, or None."""
-    rec = load_record(record_path(profile, results))
+    rec = load_tuning("cache_views", profile, results)
     return None if rec is None else int(rec["chosen"])
 
 

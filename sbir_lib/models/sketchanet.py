@@ -79,6 +79,20 @@ class SketchANet(nn.Module):
         """uint8 crops -> the network's input, ``x/255 - 250.42/255`` (:func:`sbir_lib.data.augment.to_input`)."""
         return to_input(x_uint8)
 
+    def freeze(self, upto: str | None = "conv4") -> list[str]:
+        """Freeze ``conv1 .. upto`` (inclusive), unfreeze the rest (``None``: all); the frozen layers' names."""
+        if upto is not None and upto not in LAYERS:
+            raise ValueError(f"upto must be one of {', '.join(LAYERS)} or None; got {upto!r}")
+        stop = -1 if upto is None else LAYERS.index(upto)
+        frozen = []
+        for i, name in enumerate(LAYERS):
+            req = i > stop
+            for p in getattr(self, name).parameters():
+                p.requires_grad_(req)
+            if not req:
+                frozen.append(name)
+        return frozen
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_after(self.features_upto(x, "conv4"), "conv4")
 

@@ -29,12 +29,15 @@ from sbir_lib.models import dssa as MD
 from sbir_lib.training.engine import autocast
 
 
-def trunk_stage(freeze: str, attention: bool, pretrained: bool) -> str | None:
+def trunk_stage(freeze: str, attention: bool, pretrained: bool, backbone: str = "sketchanet") -> str | None:
     """The last frozen layer of a run (``TrainConfig.freeze``; ``"auto"`` follows the authors: conv4 for
-    attention rows, conv5 for the others, when fine-tuning a pretrained init; nothing from scratch)."""
+    attention rows, conv5 for the others, when fine-tuning a pretrained init; nothing from scratch). The
+    ImageNet trunk is frozen whole and its 1x1 conv (conv5's role) is new, so it always ends at ``"conv4"``."""
     if freeze == "auto":
-        return ("conv4" if attention else "conv5") if pretrained else None
-    return None if freeze == "none" else freeze
+        stage = ("conv4" if attention else "conv5") if pretrained else None
+    else:
+        stage = None if freeze == "none" else freeze
+    return "conv4" if (stage is not None and backbone != "sketchanet") else stage
 
 
 @dataclass

@@ -163,9 +163,7 @@ def variant_of(cfg: TrainConfig) -> MD.VariantConfig:
 def frozen_stage(cfg: TrainConfig) -> str | None:
     """The last frozen layer of a run (``None``: everything trains)."""
     v = variant_of(cfg)
-    stage = trunk_stage(cfg.freeze, v.attention, bool(cfg.init))
-    # the ImageNet trunk is frozen whole; its 1x1 "conv5" is new and always trains
-    return "conv4" if (stage is not None and v.backbone != "sketchanet") else stage
+    return trunk_stage(cfg.freeze, v.attention, bool(cfg.init), v.backbone)
 
 
 def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Module]:

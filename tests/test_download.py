@@ -53,7 +53,7 @@ def _spec(name: str, files: dict[str, bytes], url_base: str | None) -> DatasetSp
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         srv = self.server
         rel = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
         rng = self.headers.get("Range")

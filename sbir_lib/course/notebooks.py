@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,6 +67,29 @@ def clean_notebook(path: Path) -> None:
     write_bytes_atomic(path, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
 
 
+#: ipykernel logs this at every kernel start when the kernel talks TCP on localhost, as papermill's does:
+#: noise in ``course run``'s output, hidden by :data:`KERNEL_CONFIG` (nothing else the kernel logs is).
+TCP_WARNING = "Kernel is running over TCP without encryption"
+
+#: an IPython config file for the kernels ``run`` starts (passed as ``--IPKernelApp.extra_config_file``):
+#: a logging filter on the kernel's console handler that drops the one message :data:`TCP_WARNING`.
+KERNEL_CONFIG = f"""\
+# written by sbir_lib.course.notebooks.run: hide ipykernel's one TCP warning (see TCP_WARNING there)
+import logging
+
+
+class HideTcpWarning(logging.Filter):
+    def filter(self, record):
+        return {TCP_WARNING!r} not in record.getMessage()
+
+
+c.IPKernelApp.logging_config = {{
+    "filters": {{"sbir_hide_tcp_warning": {{"()": HideTcpWarning}}}},
+    "handlers": {{"console": {{"filters": ["sbir_hide_tcp_warning"]}}}},
+}}
+"""
+
+
 def run(profile: str, only=None, inplace=False, log=print) -> list[Path]:
     import papermill as pm
 
@@ -73,25 +97,33 @@ def run(profile: str, only=None, inplace=False, log=print) -> list[Path]:
     nbs = list_notebooks(only)
     out_dir = notebooks_dir() / "_executed" / profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    env_before = os.environ.get("SBIR_PROFILE")
+    env_before = {k: os.environ.get(k) for k in ("SBIR_PROFILE", "SBIR_PROGRESS")}
     os.environ["SBIR_PROFILE"] = profile
+    # no progress-bar redraws in the saved notebooks (sbir_lib.core.progress), unless asked for
+    os.environ.setdefault("SBIR_PROGRESS", "0")
     written = []
+    cfg_dir = tempfile.TemporaryDirectory(prefix="sbir-kernel-config-")
+    kernel_config = Path(cfg_dir.name) / "ipython_kernel_config.py"
+    kernel_config.write_text(KERNEL_CONFIG)
     try:
         for nb in nbs:
             out = nb if inplace else out_dir / nb.name
             t0 = time.perf_counter()
             log(f"running {nb.name} (profile {profile}) ...")
             pm.execute_notebook(str(nb), str(out), parameters={"profile": profile},
-                                kernel_name="python3", cwd=str(nb.parent), progress_bar=False)
+                                kernel_name="python3", cwd=str(nb.parent), progress_bar=False,
+                                extra_arguments=[f"--IPKernelApp.extra_config_file={kernel_config}"])
             if inplace:
                 clean_notebook(out)
             log(f"  done in {time.perf_counter() - t0:.0f} s -> {out.relative_to(notebooks_dir().parent)}")
             written.append(out)
     finally:
-        if env_before is None:
-            os.environ.pop("SBIR_PROFILE", None)
-        else:
-            os.environ["SBIR_PROFILE"] = env_before
+        cfg_dir.cleanup()
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return written
 
 

@@ -3,15 +3,19 @@
 Taught in: ``notebooks/00_data_and_domain_gap.ipynb`` (where the data comes from, and why every byte is
 checked). Used by ``data_download.py`` (and the ``sbir-download`` console script): :func:`main`.
 
-How a file is fetched (:func:`download`): from ``<mirror>/<path>`` when a mirror is given (a folder or an
-``http(s)://`` base URL with the data root's layout), else from its upstream URL. Bytes are streamed into
-``<dest>.part`` beside the destination while being hashed; only when size and SHA-256 both match is the file moved
-to its final name with ``os.replace`` (atomic). A mismatch deletes the ``.part`` and names the file with the
-expected and actual hash. A network failure keeps the ``.part``; the next run resumes it with an HTTP
-``Range: bytes=N-`` request (or starts over if the server ignores ranges). Files already present are skipped once
-verified; verified hashes are remembered in ``<root>/.verified.json`` (keyed by path, size and mtime) so re-runs
-do not re-hash everything; :func:`verify` always re-hashes. Manual datasets (``sketchy``, ``tuberlin``) get their
-install steps printed and their folder structure checked.
+How a file is fetched: from ``<mirror>/<path>`` when a mirror is given (a folder or an ``http(s)://`` base URL
+with the data root's layout), else from its upstream URL, by :mod:`sbir_lib.data.transfer` (into ``<dest>.part``,
+hashed on the way, renamed only when size and SHA-256 match; a network failure keeps the ``.part`` and the next
+run resumes it with an HTTP Range request). Verified hashes are remembered in ``<root>/.verified.json`` (keyed
+by path, size and mtime) so re-runs do not re-hash everything; :func:`verify` always re-hashes. Manual datasets
+(``sketchy``, ``tuberlin``) get their install steps printed and their folder structure checked.
+
+When something fails the user gets one line per dataset: how many files were not obtained and why, and the
+command that fixes it (repeating the ``--root``/``--mirror`` given). Network failures: re-run to resume, or
+(without a mirror) use one; with a mirror, the mirror that failed is named. Disk failures (full, read-only,
+file too large) name the path, say to free space or choose ``--root``, and stop the run; the root is checked
+for writing and free space before the first transfer. Folders made for files that all failed are removed.
+Ctrl-C stops every transfer at once. Progress bars: :mod:`sbir_lib.core.progress` (``$SBIR_PROGRESS``).
 
 Python API::
 
@@ -24,76 +28,70 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
-import hashlib
-import http.client
 import json
 import os
+import shlex
 import sys
 import threading
-import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from sbir_lib.core import config
 from sbir_lib.core.io import sha256_file, write_json_atomic
-from sbir_lib.data.registry import (DatasetSpec, FileEntry, check_names, check_structure, downloadable_datasets,
-                                    format_table, get_registry, manual_steps, mib)
+from sbir_lib.core.progress import ENV_VAR as PROGRESS_ENV_VAR
+from sbir_lib.core.progress import progress_bar
+from sbir_lib.data.registry import (
+    DatasetSpec,
+    FileEntry,
+    check_names,
+    check_structure,
+    downloadable_datasets,
+    format_table,
+    get_registry,
+    manual_steps,
+    mib,
+)
+from sbir_lib.data.transfer import (
+    CHUNK,
+    MIN_RATE,
+    RATE_WINDOW_S,
+    TIMEOUT_S,
+    Cancelled,
+    CreatedDirs,
+    DownloadError,
+    IntegrityError,
+    Limits,
+    NetworkError,
+    SourceMissingError,
+    StopSignal,
+    WorkerPool,
+    WriteError,
+    check_writable,
+    fetch_file,
+    part_path,
+)
 
-__all__ = ["DownloadError", "IntegrityError", "NetworkError", "SourceMissingError", "download", "verify",
-           "build_parser", "main"]
+__all__ = [
+    "DownloadError",
+    "IntegrityError",
+    "NetworkError",
+    "SourceMissingError",
+    "WriteError",
+    "build_parser",
+    "download",
+    "main",
+    "verify",
+]
 
-TIMEOUT_S = 30.0            # per socket operation (connect, each read)
-CHUNK = 1 << 20             # streaming block size
 JOBS = 8                    # files fetched in parallel (thousands of small photos)
 MAX_SHOWN = 20  # failure messages listed per dataset (checksum mismatches always are)
 MAX_NETWORK_FAILURES = 5    # in a row: stop trying the rest of a dataset
-PART_SUFFIX = ".part"
 CACHE_NAME = ".verified.json"
-USER_AGENT = "sbir-course/0.1 (+data_download.py)"
 MIRROR_HINT = "--mirror DIR_OR_URL"
 NO_UPSTREAM = "{name} has no public upstream; obtain it from a mirror: " + MIRROR_HINT
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class DownloadError(Exception):
-    """A file could not be obtained."""
-
-
-class IntegrityError(DownloadError):
-    """The bytes received do not match the registry (size or SHA-256)."""
-
-    def __init__(self, path: str, expected: str, actual: str, expected_size: int, actual_size: int):
-        self.path, self.expected, self.actual = path, expected, actual
-        self.expected_size, self.actual_size = expected_size, actual_size
-        size = ("" if expected_size == actual_size
-                else f"; expected {expected_size:,} bytes, got {actual_size:,}")
-        super().__init__(f"{path}: checksum mismatch, refused and deleted "
-                         f"(expected sha256 {expected}, actual {actual}{size})")
-
-
-class NetworkError(DownloadError):
-    """Connection refused, timeout, broken transfer, HTTP 5xx...: worth retrying.
-
-    ``str(e)`` is the full message (with the resume and ``--mirror`` advice); ``e.short`` a
-    one-line version for the second and later failures of a run.
-    """
-
-    def __init__(self, message: str, short: str = ""):
-        super().__init__(message)
-        self.short = short or message
-
-
-class SourceMissingError(DownloadError):
-    """The mirror (or upstream) does not have the file."""
-
-
-class _Cancelled(Exception):
-    pass
 
 
 # --------------------------------------------------------------------------- hashing, cache
@@ -109,8 +107,8 @@ class _VerifiedCache:
         try:
             self.data: dict[str, list] = json.loads(self.path.read_text())
             if not isinstance(self.data, dict):
-                raise ValueError
-        except (OSError, ValueError):
+                raise TypeError(f"{self.path} does not hold a JSON object")
+        except (OSError, ValueError, TypeError):
             self.data = {}
 
     def known_good(self, entry: FileEntry, st: os.stat_result) -> bool:
@@ -185,141 +183,6 @@ def _source_of(entry: FileEntry, mirror: str | Path | None) -> str | Path | None
     return entry.url
 
 
-def _network_error(entry: FileEntry, url: str, reason: str, part: Path) -> NetworkError:
-    have = part.stat().st_size if part.exists() else 0
-    kept = (f" Kept {part.name} ({have:,} of {entry.size:,} bytes); re-run to resume."
-            if have else " Re-run to retry.")
-    short = f"{entry.path}: network failure: {reason}" + (f" (kept {have:,} bytes)" if have else "")
-    return NetworkError(f"{entry.path}: network failure fetching {url}: {reason}.{kept} "
-                        f"Offline? Fetch from a mirror instead: {MIRROR_HINT} "
-                        f"(or $SBIR_DATA_MIRROR).", short)
-
-
-def _stream(src, fh, h, on_bytes: Callable[[int], None], stop: threading.Event) -> int:
-    """Copy ``src`` (file object or HTTP response) into ``fh``, hashing; return bytes copied."""
-    n = 0
-    while True:
-        if stop.is_set():
-            raise _Cancelled
-        chunk = src.read(CHUNK)
-        if not chunk:
-            return n
-        fh.write(chunk)
-        h.update(chunk)
-        n += len(chunk)
-        on_bytes(len(chunk))
-
-
-def _hash_existing(part: Path, h, on_bytes) -> int:
-    n = 0
-    with open(part, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-            n += len(chunk)
-            on_bytes(len(chunk))
-    return n
-
-
-def _copy_local(entry: FileEntry, src: Path, part: Path, h, on_bytes, stop) -> None:
-    try:
-        fi = open(src, "rb")
-    except FileNotFoundError:
-        raise SourceMissingError(f"{entry.path}: the mirror lacks this file (no {src})") from None
-    with fi, open(part, "wb") as fo:
-        _stream(fi, fo, h, on_bytes, stop)
-        fo.flush()
-        os.fsync(fo.fileno())
-
-
-def _fetch_http(entry: FileEntry, url: str, part: Path, h, on_bytes, stop,
-                timeout: float) -> None:
-    """Stream ``url`` into ``part``, resuming a leftover ``part`` with a Range request."""
-    offset = part.stat().st_size if part.exists() else 0
-    if offset > entry.size:
-        part.unlink()
-        offset = 0
-    if offset and offset == entry.size:  # complete but never verified: just check it
-        _hash_existing(part, h, on_bytes)
-        return
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
-                                      timeout=timeout)
-    except urllib.error.HTTPError as e:
-        e.close()
-        if e.code == 416 and offset:  # our partial file is no use to this server: start over
-            part.unlink()
-            return _fetch_http(entry, url, part, h, on_bytes, stop, timeout)
-        if e.code in (403, 404, 410):
-            where = ("the mirror lacks this file" if url != entry.url else
-                     f"the upstream file may have moved; try a mirror: {MIRROR_HINT}")
-            raise SourceMissingError(f"{entry.path}: {url} answered HTTP {e.code} {e.reason} "
-                                     f"({where})") from None
-        raise _network_error(entry, url, f"HTTP {e.code} {e.reason}", part) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-        reason = getattr(e, "reason", None) or e
-        raise _network_error(entry, url, str(reason) or type(e).__name__, part) from None
-    with resp:
-        content_range = resp.headers.get("Content-Range", "")
-        resumed = bool(offset and resp.status == 206
-                       and content_range.replace("bytes ", "").startswith(f"{offset}-"))
-        if resp.status == 206 and not resumed:  # a range we did not ask for: start over
-            resp.close()
-            part.unlink()
-            return _fetch_http(entry, url, part, h, on_bytes, stop, timeout)
-        if not resumed:  # 200 (the server ignores ranges) or a fresh download: from zero
-            offset = 0
-        length = resp.headers.get("Content-Length")
-        length = int(length) if length and length.isdigit() else None
-        with open(part, "ab" if resumed else "wb") as fh:
-            if resumed:
-                _hash_existing(part, h, on_bytes)
-            try:
-                got = _stream(resp, fh, h, on_bytes, stop)
-            except (OSError, http.client.HTTPException) as e:
-                fh.flush()
-                raise _network_error(entry, url, f"transfer broke off ({e})", part) from None
-            fh.flush()
-            os.fsync(fh.fileno())
-    # http.client returns a short body silently when the peer closes early: compare lengths.
-    if (length is not None and got < length) or (length is None and offset + got < entry.size):
-        expected = offset + (length if length is not None else entry.size - offset)
-        raise _network_error(entry, url, f"transfer broke off after {offset + got:,} of "
-                                         f"{expected:,} bytes", part)
-
-
-def _fetch(entry: FileEntry, root: Path, source: str | Path, on_bytes, stop: threading.Event,
-           timeout: float = TIMEOUT_S) -> None:
-    """Fetch one file into ``<dest>.part``, verify it, then move it into place atomically."""
-    dest = entry.dest(root)
-    part = dest.with_name(dest.name + PART_SUFFIX)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    h = hashlib.sha256()
-    local = isinstance(source, Path)
-    try:
-        if local:
-            _copy_local(entry, source, part, h, on_bytes, stop)
-        else:
-            _fetch_http(entry, source, part, h, on_bytes, stop, timeout)
-    except (NetworkError, _Cancelled):
-        if local:  # nothing to resume from a folder: never leave a partial copy behind
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
-        raise
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-        raise
-    size = part.stat().st_size
-    actual = h.hexdigest()
-    if size != entry.size or actual != entry.sha256:
-        part.unlink()
-        raise IntegrityError(entry.path, entry.sha256, actual, entry.size, size)
-    os.replace(part, dest)
-
-
 # --------------------------------------------------------------------------- output
 
 
@@ -329,15 +192,20 @@ def _say(msg: str, err: bool = False) -> None:
     tqdm.write(msg, file=sys.stderr if err else sys.stdout)
 
 
-def _bar(total: int, desc: str, progress: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                disable=not progress, mininterval=0.25, dynamic_ncols=True, leave=True)
-
-
 def _clip(lines: list[str], limit: int = 20) -> list[str]:
     return lines if len(lines) <= limit else lines[:limit] + [f"... and {len(lines) - limit} more"]
+
+
+def _command(names: Iterable[str], root: str | None = None, mirror: str | None = None) -> str:
+    """The ``data_download.py`` command line for ``names`` (``--root``/``--mirror`` when given)."""
+    parts = ["python", "data_download.py"]
+    for name in names:
+        parts += ["--dataset", name]
+    if root is not None:
+        parts += ["--root", root]
+    if mirror is not None:
+        parts += ["--mirror", mirror]
+    return shlex.join(parts)
 
 
 # --------------------------------------------------------------------------- file datasets
@@ -345,118 +213,209 @@ def _clip(lines: list[str], limit: int = 20) -> list[str]:
 
 @dataclass
 class _Run:
-    """Shared state of one ``download`` call."""
+    """Shared state of one ``download`` call. ``root_arg``/``mirror_arg``: what the caller gave (repeated in
+    the suggested commands; values from the environment are not, the environment still has them)."""
 
     root: Path
+    root_arg: str | None
     mirror: str | Path | None
+    mirror_arg: str | None
     cache: _VerifiedCache
     progress: bool
     jobs: int
-    stop: threading.Event = field(default_factory=threading.Event)
+    limits: Limits
+    dirs: CreatedDirs = field(default_factory=CreatedDirs)
+    write_error: WriteError | None = None  # the disk failed: nothing more is attempted
+
+    def command(self, names: Iterable[str], *, mirror: str | None | bool = True, root: str | None = None) -> str:
+        """The command that re-runs ``names``: with the caller's ``--mirror`` (``mirror=True``), another
+        one (a string), or none (None); with the caller's ``--root`` unless ``root`` replaces it."""
+        use = self.mirror_arg if mirror is True else (mirror or None)
+        return _command(names, root if root is not None else self.root_arg, use)
 
 
-def _check_all(spec: DatasetSpec, run: _Run, pool: cf.Executor, trust_cache: bool):
-    return list(pool.map(lambda e: _check_present(e, run.root, run.cache, trust_cache),
-                         spec.files))
+@dataclass
+class _Tally:
+    """What happened to the files one dataset tried to fetch."""
+
+    ok: int = 0
+    network: list[NetworkError] = field(default_factory=list)
+    missing: int = 0
+    corrupt: int = 0
+    write: int = 0
+    other: int = 0
+    skipped: int = 0
+    listed: int = 0  # failure lines printed besides checksum mismatches (at most MAX_SHOWN)
+
+    def breakdown(self) -> str:
+        """``"12 network failures, then 413 not attempted"``: every file not obtained, counted once."""
+        net = len(self.network)
+        parts = [f"{n:,} {label}" for n, label in (
+            (net, "network failure" if net == 1 else "network failures"), (self.missing, "missing on the source"),
+            (self.corrupt, "refused: checksum mismatch"), (self.write, "not written"),
+            (self.other, "other failures")) if n]
+        if self.skipped:
+            parts.append(f"{'then ' if parts else ''}{self.skipped:,} not attempted")
+        return ", ".join(parts)
+
+
+def _check_all(spec: DatasetSpec, run: _Run, trust_cache: bool):
+    with cf.ThreadPoolExecutor(run.jobs) as pool:
+        return list(pool.map(lambda e: _check_present(e, run.root, run.cache, trust_cache), spec.files))
+
+
+def _part_bytes(entries: Iterable[FileEntry], root: Path) -> int:
+    total = 0
+    for e in entries:
+        with contextlib.suppress(OSError):
+            total += part_path(e.dest(root)).stat().st_size
+    return total
+
+
+def _write_failure(run: _Run, names: list[str], e: WriteError) -> str:
+    """The sentence for a disk failure: what failed, what to do, the command to run afterwards."""
+    root = "DIR" if e.kind == "read-only" else None
+    return f"{e}: {e.advice()}; then re-run: {run.command(names, root=root)}"
 
 
 def _download_files(spec: DatasetSpec, run: _Run) -> int:
-    """Fetch what is missing or wrong; return the number of files that failed."""
-    with cf.ThreadPoolExecutor(run.jobs) as pool:
-        states = _check_all(spec, run, pool, trust_cache=True)
-        todo = []
-        for entry, (state, detail) in zip(spec.files, states):
-            if state != "ok":
-                todo.append(entry)
-                if state in ("size", "hash"):
-                    _say(f"{entry.path}: present but wrong ({detail}); fetching it again")
-        if not todo:
-            _say(f"{spec.name}: all {spec.n_files} files present and verified under {run.root}")
-            return 0
-        if run.mirror is None and any(e.url is None for e in todo):
-            _say(NO_UPSTREAM.format(name=spec.name), err=True)
-            return len(todo)
-        if isinstance(run.mirror, Path) and not run.mirror.is_dir():
-            _say(f"{spec.name}: the mirror folder {run.mirror} does not exist", err=True)
-            return len(todo)
+    """Fetch what is missing or wrong; return the number of files not obtained."""
+    if run.write_error is not None:
+        _say(f"{spec.name}: not attempted (writing to the data root failed, see above); after fixing that "
+             f"re-run: {run.command([spec.name])}", err=True)
+        return spec.n_files
+    states = _check_all(spec, run, trust_cache=True)
+    todo = []
+    for entry, (state, detail) in zip(spec.files, states):
+        if state != "ok":
+            todo.append(entry)
+            if state in ("size", "hash"):
+                _say(f"{entry.path}: present but wrong ({detail}); fetching it again")
+    if not todo:
+        _say(f"{spec.name}: all {spec.n_files} files present and verified under {run.root}")
+        return 0
+    if run.mirror is None and any(e.url is None for e in todo):
+        _say(NO_UPSTREAM.format(name=spec.name) + f", e.g. {run.command([spec.name], mirror='DIR_OR_URL')} "
+             "(or set $SBIR_DATA_MIRROR)", err=True)
+        return len(todo)
+    if isinstance(run.mirror, Path) and not run.mirror.is_dir():
+        _say(f"{spec.name}: the mirror folder {run.mirror} does not exist: give an existing folder or an "
+             f"http(s):// URL, e.g. {run.command([spec.name], mirror='DIR_OR_URL')}", err=True)
+        return len(todo)
+    try:
+        check_writable(run.root, run.dirs, sum(e.size for e in todo) - _part_bytes(todo, run.root))
+    except WriteError as e:
+        run.write_error = e
+        run.dirs.remove_empty()
+        _say(f"{spec.name}: nothing downloaded: {_write_failure(run, [spec.name], e)}", err=True)
+        return len(todo)
 
-        where = run.mirror if run.mirror is not None else "upstream"
-        _say(f"{spec.name}: fetching {len(todo)} of {spec.n_files} files "
-             f"({mib(sum(e.size for e in todo))}) from {where}")
-        bar = _bar(sum(e.size for e in todo), spec.name, run.progress)
-        lock = threading.Lock()
-        counts = {"net_in_a_row": 0}
-        give_up = threading.Event()
+    where = run.mirror if run.mirror is not None else "upstream"
+    _say(f"{spec.name}: fetching {len(todo)} of {spec.n_files} files "
+         f"({mib(sum(e.size for e in todo))}) from {where}")
+    bar = progress_bar(total=sum(e.size for e in todo), desc=spec.name, unit="B", unit_scale=True,
+                       unit_divisor=1024, disable=not run.progress, dynamic_ncols=True, leave=True)
+    lock = threading.Lock()
+    in_a_row = [0]
+    give_up = threading.Event()
+    stop = StopSignal()
 
-        def on_bytes(n: int) -> None:
-            with lock:
-                bar.update(n)
+    def on_bytes(n: int) -> None:
+        with lock:
+            bar.update(n)
 
-        def one(entry: FileEntry):
-            if give_up.is_set() or run.stop.is_set():
-                return entry, "skipped", ""
-            try:
-                _fetch(entry, run.root, _source_of(entry, run.mirror), on_bytes, run.stop)
-            except _Cancelled:
-                return entry, "skipped", ""
-            except NetworkError as e:
-                with lock:
-                    counts["net_in_a_row"] += 1
-                    if counts["net_in_a_row"] >= MAX_NETWORK_FAILURES:
-                        give_up.set()
-                return entry, "network", e
-            except DownloadError as e:
-                return entry, "failed", str(e)
-            except OSError as e:  # disk full, permissions...
-                return entry, "failed", f"{entry.path}: {e}"
-            with lock:
-                counts["net_in_a_row"] = 0
-            run.cache.add(entry, entry.dest(run.root).stat())
-            return entry, "ok", ""
-
-        failed = skipped = network = 0
-        futures = [pool.submit(one, e) for e in todo]
+    def one(entry: FileEntry):
+        if give_up.is_set() or stop.is_set():
+            return entry, "skipped", None
         try:
-            for fut in cf.as_completed(futures):
-                entry, state, msg = fut.result()
-                if state == "skipped":
-                    skipped += 1
+            fetch_file(entry, run.root, _source_of(entry, run.mirror), on_bytes, stop, run.limits, run.dirs)
+        except Cancelled:
+            return entry, "skipped", None
+        except NetworkError as e:
+            with lock:
+                in_a_row[0] += 1
+                if in_a_row[0] >= MAX_NETWORK_FAILURES:
+                    give_up.set()
+            return entry, "network", e
+        except WriteError as e:  # the disk, not the network: stop everything
+            give_up.set()
+            return entry, "write", e
+        except IntegrityError as e:
+            return entry, "corrupt", e
+        except SourceMissingError as e:
+            return entry, "missing", e
+        except (DownloadError, OSError) as e:
+            return entry, "other", DownloadError(f"{entry.path}: {e}")
+        with lock:
+            in_a_row[0] = 0
+        with contextlib.suppress(OSError):
+            run.cache.add(entry, entry.dest(run.root).stat())
+        return entry, "ok", None
+
+    t = _Tally()
+    try:
+        with WorkerPool(run.jobs, stop) as pool:
+            for entry, state, err in pool.run(one, todo):
+                if state == "ok":
+                    t.ok += 1
+                elif state == "skipped":
+                    t.skipped += 1
                 elif state == "network":
-                    failed += 1
-                    network += 1
-                    _say(str(msg) if network == 1 else msg.short, err=True)
-                elif state != "ok":
-                    failed += 1
-                    # checksum mismatches are always named; other failures (a mirror lacking
-                    # thousands of files) are shown up to MAX_SHOWN, then counted
-                    if "checksum" in msg or failed - network <= MAX_SHOWN:
-                        _say(msg, err=True)
-        except BaseException:
-            run.stop.set()
-            for f in futures:
-                f.cancel()
-            raise
-        finally:
-            bar.close()
-            run.cache.save()
-    if skipped:
-        _say(f"{spec.name}: stopped after {MAX_NETWORK_FAILURES} network failures in a row; "
-             f"{skipped} files not attempted. Re-run later, or use {MIRROR_HINT}", err=True)
-    bad = failed + skipped
-    if bad:
-        advice = (f" ({network} network failures: re-run to resume, or use {MIRROR_HINT})"
-                  if network else "")
-        if failed - network > MAX_SHOWN:
-            advice += f" ({failed - network - MAX_SHOWN} more failures not listed)"
-        _say(f"{spec.name}: {bad} of {spec.n_files} files NOT obtained{advice}", err=True)
+                    t.network.append(err)
+                elif state == "write":
+                    t.write += 1
+                    if run.write_error is None:
+                        run.write_error = err
+                else:
+                    setattr(t, state, getattr(t, state) + 1)
+                    # checksum mismatches are always named; other failures (a mirror lacking thousands
+                    # of files) are shown up to MAX_SHOWN, then counted
+                    if state == "corrupt" or t.listed < MAX_SHOWN:
+                        t.listed += state != "corrupt"
+                        _say(str(err), err=True)
+    finally:
+        bar.close()
+        run.cache.save()
+        run.dirs.remove_empty()
+    return _report(spec, run, t, len(todo))
+
+
+def _report(spec: DatasetSpec, run: _Run, t: _Tally, n_todo: int) -> int:
+    """Print the one closing line of a dataset; return the number of files not obtained."""
+    bad = n_todo - t.ok
+    if not bad:
+        _say(f"{spec.name}: {spec.n_files} files verified ({n_todo} fetched, "
+             f"{spec.n_files - n_todo} already present)")
+        return 0
+    head = f"{spec.name}: {bad:,} of {spec.n_files:,} files NOT obtained ({t.breakdown()})"
+    retry = run.command([spec.name])
+    if t.write:
+        msg = f"{head}. Stopped: {_write_failure(run, [spec.name], run.write_error)}"
+    elif t.network:
+        first = t.network[0].short
+        if run.mirror is not None:
+            msg = (f"{head}. The mirror {run.mirror} failed, first error: {first}. Check that it is up, or "
+                   f"choose another with --mirror; then re-run (partial files resume): {retry}")
+        else:
+            msg = (f"{head}. Network failure, first error: {first}. Offline? Fetch from a mirror instead: "
+                   f"{run.command([spec.name], mirror='DIR_OR_URL')} (or set $SBIR_DATA_MIRROR). Otherwise "
+                   f"re-run later (partial files resume): {retry}")
+    elif t.missing and run.mirror is not None:
+        upstream = all(e.url for e in spec.files)
+        msg = (f"{head}. The mirror {run.mirror} lacks files (listed above): use a complete mirror with --mirror"
+               + (f", or fetch them upstream: {run.command([spec.name], mirror=None)}" if upstream else
+                  f"; then re-run: {run.command([spec.name], mirror='DIR_OR_URL')}"))
     else:
-        _say(f"{spec.name}: {spec.n_files} files verified ({len(todo)} fetched, "
-             f"{spec.n_files - len(todo)} already present)")
+        msg = (f"{head}. The source sent wrong or no data (listed above): re-run later ({retry}), or fetch from "
+               f"a mirror: {run.command([spec.name], mirror='DIR_OR_URL')}")
+    _say(msg, err=True)
     return bad
 
 
-def _verify_files(spec: DatasetSpec, root: Path, cache: _VerifiedCache | None,
-                  jobs: int = JOBS) -> list[str]:
+def _verify_files(spec: DatasetSpec, root: Path, cache: _VerifiedCache | None, jobs: int = JOBS,
+                  command: str | None = None) -> list[str]:
+    """Re-hash ``spec``'s files; ``command`` is the download command named in the problems."""
+    command = command or _command([spec.name])
     with cf.ThreadPoolExecutor(jobs) as pool:
         states = list(pool.map(lambda e: _check_present(e, root, cache, trust_cache=False),
                                spec.files))
@@ -464,11 +423,11 @@ def _verify_files(spec: DatasetSpec, root: Path, cache: _VerifiedCache | None,
         cache.save()
     if spec.files and all(s == "missing" for s, _ in states):
         return [f"{spec.name}: not downloaded (none of its {spec.n_files} files is under "
-                f"{root}); run: {config.download_command(spec.name)}"]
+                f"{root}); run: {command}" + ("" if "--mirror" in command else f" (add {MIRROR_HINT} offline)")]
     problems = []
     for entry, (state, detail) in zip(spec.files, states):
         if state == "missing":
-            part = entry.dest(root).with_name(entry.dest(root).name + PART_SUFFIX)
+            part = part_path(entry.dest(root))
             extra = (f" (an interrupted download left {part.name}: re-run the download to "
                      f"resume)" if part.exists() else "")
             problems.append(f"missing: {entry.path}{extra}")
@@ -506,16 +465,18 @@ def verify(names: str | Iterable[str], root: str | os.PathLike | None = None, *,
     """Re-hash every file of ``names`` under ``root`` (structure only for manual datasets).
 
     Returns readable problems (missing files, wrong sizes, checksum mismatches with expected and
-    actual hash, missing folders); an empty list means everything is there and intact.
+    actual hash, missing folders); an empty list means everything is there and intact. A dataset
+    not downloaded at all names the command that fetches it (with this ``root`` when one is given).
     """
     reg = get_registry(registry)
+    root_arg = None if root is None else os.fspath(root)
     root = config.data_root(root)
     cache = _VerifiedCache(root)
     problems: list[str] = []
     for name in check_names(names, reg):
         spec = reg[name]
         if spec.downloadable:
-            problems += _verify_files(spec, root, cache, jobs)
+            problems += _verify_files(spec, root, cache, jobs, _command([name], root_arg))
         else:
             problems += check_structure(spec, root)[0]
     return problems
@@ -524,7 +485,8 @@ def verify(names: str | Iterable[str], root: str | os.PathLike | None = None, *,
 def download(names: str | Iterable[str], root: str | os.PathLike | None = None,
              mirror: str | os.PathLike | None = None, verify_only: bool = False,
              progress: bool = True, *, registry: Mapping[str, DatasetSpec] | None = None,
-             jobs: int = JOBS) -> int:
+             jobs: int = JOBS, timeout: float = TIMEOUT_S, min_rate: float = MIN_RATE,
+             rate_window: float = RATE_WINDOW_S) -> int:
     """Fetch and verify datasets; return an exit code (0: everything present and verified).
 
     ``root``: data root (default ``config.data_root()``: ``$SBIR_DATA_ROOT`` or ``<repo>/data``).
@@ -532,11 +494,17 @@ def download(names: str | Iterable[str], root: str | os.PathLike | None = None,
     ``$SBIR_DATA_MIRROR``; None: upstream URLs). ``verify_only``: re-hash what is present and
     report, fetch nothing. Manual datasets (``sketchy``, ``tuberlin``) print their install steps
     and check the unpacked folder structure. ``registry`` replaces the packaged registry (tests).
+    ``progress``: False never draws bars; True draws them where someone sees them
+    (:mod:`sbir_lib.core.progress`). A transfer fails (network failure, resumable) after ``timeout``
+    seconds without a byte, or when it averages under ``min_rate`` bytes/s over ``rate_window`` seconds.
     """
     reg = get_registry(registry)
     names = check_names(names, reg)
-    run = _Run(root=config.data_root(root), mirror=_resolve_mirror(mirror),
-               cache=_VerifiedCache(config.data_root(root)), progress=progress, jobs=max(1, jobs))
+    data_root = config.data_root(root)
+    run = _Run(root=data_root, root_arg=None if root is None else os.fspath(root),
+               mirror=_resolve_mirror(mirror), mirror_arg=None if mirror is None else os.fspath(mirror),
+               cache=_VerifiedCache(data_root), progress=progress, jobs=max(1, jobs),
+               limits=Limits(timeout=timeout, min_rate=min_rate, rate_window=rate_window))
     bad = []
     for name in names:
         spec = reg[name]
@@ -544,17 +512,18 @@ def download(names: str | Iterable[str], root: str | os.PathLike | None = None,
             if _manual(spec, run.root, show_steps=not verify_only):
                 bad.append(name)
         elif verify_only:
-            problems = _verify_files(spec, run.root, run.cache, run.jobs)
+            problems = _verify_files(spec, run.root, run.cache, run.jobs, run.command([name]))
             for line in _clip(problems):
                 _say(f"  {line}", err=True)
-            _say(f"{spec.name}: " + (f"{len(problems)} problem(s)" if problems else
+            _say(f"{spec.name}: " + (f"{len(problems)} problem(s); fetch what is missing or wrong with: "
+                                     f"{run.command([name])}" if problems else
                                      f"all {spec.n_files} files verified"), err=bool(problems))
             if problems:
                 bad.append(name)
         elif _download_files(spec, run):
             bad.append(name)
     if len(names) > 1:
-        _say("summary: " + ("all OK" if not bad else f"problems with {', '.join(bad)}"),
+        _say("summary: " + ("all OK" if not bad else f"problems with {', '.join(bad)} (see above)"),
              err=bool(bad))
     return 1 if bad else 0
 
@@ -566,7 +535,10 @@ def build_parser(registry: Mapping[str, DatasetSpec] | None = None) -> argparse.
         description="Download and verify the course datasets (sha256-checked, resumable).",
         epilog="Offline? Point --mirror (or $SBIR_DATA_MIRROR) at a folder or http(s):// URL "
                "laid out like the data root. sketchy-mini exists only on mirrors; sketchy and "
-               "tuberlin are installed by hand (this prints the steps and checks the result).")
+               "tuberlin are installed by hand (this prints the steps and checks the result). "
+               "Interrupted or failed transfers keep a *.part file and resume on the next run. "
+               f"Progress bars are drawn on a terminal only; {PROGRESS_ENV_VAR}=1 forces them, "
+               f"{PROGRESS_ENV_VAR}=0 hides them.")
     p.add_argument("--dataset", action="append", default=[], choices=list(reg), metavar="NAME",
                    help="dataset to fetch (repeatable): " + ", ".join(reg))
     p.add_argument("--all", action="store_true",
@@ -581,6 +553,11 @@ def build_parser(registry: Mapping[str, DatasetSpec] | None = None) -> argparse.
                    help="re-hash what is present and report missing/bad files; fetch nothing")
     p.add_argument("--list", action="store_true", help="list the datasets and exit")
     p.add_argument("--jobs", type=int, default=JOBS, help=f"parallel transfers (default {JOBS})")
+    p.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="SECONDS",
+                   help=f"a transfer fails after this long without a byte (default {TIMEOUT_S:g})")
+    p.add_argument("--min-speed", type=float, default=MIN_RATE / 1024, metavar="KIB_PER_S",
+                   help=f"a transfer fails when it averages under this over {RATE_WINDOW_S:g} s "
+                        f"(default {MIN_RATE / 1024:g}; 0: no minimum)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -590,6 +567,7 @@ def main(argv: list[str] | None = None, *,
     """``data_download.py``: see ``--help``. Returns the process exit code."""
     reg = get_registry(registry)
     parser = build_parser(reg)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, or a usage error (already printed, with the choices)
@@ -598,6 +576,10 @@ def main(argv: list[str] | None = None, *,
         print(format_table(reg))
         print(f"\ndata root: {config.data_root(args.root)}")
         return 0
+    if args.timeout <= 0 or args.min_speed < 0 or args.jobs < 1:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: --timeout must be > 0, --min-speed >= 0 and --jobs >= 1", file=sys.stderr)
+        return 2
     names = list(args.dataset)
     if args.all or (args.verify and not names):
         names = downloadable_datasets(reg) + [n for n in names if n not in
@@ -609,8 +591,9 @@ def main(argv: list[str] | None = None, *,
         return 2
     try:
         return download(names, root=args.root, mirror=args.mirror, verify_only=args.verify,
-                        progress=not args.no_progress, registry=reg, jobs=args.jobs)
+                        progress=not args.no_progress, registry=reg, jobs=args.jobs,
+                        timeout=args.timeout, min_rate=args.min_speed * 1024)
     except KeyboardInterrupt:
-        print("\ninterrupted: partial HTTP downloads are kept as *.part and resume on the "
-              "next run", file=sys.stderr)
+        print("\ninterrupted: partial HTTP downloads are kept as *.part and resume with the same "
+              f"command: {shlex.join(['python', 'data_download.py', *argv])}", file=sys.stderr)
         return 130

@@ -172,9 +172,9 @@ def photos_to_edges(photos, settings: EdgeSettings = DEFAULT_SETTINGS, workers: 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(work, it)
         if progress:
-            from tqdm.auto import tqdm
+            from sbir_lib.core.progress import progress_bar
 
-            results = tqdm(results, total=len(photos), desc="edge maps", leave=False)
+            results = progress_bar(results, total=len(photos), desc="edge maps", leave=False)
         for _ in results:
             pass
     return out

@@ -15,7 +15,7 @@ Two kinds:
     ``size``, ``quality``, ``source``, ``split``, ``categories``, ``n_train``, ``sketch_names``,
     ``photo_names``. Written by ``python -m sbir_lib.experiments pack --out PATH.npz``;
     ``$SBIR_SKETCHY_PACK=PATH`` (or ``run --packed PATH``) makes every Sketchy-mini loader read it.
-``pretrain`` (:func:`sbir_lib.training.pretrain.pack` / :func:`sbir_lib.training.pretrain.load_packed`)
+``pretrain`` (:func:`sbir_lib.training.pretrain_data.pack` / :func:`sbir_lib.training.pretrain_data.load_packed`)
     Pretraining data, compressed: uint8 ``sketches``, ``test_sketches`` and precomputed photo ``edges``
     ``[N, H, W]``, int16 ``sketch_labels``, ``test_labels``, ``edge_labels``. Header: ``source``, ``split``,
     ``categories``, ``edge_settings``. Written by ``python -m sbir_lib.training.pretrain pack --out PATH.npz``.

@@ -27,7 +27,7 @@ from sbir_lib.training import pretrain as PT
 from sbir_lib.training import triplet as T
 
 CANDIDATES = (1, 2, 5, 10, 20)
-VAL_SIZE = {"full": 60, "quick": 32}
+VAL_SIZE = T.VALIDATION_SIZE
 DEFAULT_VIEWS = 10  # used until a selection is recorded
 
 

@@ -11,6 +11,8 @@
     python -m sbir_lib.experiments pack --out sketchy_pack.npz                 # data for an offline GPU
     python -m sbir_lib.experiments grid --profile full --budget-s 500          # the grid, by value, in a budget
     python -m sbir_lib.experiments tune-cache --profile full                    # cached views per image (validation)
+    python -m sbir_lib.experiments tune-pretrain --profile quick                # the stronger offline init (held out)
+    python -m sbir_lib.experiments tune-init --profile quick                    # lr per init (validation)
 
 Recorded runs are skipped (``--force`` retrains). ``--init`` takes ``scratch``, ``imagenet`` (DASE/MEMS
 backbones with offline ImageNet weights) or a path (a Sketch-a-Net checkpoint ``.pt`` or the authors' TF
@@ -24,7 +26,7 @@ import sys
 
 from sbir_lib.core import config as _config
 from sbir_lib.data.pack import PACK_ENV, pack_sketchy_mini
-from sbir_lib.experiments import cache_views, dase_mems, grid, runner, settings, tuning
+from sbir_lib.experiments import cache_views, dase_mems, grid, init_recipe, runner, settings, tuning
 from sbir_lib.models import dase as DA
 
 
@@ -91,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default=None)
     c.add_argument("--root", default=None)
     c.add_argument("--results", default=None)
+    tp = sub.add_parser("tune-pretrain", help="pretrain the sketchy_qmul init change by change; keep what helps "
+                                              "on held-out data")
+    ti = sub.add_parser("tune-init", help="choose the fine-tuning lr per init and variant on a validation split")
+    for q in (tp, ti):
+        q.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+        q.add_argument("--device", default=None)
+        q.add_argument("--root", default=None)
+        q.add_argument("--results", default=None)
+    ti.add_argument("--inits", nargs="+", default=list(init_recipe.INITS), choices=list(init_recipe.INITS))
+    ti.add_argument("--iterations", type=int, default=None, help="override the profile's iteration count")
     p = sub.add_parser("pack", help="write Sketchy-mini as one .npz for an offline GPU machine")
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=224)
@@ -168,6 +180,14 @@ def main(argv=None) -> int:
             profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
             cache_views.choose(profile, args.dataset, tuple(args.views), init=args.init, iterations=args.iterations,
                                device=args.device, root=args.root, results=args.results)
+            return 0
+        if args.cmd in ("tune-pretrain", "tune-init"):
+            profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
+            if args.cmd == "tune-pretrain":
+                init_recipe.tune_pretrain(profile, root=args.root, results=args.results, device=args.device)
+            else:
+                init_recipe.tune_init(profile, inits=tuple(args.inits), iterations=args.iterations,
+                                      device=args.device, root=args.root, results=args.results)
             return 0
         if args.cmd == "pack":
             info = pack_sketchy_mini(args.out, args.size, args.quality, args.root)

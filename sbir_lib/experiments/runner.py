@@ -45,13 +45,14 @@ from sbir_lib.core.records import (
 )
 from sbir_lib.data import datasets as D
 from sbir_lib.data.synthetic import make_synthetic
-from sbir_lib.experiments import dase_mems
+from sbir_lib.experiments import dase_mems, init_recipe
 from sbir_lib.experiments.classical import run_classical_baseline
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics.retrieval import metrics_of
 from sbir_lib.models import dssa as MD
 from sbir_lib.models.dssa import TABLE_VARIANTS
 from sbir_lib.training import triplet as T
+from sbir_lib.training.engine import seed_everything
 
 CLASSICAL = ("hog_bow_ranksvm", "dense_hog_ranksvm")
 DATASETS = ("shoes", "chairs", "handbags")
@@ -65,7 +66,8 @@ EXTRA_EXPERIMENTS = {
     "curve": ["base", "full"],
     # From scratch vs the offline Sketch-a-Net pretraining of ``sbir_lib.training.pretrain`` (issue [pretrain]):
     # a row ``variant@NAME`` trains ``variant`` from ``checkpoints/sketchanet_NAME[.quick].pt``.
-    "pretrain": ["base", "full", "base@sketchy_mini", "full@sketchy_mini", "base@imagenet", "full@imagenet"],
+    "pretrain": ["base@untrained", "full@untrained", "base", "full", "base@sketchy_mini", "full@sketchy_mini",
+                 "base@sketchy_qmul", "full@sketchy_qmul", "base@imagenet", "full@imagenet"],
 }
 EXPERIMENT_OVERRIDES = {
     "curve": {"full": {"val_size": 60, "eval_every": 1000}, "quick": {"val_size": 32, "eval_every": 10}},
@@ -220,6 +222,8 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     extra.update(overrides or {})
     init = None if init == "scratch" else init  # "imagenet": the ImageNet track (sbir_lib.models.imagenet)
     variant, init_name = split_row(row)
+    if init_name == "untrained":
+        return _run_untrained(experiment, dataset, row, variant, seed, profile, device, out, extra, log, results)
     if init_name == "imagenet" and init is None:
         init = "imagenet"
     elif init_name is not None and init is None:
@@ -230,6 +234,11 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
                 f"python -m sbir_lib.training.pretrain run --profile {profile}")
         init = str(init.relative_to(_config.repo_root() or Path.cwd())) if (
             _config.repo_root() and init.is_relative_to(_config.repo_root())) else str(init)
+    chosen_on = None
+    if experiment == "pretrain" and init_name in init_recipe.INITS:
+        # the fine-tuning recipe of this init, chosen on a validation split (issue [init]); explicit overrides win
+        recipe, chosen_on = init_recipe.chosen_overrides(init_name, variant, profile)
+        extra = {**recipe, **extra}
     cfg = T.profile_config(profile, variant=variant, seed=seed, init=init, **extra)
     key = cfg.key()
     if not force:
@@ -261,12 +270,30 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         variant_config=T.variant_of(cfg).to_dict(), frozen_trunk=T.frozen_stage(cfg), trunk_cache=res.cache,
         history=res.history, **_metrics(ev["dist"]),
     )
+    if chosen_on is not None:
+        rec["settings_chosen_on"] = chosen_on
     if keeps_weights(dataset_name, row, seed):
         save_weights(weights_path(out), res.model, res.energy, row)
     write_record(out, rec, ev["dist"])
     ckpt.unlink(missing_ok=True)  # recorded: the checkpoint has served its purpose
     log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} "
         f"acc@10={rec['metrics']['acc@10']:.3f}  ({wall:.0f} s)")
+    return rec
+
+
+def _run_untrained(experiment, dataset, row, variant, seed, profile, device, out, extra, log, results) -> dict:
+    """The ``<variant>@untrained`` rows: the network as :func:`sbir_lib.training.triplet.train` builds it from
+    scratch with ``seed`` (the authors' initialisers), evaluated without a single training step."""
+    t0 = time.perf_counter()
+    cfg = T.profile_config(profile, variant=variant, seed=seed, **extra)
+    seed_everything(cfg.seed)
+    model, energy = T.build_model(cfg, device)
+    ev = T.evaluate(model.eval(), energy.eval(), dataset.test, cfg.test_views, device, cfg.amp)
+    rec = _base_record(experiment, dataset, row, seed, profile, device)
+    rec.update(config=cfg.to_dict(), config_key=cfg.key(), init="untrained", iterations=0, steps_run=0,
+               wall_time_s=round(time.perf_counter() - t0, 2), **_metrics(ev["dist"]))
+    write_record(out, rec, ev["dist"])
+    log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} (untrained)")
     return rec
 
 

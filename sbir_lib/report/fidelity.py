@@ -46,7 +46,16 @@ def rows() -> list[Row]:
             "(the DSSA head on an EfficientNet-Lite0 trunk: an extra column, never a paper row)",
             "different",
             "the authors' pretrained Sketch-a-Net is not obtainable offline; `python -m sbir_lib.training.pretrain` trains a "
-            "stand-in on Sketchy-mini (issue [init])"),
+            "stand-in on Sketchy-mini (`@sketchy_mini`) and a stronger one that adds the QMUL training pairs minus "
+            "their validation splits and sketch augmentation (`@sketchy_qmul`, chosen on held-out pairs); both are "
+            "extra columns of the `pretrain` experiment (issue [init])"),
+        Row("fine-tuning lr per init",
+            "one recipe: lr 0.001, constant (TF train:182; Caffe solver.prototxt:2-6)",
+            "the `@<init>` rows of the `pretrain` experiment use the lr chosen per init and variant on the shoes "
+            "validation split (`python -m sbir_lib.experiments tune-init`, recorded in each run's "
+            "`settings_chosen_on`); the table rows keep the authors' lr",
+            "different",
+            "another init can need another lr; it is chosen on data carved from the training split, never on test"),
         Row("frozen layers",
             "DSSA: conv1-conv4 frozen, conv5/fc6/fc7/attention trained (TF train:58, 67, 76-77, 20); "
             "Triplet SN: conv1-conv5 frozen (TF train:35, 44, 47-48; Caffe lr_mult 0, train.prototxt:24-193)",

@@ -428,6 +428,58 @@ def paper_vs_ours(long, title: str = "", ax=None):
     return fig
 
 
-__all__ = ["Bundle", "Source", "attention_maps", "attention_summary", "bundles", "explorer", "explorer_example",
+
+#: the colours of :func:`accuracy_sources`, one per init (sbir_lib.report.tables.PRETRAIN_INITS)
+INIT_COLOURS = {"untrained": "#bbbbbb", "scratch": "#4c72b0", "sketchy_mini": "#dd8452",
+                "sketchy_qmul": "#c44e52", "imagenet": "#55a868"}
+INIT_LABELS = {"untrained": "untrained (no training)", "scratch": "from scratch",
+               "sketchy_mini": "Sketchy-mini stand-in", "sketchy_qmul": "Sketchy-mini + QMUL pairs",
+               "imagenet": "ImageNet EfficientNet-Lite0"}
+
+
+def accuracy_sources(long, title: str = "", ax=None):
+    """Where accuracy comes from: acc@1 per init as grouped bars for each (dataset, model) of ``long``
+    (:func:`sbir_lib.report.tables.pretrain_long`), error bars only where there are 2+ seeds, the paper's
+    acc@1 as a black bar across each group. Inits not recorded leave a gap, named in the legend."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 3.8))
+    else:
+        fig = ax.figure
+    groups = list(dict.fromkeys(zip(long["dataset"], long["model"])))
+    inits = list(dict.fromkeys(long["init"]))
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    width = 0.8 / max(1, len(inits))
+    handles = []
+    for j, init in enumerate(inits):
+        g = long[long["init"] == init].set_index(["dataset", "model"]).reindex(groups)
+        x = np.arange(len(groups)) + (j - (len(inits) - 1) / 2) * width
+        ok = g["n"].fillna(0).to_numpy() > 0
+        label = INIT_LABELS.get(init, init) + ("" if ok.any() else " (not recorded)")
+        ax.bar(x[ok], g["acc@1"].to_numpy()[ok], width, color=INIT_COLOURS.get(init))
+        handles.append(Patch(color=INIT_COLOURS.get(init), label=label))
+        two = ok & (g["n"].fillna(0).to_numpy() >= 2)
+        if two.any():
+            ax.errorbar(x[two], g["acc@1"].to_numpy()[two], yerr=g["acc@1 std"].to_numpy()[two], fmt="none",
+                        ecolor="black", capsize=2, lw=1)
+    paper = long.drop_duplicates(["dataset", "model"]).set_index(["dataset", "model"]).reindex(groups)["paper acc@1"]
+    for i, v in enumerate(paper.to_numpy()):
+        if np.isfinite(v):
+            ax.hlines(v, i - 0.45, i + 0.45, colors="black", lw=2)
+    if np.isfinite(paper.to_numpy(dtype=float)).any():
+        handles.append(Line2D([], [], color="black", lw=2, label="paper"))
+    ax.set_xticks(np.arange(len(groups)), [f"{d}\n{m}" for d, m in groups], fontsize=9)
+    ax.set_ylabel("acc@1 on the test split (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(handles=handles, fontsize=8, ncol=3, loc="upper left")
+    ax.set_title(title or "Where accuracy comes from", fontsize=10)
+    return fig
+
+
+__all__ = ["Bundle", "Source", "accuracy_sources", "attention_maps", "attention_summary", "bundles", "explorer", "explorer_example",
            "explorer_view", "figure4", "figure5", "find_source", "load_bundle", "pair_indices", "paper_vs_ours",
            "pick_queries", "rank_comparison", "sources"]

@@ -37,6 +37,7 @@ from sbir_lib.core import config as _config
 from sbir_lib.core import records as R
 from sbir_lib.data import datasets as D
 from sbir_lib.experiments import runner as E
+from sbir_lib.experiments.settings import load_tuning
 from sbir_lib.models import dssa as MD
 from sbir_lib.report import paper as P
 
@@ -64,8 +65,9 @@ NOT_REPRODUCED = {
                         "not available here; the paper's number is shown alone",
 }
 PRETRAIN_EXPERIMENT = "pretrain"
-#: where accuracy comes from: from scratch, the offline Sketchy-mini stand-in, the ImageNet track
-PRETRAIN_INITS = ("scratch", "sketchy_mini", "imagenet")
+#: where accuracy comes from: the untrained network (no training at all), from scratch, the offline Sketchy-mini
+#: stand-in, the stronger offline init (Sketchy-mini + QMUL training pairs + sketch augmentation), the ImageNet track
+PRETRAIN_INITS = ("untrained", "scratch", "sketchy_mini", "sketchy_qmul", "imagenet")
 #: The DSSA experiments this report covers (the DASE/MEMS ones under results/ are not part of it).
 DSSA_EXPERIMENTS = TABLES + (PRETRAIN_EXPERIMENT, "curve")
 DASH = "—"
@@ -359,34 +361,107 @@ def fill_missing(ctx, experiments=TABLES + (PRETRAIN_EXPERIMENT,), datasets=P.DA
 
 # ====================================================================================== pretrain
 
-def pretrain_frame(datasets=None, profile: str = "full", results=None, seeds=None):
-    """Where accuracy comes from (experiment ``pretrain``; rows ``base``, ``full``, ``<row>@sketchy_mini``
-    (the offline Sketch-a-Net stand-in) and ``<row>@imagenet`` (the ImageNet track)): acc@1 and acc@10
-    "mean ± std (n)" per init, each init's gain over scratch in acc@1 (percentage points, signed text), and the
-    paper's number (its models start from the authors' pretrained Sketch-a-Net)."""
+def _pretrain_row(variant: str, init: str) -> str:
+    return variant if init == "scratch" else f"{variant}@{init}"
+
+
+def pretrain_long(datasets=None, profile: str = "full", results=None, seeds=None):
+    """Where accuracy comes from, one line per (dataset, model, init): acc@1 / acc@10 mean and std in percent
+    over the recorded seeds (``n`` = 0: not recorded) of experiment ``pretrain`` (rows ``<variant>`` from
+    scratch, ``<variant>@<init>`` otherwise), and the paper's acc@1 (its models start from the authors'
+    pretrained Sketch-a-Net). Read by :func:`pretrain_frame` and
+    :func:`sbir_lib.report.figures.accuracy_sources`."""
     import pandas as pd
 
     rows = []
     for ds in datasets or P.DATASETS:
-        for variant, label in (("base", P.TABLE1_LABELS["base"]), ("full", P.TABLE1_LABELS["full"])):
-            row = {"dataset": dataset_title(ds), "model": label}
-            st1 = {}
-            for init in PRETRAIN_INITS:
-                name = variant if init == "scratch" else f"{variant}@{init}"
-                runs = load_runs(PRETRAIN_EXPERIMENT, ds, name, profile, results, seeds)
-                for metric in ("acc@1", "acc@10"):
-                    s = stat(runs, metric)
-                    row[(init, metric)] = s.text()
-                    if metric == "acc@1":
-                        st1[init] = s
-            for init in PRETRAIN_INITS[1:]:
-                row[f"{init} - scratch (acc@1)"] = signed(st1[init].mean - st1["scratch"].mean)
+        for variant in ("base", "full"):
             paper = P.TABLE1.get(ds, {}).get(variant)
-            row["paper acc@1"] = paper[0] if paper else math.nan
+            for init in PRETRAIN_INITS:
+                runs = load_runs(PRETRAIN_EXPERIMENT, ds, _pretrain_row(variant, init), profile, results, seeds)
+                s1, s10 = stat(runs, "acc@1"), stat(runs, "acc@10")
+                rows.append({"dataset": dataset_title(ds), "model": P.TABLE1_LABELS[variant], "init": init,
+                             "acc@1": s1.mean, "acc@1 std": s1.std, "acc@10": s10.mean, "n": s1.n,
+                             "acc@1 text": s1.text(), "acc@10 text": s10.text(),
+                             "paper acc@1": paper[0] if paper else math.nan})
+    return pd.DataFrame(rows)
+
+
+def pretrain_frame(datasets=None, profile: str = "full", results=None, seeds=None):
+    """Where accuracy comes from (:func:`pretrain_long` pivoted): acc@1 and acc@10 "mean ± std (n)" per init,
+    each init's gain over scratch in acc@1 (percentage points, signed text) and the paper's acc@1."""
+    import pandas as pd
+
+    long = pretrain_long(datasets, profile, results, seeds)
+    rows = []
+    for (ds, model), g in long.groupby(["dataset", "model"], sort=False):
+        by = g.set_index("init")
+        row = {"dataset": ds, "model": model}
+        for init in PRETRAIN_INITS:
+            row[f"{init} acc@1"] = by.loc[init, "acc@1 text"]
+            row[f"{init} acc@10"] = by.loc[init, "acc@10 text"]
+        for init in PRETRAIN_INITS:
+            if init != "scratch":
+                row[f"{init} - scratch (acc@1)"] = signed(by.loc[init, "acc@1"] - by.loc["scratch", "acc@1"])
+        row["paper acc@1"] = by["paper acc@1"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(["dataset", "model"])
+
+
+def style_pretrain(frame, caption: str | None = None):
+    """A pandas ``Styler`` of the "where accuracy comes from" frames (:func:`pretrain_frame`,
+    :func:`pretrain_search_frame`, :func:`init_recipe_frame`): numbers to 2 decimals, — where missing,
+    gains over scratch green when positive and red when negative."""
+    gain = [c for c in frame.columns if str(c).endswith("- scratch (acc@1)")]
+    num = [c for c in frame.columns if c not in gain and frame[c].dtype.kind == "f"]
+
+    def colour(v):
+        return ("color: #1a7f37" if str(v).startswith("+") else
+                "color: #c0392b" if str(v).startswith("-") else "")
+
+    sty = frame.style.format("{:.2f}", subset=num, na_rep=DASH).map(colour, subset=gain)
+    sty = sty.set_uuid(styler_uuid(caption, list(frame.index), list(frame.columns)))
+    return sty.set_caption(caption) if caption else sty
+
+
+def pretrain_search_frame(profile: str = "quick", results=None):
+    """The record of ``tune-pretrain`` (:mod:`sbir_lib.experiments.init_recipe`) as a frame: one row per
+    candidate pretraining (change tried, settings), its held-out Sketchy-mini top-1 / mAP, its acc@1 per QMUL
+    validation split and their mean (the criterion), and whether the change was kept. None when not recorded."""
+    import pandas as pd
+
+    rec = load_tuning("pretrain_sketchy_qmul", profile, results)
+    if rec is None:
+        return None
+    rows = []
+    for st in rec["stages"]:
+        for i, c in enumerate(st["candidates"]):
+            row = {"change": st["change"], "candidate": "with the change" if i else "without",
+                   "Sketchy top-1": 100 * (c["heldout_top1"] or math.nan),
+                   "Sketchy mAP": 100 * (c["heldout_map"] or math.nan)}
+            row.update({f"{d} val acc@1": 100 * v["acc@1"] for d, v in (c["qmul_val"] or {}).items()})
+            row["mean val acc@1"] = 100 * c["criterion"][0]
+            row["kept"] = ("yes" if st["kept"] else "no") if i else ""
             rows.append(row)
-    df = pd.DataFrame(rows).set_index(["dataset", "model"])
-    df.columns = [" ".join(c) if isinstance(c, tuple) else c for c in df.columns]
-    return df
+    return pd.DataFrame(rows).set_index(["change", "candidate"])
+
+
+def init_recipe_frame(profile: str = "quick", results=None):
+    """The record of ``tune-init`` as a frame: validation acc@1 (%) per (init, variant) and candidate lr, and
+    the chosen lr. None when not recorded."""
+    import pandas as pd
+
+    rec = load_tuning("init_recipe", profile, results)
+    if rec is None:
+        return None
+    rows = []
+    for init, by_variant in rec["scores"].items():
+        for variant, cands in by_variant.items():
+            row = {"init": init, "model": P.TABLE1_LABELS.get(variant, variant)}
+            row.update({f"lr {c['lr']:g}": 100 * c["val_acc@1"] for c in cands})
+            row["chosen lr"] = f"{rec['chosen'][init][variant]['lr']:g}"
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["init", "model"])
 
 
 # ====================================================================================== Markdown

@@ -206,7 +206,7 @@ def _triplet_loss(es: torch.Tensor, ep: torch.Tensor, labels: torch.Tensor, marg
 def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = True,
                 log: Callable[[str], None] | None = None) -> TrainOutput:
     """Train ``cfg`` on ``data``'s training sketches and photos; the test split is never touched."""
-    from tqdm.auto import tqdm
+    from sbir_lib.core.progress import progress_bar
 
 
     cfg.validate()
@@ -249,8 +249,8 @@ def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = 
     model.train()
     if head is not None:
         head.train()
-    bar = tqdm(range(cfg.iterations), desc=f"{cfg.blocks} blocks, {cfg.loss} seed{cfg.seed}", disable=not progress,
-               leave=False)
+    bar = progress_bar(range(cfg.iterations), desc=f"{cfg.blocks} blocks, {cfg.loss} seed{cfg.seed}", disable=not progress,
+                       leave=False)
     log = LossLog(history, cfg.log_every, cfg.iterations, bar)
     if device.type == "cuda":
         torch.cuda.synchronize()

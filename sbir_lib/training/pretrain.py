@@ -1,15 +1,24 @@
-"""Offline Sketch-a-Net pretraining on Sketchy-mini sketches and photo edge maps.
+"""Offline Sketch-a-Net pretraining on Sketchy-mini sketches and photo edge maps (and QMUL training pairs).
 
-Taught in: ``notebooks/01_triplet_loss.ipynb`` ("Where the initial weights come from"). Used by the ``pretrain``
-experiment (:mod:`sbir_lib.experiments.runner`; rows ``base@sketchy_mini``, ``full@sketchy_mini``).
+Taught in: ``notebooks/01_triplet_loss.ipynb`` ("Where the initial weights come from") and
+``notebooks/05_reproduce_tables.ipynb`` ("Where accuracy comes from"). Used by the ``pretrain`` experiment
+(:mod:`sbir_lib.experiments.runner`; rows ``base@<init>``, ``full@<init>`` for each init of :data:`INITS`).
 
 Triplet SN and DSSA (Song et al., ICCV 2017) start from a Sketch-a-Net trained to classify edge maps of ImageNet
 photos and TU-Berlin sketches, then triplet-trained on many categories. Those weights and data are not available
 offline; this module follows the same recipe on Sketchy-mini:
 
-- data (:func:`prepare_data`): the training sketches of :func:`sbir_lib.data.datasets.load_sketchy_mini`'s
-  split and the edge maps (:mod:`sbir_lib.data.edges`) of all its photos, one label per category; the test
-  sketches are held out. No QMUL image is read.
+- data (:mod:`sbir_lib.training.pretrain_data`): the training sketches of
+  :func:`sbir_lib.data.datasets.load_sketchy_mini`'s split and the edge maps (:mod:`sbir_lib.data.edges`) of
+  all its photos, one label per category; the test sketches are held out. The init ``sketchy_mini`` (the
+  stand-in for the authors' Sketch-a-Net) reads no QMUL image.
+- init ``sketchy_qmul`` (:data:`INITS`: the stronger offline init of issue [init]) adds the QMUL shoes, chairs
+  and handbags *training* pairs minus each one's validation split (:class:`~sbir_lib.training.pretrain_data.PairPool`):
+  a fraction ``pair_fraction`` of each classification batch is pairs, each pair its own class (sketch and
+  edge map share the label: instance classification), and the same fraction of each triplet batch is
+  instance triplets (a sketch, its photo's edge map, another edge map of the same dataset); and sketch
+  augmentation (:mod:`sbir_lib.data.sketch_augment`: thicker / thinner strokes, parts erased) with
+  probability ``stroke_aug`` per image.
 - stage ``classify``: Sketch-a-Net (:class:`sbir_lib.models.dssa.SketchANet`) with a cosine classifier on the
   L2-normalised fc7, ``logits = s * <fc7/|fc7|, w_c/|w_c|>`` (``s`` = ``cos_scale``; the space DSSA's triplet
   loss later uses), cross-entropy with label smoothing; batches of half sketches, half edge maps, augmented
@@ -20,7 +29,9 @@ offline; this module follows the same recipe on Sketchy-mini:
   of the L2-normalised fc7 -- the ``base`` variant's loss.
 
 Held-out numbers in the provenance: ``top1`` (test sketches classified, centre crop) and ``map`` (test sketches
-retrieving the edge maps of all photos by normalised fc7; those photos were trained on: a diagnostic).
+retrieving the edge maps of all photos by normalised fc7; those photos were trained on: a diagnostic); with a
+pair pool, ``qmul_val`` (acc@1 / acc@10 of each QMUL validation split, its sketches retrieving its edge maps by
+normalised fc7, no fine-tuning).
 Profiles (:data:`PROFILES`): ``quick`` (2 CPU cores, the first 10 categories), ``full`` (a GPU, all 125).
 
 Checkpoint (``--out``; default ``checkpoints/sketchanet_sketchy_mini.pt``, quick profile
@@ -57,7 +68,7 @@ import math
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,27 +77,35 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
-from sbir_lib.core.io import sha256_file, torch_save_atomic
+from sbir_lib.core.io import torch_save_atomic
 from sbir_lib.core.records import git_commit, init_checkpoint
 from sbir_lib.data import augment as A
 from sbir_lib.data import datasets as D
-from sbir_lib.data import edges as E
-from sbir_lib.data.pack import read_pack, write_pack
+from sbir_lib.data import sketch_augment as SA
 from sbir_lib.data.samplers import CategoryTriplets
-from sbir_lib.data.synthetic import make_synthetic_categories
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics import retrieval as M
 from sbir_lib.models.sketchanet import SketchANet
 from sbir_lib.models.sketchanet_init import load_sketchanet_init
 from sbir_lib.training import engine
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
+from sbir_lib.training.pretrain_data import PairPool, PretrainData, load_packed, pack, prepare_data, synthetic_data
 
-__all__ = ["STAGES", "PROFILES", "PretrainConfig", "PretrainData", "PretrainResult", "profile_config",
-           "prepare_data", "synthetic_data", "pack", "load_packed", "pretrain", "evaluate", "default_out", "main"]
+__all__ = ["STAGES", "PROFILES", "INITS", "PretrainConfig", "PretrainData", "PairPool", "PretrainResult",
+           "profile_config", "prepare_data", "synthetic_data", "pack", "load_packed", "pretrain", "evaluate",
+           "evaluate_pairs", "default_out", "main"]
 
 STAGES = ("classify", "triplet")
 FORMAT = "sbir_lib.training.pretrain/1"
 INIT_NAME = "sketchy_mini"  # the ``@sketchy_mini`` rows of the ``pretrain`` experiment
+#: the offline inits this module makes: settings on top of the profile's (the ``@<name>`` rows of the
+#: ``pretrain`` experiment). ``sketchy_qmul``'s were chosen on held-out data by
+#: :mod:`sbir_lib.experiments.init_recipe` (record ``results/tuning/pretrain_sketchy_qmul.<profile>.json``;
+#: ``tests/test_pretrain.py`` checks that they agree).
+INITS: dict[str, dict[str, Any]] = {
+    "sketchy_mini": {},
+    "sketchy_qmul": dict(pairs=D.QMUL_NAMES, pair_fraction=0.5, stroke_aug=0.5),
+}
 
 PROFILES: dict[str, dict[str, Any]] = {
     # 2 CPU cores.
@@ -122,6 +141,10 @@ class PretrainConfig:
     shift: float = 0.05  # translation in [-t, t] of the image size
     dropout: float = 0.5
     init: str | None = None  # start from these weights (a SketchANet checkpoint or the authors' .npy)
+    #: QMUL datasets whose training pairs (minus validation) join (pretrain_data.qmul_pairs); () = none
+    pairs: tuple[str, ...] = ()
+    pair_fraction: float = 0.0  # of each classification batch (images) and triplet batch (triplets)
+    stroke_aug: float = 0.0  # probability per training image of one sketch_augment op
     init_input_scale: float | None = None
     eval_every: int = 0
     log_every: int = 100
@@ -163,14 +186,27 @@ class PretrainConfig:
             problems.append(f"scale must be in [0, 1) and shift in [0, 0.5), got {self.scale}, {self.shift}")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        bad_pairs = [d for d in self.pairs if d not in D.QMUL_NAMES]
+        if bad_pairs:
+            problems.append(f"pairs must be some of {', '.join(D.QMUL_NAMES)}; got {', '.join(bad_pairs)}")
+        if not 0 <= self.pair_fraction < 1 or (self.pair_fraction > 0) != bool(self.pairs):
+            problems.append(f"pair_fraction must be in (0, 1) with pairs and 0 without; got {self.pair_fraction} "
+                            f"with pairs {list(self.pairs)}")
+        if self.pair_fraction > 0 and (self.triplet_batch - round(self.triplet_batch * self.pair_fraction) < 1
+                                       or self.batch_size - 2 * round(self.batch_size * self.pair_fraction / 2) < 2):
+            problems.append(f"pair_fraction {self.pair_fraction} leaves no category-level images in a batch")
+        if not 0 <= self.stroke_aug <= 1:
+            problems.append(f"stroke_aug must be in [0, 1], got {self.stroke_aug}")
         if problems:
             raise ValueError("; ".join(problems))
         self.stages = stages
+        self.pairs = tuple(self.pairs)
         return self
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["stages"] = list(self.stages)
+        d["pairs"] = list(self.pairs)
         return d
 
     def key(self) -> str:
@@ -181,117 +217,25 @@ class PretrainConfig:
         return self.classify_steps if stage == "classify" else self.triplet_steps
 
 
-def profile_config(profile: str, **overrides) -> PretrainConfig:
-    """The :class:`PretrainConfig` of ``quick`` | ``full`` with overrides (``None`` values ignored)."""
-    if isinstance(overrides.get("stages"), str):
-        overrides["stages"] = tuple(s.strip() for s in overrides["stages"].split(",") if s.strip())
-    return engine.profile_config(PretrainConfig, PROFILES, profile, **{"profile": profile, **overrides})
+def profile_config(profile: str, init_name: str = INIT_NAME, **overrides) -> PretrainConfig:
+    """The :class:`PretrainConfig` of ``quick`` | ``full`` for the init ``init_name`` (:data:`INITS`) with
+    overrides (``None`` values ignored); ``double_steps=True`` doubles both stages' steps."""
+    if init_name not in INITS:
+        raise ValueError(f"unknown init {init_name!r}; allowed: {', '.join(INITS)}")
+    for key in ("stages", "pairs"):
+        if isinstance(overrides.get(key), str):
+            overrides[key] = tuple(s.strip() for s in overrides[key].split(",") if s.strip())
+    settings = {**INITS[init_name], **{k: v for k, v in overrides.items() if v is not None}}
+    if settings.pop("double_steps", False):  # a schedule twice as long as the profile's (or the given one)
+        for key in ("classify_steps", "triplet_steps"):
+            settings[key] = 2 * settings.get(key, PROFILES[_config.check_profile(profile)][key])
+    return engine.profile_config(PretrainConfig, PROFILES, profile, **{"profile": profile, **settings})
 
 
-def default_out(profile: str) -> Path:
-    """``checkpoints/sketchanet_sketchy_mini[.quick].pt``: where the ``pretrain`` experiment looks."""
+def default_out(profile: str, init_name: str = INIT_NAME) -> Path:
+    """``checkpoints/sketchanet_<init_name>[.quick].pt``: where the ``pretrain`` experiment looks."""
 
-    return init_checkpoint(INIT_NAME, _config.check_profile(profile))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Data
-# ----------------------------------------------------------------------------------------------------------
-@dataclass
-class PretrainData:
-    """Sketches and photo edge maps of a category-level set, uint8 ``[N, H, W]`` (white background)."""
-
-    categories: list[str]
-    sketches: torch.Tensor  # training sketches
-    sketch_labels: torch.Tensor
-    test_sketches: torch.Tensor  # held out: only for the reported accuracy
-    test_labels: torch.Tensor
-    edges: torch.Tensor  # edge maps of every photo
-    edge_labels: torch.Tensor
-    source: str
-    split: str
-    edge_settings: dict = field(default_factory=dict)
-    packed: str | None = None  # "<file name> sha256=<...>" when read from a pack
-
-    def __post_init__(self):
-        for name in ("sketches", "test_sketches", "edges"):
-            t = getattr(self, name)
-            if t.dtype != torch.uint8 or t.dim() != 3:
-                raise ValueError(f"{name} must be uint8 [N, H, W]; got {t.dtype} {tuple(t.shape)}")
-        for imgs, labs in (("sketches", "sketch_labels"), ("test_sketches", "test_labels"), ("edges", "edge_labels")):
-            if len(getattr(self, imgs)) != len(getattr(self, labs)):
-                raise ValueError(f"{imgs} and {labs} differ in length")
-        n = len(self.categories)
-        for labs in ("sketch_labels", "edge_labels"):
-            t = getattr(self, labs)
-            if len(t) and (int(t.min()) < 0 or int(t.max()) >= n):
-                raise ValueError(f"{labs} must lie in 0..{n - 1}")
-        missing = sorted(set(range(n)) - set(self.edge_labels.tolist()))
-        if missing:
-            raise ValueError(f"categories without any edge map: {[self.categories[i] for i in missing][:5]}")
-
-    def describe(self) -> str:
-        return (f"{self.source}: {len(self.categories)} categories, {len(self.sketches)} training sketches + "
-                f"{len(self.edges)} photo edge maps; {len(self.test_sketches)} held-out test sketches")
-
-    def subset(self, k: int) -> "PretrainData":
-        """The first ``k`` categories (labels stay 0..k-1)."""
-        if k >= len(self.categories):
-            return self
-        keep = lambda lab: lab < k  # noqa: E731
-        ms, mt, me = keep(self.sketch_labels), keep(self.test_labels), keep(self.edge_labels)
-        return dataclasses.replace(
-            self, categories=self.categories[:k], sketches=self.sketches[ms], sketch_labels=self.sketch_labels[ms],
-            test_sketches=self.test_sketches[mt], test_labels=self.test_labels[mt], edges=self.edges[me],
-            edge_labels=self.edge_labels[me], source=f"{self.source} (first {k} categories)")
-
-
-def _from_category_dataset(cd: D.CategoryDataset, settings: E.EdgeSettings, progress: bool) -> PretrainData:
-    edges = E.photos_to_edges(cd.photos, settings, progress=progress)
-    return PretrainData(
-        categories=list(cd.categories), sketches=cd.train_sketches, sketch_labels=cd.train_labels,
-        test_sketches=cd.test_sketches, test_labels=cd.test_labels, edges=torch.from_numpy(edges),
-        edge_labels=cd.photo_labels, source=cd.source, split=cd.split, edge_settings=settings.to_dict())
-
-
-def prepare_data(root=None, categories: int | None = None, settings: E.EdgeSettings = E.DEFAULT_SETTINGS,
-                 progress: bool = False) -> PretrainData:
-    """Sketchy-mini training/test sketches + the edge maps of all its photos (:mod:`sbir_lib.data.edges`).
-
-    Raises :class:`sbir_lib.data.datasets.DatasetMissingError` naming the download command when it is absent."""
-    cd = D.load_sketchy_mini(root=root, categories=categories)
-    return _from_category_dataset(cd, settings, progress)
-
-
-def synthetic_data(n_classes: int = 4, per_class: int = 6, n_test_per_class: int = 2, photos_per_class: int = 4,
-                   size: int = 256, seed: int = 0, settings: E.EdgeSettings = E.DEFAULT_SETTINGS) -> PretrainData:
-    """A tiny stand-in built from :func:`sbir_lib.data.synthetic.make_synthetic_categories` (tests, no downloads)."""
-    cd = make_synthetic_categories(n_classes=n_classes, per_class=per_class, n_test_per_class=n_test_per_class,
-                                   photos_per_class=photos_per_class, size=size, seed=seed)
-    return _from_category_dataset(cd, settings, progress=False)
-
-
-def pack(path, data: PretrainData) -> Path:
-    """Write ``data`` as a ``pretrain`` pack (:mod:`sbir_lib.data.pack`: one compressed ``.npz`` of uint8
-    images, labels, split, names and edge extractor settings); return the path."""
-    arrays = dict(sketches=data.sketches.numpy(), sketch_labels=data.sketch_labels.numpy().astype(np.int16),
-                  test_sketches=data.test_sketches.numpy(), test_labels=data.test_labels.numpy().astype(np.int16),
-                  edges=data.edges.numpy(), edge_labels=data.edge_labels.numpy().astype(np.int16))
-    header = {"source": data.source, "split": data.split, "edge_settings": data.edge_settings,
-              "categories": data.categories}
-    return write_pack(path, "pretrain", arrays, header, compress=True)
-
-
-def load_packed(path) -> PretrainData:
-    """Read a ``pretrain`` pack written by :func:`pack` (``python -m sbir_lib.training.pretrain pack``)."""
-    path = Path(path)
-    arrays, meta = read_pack(path, "pretrain")
-    t = lambda k, dt=None: torch.from_numpy(arrays[k].astype(dt) if dt else arrays[k])  # noqa: E731
-    return PretrainData(
-        categories=list(meta["categories"]), sketches=t("sketches"), sketch_labels=t("sketch_labels", np.int64),
-        test_sketches=t("test_sketches"), test_labels=t("test_labels", np.int64), edges=t("edges"),
-        edge_labels=t("edge_labels", np.int64), source=meta["source"], split=meta["split"],
-        edge_settings=meta["edge_settings"], packed=f"{path.name} sha256={sha256_file(path)[:16]}")
+    return init_checkpoint(init_name, _config.check_profile(profile))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -302,6 +246,7 @@ def _inputs(batch_u8: torch.Tensor, cfg: PretrainConfig, gen: torch.Generator, t
     x = A.augment(batch_u8, generator=gen) if train else A.center_crop(batch_u8)
     ink = 1.0 - x.float() / 255.0
     if train:
+        ink = SA.stroke_augment(A.as_bchw(ink), cfg.stroke_aug, generator=gen)
         ink = A.random_affine(ink, cfg.rotate_deg, cfg.scale, cfg.shift, generator=gen)
     x = (1.0 - ink) - A.PIXEL_MEAN  # == augment.to_input of the warped image
     if cfg.channels_last and x.is_cuda:
@@ -338,12 +283,38 @@ def evaluate(model: SketchANet, classifier: torch.Tensor | None, data: PretrainD
     labels = data.test_labels.to(q.device)
     top1 = None
     if classifier is not None:
-        pred = _cos_logits(q, classifier, cfg.cos_scale).argmax(1)
+        pred = _cos_logits(q, classifier[:len(data.categories)], cfg.cos_scale).argmax(1)  # categories only
         top1 = float((pred == labels).float().mean())
     qn, gn = F.normalize(q, dim=1), F.normalize(g, dim=1)
     dist = L.pairwise_squared_euclidean(qn, gn)
     mAP = M.mean_average_precision(dist.cpu(), data.test_labels, data.edge_labels)
     return {"top1": top1, "map": float(mAP)}
+
+
+def evaluate_pairs(model: SketchANet, pool: PairPool, cfg: PretrainConfig, device) -> dict[str, dict[str, float]]:
+    """acc@1 / acc@10 per dataset of the pool's validation pairs: each validation sketch retrieves among its
+    dataset's validation edge maps by normalised-fc7 squared distance (centre crops, no fine-tuning)."""
+    out = {}
+    for k, name in enumerate(pool.datasets):
+        m = pool.val_group == k
+        if not bool(m.any()):
+            continue
+        q = F.normalize(_embed(model, pool.val_sketches[m], cfg, device), dim=1)
+        g = F.normalize(_embed(model, pool.val_edges[m], cfg, device), dim=1)
+        acc = M.metrics_of(L.pairwise_squared_euclidean(q, g).cpu())
+        out[name] = {"acc@1": round(float(acc["acc@1"]), 4), "acc@10": round(float(acc["acc@10"]), 4),
+                     "queries": int(m.sum())}
+    return out
+
+
+def _other_in_group(i: torch.Tensor, group: torch.Tensor, starts: torch.Tensor, sizes: torch.Tensor,
+                    gen: torch.Generator) -> torch.Tensor:
+    """For each pair index ``i``, a uniformly drawn other pair of the same dataset (one ``[len(i)]`` uniform
+    draw); a dataset of one pair gives the pair itself."""
+    start, size = starts[group[i]], sizes[group[i]]
+    u = torch.rand(len(i), generator=gen, device=gen.device).to(i.device)
+    step = 1 + (u * (size - 1).clamp(min=0)).long().clamp(max=(size - 2).clamp(min=0))
+    return start + (i - start + step) % size
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -372,7 +343,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
 
     Resumes from ``<out>.resume`` when it exists and was written with the same :meth:`PretrainConfig.key`
     and data (``resume=False`` ignores it)."""
-    from tqdm.auto import tqdm
+    from sbir_lib.core.progress import progress_bar
 
     cfg.validate()
     device = _config.default_device(device) if not isinstance(device, torch.device) else device
@@ -387,7 +358,14 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
     init_report = None
     if cfg.init:
         init_report = str(load_sketchanet_init(model, cfg.init, input_scale=cfg.init_input_scale))
-    classifier = torch.nn.Parameter((torch.randn(n_classes, model.fc7.out_features) * 0.01).to(device))
+    pool = data.pairs if cfg.pair_fraction > 0 else None
+    if cfg.pair_fraction > 0 and data.pairs is None:
+        raise ValueError(f"pair_fraction {cfg.pair_fraction} needs the QMUL pairs {list(cfg.pairs)} in the data: "
+                         "python -m sbir_lib.training.pretrain run --init-name sketchy_qmul "
+                         "(or pack with --pairs shoes,chairs,handbags)")
+    n_pairs = len(pool) if pool is not None else 0
+    # one class per category, then (instance classification) one per QMUL training pair
+    classifier = torch.nn.Parameter((torch.randn(n_classes + n_pairs, model.fc7.out_features) * 0.01).to(device))
     model.to(device)
     if cfg.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
@@ -395,10 +373,15 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
     sketches, s_lab = data.sketches.to(device), data.sketch_labels.to(device)
     edges, e_lab = data.edges.to(device), data.edge_labels.to(device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    if pool is not None:
+        p_sk, p_ed, p_grp = pool.sketches.to(device), pool.edges.to(device), pool.group.to(device)
+        rng = torch.tensor(pool.ranges(), device=device)
+        p_start, p_size = rng[:, 0], rng[:, 1] - rng[:, 0]
     triplets = CategoryTriplets(data.sketch_labels, data.edge_labels, n_classes, device=device, generator=gen) \
         if "triplet" in cfg.stages else None
     data_key = hashlib.sha1(json.dumps([data.categories, len(data.sketches), len(data.edges),
                                         int(data.sketches[:, ::16, ::16].sum()), int(data.edges[:, ::16, ::16].sum())]
+                                       + ([n_pairs, int(pool.sketches[:, ::16, ::16].sum())] if pool else [])
                                        ).encode()).hexdigest()[:12]
 
     history: dict[str, list] = {"stage": [], "step": [], "loss": [], "eval_stage": [], "eval_step": [],
@@ -449,26 +432,40 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
         opt_state = None
         model.train()
         t0 = time.perf_counter()
-        bar = tqdm(range(done[stage], total), initial=done[stage], total=total, desc=f"pretrain {stage}",
-                   disable=not progress, leave=False)
+        bar = progress_bar(range(done[stage], total), initial=done[stage], total=total, desc=f"pretrain {stage}",
+                           disable=not progress, leave=False)
         log = LossLog(history, cfg.log_every, total, bar, step_key="step")
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total, base_lr, cfg.warmup)
             if stage == "classify":
-                h = cfg.batch_size // 2
+                n_p = round(cfg.batch_size * cfg.pair_fraction / 2) if pool is not None else 0  # pairs: 2 images
+                rest = cfg.batch_size - 2 * n_p
+                h = rest // 2
                 i_s = torch.randint(0, len(sketches), (h,), generator=gen, device=device)
-                i_e = torch.randint(0, len(edges), (cfg.batch_size - h,), generator=gen, device=device)
-                imgs = torch.cat([sketches[i_s], edges[i_e]])
-                y = torch.cat([s_lab[i_s], e_lab[i_e]])
+                i_e = torch.randint(0, len(edges), (rest - h,), generator=gen, device=device)
+                imgs = [sketches[i_s], edges[i_e]]
+                y = [s_lab[i_s], e_lab[i_e]]
+                if n_p:
+                    i_p = torch.randint(0, n_pairs, (n_p,), generator=gen, device=device)
+                    imgs += [p_sk[i_p], p_ed[i_p]]
+                    y += [n_classes + i_p] * 2
+                imgs, y = torch.cat(imgs), torch.cat(y)
                 x = _inputs(imgs, cfg, gen)
                 with autocast(device, cfg.amp):
                     fc7 = model(x)
                 loss = F.cross_entropy(_cos_logits(fc7, classifier, cfg.cos_scale), y,
                                        label_smoothing=cfg.label_smoothing)
             else:
-                a, p, n = triplets.sample(cfg.triplet_batch)
-                x = _inputs(torch.cat([sketches[a], edges[p], edges[n]]), cfg, gen)
+                n_t = round(cfg.triplet_batch * cfg.pair_fraction) if pool is not None else 0
+                a, p, n = triplets.sample(cfg.triplet_batch - n_t)
+                anc, pos, neg = [sketches[a]], [edges[p]], [edges[n]]
+                if n_t:  # instance triplets: a QMUL sketch, its photo's edge map, another of the same dataset
+                    i_p = torch.randint(0, n_pairs, (n_t,), generator=gen, device=device)
+                    anc.append(p_sk[i_p])
+                    pos.append(p_ed[i_p])
+                    neg.append(p_ed[_other_in_group(i_p, p_grp, p_start, p_size, gen)])
+                x = _inputs(torch.cat(anc + pos + neg), cfg, gen)
                 with autocast(device, cfg.amp):
                     emb = model(x)
                 s, ep, en = F.normalize(emb.float(), dim=1).chunk(3)
@@ -505,6 +502,8 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
         "stage_time_s": {k: round(v, 2) for k, v in stage_times.items()},
         "wall_time_s": round(time.perf_counter() - t_start, 2),
         "heldout_top1": final["top1"], "heldout_map": final["map"],
+        "pairs": data.pairs.describe() if pool is not None else None,
+        "qmul_val": evaluate_pairs(model, data.pairs, cfg, device) if data.pairs is not None else None,
         "heldout_by_stage": {st: {"top1": t1, "map": mp} for st, step, t1, mp in zip(
             history["eval_stage"], history["eval_step"], history["eval_top1"], history["eval_map"])
             if st in cfg.stages and step == cfg.steps_of(st)},
@@ -535,6 +534,9 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="pretrain and save a checkpoint that --init / init= accept")
     r.add_argument("--profile", default=None,
                    help=f"one of {', '.join(_config.PROFILE_NAMES)} (default $SBIR_PROFILE or quick)")
+    r.add_argument("--init-name", default=INIT_NAME, choices=list(INITS),
+                   help="which offline init to make (its settings and default checkpoint path; default "
+                        f"{INIT_NAME}: the stand-in for the authors' Sketch-a-Net)")
     r.add_argument("--stages", default=None, help=f"comma list of {', '.join(STAGES)} (default: both)")
     r.add_argument("--steps", type=int, default=None, help="classification steps (profile default)")
     r.add_argument("--triplet-steps", type=int, default=None, help="triplet steps (profile default)")
@@ -557,6 +559,9 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True, help="the .npz to write")
     k.add_argument("--root", default=None, help="data root (default $SBIR_DATA_ROOT or <repo>/data)")
     k.add_argument("--categories", type=int, default=None, help="only the first k categories (default all)")
+    k.add_argument("--pairs", default="", help="also pack these QMUL datasets' training pairs (minus validation), "
+                                               "e.g. shoes,chairs,handbags (what --init-name sketchy_qmul trains on)")
+    k.add_argument("--profile", default="full", help="whose validation split the pairs leave out (default full)")
     return p
 
 
@@ -565,21 +570,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.cmd == "pack":
             t0 = time.perf_counter()
-            data = prepare_data(root=args.root, categories=args.categories, progress=True)
+            pairs = tuple(d.strip() for d in args.pairs.split(",") if d.strip())
+            data = prepare_data(root=args.root, categories=args.categories, progress=True, pairs=pairs,
+                                profile=_config.check_profile(args.profile))
             path = pack(args.out, data)
             print(f"packed {data.describe()} into {path} ({path.stat().st_size / 1e6:.1f} MB) "
                   f"in {time.perf_counter() - t0:.0f} s")
             return 0
         profile = args.profile or _config.default_profile()
-        cfg = profile_config(profile, stages=args.stages, classify_steps=args.steps, triplet_steps=args.triplet_steps,
+        cfg = profile_config(profile, args.init_name, stages=args.stages, classify_steps=args.steps, triplet_steps=args.triplet_steps,
                              batch_size=args.batch_size, triplet_batch=args.triplet_batch, lr=args.lr,
                              categories=args.categories, seed=args.seed, init=args.init,
                              init_input_scale=args.init_input_scale)
-        out = Path(args.out) if args.out else default_out(profile)
+        out = Path(args.out) if args.out else default_out(profile, args.init_name)
         if args.packed:
             data = load_packed(args.packed)
         else:
-            data = prepare_data(root=args.root, categories=cfg.categories, progress=not args.no_progress)
+            data = prepare_data(root=args.root, categories=cfg.categories, progress=not args.no_progress,
+                                pairs=cfg.pairs, profile=profile)
         device = _config.default_device(args.device)
         print(f"pretraining on {data.describe()}; stages {','.join(cfg.stages)}; device {device}", file=sys.stderr)
         res = pretrain(cfg, data, device=device, out=out, progress=not args.no_progress, resume=not args.no_resume)

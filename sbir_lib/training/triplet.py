@@ -278,6 +278,11 @@ def _subset(split, idx: torch.Tensor):
     )
 
 
+#: validation instances carved from each QMUL training split (:func:`carve_validation`, seed 0) wherever a
+#: setting is chosen: trunk-cache views, fine-tuning recipes, the pretraining's held-out pairs
+VALIDATION_SIZE = {"full": 60, "quick": 32}
+
+
 def carve_validation(split, val_size: int, seed: int):
     """Split training data into (train, val) by a seeded permutation of instances."""
     if val_size <= 0:
@@ -315,7 +320,7 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     (model, energy, optimiser, sampler and RNG state), and it is rewritten atomically every
     ``checkpoint_every`` iterations. ``test_split`` is never used for training decisions.
     """
-    from tqdm.auto import tqdm
+    from sbir_lib.core.progress import progress_bar
 
     cfg.validate()
     device = _config.default_device(device) if not isinstance(device, torch.device) else device
@@ -330,7 +335,8 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
                              seed=cfg.seed, device=device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
 
-    history: dict[str, list] = {"iteration": [], "loss": [], "val_iteration": [], "val_acc@1": []}
+    history: dict[str, list] = {"iteration": [], "loss": [], "val_iteration": [], "val_acc@1": [],
+                               "val_acc@10": []}
     start_it = 0
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path is not None and ckpt_path.exists():
@@ -380,8 +386,8 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     t_steady = None
     model.train()
     energy.train()
-    bar = tqdm(range(start_it, cfg.iterations), initial=start_it, total=cfg.iterations,
-               desc=f"{cfg.variant} seed{cfg.seed}", disable=not progress, leave=False)
+    bar = progress_bar(range(start_it, cfg.iterations), initial=start_it, total=cfg.iterations,
+                       desc=f"{cfg.variant} seed{cfg.seed}", disable=not progress, leave=False)
     log = LossLog(history, cfg.log_every, cfg.iterations, bar)
     for it in bar:
         a, p, n = sampler.sample(cfg.batch_size)
@@ -407,6 +413,7 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
             r = evaluate(model, energy, val_split, 1, device, cfg.amp)
             history["val_iteration"].append(done)
             history["val_acc@1"].append(r["acc@1"])
+            history.setdefault("val_acc@10", []).append(r["acc@10"])
             model.train()
             energy.train()
         if done % cfg.checkpoint_every == 0 and done < cfg.iterations:

@@ -1,0 +1,202 @@
+"""Choosing, on held-out data, how the stronger offline init is pretrained and how each init is fine-tuned.
+
+Taught in: ``notebooks/05_reproduce_tables.ipynb`` ("Where accuracy comes from"). Run from the shell::
+
+    python -m sbir_lib.experiments tune-pretrain --profile quick    # the sketchy_qmul pretraining, change by change
+    python -m sbir_lib.experiments tune-init --profile quick        # lr per init and variant, on a validation split
+
+Neither ever reads a test split. The held-out data are the validation instances carved from each QMUL training
+split (:func:`sbir_lib.training.triplet.carve_validation`, seed 0, ``VALIDATION_SIZE[profile]`` instances),
+which the ``sketchy_qmul`` pretraining leaves out of its pair pool, and the Sketchy-mini test sketches.
+
+**tune-pretrain** (:func:`tune_pretrain`, record ``results/tuning/pretrain_sketchy_qmul.<profile>.json``). The
+changes of :data:`PRETRAIN_STAGES` are tried one after the other on top of the Sketchy-mini stand-in's recipe;
+a change is kept when it raises the criterion: the mean over shoes, chairs and handbags of the validation acc@1
+of the pretrained network itself (fc7, no fine-tuning: what a frozen trunk hands the fine-tuning), ties going to
+the held-out Sketchy top-1. The record lists every candidate's held-out top-1 / mAP on the Sketchy-mini test
+sketches and its acc@1 / acc@10 per QMUL validation split; the kept settings are copied by hand into
+:data:`sbir_lib.training.pretrain.INITS` (``tests/test_pretrain_pairs.py`` checks that they agree) and the kept
+candidate's checkpoint is saved where the ``@sketchy_qmul`` rows look (:func:`sbir_lib.core.records.init_checkpoint`).
+
+**tune-init** (:func:`tune_init`, record ``results/tuning/init_recipe.<profile>.json``). For each init of
+:data:`INITS` and each variant (``base``: conv1-conv5 frozen; ``full``: conv1-conv4 frozen), the learning rates
+of :data:`LR_CANDIDATES` fine-tune on the training split minus the validation split of :data:`TUNING_DATASET`
+and are scored by validation acc@1 (ties: acc@10, then the earlier candidate). What else a recipe could vary is
+fixed and said in the record: the iterations (the profile's, the authors' 20,000 in ``full``), the frozen
+layers (the authors' rule, :func:`sbir_lib.training.cached.trunk_stage`), batch norm (EfficientNet's stays in
+eval mode with its trunk frozen, :mod:`sbir_lib.models.imagenet`), no warm-up (the authors' constant lr). The
+chosen lr per (init, variant) is read by :func:`chosen_overrides`, which the runner applies to the
+``pretrain`` experiment's ``@<init>`` rows; each record says so in ``settings_chosen_on``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+
+import torch
+
+from sbir_lib.core import config as _config
+from sbir_lib.core.io import write_json_atomic
+from sbir_lib.core.records import device_name, git_commit, init_checkpoint
+from sbir_lib.data import datasets as D
+from sbir_lib.experiments.settings import load_tuning, tuning_path
+from sbir_lib.training import pretrain as PT
+from sbir_lib.training import triplet as T
+
+__all__ = ["PRETRAIN_STAGES", "INITS", "LR_CANDIDATES", "TUNING_DATASET", "tune_pretrain", "tune_init",
+           "chosen_overrides", "CACHE_VIEWS"]
+
+#: the changes tried on top of the stand-in's recipe, in order; each stage's first candidate is "no change"
+PRETRAIN_STAGES: list[tuple[str, list[dict]]] = [
+    ("QMUL training pairs (instance classes + instance triplets)",
+     [{}, {"pairs": D.QMUL_NAMES, "pair_fraction": 0.5}]),
+    ("sketch augmentation (thicker / thinner strokes, parts erased)", [{}, {"stroke_aug": 0.5}]),
+    ("schedule: twice the steps", [{}, {"double_steps": True}]),
+]
+#: inits whose fine-tuning recipe is chosen (scratch keeps the authors' recipe: nothing is frozen)
+INITS = ("sketchy_mini", "sketchy_qmul", "imagenet")
+LR_CANDIDATES = {"quick": (1e-2, 3e-3, 1e-3), "full": (1e-3, 3e-4, 3e-3)}
+TUNING_DATASET = "shoes"
+#: cached views per training image while searching (frozen trunks: sbir_lib.training.cached)
+CACHE_VIEWS = {"quick": 2, "full": 10}
+
+
+def _criterion(pv: dict) -> tuple:
+    val = pv.get("qmul_val") or {}
+    mean = sum(v["acc@1"] for v in val.values()) / max(1, len(val))
+    return (round(mean, 4), round(pv.get("heldout_top1") or 0.0, 4))
+
+
+def tune_pretrain(profile: str = "quick", root=None, results=None, device=None, stages=None, data=None,
+                  overrides=None, log=print) -> dict:
+    """Run :data:`PRETRAIN_STAGES` (or ``stages``), write the record, save the kept candidate's checkpoint as
+    the ``sketchy_qmul`` init of ``profile``; return the record. ``data``: a
+    :class:`~sbir_lib.training.pretrain_data.PretrainData` with pairs instead of reading the data (tests);
+    ``overrides``: fixed pretraining settings for every candidate (tests: fewer steps)."""
+    _config.check_profile(profile)
+    stages = PRETRAIN_STAGES if stages is None else stages
+    device = _config.default_device(device)
+    base_cfg = PT.profile_config(profile, **(overrides or {}))
+    if data is None:
+        data = PT.prepare_data(root=root, categories=base_cfg.categories, pairs=D.QMUL_NAMES, profile=profile)
+    t0 = time.perf_counter()
+    kept: dict = {}
+    seen: dict[str, dict] = {}
+    out_stages = []
+    work = init_checkpoint("sketchy_qmul", profile).parent / "search"
+    best_ckpt = None
+    for title, candidates in stages:
+        rows = []
+        for cand in candidates:
+            settings = {**kept, **cand}
+            key = repr(sorted(settings.items()))
+            if key not in seen:
+                cfg = PT.profile_config(profile, **{**(overrides or {}), **settings})
+                out = work / f"candidate_{len(seen)}.{profile}.pt"
+                res = PT.pretrain(cfg, data, device=device, out=out, progress=False)
+                pv = res.provenance
+                seen[key] = {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
+                             "criterion": list(_criterion(pv)), "heldout_top1": pv["heldout_top1"],
+                             "heldout_map": pv["heldout_map"], "qmul_val": pv["qmul_val"],
+                             "wall_time_s": pv["wall_time_s"], "checkpoint": str(out)}
+                c = seen[key]
+                per = ", ".join(f"{d} {100 * v['acc@1']:.1f}" for d, v in pv["qmul_val"].items())
+                log(f"pretrain {c['settings']}: QMUL val acc@1 mean {100 * c['criterion'][0]:.1f}% "
+                    f"({per}); Sketchy "
+                    f"top-1 {100 * (pv['heldout_top1'] or 0):.1f}% mAP {100 * (pv['heldout_map'] or 0):.1f}% "
+                    f"({pv['wall_time_s']:.0f} s)")
+            rows.append(seen[key])
+        best = max(range(len(rows)), key=lambda i: (tuple(rows[i]["criterion"]), -i))
+        kept = dict(rows[best]["settings"])
+        best_ckpt = rows[best]["checkpoint"]
+        out_stages.append({"change": title, "candidates": rows, "kept": best != 0})
+    kept = {k: tuple(v) if isinstance(v, list) else v for k, v in kept.items()}
+    target = init_checkpoint("sketchy_qmul", profile)
+    shutil.copyfile(best_ckpt, target)
+    rec = {"experiment": "pretrain_sketchy_qmul", "profile": profile, "stages": out_stages,
+           "chosen": {k: list(v) if isinstance(v, tuple) else v for k, v in kept.items()},
+           "criterion": "mean over the QMUL validation splits of acc@1 of the pretrained fc7 (no fine-tuning); "
+                        "ties: held-out Sketchy-mini top-1",
+           "held_out": data.pairs.held_out if data.pairs is not None else None,
+           "checkpoint": str(target), "device": device_name(device), "torch": torch.__version__,
+           "git_commit": git_commit(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "wall_time_s": round(time.perf_counter() - t0, 1)}
+    write_json_atomic(tuning_path("pretrain_sketchy_qmul", profile, results), rec)
+    log(f"kept {rec['chosen']}; checkpoint {target}; wrote {tuning_path('pretrain_sketchy_qmul', profile, results)}")
+    return rec
+
+
+def _init_arg(init: str, profile: str) -> str:
+    if init == "imagenet":
+        return "imagenet"
+    path = init_checkpoint(init, profile)
+    if not path.exists():
+        cmd = ("python -m sbir_lib.experiments tune-pretrain" if init == "sketchy_qmul"
+               else "python -m sbir_lib.training.pretrain run")
+        raise FileNotFoundError(f"no {init} checkpoint at {path}; make it with: {cmd} --profile {profile}")
+    return str(path)
+
+
+def tune_init(profile: str = "quick", inits=INITS, variants=("base", "full"), dataset: str = TUNING_DATASET,
+              lrs=None, seed: int = 0, iterations: int | None = None, device=None, root=None, results=None,
+              data=None, log=print) -> dict:
+    """Fine-tune every (init, variant, lr) on ``dataset``'s training split minus its validation split, score
+    validation acc@1, choose the lr per (init, variant) and write the record (module docstring)."""
+    _config.check_profile(profile)
+    lrs = tuple(lrs or LR_CANDIDATES[profile])
+    data = data if data is not None else D.load_qmul(dataset, root, photos=False)
+    device = _config.default_device(device)
+    val = T.VALIDATION_SIZE[profile]
+    t0 = time.perf_counter()
+    scores: dict = {}
+    chosen: dict = {}
+    for init in inits:
+        init_arg = _init_arg(init, profile)
+        for v in variants:
+            rows = []
+            for lr in lrs:
+                cfg = T.profile_config(profile, variant=v, seed=seed, init=init_arg, lr=lr, val_size=val,
+                                       cache_views=CACHE_VIEWS[profile], iterations=iterations)
+                cfg = dataclasses.replace(cfg, eval_every=cfg.iterations)  # one validation score, at the end
+                res = T.train(cfg, data, device=device, progress=False)
+                h = res.history
+                rows.append({"lr": lr, "val_acc@1": round(float(h["val_acc@1"][-1]), 4),
+                             "val_acc@10": round(float(h["val_acc@10"][-1]), 4),
+                             "train_time_s": round(res.train_time_s, 1)})
+                log(f"{init:13s} {v:4s} lr={lr:g}: validation acc@1 {100 * rows[-1]['val_acc@1']:5.1f}% "
+                    f"acc@10 {100 * rows[-1]['val_acc@10']:5.1f}% ({res.train_time_s:.0f} s)")
+            best = max(range(len(rows)), key=lambda i: (rows[i]["val_acc@1"], rows[i]["val_acc@10"], -i))
+            scores.setdefault(init, {})[v] = rows
+            chosen.setdefault(init, {})[v] = {"lr": rows[best]["lr"]}
+    rec = {"experiment": "init_recipe", "profile": profile, "dataset": dataset, "seed": seed,
+           "inits": list(inits), "variants": list(variants), "lr_candidates": list(lrs), "val_size": val,
+           "split": f"validation split: {val} training instances held out by a seeded permutation (seed {seed}); "
+                    "the test split is not used",
+           "iterations": T.profile_config(profile, iterations=iterations).iterations,
+           "cache_views": CACHE_VIEWS[profile],
+           "fixed": {"iterations": "the profile's (full: the authors' 20,000)",
+                     "frozen": "the authors' rule: conv1-conv4 with attention, conv1-conv5 without "
+                               "(EfficientNet-Lite0: the whole trunk)",
+                     "batch_norm": "EfficientNet's trunk batch norms stay in eval mode (frozen trunk)",
+                     "warmup": "none (the authors' constant lr)"},
+           "scores": scores, "chosen": chosen,
+           "rule": "highest validation acc@1; ties: acc@10, then the earlier candidate",
+           "device": device_name(device), "torch": torch.__version__, "git_commit": git_commit(),
+           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+           "wall_time_s": round(time.perf_counter() - t0, 1)}
+    write_json_atomic(tuning_path("init_recipe", profile, results), rec)
+    log(f"chosen {chosen}; wrote {tuning_path('init_recipe', profile, results)}")
+    return rec
+
+
+def chosen_overrides(init: str, variant: str, profile: str, results=None) -> tuple[dict, str | None]:
+    """``(overrides, provenance)`` for fine-tuning ``variant`` from ``init`` in ``profile``: the recorded
+    choice of :func:`tune_init` plus the cache it was chosen with, or ``({}, None)`` when none is recorded."""
+    rec = load_tuning("init_recipe", profile, results)
+    choice = (rec or {}).get("chosen", {}).get(init, {}).get(variant)
+    if choice is None:
+        return {}, None
+    where = (f"lr chosen on the validation split of {rec['dataset']} ({rec['val_size']} training instances, "
+             f"seed {rec['seed']}) by tune-init: results/tuning/init_recipe.{profile}.json")
+    return {**choice, "cache_views": rec["cache_views"]}, where

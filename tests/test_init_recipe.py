@@ -1,0 +1,106 @@
+"""Tests for issue [init]'s choices on held-out data (sbir_lib.experiments.init_recipe): the pretraining search
+keeps a change only when it helps and saves the kept checkpoint; the lr search per init writes a record the
+runner applies to the ``@<init>`` rows; the untrained rows; the "where accuracy comes from" frames and figure.
+Tiny synthetic data, CPU."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sbir_lib.data.synthetic import make_synthetic
+from sbir_lib.experiments import init_recipe as IR
+from sbir_lib.experiments import runner
+from sbir_lib.experiments.settings import tuning_path
+from sbir_lib.metrics.retrieval import metrics_of
+from sbir_lib.report import figures as FG
+from sbir_lib.report import tables as TB
+from sbir_lib.training import pretrain as P
+from sbir_lib.training import pretrain_data as PD
+
+TINY = dict(classify_steps=2, triplet_steps=1, batch_size=4, triplet_batch=2, warmup=1, log_every=1,
+            categories=None)
+
+
+@pytest.fixture(scope="module")
+def pre_data():
+    data = P.synthetic_data(n_classes=3, per_class=4, n_test_per_class=2, photos_per_class=2, seed=1)
+    splits = {"shoes": make_synthetic(n_train=12, n_test=4, seed=3).train}
+    return data.with_pairs(PD.qmul_pairs(["shoes"], "quick", splits=splits))
+
+
+@pytest.fixture()
+def ckpts(tmp_path, monkeypatch):
+    where = lambda name, profile: tmp_path / "ckpt" / f"sketchanet_{name}.{profile}.pt"  # noqa: E731
+    (tmp_path / "ckpt").mkdir()
+    monkeypatch.setattr(IR, "init_checkpoint", where)
+    return where
+
+
+def test_tune_pretrain_keeps_only_changes_that_help(pre_data, ckpts, tmp_path):
+    stages = [("augmentation", [{}, {"stroke_aug": 0.5}]), ("pairs", [{}, {"pairs": ("shoes",), "pair_fraction": 0.5}])]
+    rec = IR.tune_pretrain("quick", results=tmp_path, device="cpu", stages=stages, data=pre_data, overrides=TINY,
+                           log=lambda *a: None)
+    assert json.loads(tuning_path("pretrain_sketchy_qmul", "quick", tmp_path).read_text()) == rec
+    assert ckpts("sketchy_qmul", "quick").exists()
+    for st in rec["stages"]:
+        a, b = (tuple(c["criterion"]) for c in st["candidates"])
+        assert st["kept"] == (b > a)
+        assert set(st["candidates"][0]["qmul_val"]) == {"shoes"}
+    # the second stage started from what the first kept
+    first_kept = rec["stages"][0]["candidates"][1 if rec["stages"][0]["kept"] else 0]["settings"]
+    assert rec["stages"][1]["candidates"][0]["settings"] == first_kept
+    torch.load(ckpts("sketchy_qmul", "quick"), weights_only=True)["model"]  # a loadable init
+
+
+def test_tune_init_chooses_an_lr_per_init_and_the_runner_applies_it(pre_data, ckpts, tmp_path, monkeypatch):
+    P.pretrain(P.profile_config("quick", **TINY), pre_data, device="cpu", out=ckpts("sketchy_mini", "quick"),
+               progress=False)
+    data = make_synthetic(n_train=40, n_test=8, seed=0)
+    rec = IR.tune_init("quick", inits=("sketchy_mini",), variants=("base",), lrs=(1e-2, 1e-3), iterations=2,
+                       device="cpu", results=tmp_path, data=data, log=lambda *a: None)
+    rows = rec["scores"]["sketchy_mini"]["base"]
+    best = max(rows, key=lambda r: (r["val_acc@1"], r["val_acc@10"]))
+    assert rec["chosen"]["sketchy_mini"]["base"]["lr"] == best["lr"] and rec["val_size"] == 32
+    over, why = IR.chosen_overrides("sketchy_mini", "base", "quick", results=tmp_path)
+    assert over == {"lr": best["lr"], "cache_views": IR.CACHE_VIEWS["quick"]} and "tune-init" in why
+    assert IR.chosen_overrides("imagenet", "base", "quick", results=tmp_path) == ({}, None)
+    frame = TB.init_recipe_frame("quick", tmp_path)
+    assert list(frame.columns) == ["lr 0.01", "lr 0.001", "chosen lr"]
+    with pytest.raises(FileNotFoundError, match="tune-pretrain"):  # no sketchy_qmul checkpoint yet
+        IR.tune_init("quick", inits=("sketchy_qmul",), variants=("base",), data=data, results=tmp_path, lrs=(1e-2,),
+                     iterations=1, log=lambda *a: None)
+
+
+def test_untrained_rows_record_the_initial_network(tmp_path):
+    data = make_synthetic(n_train=16, n_test=6, seed=0)
+    rec = runner.run_one("pretrain", "synthetic", "base@untrained", 0, "quick", results=tmp_path, dataset=data,
+                         device="cpu", log=lambda *a: None)
+    assert rec["init"] == "untrained" and rec["iterations"] == 0
+    dist = np.load(tmp_path / "pretrain" / "synthetic" / "base@untrained" / "seed0.quick.dist.npy")
+    assert metrics_of(torch.as_tensor(dist))["acc@1"] == pytest.approx(rec["metrics"]["acc@1"])
+    again = runner.run_one("pretrain", "synthetic", "base@untrained", 0, "quick", results=tmp_path, dataset=data,
+                           device="cpu", log=lambda *a: None, force=True)
+    assert again["metrics"] == rec["metrics"]  # the seed fixes the initial network
+
+
+def test_where_accuracy_comes_from_frame_and_figure(tmp_path):
+    long = TB.pretrain_long(["shoes"], "quick", results=tmp_path)
+    assert list(long["init"][:5]) == list(TB.PRETRAIN_INITS) and (long["n"] == 0).all()
+    frame = TB.pretrain_frame(["shoes"], "quick", results=tmp_path)
+    assert frame.loc[("QMUL-Shoe", "Triplet SN"), "imagenet - scratch (acc@1)"] == TB.DASH
+    fig = FG.accuracy_sources(long)
+    ax = fig.axes[0]
+    assert ax.get_ylabel().startswith("acc@1") and "(not recorded)" in ax.get_legend().get_texts()[0].get_text()
+    assert TB.pretrain_search_frame("quick", tmp_path) is None
+
+
+def test_sketchy_qmul_settings_agree_with_the_recorded_search():
+    rec_path = tuning_path("pretrain_sketchy_qmul", "quick")
+    if not rec_path.exists():
+        pytest.skip(f"no search recorded at {rec_path}")
+    chosen = json.loads(rec_path.read_text())["chosen"]
+    chosen = {k: tuple(v) if isinstance(v, list) else v for k, v in chosen.items()}
+    assert P.INITS["sketchy_qmul"] == chosen

@@ -52,6 +52,8 @@ def test_tune_pretrain_keeps_only_changes_that_help(pre_data, ckpts, tmp_path):
     # the second stage started from what the first kept
     first_kept = rec["stages"][0]["candidates"][1 if rec["stages"][0]["kept"] else 0]["settings"]
     assert rec["stages"][1]["candidates"][0]["settings"] == first_kept
+    # ... without training it again: 3 distinct pretrainings for 4 candidates
+    assert len({c["checkpoint"] for st in rec["stages"] for c in st["candidates"]}) == 3
     torch.load(ckpts("sketchy_qmul", "quick"), weights_only=True)["model"]  # a loadable init
 
 

@@ -74,7 +74,7 @@ def test_pretraining_with_pairs_end_to_end_and_pack_roundtrip(splits, tmp_path):
     data = P.synthetic_data(n_classes=3, per_class=4, n_test_per_class=2, photos_per_class=2, seed=1)
     data = data.with_pairs(PD.qmul_pairs(["shoes", "chairs"], "quick", splits=splits))
     cfg = P.profile_config("quick", "sketchy_qmul", pairs=("shoes", "chairs"), classify_steps=2, triplet_steps=2,
-                           batch_size=4, triplet_batch=2, warmup=1, log_every=1, categories=None)
+                           batch_size=4, triplet_batch=2, warmup=1, log_every=1, categories=None, stroke_aug=0.5)
     assert cfg.pair_fraction > 0 and cfg.stroke_aug > 0
     res = P.pretrain(cfg, data, device="cpu", out=tmp_path / "c.pt", progress=False)
     pv = res.provenance

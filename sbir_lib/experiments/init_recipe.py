@@ -90,7 +90,7 @@ def tune_pretrain(profile: str = "quick", root=None, results=None, device=None, 
         rows = []
         for cand in candidates:
             settings = {**kept, **cand}
-            key = repr(sorted(settings.items()))
+            key = repr(sorted((k, list(v) if isinstance(v, (tuple, list)) else v) for k, v in settings.items()))
             if key not in seen:
                 cfg = PT.profile_config(profile, **{**(overrides or {}), **settings})
                 out = work / f"candidate_{len(seen)}.{profile}.pt"

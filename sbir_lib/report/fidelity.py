@@ -47,7 +47,7 @@ def rows() -> list[Row]:
             "different",
             "the authors' pretrained Sketch-a-Net is not obtainable offline; `python -m sbir_lib.training.pretrain` trains a "
             "stand-in on Sketchy-mini (`@sketchy_mini`) and a stronger one that adds the QMUL training pairs minus "
-            "their validation splits and sketch augmentation (`@sketchy_qmul`, chosen on held-out pairs); both are "
+            "their validation splits (`@sketchy_qmul`, each change chosen on held-out pairs); both are "
             "extra columns of the `pretrain` experiment (issue [init])"),
         Row("fine-tuning lr per init",
             "one recipe: lr 0.001, constant (TF train:182; Caffe solver.prototxt:2-6)",

@@ -10,6 +10,7 @@ Written by ``python -m sbir_lib.report reproduction --profile full --out REPRODU
   as :mod:`sbir_lib.training.triplet` implements it) beside every value found in our records' configs.
 - :func:`cost_frame`: wall time per device from the records; throughput from the records'
   ``triplets_per_s``. :func:`benchmarks_frame`: the throughput benchmarks under ``results/benchmarks/*.json``.
+  :func:`cost_table` and :func:`benchmarks_table` style them for a notebook (a dash, not NaN).
 - :func:`partial_frame`: the runs stopped before their iteration count (``seed<k>.it<N>.json``).
 - :func:`reproduction_markdown` puts together the tables (:mod:`sbir_lib.report.tables`), the claims
   (:mod:`sbir_lib.report.claims`), the comparison with the authors' code (:mod:`sbir_lib.report.fidelity`)
@@ -174,6 +175,29 @@ def benchmarks_frame(results=None):
     return pd.DataFrame(rows, columns=["file", "device", "variant", "batch", "measure", "value", "note"])
 
 
+#: what a dash means in :func:`cost_table` and :func:`benchmarks_table`
+COST_NOTE = ("no throughput recorded for these runs (classical runs train no network; records made before "
+             "training throughput was logged lack it)")
+BENCHMARKS_NOTE = "not stated in the benchmark's file"
+
+
+def cost_table(profile: str = "full", results=None):
+    """:func:`cost_frame` as a notebook shows it: a pandas ``Styler``, 3 decimals, a dash and a footnote
+    (:data:`COST_NOTE`) where no throughput was recorded."""
+    from sbir_lib.report.tables import styled
+
+    return styled(cost_frame(profile, results), 3, note=COST_NOTE, caption=f"{profile}-profile records",
+                  index=False)
+
+
+def benchmarks_table(results=None):
+    """:func:`benchmarks_frame` as a notebook shows it: a pandas ``Styler``, a dash and a footnote
+    (:data:`BENCHMARKS_NOTE`) for a field a benchmark file does not give."""
+    from sbir_lib.report.tables import styled
+
+    return styled(benchmarks_frame(results), 2, note=BENCHMARKS_NOTE, index=False)
+
+
 def partial_frame(profile: str = "full", results=None):
     """Records of runs stopped early (``partial``), one row each: iterations done, acc@1/acc@10, the
     validation acc@1 curve when recorded, the training loss at the last logged iteration, device."""
@@ -286,7 +310,7 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
             "Experiment `pretrain`: Triplet SN (`base`) and DSSA (`full`) started five ways: the untrained network "
             "evaluated without training (`@untrained`), from scratch, from the Sketch-a-Net stand-in pretrained on "
             "Sketchy-mini (`@sketchy_mini`, `python -m sbir_lib.training.pretrain run`), from the stronger offline "
-            "init that adds the QMUL training pairs and sketch augmentation (`@sketchy_qmul`, "
+            "init that adds the QMUL training pairs (`@sketchy_qmul`, "
             "`python -m sbir_lib.experiments tune-pretrain`), and the DSSA head on an ImageNet-pretrained "
             "EfficientNet-Lite0 trunk (`@imagenet`). The paper's models start from the authors' pretrained "
             "Sketch-a-Net; its acc@1 is shown for reference. Notebooks 01 and 05 draw this table as a figure.", ""]

@@ -16,9 +16,10 @@ offline; this module follows the same recipe on Sketchy-mini:
   and handbags *training* pairs minus each one's validation split (:class:`~sbir_lib.training.pretrain_data.PairPool`):
   a fraction ``pair_fraction`` of each classification batch is pairs, each pair its own class (sketch and
   edge map share the label: instance classification), and the same fraction of each triplet batch is
-  instance triplets (a sketch, its photo's edge map, another edge map of the same dataset); and sketch
-  augmentation (:mod:`sbir_lib.data.sketch_augment`: thicker / thinner strokes, parts erased) with
-  probability ``stroke_aug`` per image.
+  instance triplets (a sketch, its photo's edge map, another edge map of the same dataset). Sketch
+  augmentation (:mod:`sbir_lib.data.sketch_augment`: thicker / thinner strokes, parts erased, probability
+  ``stroke_aug`` per image) and a longer schedule were tried too and kept only where they helped on the
+  held-out pairs (:mod:`sbir_lib.experiments.init_recipe`).
 - stage ``classify``: Sketch-a-Net (:class:`sbir_lib.models.dssa.SketchANet`) with a cosine classifier on the
   L2-normalised fc7, ``logits = s * <fc7/|fc7|, w_c/|w_c|>`` (``s`` = ``cos_scale``; the space DSSA's triplet
   loss later uses), cross-entropy with label smoothing; batches of half sketches, half edge maps, augmented
@@ -104,7 +105,7 @@ INIT_NAME = "sketchy_mini"  # the ``@sketchy_mini`` rows of the ``pretrain`` exp
 #: ``tests/test_pretrain.py`` checks that they agree).
 INITS: dict[str, dict[str, Any]] = {
     "sketchy_mini": {},
-    "sketchy_qmul": dict(pairs=D.QMUL_NAMES, pair_fraction=0.5, stroke_aug=0.5),
+    "sketchy_qmul": dict(pairs=D.QMUL_NAMES, pair_fraction=0.5),
 }
 
 PROFILES: dict[str, dict[str, Any]] = {

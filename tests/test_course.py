@@ -107,3 +107,126 @@ def test_trained_follows_reused_from(results, monkeypatch):
     assert float(loaded[0].attention.conv2.bias.detach()) == 0.25
     fake_record(results, "table4", "shoes", "base+att-noshortcut", 0.1)  # no weights, not reused
     assert ctx.trained("table4", "shoes", "base+att-noshortcut") is None
+
+
+# ------------------------------------------------------------------ honest notebooks (issue 15, item 4)
+
+import json  # noqa: E402
+import re  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+#: a bare NaN / nan token (not part of a word such as "nanoseconds")
+BARE_NAN = re.compile(r"(?<![\w.])(?:NaN|nan)(?!\w)")
+
+
+def _bare_nans(text: str) -> list[str]:
+    return [text[max(0, m.start() - 40):m.end() + 20] for m in BARE_NAN.finditer(text)]
+
+
+def _output_texts(nb: dict):
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                yield i, "stream", "".join(out.get("text", ""))
+            for kind in ("text/plain", "text/html"):
+                if kind in out.get("data", {}):
+                    yield i, kind, "".join(out["data"][kind])
+
+
+def test_bare_nan_pattern():
+    assert _bare_nans("<td>NaN</td>") and _bare_nans("0  1.5  nan\n") and _bare_nans("p = NaN,")
+    assert not _bare_nans("nanoseconds, Nancy, finite, 'n/a: one seed', —")
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name[:2])
+def test_committed_notebook_outputs_show_no_bare_nan(path):
+    """A missing value is a dash with a footnote (``sbir_lib.report.tables.styled``), never NaN."""
+    nb = json.loads(path.read_text())
+    found = [(i, kind, s) for i, kind, text in _output_texts(nb) for s in _bare_nans(text)]
+    assert not found, f"{path.name}: bare NaN in outputs (cell, type, context): {found[:5]}"
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name[:2])
+def test_committed_notebooks_carry_jupyterlabs_kernelspec(path):
+    from sbir_lib.course.notebooks import KERNELSPEC
+
+    assert json.loads(path.read_text())["metadata"]["kernelspec"] == KERNELSPEC
+
+
+def test_styled_shows_a_dash_and_a_footnote_for_missing_values():
+    import pandas as pd
+
+    from sbir_lib.report import tables as TB
+
+    df = pd.DataFrame({"x": [1.23456, float("nan")], "mixed": ["collapsed", 13.94], "n": [1, 2],
+                       "who": [None, "b"]})
+    html = TB.styled(df, 1, note="not recorded", caption="a caption").to_html()
+    cells = re.findall(r">([^<>]*)</td>", html)
+    assert cells == ["1.2", "collapsed", "1", TB.DASH, TB.DASH, "13.9", "2", "b"]
+    assert not _bare_nans(html) and f"a caption<br>{TB.DASH} not recorded" in html
+    full = TB.styled(df.dropna(), 2).to_html()
+    assert TB.DASH not in full and "<caption" not in full  # no dash, no footnote
+    assert TB.styled(df).to_html() == TB.styled(df.copy()).to_html()  # stable ids
+
+
+def test_cost_and_benchmark_tables_have_no_nan(tmp_path):
+    from sbir_lib.core.io import write_json_atomic
+    from sbir_lib.report import reproduction as RP
+
+    for seed, (row, tps) in enumerate([("base", 12.5), ("hog_bow_ranksvm", None)]):
+        rec = {"row": row, "variant": row, "seed": seed, "profile": "full", "device": "cpu", "wall_time_s": 60.0,
+               "metrics": {"acc@1": 0.1, "acc@5": 0.2, "acc@10": 0.3}}
+        if tps:
+            rec.update(triplets_per_s=tps, train_time_s=50.0)
+        R.write_record(R.record_path(tmp_path, "table1", "shoes", row, 0, "full"), rec, np.eye(2))
+    assert RP.cost_frame("full", tmp_path)["train triplets/s (mean)"].isna().any()  # the classical runs
+    html = RP.cost_table("full", tmp_path).to_html()
+    assert not _bare_nans(html) and "12.500" in html and RP.COST_NOTE in html
+    write_json_atomic(tmp_path / "benchmarks" / "b.json", {"device": "cpu", "engine_triplets_per_s": 3.0})
+    html = RP.benchmarks_table(tmp_path).to_html()
+    assert not _bare_nans(html) and RP.BENCHMARKS_NOTE in html  # no variant, no batch in that file
+
+
+def test_dase_claims_and_grid_tables_have_no_nan(monkeypatch):
+    import pandas as pd
+
+    from sbir_lib.course import dase_lab
+    from sbir_lib.report import claims
+
+    frame = pd.DataFrame([{"claim": "mems", "experiment": "dase_sketchy", "dataset": "synthetic_categories",
+                           "better": "plain_mems", "worse": "plain_softmax", "measure": "max intra < min inter (%)",
+                           "better mean": 0.5, "worse mean": 0.6, "diff": 0.1, "p": float("nan"), "n": "1/1",
+                           "verdict": "n/a: one seed"}])
+    monkeypatch.setattr(claims, "dase_claims_frame", lambda claim, profile, results=None: frame)
+    html = dase_lab.claims_table("mems", "quick").to_html()
+    assert not _bare_nans(html) and dase_lab.CLAIMS_NOTE in html
+    assert ">max intra &lt; min inter (%)<" in html  # text cells are escaped
+    assert "min inter" not in dase_lab.claims_table("dase", "quick").to_html()  # DASE: one measure, not shown
+    monkeypatch.setattr(claims, "dase_claims_frame", lambda claim, profile, results=None: frame.iloc[:0])
+    assert dase_lab.claims_table("mems", "quick") == "no runs recorded"
+    runs = pd.DataFrame([{"blocks": "plain", "loss": "mems", "acc@1": 0.5},
+                         {"blocks": "dase", "loss": "triplet", "acc@1": 0.25}])
+    grid = dase_lab.grid_table(runs, "acc@1")
+    assert grid.loc["plain", "triplet"] == dase_lab.NOT_RUN and grid.loc["dase", "triplet"] == "25.0 (1)"
+    assert not grid.isna().to_numpy().any()
+
+
+def test_margin_geometry_figure_has_axis_labels_and_a_legend():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sbir_lib.course import dase_lab
+
+    x, y = dase_lab.toy_data(n_per_class=20, seed=0)
+    toys = {"softmax": dase_lab.train_toy("softmax", x, y, steps=5),
+            "MEMS, m = 3": dase_lab.train_toy("mems", x, y, steps=5, margin=3.0)}
+    fig = dase_lab.margin_geometry_figure(toys, x, y, res=40)
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert len(panels) == 2 and all(ax.get_xlabel() and ax.get_ylabel() for ax in panels)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "class 0 (held-out features)" in labels and "MEMS class centre" in labels
+    assert any(lab.startswith("dark:") for lab in labels)
+    plt.close(fig)

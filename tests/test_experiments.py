@@ -263,9 +263,14 @@ def test_grid_plan_orders_by_value_and_stops_at_the_budget(tmp_path):
     assert [j.kind for j in jobs[:2]] == ["pretrain", "cache_views"] and labels[2] == "curve/shoes/base/seed0" and "table2/shoes/base/seed0" in labels
     assert labels.index("table2/chairs/full/seed0") < labels.index("table2/shoes/full/seed1")  # seed 0 first
     first_dase = next(i for i, j in enumerate(jobs) if j.kind == "dase")
-    assert all(j.kind in ("pretrain", "cache_views", "dssa", "classical") for j in jobs[:first_dase])
+    assert all(j.kind in ("pretrain", "cache_views", "pretrain_qmul", "init_recipe", "dssa", "classical")
+               for j in jobs[:first_dase])
+    # the initialisation track comes after seed 0 of the tables, before seed 1
+    kinds = [j.kind for j in jobs]
+    assert labels.index("table5/chairs/full/seed0") < kinds.index("pretrain_qmul") < labels.index("table2/shoes/base/seed1")
+    assert labels.index("pretrain/chairs/full@sketchy_qmul/seed0") < labels.index("table2/shoes/base/seed1")
     dssa = [j for j in jobs if j.kind == "dssa"]
-    assert all(j.overrides["init"].endswith("sketchanet_sketchy_mini.pt") for j in dssa)
+    assert all(j.overrides["init"].endswith("sketchanet_sketchy_mini.pt") for j in dssa if j.experiment != "pretrain")
     # a configuration shared by two tables trains once: the later job only copies the record
     t3_base = next(j for j in dssa if j.label() == "table3/shoes/base/seed0")
     assert t3_base.reuses and grid.estimate_s(t3_base, "full") == 1.0

@@ -104,8 +104,9 @@ def test_figure4_figure5_and_explorer_view(synth, tmp_path, monkeypatch):
     bnds = {"synthetic": make_bundle(synth, ours, base),
             "handbags": make_bundle(synth, ours, base, name="handbags", photos=False)}
     fig4 = FG.figure4(bnds, n_pairs=2)
-    assert len(fig4.axes) == 2 * 4
-    assert fig4.axes[5].get_title().startswith("edge map")  # no photos: the edge map is shown
+    panels = [ax for ax in fig4.axes if not hasattr(ax, "_colorbar")]
+    assert len(panels) == 2 * 2 * 4  # absolute and min-max blocks: 2 datasets x 2 pairs x (sketch, photo)
+    assert panels[5].get_title().startswith("edge map")  # no photos: the edge map is shown
     plt.close(fig4)
     fig5 = FG.figure5(bnds, k=3, thumb=64, save="fig5_test")
     assert (tmp_path / "fig5_test.png").exists() and (tmp_path / "fig5_test.pdf").exists()
@@ -173,9 +174,86 @@ def test_sources_and_bundles_from_real_runner_records(tmp_path, monkeypatch):
     # the saved distances reproduce the recorded metric (float16 storage keeps the ranking)
     assert np.mean(b.ranks("ours") == 0) == pytest.approx(srcs["synthetic"].ours["metrics"]["acc@1"])
     fig = FG.figure4({"synthetic": b}, n_pairs=1)
-    assert len(fig.axes) == 2
+    assert len([ax for ax in fig.axes if not hasattr(ax, "_colorbar")]) == 2 * 2  # absolute, min-max
     plt.close(fig)
     other = FG.Source("synthetic", "quick", "table1", {}, {})
     monkeypatch.setattr(ctx, "dataset", lambda name, photos=True: SY.make_synthetic(n_train=4, n_test=5, seed=0))
     with pytest.raises(ValueError, match="do not match"):
         FG.load_bundle(ctx, "synthetic", other, results=tmp_path)
+
+
+def _colorbars(fig):
+    return [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+
+
+def test_figure4_absolute_scale_marks_the_uniform_level(synth):
+    b = make_bundle(synth, np.eye(6), np.eye(6))
+    idx = FG.pair_indices(len(b), 2)
+    vmax = max(b.attention(idx, "sketch").max(), b.attention(idx, "edge").max())
+    fig = FG.figure4({"synthetic": b}, n_pairs=2, scale="absolute")
+    (cb,) = _colorbars(fig)
+    assert cb.get_ylim() == pytest.approx((0.0, vmax), rel=1e-6)  # one scale: 0 to the largest alpha shown
+    labels = {t.get_text(): y for t, y in zip(cb.get_yticklabels(), cb.get_yticks())}
+    assert labels["1/49 (uniform)"] == pytest.approx(1 / 49)
+    assert "Absolute scale" in fig.subfigs[0].get_suptitle()
+    plt.close(fig)
+    fig = FG.figure4({"synthetic": b}, n_pairs=2)  # default: absolute and min-max, each labelled
+    assert [s.get_suptitle().split(":")[0] for s in fig.subfigs] == ["Absolute scale", "Min-max scaled"]
+    assert [t.get_text() for t in _colorbars(fig)[1].get_yticklabels()] == ["its min", "its max"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        FG.figure4({"synthetic": b}, scale="log")
+
+
+def _shown_fontsizes(fig):
+    """Font sizes of the figure's texts as JupyterLab shows it (scaled down when wider than a column)."""
+    import matplotlib.text
+
+    scale = min(1.0, FG.NOTEBOOK_WIDTH_IN / fig.get_size_inches()[0])
+    return [t.get_fontsize() * scale for t in fig.findobj(matplotlib.text.Text)
+            if t.get_visible() and t.get_text().strip()]
+
+
+@pytest.mark.parametrize("k", [10, 20])
+def test_top_k_retrieval_figures_are_legible(k):
+    ds = SY.make_synthetic(n_train=4, n_test=k + 2, size=256, seed=2)
+    rng = np.random.default_rng(0)
+    b = make_bundle(ds, rng.random((k + 2, k + 2)), rng.random((k + 2, k + 2)))
+    for fig in (FG.figure5({"synthetic": b}, k=k), FG.explorer_view(b, 1, k=k)):
+        assert fig.get_size_inches()[0] <= FG.NOTEBOOK_WIDTH_IN + 1e-6
+        assert min(_shown_fontsizes(fig)) >= FG.MIN_FONTSIZE
+        plt.close(fig)
+
+
+def test_source_line_names_the_recording_device_and_this_machine():
+    src = FG.Source("shoes", "full", "table1",
+                    {"iterations": 20000, "device": "cuda (NVIDIA H100 80GB HBM3)", "metrics": {"acc@1": 0.5}},
+                    {"device": "cuda (NVIDIA H100 80GB HBM3)", "metrics": {"acc@1": 0.4}})
+    line = src.describe(here="cpu")
+    assert line.endswith("records made on cuda (NVIDIA H100 80GB HBM3) (this machine: cpu)")
+    assert FG.this_machine() in src.describe()
+
+
+def _long(rows):
+    import pandas as pd
+
+    return pd.DataFrame([{"table": t, "status": "ok", "paper": p, "mean": m, "std": sd, "n": n}
+                         for t, p, m, sd, n in rows])
+
+
+def test_paper_vs_ours_error_bars_only_for_two_seeds_or_more():
+    from matplotlib.container import ErrorbarContainer
+
+    fig = FG.paper_vs_ours(_long([("table1", 50, 40, np.nan, 1), ("table1", 60, 45, np.nan, 1),
+                                  ("table2", 70, 65, 2.0, 3), ("table2", 30, 35, np.nan, 1)]))
+    ax = fig.axes[0]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1 and len(bars[0].lines[2][0].get_segments()) == 1  # table2's one 3-seed cell
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == sorted(["table1", "table2", "ours = paper", "± seed std (1 cells with 2+ seeds)"])
+    plt.close(fig)
+    fig = FG.paper_vs_ours(_long([("table1", 50, 40, np.nan, 1)]))  # one seed everywhere: no bars, no entry
+    ax = fig.axes[0]
+    assert not [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert not any("std" in t.get_text() for t in ax.get_legend().get_texts())
+    plt.close(fig)

@@ -19,6 +19,8 @@ from sbir_lib.report import figures as FG
 from sbir_lib.report import tables as TB
 from sbir_lib.training import pretrain as P
 from sbir_lib.training import pretrain_data as PD
+from sbir_lib.training import triplet as T
+from sbir_lib.training.engine import seed_everything
 
 TINY = dict(classify_steps=2, triplet_steps=1, batch_size=4, triplet_batch=2, warmup=1, log_every=1,
             categories=None)
@@ -64,16 +66,37 @@ def test_tune_init_chooses_an_lr_per_init_and_the_runner_applies_it(pre_data, ck
     rec = IR.tune_init("quick", inits=("sketchy_mini",), variants=("base",), lrs=(1e-2, 1e-3), iterations=2,
                        device="cpu", results=tmp_path, data=data, log=lambda *a: None)
     rows = rec["scores"]["sketchy_mini"]["base"]
-    best = max(rows, key=lambda r: (r["val_acc@1"], r["val_acc@10"]))
-    assert rec["chosen"]["sketchy_mini"]["base"]["lr"] == best["lr"] and rec["val_size"] == 32
+    key = lambda r: (r["val_acc@1"], r["val_acc@10"])  # noqa: E731
+    # 1. the layers loaded, at the first lr; 2. the other lr with that choice; 3. conv5 trained too
+    assert [(r["lr"], r.get("init_layers")) for r in rows[:2]] == [(1e-2, "all"), (1e-2, "conv")]
+    layers = "conv" if key(rows[1]) > key(rows[0]) else "all"
+    assert rows[2]["lr"] == 1e-3 and rows[2].get("init_layers", "all") == layers
+    lr_rows = [rows[1] if layers == "conv" else rows[0], rows[2]]
+    best_lr = max(lr_rows, key=key)  # ties: the earlier
+    if key(lr_rows[0]) == key(lr_rows[1]):
+        best_lr = lr_rows[0]
+    assert rows[3]["freeze"] == "conv4" and rows[3]["lr"] == best_lr["lr"]
+    pick = rec["chosen"]["sketchy_mini"]["base"]
+    assert pick["lr"] == best_lr["lr"] and pick.get("init_layers", "all") == layers
+    assert pick.get("freeze") == ("conv4" if key(rows[3]) > key(best_lr) else None)
     over, why = IR.chosen_overrides("sketchy_mini", "base", "quick", results=tmp_path)
-    assert over == {"lr": best["lr"], "cache_views": IR.CACHE_VIEWS["quick"]} and "tune-init" in why
+    assert over == {**pick, "cache_views": IR.CACHE_VIEWS["quick"]} and "tune-init" in why
     assert IR.chosen_overrides("imagenet", "base", "quick", results=tmp_path) == ({}, None)
     frame = TB.init_recipe_frame("quick", tmp_path)
-    assert list(frame.columns) == ["lr 0.01", "lr 0.001", "chosen lr"]
+    assert list(frame.columns)[:2] == ["lr 0.01", "lr 0.01, conv only"] and list(frame.columns)[-1] == "chosen"
     with pytest.raises(FileNotFoundError, match="tune-pretrain"):  # no sketchy_qmul checkpoint yet
         IR.tune_init("quick", inits=("sketchy_qmul",), variants=("base",), data=data, results=tmp_path, lrs=(1e-2,),
                      iterations=1, log=lambda *a: None)
+
+
+def test_embedding_spread_measures_each_init_and_names_what_is_missing(ckpts, tmp_path):
+    data = make_synthetic(n_train=40, n_test=4, seed=0)
+    spread = IR.embedding_spread("quick", inits=("scratch", "sketchy_qmul"), data=data)
+    assert spread.loc["scratch", "sketch to other photos"] > 0 and spread.loc["scratch", "note"] == ""
+    assert np.isnan(spread.loc["sketchy_qmul", "sketch to its photo"])
+    assert "tune-pretrain" in spread.loc["sketchy_qmul", "note"]
+    nodata = IR.embedding_spread("quick", inits=("scratch",), root=tmp_path)  # no real data here
+    assert "data_download.py" in nodata.loc["scratch", "note"]
 
 
 def test_untrained_rows_record_the_initial_network(tmp_path):
@@ -106,3 +129,21 @@ def test_sketchy_qmul_settings_agree_with_the_recorded_search():
     chosen = json.loads(rec_path.read_text())["chosen"]
     chosen = {k: tuple(v) if isinstance(v, list) else v for k, v in chosen.items()}
     assert P.INITS["sketchy_qmul"] == chosen
+
+
+def test_init_layers_conv_keeps_the_fresh_head(pre_data, ckpts):
+    path = ckpts("sketchy_mini", "quick")
+    P.pretrain(P.profile_config("quick", **TINY), pre_data, device="cpu", out=path, progress=False)
+    nets = {}
+    for layers in ("all", "conv", None):
+        cfg = T.profile_config("quick", variant="base", init=str(path) if layers else None, init_layers=layers or "all")
+        seed_everything(0)
+        nets[layers] = T.build_model(cfg, torch.device("cpu"))[0].state_dict()
+    for k in nets["conv"]:
+        src = nets[None] if k.startswith(("backbone.fc6", "backbone.fc7")) else nets["all"]
+        assert torch.equal(nets["conv"][k], src[k]), k
+    assert not torch.equal(nets["all"]["backbone.fc7.weight"], nets[None]["backbone.fc7.weight"])
+    with pytest.raises(ValueError, match="init_layers"):
+        T.profile_config("quick", init_layers="conv")  # no init to take layers from
+    # the default leaves the keys of earlier records unchanged
+    assert T.profile_config("quick").key() == T.profile_config("quick", init_layers="all").key()

@@ -72,3 +72,48 @@ def test_attention_grid_and_heatmap():
     with pytest.raises(ValueError):
         P.matrix_heatmap(ax, np.zeros(3))
     plt.close("all")
+
+
+def _overlay(vmin=None, vmax=None, attn=None):
+    fig, ax = plt.subplots()
+    attn = np.full((7, 7), 1 / 49) if attn is None else attn
+    im = P.overlay_attention(ax, imgs(1, 28)[0], attn, vmin=vmin, vmax=vmax)
+    data = np.asarray(im.get_array())
+    plt.close(fig)
+    return data
+
+
+def test_overlay_attention_absolute_scale_keeps_a_flat_mask_flat():
+    peaked = np.full((7, 7), 0.5 / 48)
+    peaked[3, 3] = 0.5
+    # min-max: any mask spans the whole colour range, however little it varies; absolute: it stays low
+    nearly_flat = peaked * 0.01 + 1 / 49
+    minmax = _overlay(attn=nearly_flat)
+    assert minmax.min() == 0 and minmax.max() > 150
+    assert _overlay(0.0, 0.5, attn=nearly_flat).max() < 20
+    # absolute: a uniform mask sits at 1/49 of the scale 0..1/49*2, a peaked one reaches its top
+    flat = _overlay(0.0, 2 / 49)
+    assert flat.min() == flat.max() and abs(int(flat[0, 0]) - 127) <= 1
+    top = _overlay(0.0, 0.5, attn=peaked)
+    assert top.max() > 150 and top.min() <= 5  # (bilinear upsampling softens the one peaked cell)
+
+
+def test_attention_colorbar_marks_the_uniform_level():
+    fig, ax = plt.subplots()
+    cb = P.attention_colorbar(fig, ax, 0.0, 0.1, uniform=1 / 49, uniform_label="1/49 (uniform)")
+    ticks = dict(zip([t.get_text() for t in cb.ax.get_yticklabels()], cb.get_ticks()))
+    assert ticks["1/49 (uniform)"] == pytest.approx(1 / 49)
+    assert any(abs(line.get_ydata()[0] - 1 / 49) < 1e-9 for line in cb.ax.get_lines())  # the dashed line
+    plt.close(fig)
+
+
+def test_save_figure_is_byte_identical_when_saved_again(tmp_path):
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.scatter([1, 2, 3], [3, 1, 2], alpha=0.6)
+    ax.set(xscale="log", title="ranks")
+    first = {p.suffix: p.read_bytes() for p in P.save_figure(fig, "a", root=tmp_path, formats=("png", "pdf", "svg"))}
+    second = {p.suffix: p.read_bytes() for p in P.save_figure(fig, "b", root=tmp_path, formats=("png", "pdf", "svg"))}
+    plt.close(fig)
+    assert first == second  # svg ids salted with a fixed hash salt, no dates
+    assert b"CreationDate" not in first[".pdf"] and b"Software" not in first[".png"]
+    assert b"<dc:date>" not in first[".svg"]

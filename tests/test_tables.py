@@ -79,7 +79,10 @@ def test_table_frame_style_and_commands(tmp_path):
     assert "rgba(210, 40, 40" in html  # 30 < paper's 54.78: a red difference
     assert "—" in html
     cmds = T.missing_commands(lt, "quick")
-    assert cmds == ["python -m sbir_lib.experiments run --experiment table4 --dataset shoes --seeds 0 --profile quick"]
+    assert len(cmds) == 1  # exactly the rows not run, never the whole table
+    assert cmds[0].startswith("python -m sbir_lib.experiments run --experiment table4 --dataset shoes --rows ")
+    rows = cmds[0].split("--rows ")[1].split(" --seeds")[0].split()
+    assert "base+att-noshortcut" in rows and "base+att" not in rows and cmds[0].endswith("--seeds 0 --profile quick")
 
 
 def test_compare_seeds_verdicts_match_welch():
@@ -141,7 +144,9 @@ def test_reproduction_markdown_on_partial_records(tmp_path):
         assert T.TITLES[t] in md
     assert "not run" in md and "60.50 ± 0.71 (2 seeds)" in md
     assert "ISN Deep + rankSVM" in md and "7000.5" in md
-    assert "--experiment table5 --dataset handbags --seeds 0 1 2 --profile full" in md
+    assert ("--experiment table5 --dataset handbags --rows base+att+cff base+att+cff+weighted_euclidean "
+            "base+att+cff+mahalanobis full --seeds 0 1 2 --profile full") in md  # exactly the rows not run
+    assert "--experiment table1 --dataset shoes --rows full base" not in md  # recorded rows are not named
     assert C.claims_markdown("full", tmp_path) in md and C.dase_claims_markdown("full", tmp_path) in md
     out = tmp_path / "REPRODUCTION.md"
     assert cli.main(["reproduction", "--profile", "full", "--results", str(tmp_path), "--out", str(out)]) == 0

@@ -49,7 +49,7 @@ prepare() {
   if [ -f "checkpoints/sketchanet_sketchy_mini.pt" ]; then
     "$PY" -m sbir_lib.core.checkpoint bf16 checkpoints/sketchanet_sketchy_mini.pt "$BUNDLE/sketchanet_sketchy_mini.pt"
   elif [ ! -f "$BUNDLE/pretrain_pack.npz" ]; then
-    "$PY" -m sbir_lib.training.pretrain pack --out "$BUNDLE/pretrain_pack.npz"
+    "$PY" -m sbir_lib.training.pretrain pack --out "$BUNDLE/pretrain_pack.npz" --pairs shoes,chairs,handbags --profile full
   fi
   git rev-parse --short=12 HEAD > "$BUNDLE/COMMIT"
   stash

@@ -13,7 +13,7 @@ nothing.
 """
 from __future__ import annotations
 
-from nbgen import code, md, preamble  # shared cell builders
+from nbgen import code, exercise, md, preamble, solution  # shared cell builders
 
 
 # ======================================================================================================
@@ -36,13 +36,20 @@ of *one particular* shoe, find *that* shoe among photos of similar shoes. We fol
 
 **Conventions.** Every notebook starts with the cell below tagged `parameters`: `profile` is `quick`
 (tiny training runs that finish in minutes on a laptop CPU; they show every mechanism working, but their
-accuracies are *not* comparable with the paper's) or `full` (the authors' recipe, on a GPU). Batch runs
-set it with `python -m sbir_lib.course run --profile quick` (papermill injects it).
-`ctx = course.setup(profile)` then picks the device, seeds everything, and gives three helpers:
+accuracies are *not* comparable with the paper's) or `full` (the authors' recipe, on a GPU; without a GPU a
+full-profile notebook trains nothing and shows what is recorded). The lecture notebooks 01-04 and 06 also take
+`dataset` (`shoes`, `chairs` or `handbags`), `seed` and `seeds`. Batch runs set them with papermill
+(`papermill -p profile full -p dataset chairs ...`, or `python -m sbir_lib.course run --profile quick`);
+left at `None`, each reads its environment variable (`$SBIR_PROFILE`, `$SBIR_DATASET`, ...), else its default.
+`ctx = course.setup(...)` then checks every value (a typo is refused, naming the allowed values), picks the
+device, seeds everything, and gives three helpers:
 `ctx.dataset(name)` (the real data, or a synthetic stand-in with a visible note when it is not
 downloaded), `ctx.record(experiment, dataset, variant)` (a recorded training run from `results/`,
 trained now only if it is missing) and `ctx.compare(...)` (our runs beside the paper's numbers).
-All the logic lives in the library `sbir_lib`; the notebooks only call it.
+All the logic lives in the library `sbir_lib`; the notebooks call it, and each shows the few library
+lines that carry its idea (printed from the code that runs, with file and line numbers). Each ends its
+sections with small **exercises**; their worked solutions are collapsed cells (click to expand) that check
+themselves with an `assert`.
 """)
     cells += [
         md(r"""
@@ -64,7 +71,9 @@ from sbir_lib.data import datasets as D
 from sbir_lib.data import samplers
 from sbir_lib.report import domain_gap as G
 
-datasets = {name: ctx.dataset(name) for name in D.QMUL_NAMES}
+datasets = {}  # keyed as the records are: "shoes", "chairs", "handbags", or one "synthetic" stand-in
+for name in D.QMUL_NAMES:
+    datasets.setdefault(ctx.dataset_key(name), ctx.dataset(name))
 """),
         code("""
 counts = pd.DataFrame([
@@ -119,7 +128,7 @@ another shoe over the true one (`less_is_true_match`). One test query, its 10 an
 how often they won their comparisons (the true match outlined in green):
 """),
         code("""
-shoes = datasets["shoes"]
+shoes = datasets[ctx.dataset_key("shoes")]
 q = 0
 prefs = G.annotation_preferences(shoes.test, q)
 print(prefs.to_string(index=False))
@@ -232,6 +241,32 @@ print(pd.DataFrame({name: sampler_stats(ds.train) for name, ds in datasets.items
 With the annotation, only about one positive in five is the true match: the loss mostly teaches
 *relative* similarity among look-alikes. Handbags (no annotation) always use the true match.
 
+**The code.** The heart of `TripletSampler.sample`, for an annotated dataset: one random annotated pair
+`k` per anchor gives the positive and the "hard" negative; with probability `1 - hard_prob` the negative
+is a random photo from outside the anchor's pairs instead. Every choice is a tensor operation over the
+whole batch (`torch.where`), no Python loop per triplet:
+"""),
+        code("""
+from sbir_lib.course.context import show_source
+
+show_source(samplers.TripletSampler.sample, 'if self.positives == "annotated":', "self.last_hard = use_hard & has")
+"""),
+        exercise(r"""
+Draw 20 epochs of shoes triplets with another seed and check the sampler's promises with
+`sampler.is_annotated(anchors, photos)` (does the photo appear in any annotated pair of the anchor?):
+every positive is the anchor's own photo or an annotated one; every negative flagged `last_hard` comes from
+the annotation; every other negative comes from *outside* the anchor's pairs.
+"""),
+        solution("""
+s2 = samplers.TripletSampler(shoes.train, seed=1)
+a2, p2, n2 = s2.sample(20 * len(shoes.train))
+hard2 = s2.last_hard
+assert bool(((p2 == a2) | s2.is_annotated(a2, p2)).all())
+assert bool(s2.is_annotated(a2[hard2], n2[hard2]).all())
+assert not bool(s2.is_annotated(a2[~hard2], n2[~hard2]).any())
+print(f"{len(a2)} triplets: {float(hard2.float().mean()):.2f} with an annotated negative")
+"""),
+        md(r"""
 ## Augmentation on the device, and the 10 test views
 
 Training crops a random 225 x 225 window out of the 256 x 256 image (an independent offset per image)
@@ -268,6 +303,38 @@ fig = P.image_grid([list(views[:5, 0]), list(views[5:, 0])],
 P.save_figure(fig, "nb00_ten_views");
 """),
         md(r"""
+**The code.** A random crop and flip of a whole batch is one gather (`sbir_lib.data.augment.crop_views`):
+row indices `oy + 0..224` per image, column indices `ox + 0..224`, reversed where the image is mirrored,
+and one advanced-indexing read of the batch:
+"""),
+        code("""
+show_source(AUG.crop_views, "ar = torch.arange", "return out")
+"""),
+        exercise(r"""
+Cut the centre 225 x 225 window of two test sketches by plain slicing and check it against
+`AUG.center_crop`; then check that test view `5 + k` of `AUG.ten_views` is view `k` mirrored left-right.
+"""),
+        solution("""
+imgs = shoes.test.sketches[:2]  # uint8 [2, 256, 256]
+o = (256 - 225) // 2
+assert torch.equal(imgs[:, o:o + 225, o:o + 225], AUG.center_crop(imgs)[:, 0])
+v = AUG.ten_views(imgs)
+assert torch.equal(v[4], AUG.center_crop(imgs))
+assert all(torch.equal(v[5 + k], v[k].flip(-1)) for k in range(5))
+print("centre crop and mirrored views check out")
+"""),
+        exercise(r"""
+The *ink density* of `sbir_lib.report.domain_gap` is the fraction of pixels darker than `G.INK_THRESHOLD`
+(128). Compute it for the first five test sketches with one tensor expression and check it against the
+`ink` column of `G.stroke_statistics`.
+"""),
+        solution("""
+imgs = shoes.test.sketches[:5]
+ink = (imgs < G.INK_THRESHOLD).double().mean(dim=(1, 2))
+assert torch.allclose(ink, torch.tensor(G.stroke_statistics(imgs)["ink"].to_numpy()))
+print("ink density:", ink.numpy().round(4))
+"""),
+        md(r"""
 ## Summary
 
 - QMUL-Shoe / QMUL-Chair / Handbag: 304/115, 200/97 and 400/168 train/test sketch–edge-map pairs;
@@ -288,7 +355,8 @@ Next: **01 · Triplet SN**, the siamese network and the triplet loss that learn 
 # 01 triplet loss
 # ======================================================================================================
 def nb01():
-    cells = preamble("01 · Triplet SN: a siamese Sketch-a-Net and the triplet loss", r"""
+    cells = preamble("01 · Triplet SN: a siamese Sketch-a-Net and the triplet loss", params=("dataset", "seed", "seeds"),
+                     intro=r"""
 The DSSA paper's baseline, **Triplet SN** (Yu et al., *Sketch Me That Shoe*, CVPR 2016), learns one
 embedding $F_\theta$ for both sketches and photo edge maps, such that a sketch lands closer to its own
 photo than to look-alikes. This notebook builds it up: the network, the triplet loss on a few numbers,
@@ -357,6 +425,26 @@ print(pd.DataFrame({"D(s,p+)": d_pos, "D(s,p-)": d_neg, "loss": per_triplet},
                    index=["easy", "semi-hard", "hard"]).round(4).to_string())
 print(f"batch loss = mean = {float(L.triplet_hinge(d_pos, d_neg)):.4f}")
 """, check=True),
+        md("The library's hinge is these two lines (the shape check guards against pairing the wrong distances):"),
+        code("""
+from sbir_lib.course.context import show_source
+
+show_source(L.triplet_hinge, "if d_pos.shape")
+"""),
+        exercise(r"""
+Write the triplet hinge of Eq. 1 yourself, as `my_hinge(d_pos, d_neg, margin)`, with `torch.clamp` instead
+of `relu`, and check it against `L.triplet_hinge` on 1,000 random distance pairs and three margins.
+"""),
+        solution("""
+def my_hinge(d_pos, d_neg, margin=L.DEFAULT_MARGIN):
+    return torch.clamp(margin + d_pos - d_neg, min=0).mean()
+
+g = torch.Generator().manual_seed(0)
+dp, dn = torch.rand(1000, generator=g) * 2, torch.rand(1000, generator=g) * 2
+for m in (0.0, 0.3, 1.0):
+    assert torch.allclose(my_hinge(dp, dn, m), L.triplet_hinge(dp, dn, m))
+print("my_hinge == L.triplet_hinge")
+"""),
         md(r"""
 Only triplets that violate the margin produce a gradient. Autograd's gradient of the batch loss with
 respect to the three embeddings shows what a training step does (gradient descent moves each embedding
@@ -372,6 +460,17 @@ loss.backward()
 for name, t in zip(("dL/ds", "dL/dp+", "dL/dp-"), emb):
     print(name, [[round(float(v), 4) + 0.0 for v in row] for row in t.grad])
 """, check=True),
+        exercise(r"""
+Derive the gradient of the batch loss with respect to the negatives by hand: for an *active* triplet
+($\Delta + D^+ - D^- > 0$) it is $\partial\mathcal{L}/\partial p^- = 2\,(s - p^-)/N$ ($N$ = 3 triplets in the
+batch), and 0 otherwise. Check your formula against autograd's `emb[2].grad` above.
+"""),
+        solution("""
+active = (L.DEFAULT_MARGIN + d_pos - d_neg > 0).float()[:, None]  # [3, 1]
+by_hand = 2 * (s - p_neg) / len(s) * active
+assert torch.allclose(by_hand, emb[2].grad)
+print(by_hand + 0.0)  # + 0.0: no "-0."
+"""),
         md(r"""
 ## Training Triplet SN
 
@@ -401,16 +500,28 @@ from sbir_lib.training import engine
 print(inspect.getsource(engine.train_step), end="")
 """, check=True),
         md(r"""
-`ctx.record` returns the recorded run from `results/table2/shoes/base/` (Table 2's "Base" row) and
-trains it only if it is missing:
+And the loop that feeds it, in `sbir_lib.training.triplet.train`: draw a batch of (anchor, positive,
+negative) indices, stack the three image batches, augment them on the device, embed all $3B$ images in
+one pass of the shared network, split the embeddings into $s, p^+, p^-$, and take Eq. 1 (plus the energy's
+regulariser, zero for the Euclidean energy; notebook 04):
 """),
         code("""
-rec = ctx.record("table2", "shoes", "base")
+show_source(T.train, "for it in bar:", "log.add(")
+"""),
+        md(r"""
+`ctx.record` returns the recorded run of Table 2's "Base" row on this notebook's dataset and seed (the
+parameters `dataset` and `seed`; from `results/table2/<dataset>/base/`) and trains it only if it is missing.
+In the full profile without a GPU, a run stopped early is shown when the complete one is missing (`partial=True`;
+it says so, and it is not the recipe's result):
+"""),
+        code("""
+rec = ctx.record("table2", ctx.dataset_name, "base", partial=True)
 if rec is None:
     print("No recorded run for this profile: the rest of this section is skipped.")
 else:
+    stopped = f" (stopped early: {rec['iterations']} of {rec['config']['iterations']})" if rec.get("partial") else ""
     print(f"{rec['row']} on {rec['dataset']} ({rec['data_source']}), profile {rec['profile']}, "
-          f"seed {rec['seed']}, {rec['iterations']} iterations on {rec['device']}")
+          f"seed {rec['seed']}, {rec['iterations']} iterations{stopped} on {rec['device']}")
     print(f"acc@1 = {100 * rec['metrics']['acc@1']:.2f}%   acc@10 = {100 * rec['metrics']['acc@10']:.2f}%"
           f"   ({rec['n_queries']} test queries, gallery of {rec['n_gallery']})")
 """),
@@ -448,16 +559,32 @@ record): two queries retrieved best and two retrieved worst, with their five nea
 (the photos are shown; the network compared edge maps). The true match is outlined in green.
 """),
         code("""
-dist = ctx.distances("table2", "shoes", "base")
+dist = ctx.distances("table2", ctx.dataset_name, "base", partial=True)
 if dist is not None:
-    shoes = ctx.dataset("shoes")
+    data = ctx.dataset(ctx.dataset_name)
     ranks = M.rank_of_true_match(dist)
     order = np.argsort(ranks, kind="stable")
     show = [int(i) for i in order[:2]] + [int(i) for i in order[-2:]]
     print("ranks of the true match:", {q: int(ranks[q]) for q in show})
-    gallery = shoes.test.photos if shoes.test.photos is not None else shoes.test.edges
-    fig = P.retrieval_rows(shoes.test.sketches, gallery, dist, show, k=5)
+    gallery = data.test.photos if data.test.photos is not None else data.test.edges
+    fig = P.retrieval_rows(data.test.sketches, gallery, dist, show, k=5)
     P.save_figure(fig, "nb01_retrievals");
+"""),
+        exercise(r"""
+Score retrieval yourself. For a random 8 x 8 distance matrix (query $i$'s true match is gallery $i$),
+compute each query's rank as the number of *other* gallery items at a distance $\le$ that of the true match
+(ties count against the query, as in `sbir_lib.metrics.retrieval`), then acc@1 and acc@3; check them
+against `M.rank_of_true_match` and `M.acc_at_k`.
+"""),
+        solution("""
+g = torch.Generator().manual_seed(1)
+d = torch.rand(8, 8, generator=g).numpy()
+true = d.diagonal()[:, None]
+my_ranks = (d <= true).sum(axis=1) - 1  # the true match itself is not counted
+assert (my_ranks == M.rank_of_true_match(d)).all()
+for k in (1, 3):
+    assert (my_ranks < k).mean() == M.acc_at_k(d, k)
+print("ranks:", my_ranks, " acc@1 =", (my_ranks < 1).mean(), " acc@3 =", (my_ranks < 3).mean())
 """),
         md(r"""
 ## Why pretraining matters
@@ -466,23 +593,32 @@ Our quick run learns from scratch on 304 training sketches: far too little data 
 parameters. The DSSA authors (like Triplet SN) start from a Sketch-a-Net **pretrained** on sketch
 classification (TU-Berlin) and on ImageNet photos turned into edge maps, and then fine-tune with the
 triplet loss (freezing the early layers). That pretrained model cannot be obtained offline, so the
-course builds a stand-in: `sbir_lib.training.pretrain` pretrains Sketch-a-Net on the Sketchy-mini sketches and
-photo edge maps. The comparison is recorded as experiment `pretrain`, rows `base` and `full` (from
-scratch) and `base@sketchy_mini`, `full@sketchy_mini` (from the stand-in init). Whatever has been
-recorded for this profile:
+course builds its own inits and records, in experiment `pretrain`, the same two models (Triplet SN =
+`base`, DSSA = `full`) started five ways:
+
+- **untrained**: the network as initialised, never trained (what retrieval gets for free);
+- **from scratch**: the quick run above;
+- **Sketchy-mini stand-in** (`@sketchy_mini`): Sketch-a-Net pretrained on Sketchy-mini sketches and photo
+  edge maps (`python -m sbir_lib.training.pretrain run`);
+- **Sketchy-mini + QMUL pairs** (`@sketchy_qmul`): the same plus the QMUL *training* pairs; sketch
+  augmentation and a longer schedule were tried too, each change kept only when it helped on held-out pairs
+  (`python -m sbir_lib.experiments tune-pretrain`);
+- **ImageNet** (`@imagenet`): the DSSA head on an ImageNet-pretrained EfficientNet-Lite0 trunk.
+
+Notebook 05 discusses the table; here is what has been recorded for this profile:
 """),
         code("""
-pre = E.collect(experiment="pretrain", profile=ctx.profile)
-if pre.empty:
-    print(f"No 'pretrain' runs recorded for the {ctx.profile} profile yet. Produce them with:\\n"
-          f"  python -m sbir_lib.training.pretrain run --profile {ctx.profile}\\n"
-          f"  python -m sbir_lib.experiments run --experiment pretrain --dataset shoes --profile {ctx.profile}")
-else:
-    g = pre.groupby(["dataset", "row"])
-    view = g[["acc@1", "acc@10"]].mean().mul(100).round(2)
-    view["seeds"] = g["seed"].count()
-    view["init"] = g["init"].first()
-    print(view.to_string())
+from sbir_lib.report import figures as FG
+from sbir_lib.report import tables as TB
+
+pre_long = TB.pretrain_long(profile=ctx.profile)
+missing = pre_long[pre_long["n"] == 0]
+if len(missing):
+    print(f"{len(missing)} of {len(pre_long)} cells not recorded for the {ctx.profile} profile; record them with:")
+    for cmd in TB.pretrain_missing_commands(pre_long, ctx.profile):
+        print("  " + cmd)
+fig = FG.accuracy_sources(pre_long, f"Where accuracy comes from ({ctx.profile} profile)")
+P.save_figure(fig, f"nb01_accuracy_sources_{ctx.profile}");
 """),
         md(r"""
 ## Summary
@@ -504,7 +640,7 @@ matter for telling look-alikes apart.
 # 02 spatial attention
 # ======================================================================================================
 def nb02():
-    cells = preamble("02 · Spatial attention with a shortcut", r"""
+    cells = preamble("02 · Spatial attention with a shortcut", params=("dataset", "seed", "seeds"), intro=r"""
 Telling two look-alike shoes apart often comes down to one local detail: a buckle, a stripe, the shape
 of the toe. Triplet SN's fc layers mix the whole conv5 map into one vector, so a small detail has to
 compete with everything else. DSSA adds a **spatial attention** module on conv5 that learns which
@@ -559,6 +695,36 @@ print("f + alpha*f (Eq. 4), channel 1:\\n", f_att[0, 0].numpy())
 print("alpha*f without shortcut, channel 1:\\n", f_att_noshortcut[0, 0].numpy())
 """, check=True),
         md(r"""
+**The code.** `SpatialAttention` is these three methods: Eq. 2 is two 1x1 convolutions (the same small
+network at every position), Eq. 3 a softmax over the flattened $H \times W$ positions, Eq. 4 one line:
+"""),
+        code("""
+from sbir_lib.course.context import show_source
+
+show_source(MD.SpatialAttention, "def scores", "return f_att, alpha")
+"""),
+        exercise(r"""
+Write Eqs. 2-4 with plain tensor operations for a randomly initialised module
+`MD.SpatialAttention(channels=8, hidden=4)` on a random map `f` of shape `[2, 8, 7, 7]`: the scores from
+`conv1`/`conv2`'s weights and biases (a 1x1 convolution is `torch.einsum("oc,bchw->bohw", W, f)` plus the bias),
+the mask by a softmax over the 49 positions, and $f + \alpha \odot f$. Check both outputs of the module.
+"""),
+        solution("""
+torch.manual_seed(0)
+mod = MD.SpatialAttention(channels=8, hidden=4)
+fx = torch.randn(2, 8, 7, 7)
+W1, b1 = mod.conv1.weight[:, :, 0, 0], mod.conv1.bias
+W2, b2 = mod.conv2.weight[:, :, 0, 0], mod.conv2.bias
+h = torch.relu(torch.einsum("oc,bchw->bohw", W1, fx) + b1[:, None, None])
+scores = (torch.einsum("oc,bchw->bohw", W2, h) + b2[:, None, None])[:, 0]  # Eq. 2: [2, 7, 7]
+a_mine = torch.softmax(scores.flatten(1), dim=1).view(2, 7, 7)  # Eq. 3
+f_mine = fx + a_mine[:, None] * fx  # Eq. 4
+with torch.no_grad():
+    f_lib, a_lib = mod(fx)
+assert torch.allclose(a_mine, a_lib, atol=1e-6) and torch.allclose(f_mine, f_lib, atol=1e-5)
+print("Eqs. 2-4 by hand == SpatialAttention; mask sums:", a_mine.sum(dim=(1, 2)).tolist())
+"""),
+        md(r"""
 ## Why the shortcut matters
 
 The softmax makes the mask *compete*: on a 7 x 7 map a uniform $\alpha$ is $1/49 \approx 0.02$, so
@@ -568,21 +734,43 @@ misaligned sketches) the mask is noisy, so the network loses information it cann
 shortcut, $f + \alpha \odot f = (1 + \alpha) \odot f$: every position keeps its features, and attention
 can only *emphasise* (by a factor between 1 and 2). The paper's Table 4 (printed beside our runs at the
 end of this notebook) shows the cost of dropping it: accuracy collapses for every model.
-
+"""),
+        exercise(r"""
+Check the "49 times smaller" claim. Zero the second convolution of a `SpatialAttention` on 256 channels
+(all scores 0), run it on a random 7 x 7 map with and without the shortcut, and verify that $\alpha = 1/49$
+everywhere and that $\lVert f^{att} \rVert / \lVert f \rVert$ is $1/49$ without the shortcut and $50/49$
+with it.
+"""),
+        solution("""
+torch.manual_seed(0)
+uni = MD.SpatialAttention()
+with torch.no_grad():
+    uni.conv2.weight.zero_(); uni.conv2.bias.zero_()
+    fr = torch.randn(1, 256, 7, 7)
+    with_sc, alpha_u = uni(fr)
+    uni.shortcut = False
+    without_sc, _ = uni(fr)
+assert torch.allclose(alpha_u, torch.full_like(alpha_u, 1 / 49))
+ratio = lambda a: float(a.norm() / fr.norm())  # noqa: E731
+assert abs(ratio(without_sc) - 1 / 49) < 1e-5 and abs(ratio(with_sc) - 50 / 49) < 1e-5
+print(f"||f_att|| / ||f||: without shortcut {ratio(without_sc):.4f} (1/49), with {ratio(with_sc):.4f} (50/49)")
+"""),
+        md(r"""
 ## Attention maps of trained models
 
 `ctx.trained(...)` loads a recorded run's kept weights (conv1-conv5, the attention module and the
-energy; fc6/fc7 are not stored, which is fine here since $\alpha$ depends only on conv5). We compare
-Table 4's "Base + attention" with and without the shortcut, on the centre crops of four test sketches
-and their edge maps:
+energy; fc6/fc7 are not stored, which is fine here since $\alpha$ depends only on conv5). The runner keeps
+them for seed 0 of these two rows on QMUL-Shoe only (`sbir_lib.experiments.runner.keeps_weights`); for another
+`dataset` or `seed` the cell below says so and the maps are skipped. We compare Table 4's "Base + attention"
+with and without the shortcut, on the centre crops of four test sketches and their edge maps:
 """),
         code("""
-models = {name: ctx.trained("table4", "shoes", variant)
+models = {name: ctx.trained("table4", ctx.dataset_name, variant)
           for name, variant in (("shortcut", "base+att"), ("no shortcut", "base+att-noshortcut"))}
-shoes = ctx.dataset("shoes")
+data = ctx.dataset(ctx.dataset_name)
 idx = [0, 1, 2, 3]
-crops = {"sketch": AUG.center_crop(shoes.test.sketches[idx])[:, 0],
-         "edge map": AUG.center_crop(shoes.test.edges[idx])[:, 0]}
+crops = {"sketch": AUG.center_crop(data.test.sketches[idx])[:, 0],
+         "edge map": AUG.center_crop(data.test.edges[idx])[:, 0]}
 
 @torch.no_grad()
 def stages(model, images):
@@ -626,19 +814,19 @@ stay close to conv5 while the mask re-weights positions. After the quick profile
 the masks can still be nearly uniform (compare their max with 0.020), so read the maps as a
 demonstration of the mechanism; the full-profile maps (the paper's Figure 4) are in notebook 06.
 
-## Tables 3 and 4 on QMUL-Shoe: ours beside the paper
+## Tables 3 and 4: ours beside the paper
 
 Table 3 trains each row of the ablation with and without attention, Table 4 each row with and without
-the shortcut (acc@1, percent). `ctx.compare` reads (or, if missing in the quick profile, trains) our
-runs and puts the paper's numbers beside them.
+the shortcut (acc@1, percent), on this notebook's `dataset` (QMUL-Shoe by default). `ctx.compare` reads
+(or, if missing in the quick profile, trains) our runs and puts the paper's numbers beside them.
 """),
         code("""
-t3 = ctx.compare("table3", "shoes")
+t3 = ctx.compare("table3", ctx.dataset_name)
 print(t3.attrs["note"])
 print(t3.round(2).to_string(index=False))
 """),
         code("""
-t4 = ctx.compare("table4", "shoes")
+t4 = ctx.compare("table4", ctx.dataset_name)
 print(t4.round(2).to_string(index=False))
 """),
         md(r"""
@@ -666,7 +854,7 @@ embedding.
 # 03 coarse-fine fusion
 # ======================================================================================================
 def nb03():
-    cells = preamble("03 · Coarse-fine fusion (CFF)", r"""
+    cells = preamble("03 · Coarse-fine fusion (CFF)", params=("dataset", "seed", "seeds"), intro=r"""
 Triplet SN embeds an image by its fc7 output: a summary of the whole conv5 map, squeezed through two
 fully connected layers. That summary is good at the *coarse* shape (a boot vs a sandal) and poor at the
 *fine* local details that separate two similar boots. DSSA's **coarse-fine fusion** concatenates fc7
@@ -712,23 +900,54 @@ emb = out["embedding"]
 print("norms of the coarse half:", emb[:, :256].norm(dim=1).round(decimals=4).tolist(),
       " fine half:", emb[:, 256:].norm(dim=1).round(decimals=4).tolist())
 """, check=True),
-        md(r"""
-## Table 2 (and Table 3's no-attention CFF row) on QMUL-Shoe
+        md("**The code.** The fusion in `DSSANet.intermediates_from`, after the attention and the fc layers:"),
+        code("""
+from sbir_lib.course.context import show_source
 
-Three runs answer the question: `base` (Triplet SN: fc7 only), `base+att+cff` (Table 2's "Base + CFF",
+show_source(MD.DSSANet.intermediates_from, "if self.config.cff:", 'out["embedding"] = torch.cat')
+"""),
+        exercise(r"""
+Rebuild the fused embedding from the stages in `out` (the cell above): L2-normalise `fc7`, sum the attended
+map `attended` over its 7 x 7 positions and L2-normalise it, concatenate; check it against
+`out["embedding"]`.
+"""),
+        solution("""
+import torch.nn.functional as F
+
+coarse = F.normalize(out["fc7"], dim=1)
+fine = F.normalize(out["attended"].sum(dim=(2, 3)), dim=1)
+mine = torch.cat([coarse, fine], dim=1)
+assert mine.shape == (2, 512) and torch.allclose(mine, out["embedding"], atol=1e-6)
+print("fused embedding rebuilt:", tuple(mine.shape))
+"""),
+        exercise(r"""
+Because each half is unit-length, the squared distance of two fused embeddings splits into a coarse and a
+fine term, each between 0 and 4. Check the split, and the bounds, on the two embeddings of `out`.
+"""),
+        solution("""
+e0, e1 = out["embedding"]
+d_all = float((e0 - e1).pow(2).sum())
+d_coarse, d_fine = float((e0[:256] - e1[:256]).pow(2).sum()), float((e0[256:] - e1[256:]).pow(2).sum())
+assert abs(d_all - (d_coarse + d_fine)) < 1e-5 and 0 <= d_coarse <= 4 and 0 <= d_fine <= 4
+print(f"D = {d_all:.4f} = coarse {d_coarse:.4f} + fine {d_fine:.4f}")
+"""),
+        md(r"""
+## Table 2 (and Table 3's no-attention CFF row)
+
+On this notebook's `dataset` (QMUL-Shoe by default), three runs answer the question: `base` (Triplet SN: fc7 only), `base+att+cff` (Table 2's "Base + CFF",
 with attention) and `base+cff` (Table 3's "Base + CFF" without attention, i.e. conv5 summed over positions).
 Ours beside the paper (percent):
 """),
         code("""
-t2 = ctx.compare("table2", "shoes", keys=["base", "base+att+cff"])
+t2 = ctx.compare("table2", ctx.dataset_name, keys=["base", "base+att+cff"])
 print(t2.attrs["note"])
 print(t2.round(2).to_string(index=False))
-t3 = ctx.compare("table3", "shoes", keys=["cff"])
+t3 = ctx.compare("table3", ctx.dataset_name, keys=["cff"])
 print(t3.round(2).to_string(index=False))
 """),
         md(r"""
 Quick-profile accuracies come from 60 training steps from scratch on one seed, tested on the centre
-crop: they are not comparable with the paper's, and with 115 queries one query is 0.87 points.
+crop: they are not comparable with the paper's, and with 115 queries (QMUL-Shoe) one query is 0.87 points.
 
 ## Which queries does CFF fix, and which does it break?
 
@@ -737,7 +956,7 @@ query's rank of the true match (0 = first) under each model and compare them que
 """),
         code("""
 runs = {"base": ("table2", "base"), "base+att+cff": ("table2", "base+att+cff"), "base+cff": ("table3", "base+cff")}
-dists = {name: ctx.distances(exp, "shoes", v) for name, (exp, v) in runs.items()}
+dists = {name: ctx.distances(exp, ctx.dataset_name, v, partial=True) for name, (exp, v) in runs.items()}
 dists = {k: d for k, d in dists.items() if d is not None}
 ranks = pd.DataFrame({k: M.rank_of_true_match(d) for k, d in dists.items()})
 if {"base", "base+att+cff"} <= set(ranks):
@@ -754,7 +973,7 @@ else:
 """),
         md(r"""
 "Fixed @1" counts queries whose true match was not first under `base` and is first with CFF; "broken
-@1" the reverse. A change in acc@1 is (fixed - broken) / 115: a net change of a few queries can hide
+@1" the reverse. A change in acc@1 is (fixed - broken) / Q (Q test queries, 115 on QMUL-Shoe): a net change of a few queries can hide
 many more moves in both directions, which is why single-seed comparisons are fragile. The rank of
 every query under both models (log scale; points below the diagonal are improved by CFF):
 """),
@@ -767,7 +986,7 @@ if {"base", "base+att+cff"} <= set(ranks):
     lim = [1, len(ranks) + 1]
     ax.plot(lim, lim, color="grey", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="rank + 1, base (fc7 only)", ylabel="rank + 1, base+att+cff")
-    ax.set_title(f"{ctx.dataset_key('shoes')} test queries, {ctx.profile} profile", fontsize=9)
+    ax.set_title(f"{ctx.dataset_key(ctx.dataset_name)} test queries, {ctx.profile} profile", fontsize=9)
     fig.tight_layout()
     P.save_figure(fig, "nb03_ranks");
 """),
@@ -781,9 +1000,9 @@ if {"base", "base+att+cff"} <= set(ranks):
     order = gain.sort_values(kind="stable")
     show = [int(q) for q in order.index[::-1][:2]] + [int(order.index[0])]
     print({q: {"base": int(ranks.loc[q, "base"]), "base+att+cff": int(ranks.loc[q, "base+att+cff"])} for q in show})
-    shoes = ctx.dataset("shoes")
-    gallery = shoes.test.photos if shoes.test.photos is not None else shoes.test.edges
-    fig = P.retrieval_rows(shoes.test.sketches, gallery,
+    data = ctx.dataset(ctx.dataset_name)
+    gallery = data.test.photos if data.test.photos is not None else data.test.edges
+    fig = P.retrieval_rows(data.test.sketches, gallery,
                            {"base": dists["base"], "base+att+cff": dists["base+att+cff"]}, show, k=5)
     P.save_figure(fig, "nb03_fixed_broken");
 """),
@@ -807,7 +1026,8 @@ of the photo.
 # 04 HOLEF
 # ======================================================================================================
 def nb04():
-    cells = preamble("04 · HOLEF: a higher-order learnable energy function", r"""
+    cells = preamble("04 · HOLEF: a higher-order learnable energy function", params=("dataset", "seed", "seeds"),
+                     intro=r"""
 The triplet loss of notebook 01 compares a sketch embedding and a photo embedding dimension by
 dimension: $\sum_i (s_i - p_i)^2$. If a sketch's evidence lands in a *different* dimension than the
 photo's (the sketch is misaligned, so a feature fires in a neighbouring channel or position), that
@@ -866,6 +1086,27 @@ a, b, Wr = torch.randn(8, 16, generator=g), torch.randn(8, 16, generator=g), tor
 print("expanded == literal Eq. 6 on random data:",
       torch.allclose(L.holef_distance(a, b, Wr), L.holef_distance_naive(a, b, Wr), atol=1e-4))
 """, check=True),
+        md("**The code.** `holef_distance`, the energy every HOLEF run trains and ranks with (a batch of pairs):"),
+        code("""
+from sbir_lib.course.context import show_source
+
+show_source(L.holef_distance, "row = w.sum")
+"""),
+        exercise(r"""
+Write Eqs. 5-6 literally for a batch: build the outer subtraction $[N, d, d]$ with broadcasting
+(`s[:, :, None] - p[:, None, :]`), square it, weight it by $W$ and sum. Check your energy against
+`L.holef_distance` on the random `a`, `b`, `Wr` above, and check that $W = I$ gives the squared Euclidean
+distance.
+"""),
+        solution("""
+def my_holef(s_, p_, w_):
+    outer = s_[:, :, None] - p_[:, None, :]  # [N, d, d], entry (i, j) = s_i - p_j  (Eq. 5)
+    return (outer.pow(2) * w_).sum(dim=(1, 2))  # Eq. 6
+
+assert torch.allclose(my_holef(a, b, Wr), L.holef_distance(a, b, Wr), atol=1e-4)
+assert torch.allclose(my_holef(a, b, torch.eye(16)), L.squared_euclidean(a, b), atol=1e-5)
+print("literal Eq. 6 == holef_distance; W = I gives the squared Euclidean distance")
+"""),
         md(r"""
 ## The HOLEF triplet loss and its regulariser (Eq. 7)
 
@@ -885,6 +1126,20 @@ print("||W - I||_1 =", round(float(dev.abs().sum()), 4), "  ||W - I||_F =", roun
 lam = L.DEFAULT_REG_LAMBDA
 print(f"lambda = {lam}:  penalty = lambda * (0.8 + 0.5477) =", round(float(L.identity_penalty(W2, lam)), 8))
 """, check=True),
+        exercise(r"""
+(a) Compute the penalty of Eq. 7 for `W2` yourself, with `abs().sum()` and `torch.linalg.norm`, and check
+it against `L.identity_penalty`. (b) A *diagonal* $W = \mathrm{diag}(w)$ turns HOLEF into the weighted
+Euclidean distance $\sum_i w_i (s_i - p_i)^2$ of Table 5: check it with the weights of a
+`L.WeightedEuclideanEnergy(16)` (its `weights`) and its `paired` distance on `a`, `b`.
+"""),
+        solution("""
+mine = lam * ((W2 - torch.eye(3)).abs().sum() + torch.linalg.norm(W2 - torch.eye(3)))
+assert torch.allclose(mine, L.identity_penalty(W2, lam))
+we = L.WeightedEuclideanEnergy(16)
+with torch.no_grad():
+    assert torch.allclose(L.holef_distance(a, b, torch.diag(we.weights)), we.paired(a, b), atol=1e-5)
+print(f"penalty {float(mine):.8f}; diagonal HOLEF == weighted Euclidean")
+"""),
         md(r"""
 Note that $W$ is unconstrained (as in the paper): a learned $D_W$ is an energy to rank by, not a metric,
 and it can even be negative for some pairs. Table 5 compares it with two better-behaved learned
@@ -893,13 +1148,17 @@ $\sum_i w_i (s_i - p_i)^2$ (a diagonal $W$, $w_i > 0$) and a **Mahalanobis** dis
 $(s - p)^\top M (s - p)$ with $M = L L^\top \succeq 0$ (`sbir_lib.losses.losses.WeightedEuclideanEnergy`,
 `MahalanobisEnergy`), all regularised towards the identity in the same way.
 
-## Table 5 on QMUL-Shoe: ours beside the paper
+## Table 5: ours beside the paper
+
+On this notebook's `dataset` (QMUL-Shoe by default):
 """),
         code("""
-t5 = ctx.compare("table5", "shoes")
-print(t5.attrs["note"])
-print(t5.round(2).to_string(index=False))
-n_gallery = len(ctx.dataset("shoes").test)
+from sbir_lib.report import tables as TB
+
+t5 = ctx.compare("table5", ctx.dataset_name)
+display(TB.styled(t5, 2, caption=t5.attrs["note"], index=False,
+                  note="no number: the paper has none for this data (synthetic stand-in), or the run is not recorded"))
+n_gallery = len(ctx.dataset(ctx.dataset_name).test)
 print(f"chance level (random ranking of {n_gallery} edge maps): acc@1 = {100 / n_gallery:.2f}%, "
       f"acc@10 = {100 * min(10, n_gallery) / n_gallery:.2f}%")
 """),
@@ -915,7 +1174,7 @@ import matplotlib.pyplot as plt
 
 from sbir_lib.models import dssa as MD
 
-recs = {key: ctx.record("table5", "shoes", v) for key, v in MD.TABLE_ROWS["table5"].items()}
+recs = {key: ctx.record("table5", ctx.dataset_name, v, partial=True) for key, v in MD.TABLE_ROWS["table5"].items()}
 if any(r is not None for r in recs.values()):
     fig, ax = plt.subplots(figsize=(5, 3))
     for key, r in recs.items():
@@ -930,12 +1189,12 @@ The full profile's comparison, over three seeds, is in notebook 05.
 
 ## The learned W
 
-The runner keeps the trained energy of seed 0 of the `full` model (attention + CFF + HOLEF), so we can
-look at $W - I$. The embedding's first 256 dimensions are the coarse fc7 half, the last 256 the fine
+The runner keeps the trained energy of seed 0 of the `full` model (attention + CFF + HOLEF; for another
+`seed` there is none), so we can look at $W - I$. The embedding's first 256 dimensions are the coarse fc7 half, the last 256 the fine
 conv5 half (notebook 03):
 """),
         code("""
-trained = ctx.trained("table5", "shoes", "full")
+trained = ctx.trained("table5", ctx.dataset_name, "full")
 if trained is None:
     print("no kept weights for this profile: see the command above")
 else:

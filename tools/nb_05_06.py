@@ -12,7 +12,7 @@ the lecture around it. ``NOTEBOOKS`` maps each number to (name, build); importin
 """
 from __future__ import annotations
 
-from nbgen import code, md, preamble  # shared cell builders
+from nbgen import code, exercise, md, preamble, solution  # shared cell builders
 
 
 # ======================================================================================================
@@ -98,6 +98,31 @@ equal Table 3's *with attention* column), so we train them with attention (`base
 """),
         code('lt2 = TB.show("table2", profile=ctx.profile)'),
         md(r"""
+**The code.** "ours" in every cell is a `TB.Stat` of the per-seed values: the mean and the *sample*
+standard deviation (`ddof=1`, an unbiased variance from a handful of seeds; NaN with a single seed):
+"""),
+        code("""
+from sbir_lib.course.context import show_source
+
+show_source(TB.Stat, "def n(self)", "return float(np.std")
+"""),
+        exercise(r"""
+Three seeds of one cell gave acc@1 = 52.17, 50.43 and 55.65 (percent). Compute the mean, the sample std and
+the "mean ± std (n seeds)" text with `numpy`, and check them against `TB.Stat`; what does a single seed give?
+"""),
+        solution("""
+import numpy as np
+
+vals = [52.17, 50.43, 55.65]
+st = TB.Stat(tuple(vals), (0, 1, 2), ("gpu",) * 3)
+mean, std = np.mean(vals), np.std(vals, ddof=1)
+assert np.isclose(st.mean, mean) and np.isclose(st.std, std)
+assert st.text() == f"{mean:.2f} ± {std:.2f} (3 seeds)"
+one = TB.Stat((52.17,), (0,), ("gpu",))
+assert np.isnan(one.std) and one.text() == "52.17 (1 seed)"
+print(st.text(), "|", one.text())
+"""),
+        md(r"""
 ## Table 3: attention on and off (acc@1)
 
 The attention mask $\alpha_{ij} = \mathrm{softmax}_{ij}(s_{ij})$ reweights the conv5 map, $f^{att} = f +
@@ -127,14 +152,25 @@ iterations, batch 128, 10 test views, several seeds, on a GPU) are the actual re
 recorded, with its device and seeds, and the tables built from it.
 """),
         code('full_inventory = TB.inventory("full")\nfull_inventory'),
+        md(r"""
+Full-profile runs stopped before their iteration count (the GPU time of a session ran out) were evaluated from
+their last checkpoint and recorded as `seed<k>.it<N>.json`. They are not the recipe's result and stay out of
+the tables, but they are recorded, so here they are:
+"""),
+        code("""
+stopped = reproduction.partial_frame("full")
+TB.styled(stopped, 2, index=False) if len(stopped) else "no full-profile run stopped early"
+"""),
         code("""
 if ctx.profile == "full":
     full_long = [lt1, lt2, lt3, lt4, lt5]
     print("This notebook runs the full profile: the tables above are the full-profile records.")
 elif len(full_inventory) == 0:
     full_long = []
-    print("No full-profile records yet. Record them on a GPU with:\\n"
-          "  python -m sbir_lib.experiments run --all --seeds 0 1 2 --profile full")
+    print("No full-profile records yet. Record them on a GPU with (exactly the cells of each table):")
+    for t in TB.TABLES:
+        for cmd in TB.missing_commands(TB.long_table(t, profile="full"), "full"):
+            print("  " + cmd)
 else:
     full_long = [TB.show(t, profile="full") for t in TB.TABLES]
 """),
@@ -169,6 +205,29 @@ With a single seed there is no noise estimate at all: "n/a: one seed". Three see
 "within seed noise" means *not shown*, not *false*.
 """),
         code("claims.style_claims(claims.claims_frame(profile=ctx.profile))"),
+        md("**The code.** The verdict of one claim, in `claims.compare_seeds`:"),
+        code("""
+show_source(claims.compare_seeds, "diff = a.mean - b.mean", 'res["verdict"] = "within seed noise"')
+"""),
+        exercise(r"""
+Welch's test by hand. For the seeds `a = (60.0, 61.0, 62.5)` of a variant and `b = (50.0, 52.0, 51.0)` of its
+ablation, compute $t$ (formula above), the Welch-Satterthwaite degrees of freedom
+$\nu = (v_a + v_b)^2 / \bigl(v_a^2/(n_a-1) + v_b^2/(n_b-1)\bigr)$ with $v = \hat\sigma^2/n$, and the two-sided
+$p = 2\,(1 - F_{t,\nu}(|t|))$ (`scipy.stats.t.cdf`); check $p$ and the verdict against `claims.compare_seeds`.
+"""),
+        solution("""
+import numpy as np
+from scipy import stats
+
+a_s, b_s = np.array([60.0, 61.0, 62.5]), np.array([50.0, 52.0, 51.0])
+va, vb = a_s.var(ddof=1) / len(a_s), b_s.var(ddof=1) / len(b_s)
+t = (a_s.mean() - b_s.mean()) / np.sqrt(va + vb)
+nu = (va + vb) ** 2 / (va ** 2 / (len(a_s) - 1) + vb ** 2 / (len(b_s) - 1))
+p = 2 * (1 - stats.t.cdf(abs(t), nu))
+res = claims.compare_seeds(TB.Stat(tuple(a_s), (0, 1, 2), ("gpu",) * 3), TB.Stat(tuple(b_s), (0, 1, 2), ("gpu",) * 3))
+assert np.isclose(p, res["p"]) and res["verdict"] == ("holds" if p < claims.ALPHA else "within seed noise")
+print(f"t = {t:.3f}, nu = {nu:.2f}, p = {p:.4f}: {res['verdict']}")
+"""),
         code("""
 if ctx.profile != "full" and len(full_inventory):
     display(claims.style_claims(claims.claims_frame(profile="full")))
@@ -177,22 +236,60 @@ if ctx.profile != "full" and len(full_inventory):
 ## Where accuracy comes from: the initialisation
 
 The paper fine-tunes the authors' Sketch-a-Net, pretrained on ImageNet edge maps and TU-Berlin sketches, which
-cannot be had offline; our tables train from scratch. The `pretrain` experiment trains Triplet SN and DSSA three
-ways: from scratch, from our offline stand-in (`@sketchy_mini`: `python -m sbir_lib.training.pretrain run` on the
-small Sketchy subset) and on an ImageNet-pretrained EfficientNet-Lite0 trunk with the same DSSA head
-(`@imagenet`, `sbir_lib.models.imagenet`). How much of the gap to the paper is the initialisation?
+cannot be had offline; our tables train from scratch. The `pretrain` experiment starts Triplet SN and DSSA five
+ways: the **untrained** network (evaluated without any training), **from scratch**, our offline stand-in
+(`@sketchy_mini`: `python -m sbir_lib.training.pretrain run` on the small Sketchy subset), a stronger offline
+init (`@sketchy_qmul`: the same plus the QMUL *training* pairs; sketch augmentation and a longer schedule were
+tried and kept only where they helped on held-out pairs) and an
+ImageNet-pretrained EfficientNet-Lite0 trunk under the same DSSA head (`@imagenet`,
+`sbir_lib.models.imagenet`). How much of the gap to the paper is the initialisation?
 """),
         code("""
+pre_long = TB.pretrain_long(profile=ctx.profile)
 pre = TB.pretrain_frame(profile=ctx.profile)
-for init in TB.PRETRAIN_INITS[1:]:
+for init in TB.PRETRAIN_INITS:
+    if init == "scratch":
+        continue
     col = pre[f"{init} - scratch (acc@1)"]
     better = [f"{ds} {m}" for (ds, m), v in col.items() if v.startswith("+")]
-    print(f"{init}: better than scratch in {len(better)} of {len(col)} rows" + (f" ({', '.join(better)})" if better else ""))
-pre
+    n_rec = sum(v != TB.DASH for v in col)
+    print(f"{init}: better than scratch in {len(better)} of {n_rec} recorded rows"
+          + (f" ({', '.join(better)})" if better else ""))
+fig = FG.accuracy_sources(pre_long, f"Where accuracy comes from ({ctx.profile} profile)")
+P.save_figure(fig, f"nb05_accuracy_sources_{ctx.profile}")
+TB.style_pretrain(pre, f"acc@1 / acc@10 (%) per init, {ctx.profile} profile")
+"""),
+        md(r"""
+Why can a pretrained init do *worse* than scratch? The triplet loss (Eq. 1) asks for a margin of 0.3 between the
+squared distances of the normalised embeddings. Measured on the shoes validation pairs before any fine-tuning
+(`init_recipe.embedding_spread`): a Sketch-a-Net pretrained to tell *categories* apart maps every shoe to nearly
+the same point, far below the margin, and fine-tuning starts from a collapsed embedding; the untrained network and
+the ImageNet trunk spread them out. Compare the two columns with 0.3:
+"""),
+        code("""
+from sbir_lib.experiments import init_recipe
+
+TB.style_pretrain(init_recipe.embedding_spread(ctx.profile), "mean squared distance, normalised base embedding")
+"""),
+        md(r"""
+How the stronger offline init was chosen: each change to the stand-in's pretraining was kept only when it raised
+the acc@1 of the pretrained network on the QMUL validation pairs (carved from the training splits, never
+trained on), and the fine-tuning learning rate of every init was chosen on the shoes validation split:
+"""),
+        code("""
+search = TB.pretrain_search_frame(ctx.profile)
+recipe = TB.init_recipe_frame(ctx.profile)
+if search is None or recipe is None:
+    print("not recorded for this profile; run: python -m sbir_lib.experiments tune-pretrain "
+          f"--profile {ctx.profile}; python -m sbir_lib.experiments tune-init --profile {ctx.profile}")
+if search is not None:
+    display(TB.style_pretrain(search, "pretraining changes, held-out numbers (%)"))
+if recipe is not None:
+    display(TB.style_pretrain(recipe, "fine-tuning lr per init: validation acc@1 (%)"))
 """),
         code("""
 if ctx.profile != "full" and len(full_inventory):
-    display(TB.pretrain_frame(profile="full"))
+    display(TB.style_pretrain(TB.pretrain_frame(profile="full"), "full profile"))
 """),
         md(r"""
 ## Why our numbers differ from the paper's
@@ -233,10 +330,9 @@ throughput benchmarks of the training engine:
 """),
         code("""
 for p in dict.fromkeys([ctx.profile, "full"]):
-    print(f"{p}-profile records")
-    display(reproduction.cost_frame(p).round(3))
+    display(reproduction.cost_table(p))
 """),
-        code("reproduction.benchmarks_frame()"),
+        code("reproduction.benchmarks_table()"),
         md(r"""
 ## REPRODUCTION.md
 
@@ -256,7 +352,8 @@ Cells without records say "not run" together with the command that records them.
 # 06 figures
 # ======================================================================================================
 def nb06():
-    cells = preamble("06 · Figures 4 and 5, and a retrieval explorer", r"""
+    cells = preamble("06 · Figures 4 and 5, and a retrieval explorer", params=("dataset", "seed"), all_datasets=True,
+                     intro=r"""
 The paper has two qualitative figures. **Figure 4** shows the attention masks of the trained model over
 sketch–photo pairs; **Figure 5** shows the top-10 retrievals of DSSA next to those of Triplet SN for the same
 query sketch. We rebuild both from our trained runs, add a few numbers that qualitative figures leave out,
@@ -274,13 +371,14 @@ $\alpha$ is what Figure 4 draws, upsampled from $7 \times 7$ to the $225 \times 
         md(r"""
 ## Which runs
 
-The figures use seed 0 of `full` (DSSA) and `base` (Triplet SN). The `full`-profile runs (the GPU
+The figures use seed `seed` (0 by default) of `full` (DSSA) and `base` (Triplet SN) on every category (or
+only `dataset`, when it names one); the runner keeps the weights the masks need for seed 0 only. The `full`-profile runs (the GPU
 reproduction) are used where they are recorded, otherwise this notebook's profile (trained now if missing,
 in the `quick` profile); each line says which. The runner keeps the trained conv1–5 and attention weights of
 `full` for the masks; rankings come from the recorded test distances, exactly those behind the tables.
 """),
         code("""
-srcs = FG.sources(ctx)
+srcs = FG.sources(ctx, ctx.datasets, seed=ctx.seed)
 for s in srcs.values():
     print(s.describe())
 bundles = FG.bundles(ctx, srcs)
@@ -291,7 +389,10 @@ bundles = FG.bundles(ctx, srcs)
 Three test pairs per category, chosen by a fixed rule (evenly spaced test indices), not picked by eye.
 Each sketch shows its own mask; each photo shows the mask the network computes on its edge map (what
 the photo branch sees), drawn over the RGB photo for shoes and chairs and over the edge map for handbags,
-which have no photos. Each mask is scaled to its own minimum and maximum (jet: blue low, red high).
+which have no photos. The upper block draws every mask on one absolute scale (jet: blue low, red high; the
+colour bar gives $\alpha$, and its dashed line is the uniform $1/49$, so a mask close to uniform looks flat, as
+it is). The lower block stretches each mask to its own minimum and maximum: it shows *where* a mask peaks,
+however little it does.
 """),
         code('fig = FG.figure4(bundles, save="fig4_attention")'),
         md(r"""
@@ -300,6 +401,32 @@ whether a sketch and its own photo attend to the same places (correlation of the
 more than a sketch and some other photo.
 """),
         code("FG.attention_summary(bundles).round(3)"),
+        md(r"""
+**The code.** A mask of Figure 4 is the trained model's $\alpha$ on the centre crop, the test-time view
+(`FG.attention_maps`), then drawn upsampled from $7 \times 7$ to the crop's size:
+"""),
+        code("""
+from sbir_lib.course.context import show_source
+
+show_source(FG.attention_maps)
+"""),
+        exercise(r"""
+Whatever its weights, a DSSA model's mask is a probability distribution over the 49 positions. Check it
+on an *untrained* `MD.DSSANet("full")` (seeded) and four random uint8 images of 256 x 256 through
+`FG.attention_maps`: every mask is non-negative and sums to 1; how far is its maximum from uniform ($1/49$)?
+"""),
+        solution("""
+import torch
+
+from sbir_lib.models import dssa as MD
+
+torch.manual_seed(0)
+untrained = MD.DSSANet("full").eval()
+imgs = torch.randint(0, 256, (4, 256, 256), dtype=torch.uint8)
+al = FG.attention_maps(untrained, imgs)  # numpy [4, 7, 7]
+assert al.shape == (4, 7, 7) and (al >= 0).all() and abs(al.sum(axis=(1, 2)) - 1).max() < 1e-5
+print("max alpha per image:", al.max(axis=(1, 2)).round(4), " uniform:", round(1 / 49, 4))
+"""),
         md(r"""
 ## Figure 5: retrievals, ours vs Triplet SN
 
@@ -314,6 +441,22 @@ Over all queries, from the same distance matrices: how often does DSSA rank the 
 Triplet SN?
 """),
         code("FG.rank_comparison(bundles).round(2)"),
+        exercise(r"""
+`rank_comparison` starts from each query's rank of its true match. Compute the ranks yourself from a
+distance matrix, counting the gallery items at a distance $\le$ the true match's (ties count against the
+query), and check them against `M.rank_of_true_match`: on DSSA's recorded test distances of the first
+category shown above, or on a random 30 x 30 matrix when none is recorded here.
+"""),
+        solution("""
+import numpy as np
+
+from sbir_lib.metrics import retrieval as M
+
+dist = next(iter(bundles.values())).dist_ours if bundles else np.random.default_rng(0).random((30, 30))
+mine = (dist <= dist.diagonal()[:, None]).sum(axis=1) - 1
+assert (mine == M.rank_of_true_match(dist)).all()
+print(f"{len(mine)} queries; acc@1 = {(mine == 0).mean():.3f}, acc@10 = {(mine < 10).mean():.3f}")
+"""),
         md(r"""
 ## Explore any query
 

@@ -11,7 +11,7 @@ Then re-execute the notebooks whose code changed (fills the outputs that are com
 """
 from __future__ import annotations
 
-from nbgen import code, md, preamble  # shared cell builders
+from nbgen import code, exercise, md, preamble, solution  # shared cell builders
 
 
 REFERENCES_NOTE = r"""
@@ -91,6 +91,41 @@ print("excitations:", tuple(s_sketch.shape), " all in (0, 1):", bool(((s_sketch 
 print("logit(s_photo) - logit(s_sketch) == w_d for every input:",
       torch.allclose(shift, block.fc2.weight[:, -1].double().expand(4, -1), atol=1e-4))
 """, check=True),
+        md("**The code.** The whole block is `SqueezeExcite.excitation` (the domain bit is one extra input of "
+           "`fc2`) and one multiplication in `forward`:"),
+        code(r"""
+from sbir_lib.course.context import show_source
+
+show_source(dase.SqueezeExcite.excitation)
+show_source(dase.SqueezeExcite.forward)
+"""),
+        exercise(r"""
+Write the DASE excitation yourself from `block`'s layers: squeeze by the mean over the 7 x 7 positions,
+`fc1` and a sigmoid, append the domain bit as one more feature, `fc2` and a sigmoid. Check it against
+`block.excitation` for a batch that mixes both domains, `d = [0, 1, 0, 1]`.
+"""),
+        solution(r"""
+d = torch.tensor([0.0, 1.0, 0.0, 1.0])
+with torch.no_grad():
+    z = x.mean(dim=(2, 3))  # squeeze: [4, 256]
+    h = torch.sigmoid(block.fc1(z))  # [4, 16]
+    s_mine = torch.sigmoid(block.fc2(torch.cat([h, d[:, None]], dim=1)))  # excite, told the domain
+    assert torch.allclose(s_mine, block.excitation(x, d), atol=1e-6)
+print("DASE excitation by hand == SqueezeExcite.excitation:", tuple(s_mine.shape))
+"""),
+        exercise(r"""
+Count the parameters of one block by hand. With $C$ channels and reduction 16 ($h = C/16$ hidden units), an SE
+block has $W_1$ ($h \times C$), $b_1$, $W_2$ ($C \times h$) and $b_2$; DASE's $W_2$ has one more column. Check
+your formula against `MD.count_parameters` for $C$ = 64, 256, 1024 and 2048.
+"""),
+        solution(r"""
+for C in (64, 256, 1024, 2048):
+    h = C // 16
+    se = h * C + h + C * h + C
+    assert MD.count_parameters(dase.SqueezeExcite(C)) == se
+    assert MD.count_parameters(dase.SqueezeExcite(C, domain_aware=True)) == se + C
+print("SE: 2 C h + h + C; DASE: C more")
+"""),
         md(r"""
 ## Where the blocks sit
 
@@ -127,10 +162,9 @@ training photos, so no gallery photo is ever trained on (`sbir_lib.data.paired.s
 profile uses every 5th category (25) at 64 x 64 pixels; the full profile all 125 at 224 x 224.
 """),
         code(r"""
-train_profile = profile if ctx.train_missing else "quick"  # full without a GPU: show the quick models
 name = dase_lab.dataset_for("dase_sketchy")
-cfg = {b: dase_mems.profile_config("dase_sketchy", train_profile, f"{b}_softmax") for b in ("plain", "dase")}
-data = dase_mems.load_data("dase_sketchy", name, train_profile, cfg=cfg["dase"])
+cfg = {b: dase_mems.profile_config("dase_sketchy", ctx.profile, f"{b}_softmax") for b in ("plain", "dase")}
+data = dase_mems.load_data("dase_sketchy", name, ctx.profile, cfg=cfg["dase"])
 pd.Series(data.summary(), name=name).to_frame()
 """, check=True),
         code(r"""
@@ -156,9 +190,18 @@ least explaining for; notebook 08 compares all losses). These are exactly the `p
 converged: the numbers show the mechanism, not the paper's accuracy.
 """),
         code(r"""
-runs = {b: class_pairs.train_model(cfg[b], data, ctx.device) for b in ("plain", "dase")}
-scores = {b: class_pairs.evaluate(r.model, cfg[b], data) for b, r in runs.items()}
-pd.DataFrame({f"{b}_softmax": {**s["metrics"], "train s": round(runs[b].train_time_s)} for b, s in scores.items()}).round(3)
+runs = {}  # trained here, unless this is the full profile without a GPU: then nothing is trained
+if dase_lab.may_train(ctx, name):
+    runs = {b: class_pairs.train_model(cfg[b], data, ctx.device) for b in ("plain", "dase")}
+    scores = {b: class_pairs.evaluate(r.model, cfg[b], data) for b, r in runs.items()}
+    display(pd.DataFrame({f"{b}_softmax": {**s["metrics"], "train s": round(runs[b].train_time_s)}
+                          for b, s in scores.items()}).round(3))
+else:
+    print("Nothing is trained here (full profile without a GPU), so the sections below that look inside the two "
+          "networks are skipped. Their recorded runs:")
+    pair = dase_lab.records_frame(ctx, "dase_sketchy", name, rows=["plain_softmax", "dase_softmax"])
+    if len(pair):
+        display(pair.groupby("row", sort=False)[["mAP@all", "P@200", "acc@1"]].mean().round(3))
 """),
         md(r"""
 ## The excitation vectors of sketches and photos
@@ -169,48 +212,51 @@ gallery photos ($d = 1$), and we isolate the bit: the *same* photos run once mor
 number mixes what the images look like with the bit; the second is the bit alone.
 """),
         code(r"""
-net = runs["dase"].model
-def inputs(images):
-    return class_pairs.test_views(images.to(ctx.device), cfg["dase"])[0]
+if runs:
+    net = runs["dase"].model
+    def inputs(images):
+        return class_pairs.test_views(images.to(ctx.device), cfg["dase"])[0]
 
-xs, xp = inputs(data.test_sketches), inputs(data.gallery)
-ex_s = dase.collect_excitations(net, xs, "sketch")
-ex_p = dase.collect_excitations(net, xp, "photo")
-ex_p0 = dase.collect_excitations(net, xp, "sketch")  # photos, but told "sketch"
-kind = {n: ("DASE" if b.domain_aware else "SE") for n, b in dase.se_blocks(net)}
-from sbir_lib.training import engine
+    xs, xp = inputs(data.test_sketches), inputs(data.gallery)
+    ex_s = dase.collect_excitations(net, xs, "sketch")
+    ex_p = dase.collect_excitations(net, xp, "photo")
+    ex_p0 = dase.collect_excitations(net, xp, "sketch")  # photos, but told "sketch"
+    kind = {n: ("DASE" if b.domain_aware else "SE") for n, b in dase.se_blocks(net)}
+    from sbir_lib.report import tables as TB
+    from sbir_lib.training import engine
 
-engine.seed_everything(cfg["dase"].seed)  # the same seed rebuilds the untrained network exactly
-start = dict(dase.se_blocks(class_pairs.build(cfg["dase"], data.num_classes)[0]))
-w_d = {n: (b.fc2.weight[:, -1].detach().cpu(), start[n].fc2.weight[:, -1].detach())
-       for n, b in dase.se_blocks(net) if b.domain_aware}
-table = pd.DataFrame({
-    "block": [kind[n] for n in ex_s],
-    "mean |s_photo - s_sketch|": [float((ex_p[n].mean(0) - ex_s[n].mean(0)).abs().mean()) for n in ex_s],
-    "same photos, |s(d=1) - s(d=0)|": [float((ex_p[n] - ex_p0[n]).abs().mean()) for n in ex_s],
-    "mean |w_d| at init": [float(w_d[n][1].abs().mean()) if n in w_d else np.nan for n in ex_s],
-    "mean |w_d - w_d at init|": [float((w_d[n][0] - w_d[n][1]).abs().mean()) if n in w_d else np.nan for n in ex_s],
-}, index=[n.replace("trunk.", "") for n in ex_s])
-table.round(4)
+    engine.seed_everything(cfg["dase"].seed)  # the same seed rebuilds the untrained network exactly
+    start = dict(dase.se_blocks(class_pairs.build(cfg["dase"], data.num_classes)[0]))
+    w_d = {n: (b.fc2.weight[:, -1].detach().cpu(), start[n].fc2.weight[:, -1].detach())
+           for n, b in dase.se_blocks(net) if b.domain_aware}
+    table = pd.DataFrame({
+        "block": [kind[n] for n in ex_s],
+        "mean |s_photo - s_sketch|": [float((ex_p[n].mean(0) - ex_s[n].mean(0)).abs().mean()) for n in ex_s],
+        "same photos, |s(d=1) - s(d=0)|": [float((ex_p[n] - ex_p0[n]).abs().mean()) for n in ex_s],
+        "mean |w_d| at init": [float(w_d[n][1].abs().mean()) if n in w_d else np.nan for n in ex_s],
+        "mean |w_d - w_d at init|": [float((w_d[n][0] - w_d[n][1]).abs().mean()) if n in w_d else np.nan for n in ex_s],
+    }, index=[n.replace("trunk.", "") for n in ex_s])
+    display(TB.styled(table, 4, note="a plain SE block has no domain weight w_d"))
 """),
         code(r"""
-show = [n for n in ex_s if kind[n] == "DASE"][:1] + [n for n in ex_s if kind[n] == "DASE"][-1:] + \
-       [n for n in ex_s if kind[n] == "SE"][-1:]
-fig, axes = plt.subplots(1, len(show), figsize=(4.2 * len(show), 3.2), sharey=True)
-for ax, n in zip(axes, show):
-    both = (ex_p[n].mean(0) - ex_s[n].mean(0)).numpy()  # images and bit
-    bit = (ex_p[n] - ex_p0[n]).mean(0).numpy()  # the bit alone
-    order = np.argsort(both)
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.plot(both[order], label="photos (d=1) - sketches (d=0)")
-    ax.plot(bit[order], label="same photos: d=1 - d=0")
-    ax.set_title(f"{n.replace('trunk.', '')} ({kind[n]})", fontsize=9)
-    ax.set_xlabel("channel (sorted)")
-axes[0].set_ylabel("difference of mean excitation")
-axes[0].legend(fontsize=8)
-fig.tight_layout()
-P.save_figure(fig, "nb07_excitations")
-plt.show()
+if runs:
+    show = [n for n in ex_s if kind[n] == "DASE"][:1] + [n for n in ex_s if kind[n] == "DASE"][-1:] + \
+           [n for n in ex_s if kind[n] == "SE"][-1:]
+    fig, axes = plt.subplots(1, len(show), figsize=(4.2 * len(show), 3.2), sharey=True)
+    for ax, n in zip(axes, show):
+        both = (ex_p[n].mean(0) - ex_s[n].mean(0)).numpy()  # images and bit
+        bit = (ex_p[n] - ex_p0[n]).mean(0).numpy()  # the bit alone
+        order = np.argsort(both)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.plot(both[order], label="photos (d=1) - sketches (d=0)")
+        ax.plot(bit[order], label="same photos: d=1 - d=0")
+        ax.set_title(f"{n.replace('trunk.', '')} ({kind[n]})", fontsize=9)
+        ax.set_xlabel("channel (sorted)")
+    axes[0].set_ylabel("difference of mean excitation")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    P.save_figure(fig, "nb07_excitations")
+    plt.show()
 """),
         md(r"""
 Reading the table and the figure: in a DASE block the difference between the domains' average
@@ -234,29 +280,30 @@ tell sketch embeddings from photo embeddings (0.5 = indistinguishable, 1.0 = two
 `sbir_lib.course.dase_lab.domain_probe`).
 """),
         code(r"""
-from sklearn.decomposition import PCA
-import torch.nn.functional as F
+if runs:
+    from sklearn.decomposition import PCA
+    import torch.nn.functional as F
 
-emb = {b: (F.normalize(class_pairs.embed(r.model, data.test_sketches, "sketch", cfg[b])[0], dim=1).cpu(),
-           F.normalize(class_pairs.embed(r.model, data.gallery, "photo", cfg[b])[0], dim=1).cpu())
-       for b, r in runs.items()}
-probe = {b: dase_lab.domain_probe(*e) for b, e in emb.items()}
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
-colors = plt.cm.tab10(np.arange(len(classes)))
-for ax, (b, (es, ep)) in zip(axes, emb.items()):
-    pca = PCA(2, random_state=0).fit(torch.cat([es, ep]).numpy())
-    for k, c in enumerate(classes):
-        zs = pca.transform(es[data.test_labels == c].numpy())
-        zp = pca.transform(ep[data.gallery_labels == c].numpy())
-        ax.scatter(*zs.T, marker="x", color=colors[k], s=30, label=data.categories[c])
-        ax.scatter(*zp.T, marker="o", facecolors="none", edgecolors=colors[k], s=30)
-    title = {"plain": "plain ResNet", "dase": "DASE ResNet"}[b]
-    ax.set_title(f"{title}: x = sketch, o = photo; domain probe {probe[b]:.2f}", fontsize=9)
-axes[0].legend(fontsize=7, ncol=2)
-fig.tight_layout()
-P.save_figure(fig, "nb07_embeddings_pca")
-plt.show()
-pd.Series(probe, name="domain probe accuracy").round(3)
+    emb = {b: (F.normalize(class_pairs.embed(r.model, data.test_sketches, "sketch", cfg[b])[0], dim=1).cpu(),
+               F.normalize(class_pairs.embed(r.model, data.gallery, "photo", cfg[b])[0], dim=1).cpu())
+           for b, r in runs.items()}
+    probe = {b: dase_lab.domain_probe(*e) for b, e in emb.items()}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    colors = plt.cm.tab10(np.arange(len(classes)))
+    for ax, (b, (es, ep)) in zip(axes, emb.items()):
+        pca = PCA(2, random_state=0).fit(torch.cat([es, ep]).numpy())
+        for k, c in enumerate(classes):
+            zs = pca.transform(es[data.test_labels == c].numpy())
+            zp = pca.transform(ep[data.gallery_labels == c].numpy())
+            ax.scatter(*zs.T, marker="x", color=colors[k], s=30, label=data.categories[c])
+            ax.scatter(*zp.T, marker="o", facecolors="none", edgecolors=colors[k], s=30)
+        title = {"plain": "plain ResNet", "dase": "DASE ResNet"}[b]
+        ax.set_title(f"{title}: x = sketch, o = photo; domain probe {probe[b]:.2f}", fontsize=9)
+    axes[0].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    P.save_figure(fig, "nb07_embeddings_pca")
+    plt.show()
+    display(pd.Series(probe, name="domain probe accuracy").round(3))
 """),
         md(r"""
 ## The abstract's claim, measured: lower intra-class discrepancy
@@ -271,10 +318,11 @@ inter-class distance (sketches and photos pooled), the same ratio as a number, a
 the distances retrieval ranks by (`sbir_lib.metrics.geometry`). First on the two networks just trained:
 """),
         code(r"""
-from sbir_lib.metrics import geometry as K
+if runs:
+    from sbir_lib.metrics import geometry as K
 
-pd.DataFrame({f"{b}_softmax": K.claims_of(es, ep, data.test_labels, data.gallery_labels, normalize=False)
-              for b, (es, ep) in emb.items()}).round(3)
+    display(pd.DataFrame({f"{b}_softmax": K.claims_of(es, ep, data.test_labels, data.gallery_labels, normalize=False)
+                          for b, (es, ep) in emb.items()}).round(3))
 """),
         md(r"""
 Every recorded run of the grid holds these numbers (`claims` in its record, measured on its test
@@ -292,11 +340,7 @@ With a single seed per row, as in the quick profile, there is no estimate of the
 is *n/a: one seed*: a difference of one run is not evidence either way.
 """),
         code(r"""
-from sbir_lib.report import claims
-
-cols = ["experiment", "dataset", "better", "worse", "better mean", "worse mean", "diff", "p", "n", "verdict"]
-dase_claims = claims.dase_claims_frame("dase", profile=ctx.profile)
-dase_claims[cols].round(3) if len(dase_claims) else "no runs recorded"
+dase_lab.claims_table("dase", ctx.profile)
 """),
         md(r"""
 **What to take away.** DASE gives the shared network one cheap degree of freedom per channel and block to
@@ -375,6 +419,41 @@ print("m = 1 gives -||f - c||^2:", torch.allclose(L.mems_logits(f, c, y, 1.0), -
 print("cross-entropy, m = 1 / 2 / 3:",
       [round(float(torch.nn.functional.cross_entropy(L.mems_logits(f, c, y, m), y)), 3) for m in (1, 2, 3)])
 """, check=True),
+        md("**The code.** `mems_logits`, after its argument checks: one matrix of squared distances, the true "
+           "class's column of each row multiplied by $m^2$:"),
+        code(r"""
+from sbir_lib.course.context import show_source
+
+show_source(L.mems_logits, "d = pairwise_squared_euclidean", "return -d * scale")
+"""),
+        exercise(r"""
+Write the MEMS logits yourself for 5 random 8-d features, 4 random centres, random labels and $m = 2.5$: the
+squared distances with `torch.cdist(...) ** 2`, negated, the true class's logit multiplied by $m^2$ (a
+one-hot mask helps). Check them against `L.mems_logits`.
+"""),
+        solution(r"""
+g = torch.Generator().manual_seed(0)
+fr, cr = torch.randn(5, 8, generator=g), torch.randn(4, 8, generator=g)
+yr = torch.randint(0, 4, (5,), generator=g)
+m = 2.5
+d2 = torch.cdist(fr, cr) ** 2
+onehot = torch.nn.functional.one_hot(yr, 4).float()
+mine = -d2 * (1 + (m ** 2 - 1) * onehot)
+assert torch.allclose(mine, L.mems_logits(fr, cr, yr, m), atol=1e-4)
+print(mine.round(decimals=2))
+"""),
+        exercise(r"""
+A margin $m > 1$ only makes the true class's logit smaller (more negative), so it can only *raise* the
+cross-entropy of every sample: the loss keeps pushing a feature towards its centre even after it is
+classified correctly. Check this on the random features above for $m$ = 1, 1.5, 2, 4: the per-sample
+cross-entropy never decreases as $m$ grows.
+"""),
+        solution(r"""
+ce = torch.stack([torch.nn.functional.cross_entropy(L.mems_logits(fr, cr, yr, mm), yr, reduction="none")
+                  for mm in (1.0, 1.5, 2.0, 4.0)])  # [4 margins, 5 samples]
+assert bool((ce[1:] >= ce[:-1] - 1e-6).all())
+print(ce.round(decimals=3))
+"""),
         md("The annealing schedule of our Sketchy runs in the full profile (the margin reaches its final value "
            "halfway through), and the selection on the validation split behind the final margin (quick profile):"),
         code(r"""
@@ -384,6 +463,19 @@ print(f"{full.iterations} iterations, final margin {full.mems_margin}, annealed 
 print({s: round(L.mems_margin_schedule(s, final=full.mems_margin, anneal_steps=steps), 2)
        for s in (0, steps // 2, steps, full.iterations)})
 """, check=True),
+        exercise(r"""
+Write the annealing schedule yourself: linear from 1 at step 0 to the final margin at step `steps`, constant
+afterwards. Check it against `L.mems_margin_schedule` at every step of the full profile's run.
+"""),
+        solution(r"""
+def my_margin(step, final, anneal):
+    return final if step >= anneal else 1.0 + (final - 1.0) * step / anneal
+
+assert all(abs(my_margin(t, full.mems_margin, steps) - L.mems_margin_schedule(t, final=full.mems_margin,
+                                                                            anneal_steps=steps)) < 1e-12
+           for t in range(full.iterations + 1))
+print(f"margin at steps 0, {steps // 4}, {steps}: {[my_margin(t, full.mems_margin, steps) for t in (0, steps // 4, steps)]}")
+"""),
         code(r"""
 from sbir_lib.experiments import settings
 
@@ -418,31 +510,8 @@ pd.DataFrame({k: dase_lab.toy_scores(net, head, xt, yt) for k, (net, head, _) in
 """),
         code(r"""
 import matplotlib.pyplot as plt
-from matplotlib.colors import ListedColormap
 
-fig, axes = plt.subplots(1, len(toys), figsize=(4.0 * len(toys), 4.0))
-base = plt.cm.tab10(np.arange(4))
-for ax, (k, (net, head, _)) in zip(axes, toys.items()):
-    with torch.no_grad():
-        z = net(xt)
-    if isinstance(head, L.CosFaceLoss):
-        z = torch.nn.functional.normalize(z, dim=1) * 2  # CosFace compares directions only
-    lim = float(z.abs().max()) * 1.15
-    g = torch.linspace(-lim, lim, 300)
-    grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
-    pred, with_margin = dase_lab.toy_regions(head, grid)
-    light = np.concatenate([base[:, :3] * 0.25 + 0.75, np.ones((4, 1))], 1)
-    ax.imshow(pred.reshape(300, 300).numpy(), origin="lower", extent=(-lim, lim, -lim, lim),
-              cmap=ListedColormap(light), vmin=0, vmax=3)
-    wm = np.ma.masked_less(with_margin.reshape(300, 300).numpy(), 0)
-    ax.imshow(wm, origin="lower", extent=(-lim, lim, -lim, lim), cmap=ListedColormap(base[:, :3] * 0.5 + 0.5),
-              vmin=0, vmax=3, alpha=0.6)
-    ax.scatter(*z.numpy().T, c=base[yt.numpy()], s=4)
-    if isinstance(head, L.MEMSLoss):
-        ax.scatter(*head.centers.detach().numpy().T, marker="*", s=180, c="k")
-    ax.set_title(k, fontsize=10)
-    ax.set_xticks([]); ax.set_yticks([])
-fig.tight_layout()
+fig = dase_lab.margin_geometry_figure(toys, xt, yt)
 P.save_figure(fig, "nb08_margin_geometry")
 plt.show()
 """),
@@ -511,9 +580,12 @@ MEMS is trained for Euclidean distances, so the tables rank by raw-feature dista
 hold the same metrics on L2-normalised MEMS features (mean over seeds, percent):
 """),
         code(r"""
+from sbir_lib.report import tables as TB
+
 both = {name: f[f["loss"] == "mems"].groupby("row", sort=False)[["mAP@all", "mAP@all (L2)"]].mean() * 100
         for name, f in (("dase_sketchy", runs), ("dase_sketchy_imagenet", runs_in)) if len(f)}
-pd.concat(both).round(1)
+note = "not recorded (a record made before L2 metrics were logged) or a collapsed run"
+TB.styled(pd.concat(both), 1, note=note) if both else "no runs recorded"
 """),
         md(r"""
 ### The abstract's claim for MEMS: max intra-class < min inter-class distance
@@ -539,11 +611,7 @@ better), the pooled std over seeds and Welch's t-test (`sbir_lib.report.claims.d
 when a row has a single seed: no estimate of the seed noise, so no verdict). Fractions are in percent.
 """),
         code(r"""
-from sbir_lib.report import claims
-
-cols = ["experiment", "dataset", "better", "worse", "measure", "better mean", "worse mean", "diff", "p", "n", "verdict"]
-mems_claims = claims.dase_claims_frame("mems", profile=ctx.profile)
-mems_claims[cols].round(3) if len(mems_claims) else "no runs recorded"
+dase_lab.claims_table("mems", ctx.profile)
 """),
         md(r"""
 **Fine grained (`dase_qmul`).** QMUL shoes / chairs / handbags with each training instance its own class
@@ -566,7 +634,7 @@ for ds in ("shoes", "chairs", "handbags"):
         for k in ("acc@1", "acc@10"):
             qmul[(label, key, k)] = round(np.mean([r["metrics"][k] for r in recs]) * 100, 1) if recs else np.nan
 table = pd.Series(qmul).unstack([1, 2])
-table.reindex([r for r in order if r in table.index])
+TB.styled(table.reindex([r for r in order if r in table.index]), 1, note="not recorded")
 """),
         md(r"""
 "collapsed" marks runs whose embeddings collapsed onto one point (every test distance equal; the record's

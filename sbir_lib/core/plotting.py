@@ -1,7 +1,8 @@
 """Plotting helpers; the one place figures are saved from.
 
 Every notebook writes its figures through :func:`save_figure`, which puts a PNG and a PDF under
-``figures/`` (``config.figures_root``). Figures 4 and 5 of the DSSA paper are rebuilt in
+``figures/`` (``config.figures_root``; a notebook run without ``--inplace`` redirects them to its output
+folder). Figures 4 and 5 of the DSSA paper are rebuilt in
 ``notebooks/06_figures.ipynb``; image grids are used from ``00_data_and_domain_gap`` on.
 """
 from __future__ import annotations
@@ -14,18 +15,29 @@ from sbir_lib.core import config
 from sbir_lib.core.io import atomic_path
 
 
+#: metadata per format without dates or versions, so a figure saved again from the same numbers is
+#: byte-identical (committed figures do not churn on re-runs)
+STABLE_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None},
+                   "svg": {"Date": None, "Creator": None}}
+#: the hash salt of SVG element ids (random per process otherwise)
+SVG_HASHSALT = "sbir-course"
+
+
 def save_figure(fig, name: str, root=None, formats: Sequence[str] = ("png", "pdf"), dpi: int = 120):
-    """Save ``fig`` as ``figures/<name>.png`` and ``.pdf`` atomically; return the paths."""
+    """Save ``fig`` as ``<figures>/<name>.png`` and ``.pdf`` atomically; return the paths. The folder is
+    ``root``, else ``$SBIR_FIGURES_ROOT`` (``python -m sbir_lib.course run`` points it at its output
+    folder), else ``figures/``. The files carry no dates (:data:`STABLE_METADATA`): the same figure saved
+    twice gives the same bytes."""
+    import matplotlib
+
     if not name or "/" in name or "\\" in name:
         raise ValueError(f"figure name must be a plain file stem, got {name!r}")
     out = config.figures_root(root)
     paths = []
     for fmt in formats:
         path = out / f"{name}.{fmt}"
-        with atomic_path(path, suffix=f".{fmt}") as tmp:
-            # metadata without dates keeps committed PDFs/PNGs stable across re-runs
-            meta = {"CreationDate": None} if fmt == "pdf" else ({"Software": None} if fmt == "png" else None)
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
+        with atomic_path(path, suffix=f".{fmt}") as tmp, matplotlib.rc_context({"svg.hashsalt": SVG_HASHSALT}):
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=STABLE_METADATA.get(fmt))
         paths.append(path)
     return paths
 
@@ -77,17 +89,49 @@ def image_grid(rows: Sequence[Sequence], titles=None, row_labels=None, size: flo
     return fig
 
 
-def overlay_attention(ax, img, attn, title: str | None = None, alpha: float = 0.5):
-    """Show a grayscale image with an attention map (any grid, e.g. 7x7) upsampled on top."""
+def overlay_attention(ax, img, attn, title: str | None = None, alpha: float = 0.5, vmin: float | None = None,
+                      vmax: float | None = None, cmap: str = "jet"):
+    """Show a grayscale image with an attention map (any grid, e.g. 7x7) upsampled on top.
+
+    Without ``vmin``/``vmax`` the map is stretched to its own minimum and maximum (min-max scaling: shows
+    *where* it peaks, not how much). With them it is drawn on that absolute scale (clipped), so maps of
+    several images compare and a colour bar (:func:`attention_colorbar`) reads off ``alpha``. Returns the
+    overlay's image."""
     from PIL import Image
 
     img = _to_numpy_image(img)
     attn = np.asarray(attn.detach().cpu() if hasattr(attn, "detach") else attn, dtype=np.float32)
-    attn = (attn - attn.min()) / (attn.max() - attn.min() + 1e-8)
+    if vmin is None and vmax is None:
+        attn = (attn - attn.min()) / (attn.max() - attn.min() + 1e-8)
+    else:
+        lo = float(attn.min()) if vmin is None else float(vmin)
+        hi = float(attn.max()) if vmax is None else float(vmax)
+        attn = np.clip((attn - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
     h, w = img.shape[:2]
     up = np.asarray(Image.fromarray((attn * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR))
     show_image(ax, img, title)
-    ax.imshow(up, cmap="jet", alpha=alpha, vmin=0, vmax=255)
+    return ax.imshow(up, cmap=cmap, alpha=alpha, vmin=0, vmax=255)
+
+
+def attention_colorbar(fig, axes, vmin: float, vmax: float, uniform: float | None = None, label: str = "alpha",
+                       uniform_label: str | None = None, cmap: str = "jet", fontsize: int = 8):
+    """A colour bar beside ``axes`` for maps drawn with ``overlay_attention(..., vmin, vmax)``; ``uniform``
+    (e.g. ``1/49`` for a 7x7 softmax) is marked on it by a dashed line and a tick labelled
+    ``uniform_label`` (default "uniform" and the value)."""
+    from matplotlib import cm, colors
+
+    sm = cm.ScalarMappable(norm=colors.Normalize(vmin, vmax), cmap=cmap)
+    cb = fig.colorbar(sm, ax=axes, fraction=0.03, pad=0.02)
+    cb.set_label(label, fontsize=fontsize)
+    cb.ax.tick_params(labelsize=fontsize)
+    if uniform is not None and vmin <= uniform <= vmax:
+        cb.ax.axhline(uniform, color="white", lw=2)
+        cb.ax.axhline(uniform, color="black", lw=1, ls="--")
+        ticks = [float(t) for t in cb.get_ticks() if vmin <= t <= vmax and abs(t - uniform) > 0.08 * (vmax - vmin)]
+        ticks = sorted(ticks + [uniform])
+        cb.set_ticks(ticks, labels=[(uniform_label or f"uniform {uniform:.3f}") if t == uniform else f"{t:g}"
+                                    for t in ticks])
+    return cb
 
 
 # ----------------------------------------------------------------------------------------------------------

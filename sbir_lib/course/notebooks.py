@@ -1,17 +1,27 @@
 """Batch execution of the notebook series with papermill (the README's main command).
 
-    python -m sbir_lib.course run [--profile quick|full] [--only NN ...] [--inplace]
+    python -m sbir_lib.course run [--profile quick|full] [--only NN ...] [--out DIR] [--inplace]
 
 Runs ``notebooks/NN_*.ipynb`` in order with kernel ``python3``, injecting ``profile`` into each
-notebook's cell tagged ``parameters``. Executed copies go to the git-ignored
-``notebooks/_executed/<profile>/``; ``--inplace`` refreshes the committed notebooks instead, after
-stripping what must not be committed (papermill's absolute paths, widget state).
+notebook's cell tagged ``parameters``. A run leaves the checkout as it found it: the executed copies go to
+the output folder (``--out``, default the git-ignored ``notebooks/_executed/<profile>/``) and so do the
+figures the notebooks save (``<out>/figures/``, through ``$SBIR_FIGURES_ROOT``). Records are read from and
+written to ``<out>/results/`` (``$SBIR_RESULTS_ROOT``), a scratch folder that links the results folder's
+real-data runs (:func:`scratch_results`): runs already recorded are reused, new runs on the real data are
+recorded there as before, and runs on a synthetic stand-in (no real data here) stay in the scratch folder.
+
+``--inplace`` refreshes the committed notebooks and the committed figures (``figures/``) instead, after
+stripping what must not be committed from the notebooks (papermill's absolute paths, widget state) and
+writing the kernelspec as JupyterLab does (:data:`KERNELSPEC`); synthetic runs still go to the scratch
+folder. Saved figures carry no dates (:func:`sbir_lib.core.plotting.save_figure`), so re-running with
+unchanged numbers leaves them byte-identical.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -19,6 +29,14 @@ from pathlib import Path
 
 from sbir_lib.core import config as _config
 from sbir_lib.core.io import write_bytes_atomic
+
+#: the kernelspec as JupyterLab writes it (a notebook with another one is marked modified on opening);
+#: ``tools/nbgen.py`` writes it into every notebook and ``run(..., inplace=True)`` keeps it there
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+#: an object's memory address at the end of its default repr (``<pandas...Styler at 0x7f...>``)
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
+#: the environment variables :func:`run` sets for its kernels (restored afterwards)
+RUN_ENV = ("SBIR_PROFILE", "SBIR_PROGRESS", "SBIR_FIGURES_ROOT", "SBIR_RESULTS_ROOT")
 
 
 def notebooks_dir() -> Path:
@@ -42,10 +60,11 @@ def list_notebooks(only: list[str] | None = None) -> list[Path]:
 
 def clean_notebook(path: Path) -> None:
     """Remove machine-specific and bulky metadata (papermill paths and injected parameters,
-    widget state) in place."""
+    widget state) in place, and write the kernelspec as JupyterLab does (:data:`KERNELSPEC`)."""
     nb = json.loads(path.read_text())
-    md = nb.get("metadata", {})
+    md = nb.setdefault("metadata", {})
     md.pop("widgets", None)
+    md["kernelspec"] = dict(KERNELSPEC)
     pm = md.get("papermill")
     if pm is not None:
         for k in ("input_path", "output_path", "start_time", "end_time", "duration", "exception"):
@@ -63,6 +82,10 @@ def clean_notebook(path: Path) -> None:
         for out in cell.get("outputs", []):
             data = out.get("data", {})
             data.pop("application/vnd.jupyter.widget-view+json", None)
+            if "text/plain" in data:  # "<...Styler at 0x7f...>": a memory address would churn on every run
+                text = data["text/plain"]
+                data["text/plain"] = ([_ADDRESS.sub(">", t) for t in text] if isinstance(text, list)
+                                      else _ADDRESS.sub(">", text))
 
     write_bytes_atomic(path, (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode())
 
@@ -90,33 +113,86 @@ c.IPKernelApp.logging_config = {{
 """
 
 
-def run(profile: str, only=None, inplace=False, log=print) -> list[Path]:
+def output_dir(profile: str, out=None) -> Path:
+    """Where :func:`run` writes: ``out``, else ``notebooks/_executed/<profile>/`` (git-ignored)."""
+    return Path(out).expanduser().resolve() if out else notebooks_dir() / "_executed" / profile
+
+
+def _is_synthetic(name: str) -> bool:
+    return name.startswith("synthetic")
+
+
+def scratch_results(scratch, results=None) -> Path:
+    """Make ``scratch`` a results folder for a notebook run and return it: every entry of the results
+    folder (``results``, default :func:`sbir_lib.core.config.results_root`) is linked into it except the
+    runs on synthetic stand-ins (``<experiment>/synthetic*``), which live in ``scratch`` only. Runs on the
+    real data are thus read (and new ones recorded) where they always are; synthetic runs made without the
+    real data never land in the committed results. Links left by an earlier call are refreshed; folders
+    the scratch holds itself are kept. Where links cannot be made (OSError), the entry is left out: what a
+    notebook needs from it is recorded afresh in the scratch folder."""
+    scratch, committed = Path(scratch), _config.results_root(results).resolve()
+    scratch.mkdir(parents=True, exist_ok=True)
+    if scratch.resolve() == committed:
+        raise ValueError(f"the scratch results folder {scratch} is the results folder itself")
+
+    def link(dst: Path, src: Path):
+        if dst.is_symlink():
+            dst.unlink()
+        elif dst.exists():
+            return  # the scratch folder's own (e.g. a run recorded here before the results folder had it)
+        try:
+            dst.symlink_to(src, target_is_directory=src.is_dir())
+        except OSError:
+            pass
+
+    if committed.is_dir():
+        for entry in sorted(committed.iterdir()):
+            if not entry.is_dir():
+                link(scratch / entry.name, entry)
+                continue
+            (scratch / entry.name).mkdir(exist_ok=True)
+            for child in sorted(entry.iterdir()):
+                if not _is_synthetic(child.name):
+                    link(scratch / entry.name / child.name, child)
+    return scratch
+
+
+def run(profile: str, only=None, inplace=False, out=None, log=print) -> list[Path]:
+    """Execute notebooks ``only`` (numbers; default all) of the series in ``profile``; executed copies and
+    figures go to :func:`output_dir` (``out``) unless ``inplace``, records to ``<out>/results``
+    (:func:`scratch_results`). Returns the executed notebooks' paths."""
     import papermill as pm
 
     _config.check_profile(profile)
     nbs = list_notebooks(only)
-    out_dir = notebooks_dir() / "_executed" / profile
+    out_dir = output_dir(profile, out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    env_before = {k: os.environ.get(k) for k in ("SBIR_PROFILE", "SBIR_PROGRESS")}
+    env_before = {k: os.environ.get(k) for k in RUN_ENV}
+    results = scratch_results(out_dir / "results")
     os.environ["SBIR_PROFILE"] = profile
     # no progress-bar redraws in the saved notebooks (sbir_lib.core.progress), unless asked for
     os.environ.setdefault("SBIR_PROGRESS", "0")
+    os.environ["SBIR_RESULTS_ROOT"] = str(results)
+    if not inplace:  # the committed figures change only with --inplace
+        os.environ["SBIR_FIGURES_ROOT"] = str(out_dir / "figures")
     written = []
     cfg_dir = tempfile.TemporaryDirectory(prefix="sbir-kernel-config-")
     kernel_config = Path(cfg_dir.name) / "ipython_kernel_config.py"
     kernel_config.write_text(KERNEL_CONFIG)
+    root = notebooks_dir().parent
     try:
         for nb in nbs:
-            out = nb if inplace else out_dir / nb.name
+            dest = nb if inplace else out_dir / nb.name
             t0 = time.perf_counter()
             log(f"running {nb.name} (profile {profile}) ...")
-            pm.execute_notebook(str(nb), str(out), parameters={"profile": profile},
+            pm.execute_notebook(str(nb), str(dest), parameters={"profile": profile},
                                 kernel_name="python3", cwd=str(nb.parent), progress_bar=False,
                                 extra_arguments=[f"--IPKernelApp.extra_config_file={kernel_config}"])
             if inplace:
-                clean_notebook(out)
-            log(f"  done in {time.perf_counter() - t0:.0f} s -> {out.relative_to(notebooks_dir().parent)}")
-            written.append(out)
+                clean_notebook(dest)
+            shown = dest.relative_to(root) if dest.is_relative_to(root) else dest
+            log(f"  done in {time.perf_counter() - t0:.0f} s -> {shown}")
+            written.append(dest)
     finally:
         cfg_dir.cleanup()
         for key, value in env_before.items():
@@ -133,7 +209,11 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="execute the notebook series with papermill")
     r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
     r.add_argument("--only", nargs="+", default=None, metavar="NN", help="notebook numbers, e.g. 00 03")
-    r.add_argument("--inplace", action="store_true", help="refresh the committed notebooks")
+    r.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder: executed notebooks, figures/ and scratch results/ "
+                        "(default notebooks/_executed/<profile>)")
+    r.add_argument("--inplace", action="store_true",
+                   help="refresh the committed notebooks and figures instead")
     sub.add_parser("list", help="the notebooks of the series")
     args = ap.parse_args(argv)
     try:
@@ -142,7 +222,7 @@ def main(argv=None) -> int:
                 print(p.name)
             return 0
         profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
-        run(profile, args.only, args.inplace)
+        run(profile, args.only, args.inplace, args.out)
         return 0
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -13,6 +13,11 @@ one stopped:
 3. the deep rows of Tables 1-5 from that init with the authors' frozen trunk through the trunk cache
    (``cache_views``), seed 0 on every dataset first (Table 2's rows before the others), then seeds 1 and 2;
    a configuration shared by several tables trains once (the runner reuses its record);
+   After seed 0 of the tables: the initialisation track (issue [init]): the ``sketchy_qmul`` pretraining with
+   the settings of :data:`sbir_lib.training.pretrain.INITS` (its pack must hold the QMUL pairs: ``pack
+   --pairs shoes,chairs,handbags``), the fine-tuning recipe per init (:func:`sbir_lib.experiments.init_recipe.tune_init`;
+   the ImageNet init only where its weights are installed), then seed 0 of every row of the ``pretrain``
+   experiment ("where accuracy comes from") on every dataset;
 4. the classical Table 1 rows (CPU work, seconds each);
 5. the DASE/MEMS experiments.
 
@@ -28,22 +33,24 @@ from dataclasses import dataclass, field
 from sbir_lib.core import config as _config
 from sbir_lib.core.records import init_checkpoint, load_record, record_path
 from sbir_lib.experiments import cache_views as CV
-from sbir_lib.experiments import dase_mems, runner
+from sbir_lib.experiments import dase_mems, init_recipe, runner
+from sbir_lib.experiments.settings import load_tuning
 from sbir_lib.models import dssa as MD
+from sbir_lib.models.dase import efficientnet_lite0_weights_path
 from sbir_lib.training import pretrain as PT
 
 DSSA_DATASETS = ("shoes", "chairs", "handbags")
 #: Rough seconds per job on an H100/H200 (full profile), used only to decide whether a job fits the
 #: budget left; ``benchmarks/grid_cost.py`` measures the DSSA ones on the device at hand.
 DEFAULT_COST_S = {"pretrain": 200.0, "cache_views": 240.0, "conv4": 40.0, "conv5": 10.0, "classical": 15.0,
-                  "dase": 60.0}
+                  "dase": 60.0, "pretrain_qmul": 250.0, "init_recipe": 360.0}
 QUICK_COST_S = {"pretrain": 200.0, "cache_views": 600.0, "conv4": 60.0, "conv5": 30.0, "classical": 10.0,
-                "dase": 40.0}
+                "dase": 40.0, "pretrain_qmul": 300.0, "init_recipe": 1500.0}
 
 
 @dataclass
 class Job:
-    kind: str  # pretrain | cache_views | dssa | classical | dase
+    kind: str  # pretrain | cache_views | pretrain_qmul | init_recipe | dssa | classical | dase
     experiment: str = ""
     dataset: str = ""
     row: str = ""
@@ -57,6 +64,10 @@ class Job:
             return "pretrain Sketch-a-Net on Sketchy-mini"
         if self.kind == "cache_views":
             return "choose the cached views per image on a validation split (shoes)"
+        if self.kind == "pretrain_qmul":
+            return "pretrain Sketch-a-Net on Sketchy-mini + QMUL training pairs (sketchy_qmul)"
+        if self.kind == "init_recipe":
+            return "choose the fine-tuning recipe per init on a validation split (shoes)"
         return f"{self.experiment}/{self.dataset}/{self.row}/seed{self.seed}"
 
 
@@ -78,6 +89,9 @@ def plan(profile: str, seeds=(0, 1, 2), datasets=DSSA_DATASETS, init_name: str =
                         continue
                     jobs.append(Job("dssa", exp, ds, row, seed, {"init": init}, reuses=(ds, row, seed) in seen))
                     seen.add((ds, row, seed))
+        if seed == seeds[0]:  # the initialisation track after the first seed of the tables
+            jobs += [Job("pretrain_qmul"), Job("init_recipe")]
+            jobs += [Job("dssa", "pretrain", ds, row, seed) for ds in datasets for row in exps["pretrain"]]
     jobs += [Job("classical", "table1", ds, row, seed) for seed in seeds for ds in datasets for row in runner.CLASSICAL]
     if dase:
         for exp in dase_mems.EXPERIMENTS:
@@ -92,8 +106,20 @@ def done(job: Job, profile: str, results=None) -> bool:
         return init_checkpoint(PT.INIT_NAME, profile).exists()
     if job.kind == "cache_views":
         return CV.chosen(profile, results) is not None
+    if job.kind == "pretrain_qmul":
+        return init_checkpoint("sketchy_qmul", profile).exists()
+    if job.kind == "init_recipe":
+        return load_tuning("init_recipe", profile, results) is not None
     path = record_path(_config.results_root(results), job.experiment, job.dataset, job.row, job.seed, profile)
     return load_record(path) is not None
+
+
+def _imagenet_weights() -> bool:
+    try:
+        efficientnet_lite0_weights_path()
+    except (FileNotFoundError, ImportError, RuntimeError):
+        return False
+    return True
 
 
 def estimate_s(job: Job, profile: str, costs: dict | None = None) -> float:
@@ -101,7 +127,7 @@ def estimate_s(job: Job, profile: str, costs: dict | None = None) -> float:
     if job.reuses:
         return 1.0
     if job.kind == "dssa":
-        return costs["conv4" if MD.get_variant(job.row).attention else "conv5"]
+        return costs["conv4" if MD.get_variant(runner.split_row(job.row)[0]).attention else "conv5"]
     return costs[job.kind]
 
 
@@ -137,9 +163,18 @@ def run(profile: str, budget_s: float, *, seeds=(0, 1, 2), datasets=DSSA_DATASET
         elif job.kind == "cache_views":
             if cache_views is None:  # a fixed K was not asked for: choose it
                 CV.choose(profile, device=device, root=root, results=results, log=log)
+        elif job.kind == "pretrain_qmul":
+            cfg = PT.profile_config(profile, "sketchy_qmul")
+            data = (PT.load_packed(pretrain_pack) if pretrain_pack else
+                    PT.prepare_data(root=root, categories=cfg.categories, pairs=cfg.pairs, profile=profile))
+            PT.pretrain(cfg, data, device=_config.default_device(device), out=PT.default_out(profile, "sketchy_qmul"),
+                        progress=False)
+        elif job.kind == "init_recipe":
+            inits = tuple(i for i in init_recipe.INITS if i != "imagenet" or _imagenet_weights())
+            init_recipe.tune_init(profile, inits=inits, device=device, root=root, results=results, log=log)
         else:
             over = dict(job.overrides)
-            if job.kind == "dssa":
+            if job.kind == "dssa" and job.experiment != "pretrain":  # pretrain rows: their init's own recipe
                 over["cache_views"] = (cache_views if cache_views is not None
                                        else CV.chosen(profile, results) or CV.DEFAULT_VIEWS)
                 if iterations is not None:

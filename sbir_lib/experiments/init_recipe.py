@@ -21,10 +21,13 @@ candidate's checkpoint is saved where the ``@sketchy_qmul`` rows look (:func:`sb
 **tune-init** (:func:`tune_init`, record ``results/tuning/init_recipe.<profile>.json``). For each init of
 :data:`INITS` and each variant (``base``: conv1-conv5 frozen; ``full``: conv1-conv4 frozen), the learning rates
 of :data:`LR_CANDIDATES` fine-tune on the training split minus the validation split of :data:`TUNING_DATASET`
-and are scored by validation acc@1 (ties: acc@10, then the earlier candidate). What else a recipe could vary is
-fixed and said in the record: the iterations (the profile's, the authors' 20,000 in ``full``), the frozen
-layers (the authors' rule, :func:`sbir_lib.training.cached.trunk_stage`), batch norm (EfficientNet's stays in
-eval mode with its trunk frozen, :mod:`sbir_lib.models.imagenet`), no warm-up (the authors' constant lr). The
+and are scored by validation acc@1 (ties: acc@10, then the earlier candidate). For a Sketch-a-Net init, first
+which layers it loads (:data:`INIT_LAYER_CANDIDATES`: conv1-fc7 as the authors, or the convolutions only with a
+fresh fc6/fc7), then the lr, then, for ``base``, the frozen layers of :data:`FREEZE_CANDIDATES`; each stage keeps
+what the earlier ones chose. What else a recipe could
+vary is fixed and said in the record: the iterations (the profile's, the authors' 20,000 in ``full``), batch
+norm (EfficientNet's stays in eval mode with its trunk frozen, :mod:`sbir_lib.models.imagenet`), no warm-up
+(the authors' constant lr). The
 chosen lr per (init, variant) is read by :func:`chosen_overrides`, which the runner applies to the
 ``pretrain`` experiment's ``@<init>`` rows; each record says so in ``settings_chosen_on``.
 """
@@ -43,9 +46,10 @@ from sbir_lib.data import datasets as D
 from sbir_lib.experiments.settings import load_tuning, tuning_path
 from sbir_lib.training import pretrain as PT
 from sbir_lib.training import triplet as T
+from sbir_lib.training.engine import seed_everything
 
-__all__ = ["PRETRAIN_STAGES", "INITS", "LR_CANDIDATES", "TUNING_DATASET", "tune_pretrain", "tune_init",
-           "chosen_overrides", "CACHE_VIEWS"]
+__all__ = ["PRETRAIN_STAGES", "INITS", "LR_CANDIDATES", "FREEZE_CANDIDATES", "INIT_LAYER_CANDIDATES", "TUNING_DATASET", "tune_pretrain", "tune_init",
+           "chosen_overrides", "embedding_spread", "CACHE_VIEWS"]
 
 #: the changes tried on top of the stand-in's recipe, in order; each stage's first candidate is "no change"
 PRETRAIN_STAGES: list[tuple[str, list[dict]]] = [
@@ -56,7 +60,12 @@ PRETRAIN_STAGES: list[tuple[str, list[dict]]] = [
 ]
 #: inits whose fine-tuning recipe is chosen (scratch keeps the authors' recipe: nothing is frozen)
 INITS = ("sketchy_mini", "sketchy_qmul", "imagenet")
-LR_CANDIDATES = {"quick": (1e-2, 3e-3, 1e-3), "full": (1e-3, 3e-4, 3e-3)}
+LR_CANDIDATES = {"quick": (1e-2, 3e-2, 1e-1), "full": (1e-3, 3e-3, 1e-2)}
+#: the frozen layers tried for ``base`` from a Sketch-a-Net init, after the lr: the authors' conv1-conv5, or
+#: conv5 trained too (a pretrained fc7 can be nearly collapsed within one category; see notebook 05)
+FREEZE_CANDIDATES = ("auto", "conv4")
+#: which layers a Sketch-a-Net init loads, tried first: conv1-fc7 (the authors') or conv1-conv5 with a fresh head
+INIT_LAYER_CANDIDATES = ("all", "conv")
 TUNING_DATASET = "shoes"
 #: cached views per training image while searching (frozen trunks: sbir_lib.training.cached)
 CACHE_VIEWS = {"quick": 2, "full": 10}
@@ -151,24 +160,46 @@ def tune_init(profile: str = "quick", inits=INITS, variants=("base", "full"), da
     t0 = time.perf_counter()
     scores: dict = {}
     chosen: dict = {}
+    def score(init, init_arg, v, **settings) -> dict:
+        cfg = T.profile_config(profile, variant=v, seed=seed, init=init_arg, val_size=val,
+                               cache_views=CACHE_VIEWS[profile], iterations=iterations, **settings)
+        cfg = dataclasses.replace(cfg, eval_every=cfg.iterations)  # one validation score, at the end
+        res = T.train(cfg, data, device=device, progress=False)
+        h = res.history
+        row = {**settings, "val_acc@1": round(float(h["val_acc@1"][-1]), 4),
+               "val_acc@10": round(float(h["val_acc@10"][-1]), 4), "train_time_s": round(res.train_time_s, 1)}
+        log(f"{init:13s} {v:4s} {settings}: validation acc@1 {100 * row['val_acc@1']:5.1f}% "
+            f"acc@10 {100 * row['val_acc@10']:5.1f}% ({res.train_time_s:.0f} s)")
+        return row
+
+    def best(rows) -> dict:
+        return rows[max(range(len(rows)), key=lambda i: (rows[i]["val_acc@1"], rows[i]["val_acc@10"], -i))]
+
     for init in inits:
         init_arg = _init_arg(init, profile)
+        sketchanet = init != "imagenet"
         for v in variants:
-            rows = []
-            for lr in lrs:
-                cfg = T.profile_config(profile, variant=v, seed=seed, init=init_arg, lr=lr, val_size=val,
-                                       cache_views=CACHE_VIEWS[profile], iterations=iterations)
-                cfg = dataclasses.replace(cfg, eval_every=cfg.iterations)  # one validation score, at the end
-                res = T.train(cfg, data, device=device, progress=False)
-                h = res.history
-                rows.append({"lr": lr, "val_acc@1": round(float(h["val_acc@1"][-1]), 4),
-                             "val_acc@10": round(float(h["val_acc@10"][-1]), 4),
-                             "train_time_s": round(res.train_time_s, 1)})
-                log(f"{init:13s} {v:4s} lr={lr:g}: validation acc@1 {100 * rows[-1]['val_acc@1']:5.1f}% "
-                    f"acc@10 {100 * rows[-1]['val_acc@10']:5.1f}% ({res.train_time_s:.0f} s)")
-            best = max(range(len(rows)), key=lambda i: (rows[i]["val_acc@1"], rows[i]["val_acc@10"], -i))
+            pick: dict = {}
+            rows: list[dict] = []
+            # 1. which layers the init loads (Sketch-a-Net inits), at the profile's lr
+            if sketchanet:
+                layers = [score(init, init_arg, v, lr=lrs[0], init_layers=x) for x in INIT_LAYER_CANDIDATES]
+                rows += layers
+                if best(layers)["init_layers"] != "all":
+                    pick["init_layers"] = best(layers)["init_layers"]
+            # 2. the lr, with that choice
+            first = [r for r in rows if r.get("init_layers", "all") == pick.get("init_layers", "all")]
+            lr_rows = first + [score(init, init_arg, v, lr=lr, **pick) for lr in lrs[len(first):]]
+            rows += lr_rows[len(first):]
+            pick = {"lr": best(lr_rows)["lr"], **pick}
+            # 3. the frozen layers (base from a Sketch-a-Net init), with those choices
+            if v == "base" and sketchanet:
+                frozen = [best(lr_rows)] + [score(init, init_arg, v, **pick, freeze=f) for f in FREEZE_CANDIDATES[1:]]
+                rows += frozen[1:]
+                if best(frozen).get("freeze", "auto") != "auto":
+                    pick["freeze"] = best(frozen)["freeze"]
             scores.setdefault(init, {})[v] = rows
-            chosen.setdefault(init, {})[v] = {"lr": rows[best]["lr"]}
+            chosen.setdefault(init, {})[v] = pick
     rec = {"experiment": "init_recipe", "profile": profile, "dataset": dataset, "seed": seed,
            "inits": list(inits), "variants": list(variants), "lr_candidates": list(lrs), "val_size": val,
            "split": f"validation split: {val} training instances held out by a seeded permutation (seed {seed}); "
@@ -176,12 +207,13 @@ def tune_init(profile: str = "quick", inits=INITS, variants=("base", "full"), da
            "iterations": T.profile_config(profile, iterations=iterations).iterations,
            "cache_views": CACHE_VIEWS[profile],
            "fixed": {"iterations": "the profile's (full: the authors' 20,000)",
-                     "frozen": "the authors' rule: conv1-conv4 with attention, conv1-conv5 without "
-                               "(EfficientNet-Lite0: the whole trunk)",
+                     "frozen": "the authors' rule (conv1-conv4 with attention, conv1-conv5 without; "
+                               "EfficientNet-Lite0: the whole trunk), except where base's search chose otherwise",
                      "batch_norm": "EfficientNet's trunk batch norms stay in eval mode (frozen trunk)",
                      "warmup": "none (the authors' constant lr)"},
            "scores": scores, "chosen": chosen,
-           "rule": "highest validation acc@1; ties: acc@10, then the earlier candidate",
+           "rule": "in turn: the layers loaded (Sketch-a-Net inits), the lr, the frozen layers (base from a "
+                   "Sketch-a-Net init); each by highest validation acc@1, ties: acc@10, then the earlier candidate",
            "device": device_name(device), "torch": torch.__version__, "git_commit": git_commit(),
            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "wall_time_s": round(time.perf_counter() - t0, 1)}
@@ -200,3 +232,39 @@ def chosen_overrides(init: str, variant: str, profile: str, results=None) -> tup
     where = (f"lr chosen on the validation split of {rec['dataset']} ({rec['val_size']} training instances, "
              f"seed {rec['seed']}) by tune-init: results/tuning/init_recipe.{profile}.json")
     return {**choice, "cache_views": rec["cache_views"]}, where
+
+
+@torch.no_grad()
+def embedding_spread(profile: str = "quick", dataset: str = TUNING_DATASET, inits=("scratch",) + INITS, root=None,
+                     data=None):
+    """How spread out each init's starting embedding is on one dataset, before any fine-tuning: the mean squared
+    distance between normalised ``base`` embeddings of a validation sketch and its own photo's edge map, and of a
+    sketch and the other validation edge maps (centre crops; compare with the triplet margin 0.3). The validation
+    split of :func:`tune_init` is used, never the test split. An init whose checkpoint or weights are missing
+    here gives a row of NaN and says why in ``note``. Taught in notebook 05."""
+    import pandas as pd
+
+    nan = float("nan")
+    if data is None:
+        try:
+            data = D.load_qmul(dataset, root, photos=False)
+        except D.DatasetMissingError as e:  # no real data: say so in every row
+            return pd.DataFrame([{"init": i, "sketch to its photo": nan, "sketch to other photos": nan,
+                                  "note": str(e)} for i in inits]).set_index("init")
+    _, val = T.carve_validation(data.train, T.VALIDATION_SIZE[profile], seed=0)
+    rows = []
+    for init in inits:
+        row = {"init": init, "sketch to its photo": nan, "sketch to other photos": nan, "note": ""}
+        try:
+            init_arg = None if init == "scratch" else _init_arg(init, profile)
+            cfg = T.profile_config(profile, variant="base", init=init_arg)
+            seed_everything(0)
+            model, energy = T.build_model(cfg, torch.device("cpu"))
+            d = T.distance_matrix(model.eval(), energy.eval(), val.sketches, val.edges, 1, torch.device("cpu"))
+            n = len(d)
+            row["sketch to its photo"] = float(d.diag().mean())
+            row["sketch to other photos"] = float((d.sum() - d.diag().sum()) / (n * (n - 1)))
+        except (FileNotFoundError, ImportError, RuntimeError) as e:
+            row["note"] = str(e)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("init")

@@ -100,6 +100,15 @@ def check_names(kind: str, names: Iterable[str], allowed: Iterable[str]) -> list
     return names
 
 
+def run_command(experiment: str, dataset: str, rows, seeds, profile: str) -> str:
+    """The command that records exactly ``rows`` of ``experiment`` on ``dataset`` for ``seeds`` in ``profile``
+    (never a whole table: the notebooks print it for the runs they miss)."""
+    rows = [rows] if isinstance(rows, str) else list(dict.fromkeys(rows))
+    seeds = [seeds] if isinstance(seeds, int) else list(dict.fromkeys(int(s) for s in seeds))
+    return (f"python -m sbir_lib.experiments run --experiment {experiment} --dataset {dataset} "
+            f"--rows {' '.join(rows)} --seeds {' '.join(map(str, seeds))} --profile {profile}")
+
+
 def _find_reusable(results: Path, dataset: str, variant: str, seed: int, profile: str, key: str,
                    skip: Path) -> Path | None:
     name = record_path(results, "x", dataset, variant, seed, profile).name
@@ -166,11 +175,12 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
         rec = root / meta["reused_from"]
     wp = weights_path(rec)
     if not wp.exists():
-        raise FileNotFoundError(
-            f"no kept weights at {wp}; weights are kept for seed 0 of full on every dataset and of "
-            f"{', '.join(v for v in WEIGHT_VARIANTS if v != 'full')} on shoes. Record "
-            f"them with: python -m sbir_lib.experiments run --experiment {experiment} --dataset {dataset} "
-            f"--seeds {seed} --profile {profile}")
+        rule = (f"weights are kept for seed 0 of full on every dataset and of "
+                f"{', '.join(v for v in WEIGHT_VARIANTS if v != 'full')} on shoes")
+        how = ("this run does not keep them" if not keeps_weights(dataset, variant, seed) else
+               "record them with: " + run_command(experiment, dataset, variant, seed, profile)
+               + (" --force" if meta else ""))
+        raise FileNotFoundError(f"no kept weights at {wp}; {rule}: {how}")
     state = torch.load(wp, map_location="cpu", weights_only=True)
     v = MD.get_variant(split_row(variant)[0])
     model = MD.DSSANet(v)
@@ -347,6 +357,11 @@ def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile:
     return records
 
 
+#: the columns of :func:`collect`'s frame (also when it is empty)
+COLLECT_COLUMNS = ["experiment", "dataset", "row", "seed", "profile", "init", "acc@1", "acc@5", "acc@10", "mAP@all",
+                   "P@200", "iterations", "wall_time_s", "device", "data_source", "partial", "path"]
+
+
 def collect(results=None, experiment: str | None = None, dataset: str | None = None,
             profile: str | None = None, include_partial: bool = False):
     """All records as a pandas DataFrame (one row per run).
@@ -377,7 +392,7 @@ def collect(results=None, experiment: str | None = None, dataset: str | None = N
             "data_source": rec.get("data_source"), "partial": bool(rec.get("partial")),
             "path": str(p.relative_to(results)),
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COLLECT_COLUMNS)  # the columns even when nothing is recorded
 
 
 def summary(results=None, experiment=None, dataset=None, profile=None):

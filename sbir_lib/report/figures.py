@@ -7,7 +7,8 @@ Taught in ``notebooks/06_figures.ipynb`` (Figures 4, 5 and the explorer) and
 - **Figure 4** (:func:`figure4`): the attention mask ``alpha_ij = softmax(s_ij)`` (Eq. 3, over the 7 x 7
   positions of the pooled conv5 map) of the trained DSSA model (variant ``full``), upsampled over sketch /
   photo pairs of all three categories. The photo branch sees the edge map; its mask is drawn over the RGB
-  photo where one exists (shoes, chairs) and over the edge map for handbags (no photos upstream).
+  photo where one exists (shoes, chairs) and over the edge map for handbags (no photos upstream). Drawn on
+  one absolute scale with a colour bar marking the uniform ``1/49``, and min-max scaled per mask beside it.
 - **Figure 5** (:func:`figure5`): the top-10 retrievals of our model (attention over the query) and of
   Triplet SN (variant ``base``) for the same query sketch, the true match outlined green. Rankings come
   from the recorded test distances (``seed0[.quick].dist.npy``), never recomputed.
@@ -31,70 +32,96 @@ from sbir_lib.data.augment import center_crop, to_input
 from sbir_lib.experiments import runner as E
 from sbir_lib.metrics import retrieval as M
 from sbir_lib.report import paper as P
-from sbir_lib.core.plotting import overlay_attention, save_figure, show_image
+from sbir_lib.core.plotting import attention_colorbar, overlay_attention, save_figure, show_image
 
 FIG_EXPERIMENTS = ("table1", "table2", "table3", "table4", "table5")
 OURS, BASELINE = "full", "base"
 OURS_LABEL, BASELINE_LABEL = "Ours (DSSA)", "Triplet SN"
 MATCH_COLOUR = "limegreen"
+#: the widest figure (inches) shown unscaled in a JupyterLab notebook column (about 950 px at matplotlib's
+#: 100 dpi); wider figures are scaled down there, and their text with them
+NOTEBOOK_WIDTH_IN = 9.5
+#: the smallest font size (points, at the size JupyterLab shows a figure) of the figures' labels
+MIN_FONTSIZE = 8
 
 
 # ====================================================================================== which runs
 
 @dataclass(frozen=True)
 class Source:
-    """The recorded runs a figure uses for one dataset (seed 0 of ``full`` and ``base``)."""
+    """The recorded runs a figure uses for one dataset (one seed, 0 by default, of ``full`` and ``base``)."""
 
     dataset: str  # the records' dataset key (shoes | chairs | handbags | synthetic)
     profile: str
     experiment: str
     ours: dict
     baseline: dict
+    seed: int = 0
 
-    def describe(self) -> str:
+    def describe(self, here: str | None = None) -> str:
+        """One line: which runs, their accuracy, and the device the records were made on next to this
+        machine's (``here``, default :func:`this_machine`): recorded runs are shown, not recomputed here."""
         r = self.ours
-        return (f"{_title(self.dataset)}: {self.profile}-profile runs of `{self.experiment}` (seed 0, "
-                f"{r.get('iterations')} iterations, {r.get('device')}; ours acc@1 "
-                f"{100 * r['metrics']['acc@1']:.2f}%, Triplet SN {100 * self.baseline['metrics']['acc@1']:.2f}%)")
+        devices = ", ".join(dict.fromkeys(str(x.get("device")) for x in (r, self.baseline)))
+        return (f"{_title(self.dataset)}: {self.profile}-profile runs of `{self.experiment}` (seed {self.seed}, "
+                f"{r.get('iterations')} iterations; ours acc@1 {100 * r['metrics']['acc@1']:.2f}%, Triplet SN "
+                f"{100 * self.baseline['metrics']['acc@1']:.2f}%); records made on {devices} "
+                f"(this machine: {here or this_machine()})")
+
+
+def this_machine() -> str:
+    """The device this kernel computes on, as a course line names it: ``cpu`` or ``cuda (<GPU name>)``."""
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return "cpu"
 
 
 def _title(dataset: str) -> str:
     return P.DATASET_TITLES.get(dataset, dataset)
 
 
-def find_source(dataset: str, profiles=("full", "quick"), results=None) -> Source | None:
-    """The first (profile, experiment) with seed-0 records, distances of ``full`` and ``base`` and the
+def find_source(dataset: str, profiles=("full", "quick"), results=None, seed: int = 0) -> Source | None:
+    """The first (profile, experiment) with ``seed``'s records, distances of ``full`` and ``base`` and the
     kept weights of ``full`` on ``dataset`` (a records' dataset key), or ``None``."""
     root = _config.results_root(results)
     for prof in dict.fromkeys(profiles):
         for exp in FIG_EXPERIMENTS:
-            ro = R.record_path(root, exp, dataset, OURS, 0, prof)
-            rb = R.record_path(root, exp, dataset, BASELINE, 0, prof)
+            ro = R.record_path(root, exp, dataset, OURS, seed, prof)
+            rb = R.record_path(root, exp, dataset, BASELINE, seed, prof)
             if not all(p.exists() for p in (ro, rb, R.dist_path(ro), R.dist_path(rb))):
                 continue
             rec_o = R.load_record(ro)
             # a run copied from another table keeps its weights beside the original only (load_trained follows)
             orig = root / rec_o["reused_from"] if rec_o.get("reused_from") else ro
             if R.weights_path(orig).exists():
-                return Source(dataset, prof, exp, rec_o, R.load_record(rb))
+                return Source(dataset, prof, exp, rec_o, R.load_record(rb), seed)
     return None
 
 
-def sources(ctx, datasets=P.DATASETS, results=None) -> dict[str, Source]:
-    """``{dataset name: Source}``: the full-profile runs where recorded, else the notebook profile's
-    (trained now through ``ctx.record`` when missing and training is allowed). Datasets without any
-    usable run are left out, with the command that records them."""
-    out = {}
+def sources(ctx, datasets=P.DATASETS, results=None, seed: int | None = None) -> dict[str, Source]:
+    """``{dataset name: Source}``: the full-profile runs of ``seed`` (default ``ctx.seed``) where recorded,
+    else the notebook profile's (trained now through ``ctx.record`` when missing and training is allowed).
+    Datasets without any usable run are left out, with the command that records exactly the missing rows;
+    without the real data the one synthetic stand-in is shown once."""
+    seed = getattr(ctx, "seed", 0) if seed is None else seed
+    out, keys = {}, set()
     for name in datasets:
         key = ctx.dataset_key(name)
-        src = find_source(key, ("full", ctx.profile), results)
+        if key in keys:  # several datasets fell back to the same synthetic stand-in
+            continue
+        keys.add(key)
+        src = find_source(key, ("full", ctx.profile), results, seed)
         if src is None and ctx.train_missing:
             for v in (OURS, BASELINE):
-                ctx.record("table1", name, v, 0)
-            src = find_source(key, ("full", ctx.profile), results)
+                ctx.record("table1", name, v, seed)
+            src = find_source(key, ("full", ctx.profile), results, seed)
         if src is None:
-            print(f"{_title(name)}: no run with kept weights; record one with: python -m sbir_lib.experiments "
-                  f"run --experiment table1 --dataset {key} --seeds 0 --profile {ctx.profile}")
+            if not E.keeps_weights(key, OURS, seed):
+                print(f"{_title(key)}: no run of seed {seed} keeps its weights (the runner keeps those of seed 0), "
+                      f"and the masks need them")
+            else:
+                print(f"{_title(key)}: no run with kept weights; "
+                      + ctx.record_command("table1", name, [OURS, BASELINE], [seed]))
             continue
         out[name] = src
     return out
@@ -158,7 +185,8 @@ def load_bundle(ctx, name: str, source: Source, results=None) -> Bundle:
     root = _config.results_root(results)
 
     def dist(variant):
-        path = R.dist_path(R.record_path(root, source.experiment, source.dataset, variant, 0, source.profile))
+        path = R.dist_path(R.record_path(root, source.experiment, source.dataset, variant, source.seed,
+                                         source.profile))
         return np.load(path).astype(np.float32)
 
     d_ours, d_base = dist(OURS), dist(BASELINE)
@@ -166,7 +194,7 @@ def load_bundle(ctx, name: str, source: Source, results=None) -> Bundle:
     if d_ours.shape != (n, n) or d_base.shape != (n, n):
         raise ValueError(f"the recorded distances {d_ours.shape} of {source.experiment}/{source.dataset} do not "
                          f"match the {n} test pairs of the loaded {name} data ({ds.source}); re-record the runs")
-    model, _ = E.load_trained(source.experiment, source.dataset, OURS, 0, source.profile, results=results)
+    model, _ = E.load_trained(source.experiment, source.dataset, OURS, source.seed, source.profile, results=results)
     return Bundle(source, ds.test.sketches, ds.test.edges, ds.test.photos, d_ours, d_base, model)
 
 
@@ -209,27 +237,59 @@ def _save(fig, save: str | None, dpi: int = 120):
     return fig
 
 
-def figure4(bnds: dict[str, Bundle], n_pairs: int = 3, size: float = 1.5, save: str | None = None):
+#: what :func:`figure4` draws: the masks on one absolute scale, each stretched to its own range, or both
+FIGURE4_SCALES = ("absolute", "minmax", "both")
+
+
+def figure4(bnds: dict[str, Bundle], n_pairs: int = 3, size: float = 1.35, save: str | None = None,
+            scale: str = "both"):
     """Figure 4: per dataset (one row), ``n_pairs`` sketch / photo pairs with DSSA's attention mask.
-    ``save``: a figure name for :func:`sbir_lib.core.plotting.save_figure`. ``None`` (and a note) without data."""
+
+    ``scale="absolute"``: every mask on one scale, ``0`` to the largest ``alpha`` shown, with a colour bar
+    on which the uniform level ``1/49`` is marked (a mask near uniform looks flat, as it is).
+    ``"minmax"``: each mask stretched to its own minimum and maximum (where it peaks, not how much), labelled
+    so. ``"both"`` (default): the absolute panels above the min-max ones. ``save``: a figure name for
+    :func:`sbir_lib.core.plotting.save_figure`. ``None`` (and a note) without data."""
     import matplotlib.pyplot as plt
 
+    if scale not in FIGURE4_SCALES:
+        raise ValueError(f"scale must be one of {', '.join(FIGURE4_SCALES)}; got {scale!r}")
     if not bnds:
         return _none_to_show("Figure 4")
     names = list(bnds)
-    fig, axes = plt.subplots(len(names), 2 * n_pairs, figsize=(size * 2 * n_pairs, size * 1.15 * len(names)),
-                             squeeze=False)
-    for r, name in enumerate(names):
-        b = bnds[name]
+    maps = {}
+    for name, b in bnds.items():
         idx = pair_indices(len(b), n_pairs)
-        a_s, a_e = b.attention(idx, "sketch"), b.attention(idx, "edge")
-        for j, i in enumerate(idx):
-            overlay_attention(axes[r][2 * j], _crop(b.sketches[i]), a_s[j], f"sketch {i}")
+        maps[name] = (idx, b.attention(idx, "sketch"), b.attention(idx, "edge"))
+    grid = maps[names[0]][1].shape[-2] * maps[names[0]][1].shape[-1]
+    uniform = 1.0 / grid
+    vmax = max(float(max(a_s.max(), a_e.max())) for _, a_s, a_e in maps.values())
+    blocks = ["absolute", "minmax"] if scale == "both" else [scale]
+    fig = plt.figure(figsize=(size * 2 * n_pairs + 1.0, (size * 1.15 * len(names) + 0.45) * len(blocks)),
+                     layout="constrained")
+    subs = np.atleast_1d(fig.subfigures(len(blocks), 1))
+    for sub, block in zip(subs, blocks):
+        axes = sub.subplots(len(names), 2 * n_pairs, squeeze=False)
+        lim = {"vmin": 0.0, "vmax": vmax} if block == "absolute" else {}
+        for r, name in enumerate(names):
+            b = bnds[name]
+            idx, a_s, a_e = maps[name]
             what = "photo" if b.photos is not None else "edge map"
-            overlay_attention(axes[r][2 * j + 1], _crop(b.gallery(i)), a_e[j], f"{what} {i}")
-        axes[r][0].set_ylabel(f"{_title(name)}\n({b.source.profile} run)", fontsize=9)
+            for j, i in enumerate(idx):
+                overlay_attention(axes[r][2 * j], _crop(b.sketches[i]), a_s[j], f"sketch {i}", **lim)
+                overlay_attention(axes[r][2 * j + 1], _crop(b.gallery(i)), a_e[j], f"{what} {i}", **lim)
+            axes[r][0].set_ylabel(f"{_title(name)}\n({b.source.profile} run)", fontsize=9)
+        if block == "absolute":
+            attention_colorbar(sub, axes, 0.0, vmax, uniform, label="alpha (same scale in every panel)",
+                               uniform_label=f"1/{grid} (uniform)")
+            sub.suptitle(f"Absolute scale: alpha from 0 to {vmax:.3f}, the largest shown; the dashed line on "
+                         f"the colour bar is the uniform 1/{grid}", fontsize=9)
+        else:
+            cb = attention_colorbar(sub, axes, 0.0, 1.0, label="each mask's own range")
+            cb.set_ticks([0.0, 1.0], labels=["its min", "its max"])
+            sub.suptitle("Min-max scaled: each mask stretched to its own minimum and maximum (where it peaks, "
+                         "not how much)", fontsize=9)
     fig.suptitle("Attention masks of our model (DSSA, Eq. 3) on test sketch / photo pairs", fontsize=10)
-    fig.tight_layout()
     return _save(fig, save)
 
 
@@ -307,7 +367,7 @@ def _retrieval_row(axes, b: Bundle, q: int, which: str, k: int, thumb: int | Non
     else:
         show_image(axes[0], _thumb(_crop(b.sketches[q]), thumb), title)
     if label:
-        axes[0].set_ylabel(label, fontsize=7)
+        axes[0].set_ylabel(label, fontsize=MIN_FONTSIZE)
     for j, g in enumerate(order):
         show_image(axes[j + 1], _thumb(b.gallery(int(g)), thumb), str(j + 1),
                    outline=MATCH_COLOUR if int(g) == q else None)
@@ -315,15 +375,23 @@ def _retrieval_row(axes, b: Bundle, q: int, which: str, k: int, thumb: int | Non
         ax.axis("off")
 
 
+def _cell_size(size: float, k: int) -> float:
+    """The side (inches) of one image of a ``k + 1``-column retrieval grid: ``size``, or less so that the
+    grid fits :data:`NOTEBOOK_WIDTH_IN` (JupyterLab would scale a wider figure down, labels included)."""
+    return min(size, NOTEBOOK_WIDTH_IN / (k + 1))
+
+
 def figure5(bnds: dict[str, Bundle], queries: dict | None = None, k: int = 10, size: float = 0.85,
             thumb: int | None = 96, save: str | None = None):
     """Figure 5: for each dataset and query, our top-``k`` (attention over the query) above Triplet SN's,
     the true match outlined green. ``queries``: ``{dataset: [(index, why), ...]}`` (default
-    :func:`pick_queries`); ``save`` as in :func:`figure4`."""
+    :func:`pick_queries`); ``save`` as in :func:`figure4`. At most :data:`NOTEBOOK_WIDTH_IN` wide, labels
+    at least :data:`MIN_FONTSIZE` points."""
     import matplotlib.pyplot as plt
 
     if not bnds:
         return _none_to_show("Figure 5")
+    size = _cell_size(size, k)
     rows = [(name, q, why) for name, b in bnds.items()
             for q, why in (queries or {}).get(name, pick_queries(b, k))]
     fig, axes = plt.subplots(2 * len(rows), k + 1, figsize=(size * (k + 1), size * 1.3 * 2 * len(rows)),
@@ -333,7 +401,7 @@ def figure5(bnds: dict[str, Bundle], queries: dict | None = None, k: int = 10, s
         label = f"{_title(name)} #{q}\n{why}"
         _retrieval_row(axes[2 * r], b, q, "ours", k, thumb, label)
         _retrieval_row(axes[2 * r + 1], b, q, "baseline", k, thumb)
-    fig.suptitle(f"Top-{k}: ours (upper row, attention on the query) vs Triplet SN (lower row); "
+    fig.suptitle(f"Top-{k}: ours (upper row, attention on the query, min-max scaled) vs Triplet SN (lower row); "
                  "true match in green", fontsize=9)
     fig.tight_layout()
     return _save(fig, save, dpi=100)  # 132 photos: a lower resolution keeps the committed files small
@@ -342,15 +410,19 @@ def figure5(bnds: dict[str, Bundle], queries: dict | None = None, k: int = 10, s
 # ====================================================================================== explorer
 
 def explorer_view(b: Bundle, q: int, k: int = 10, size: float = 1.3, thumb: int | None = None):
-    """One query of dataset bundle ``b``: our top ``k`` (with attention) above Triplet SN's."""
+    """One query of dataset bundle ``b``: our top ``k`` (with attention) above Triplet SN's. Images are
+    ``size`` inches, less where ``k + 1`` of them would not fit :data:`NOTEBOOK_WIDTH_IN`, so the labels keep
+    their :data:`MIN_FONTSIZE` points as JupyterLab shows the figure."""
     import matplotlib.pyplot as plt
 
     if not 0 <= q < len(b):
         raise ValueError(f"query must be in 0..{len(b) - 1}; got {q}")
-    fig, axes = plt.subplots(2, k + 1, figsize=(size * (k + 1), size * 2.7), squeeze=False)
+    size = _cell_size(size, k)
+    fig, axes = plt.subplots(2, k + 1, figsize=(size * (k + 1), size * 2.7 + 0.3), squeeze=False)
     _retrieval_row(axes[0], b, q, "ours", k, thumb, f"{_title(b.name)} #{q}")
     _retrieval_row(axes[1], b, q, "baseline", k, thumb)
-    fig.suptitle(f"{_title(b.name)}, query {q} ({b.source.profile}-profile runs)", fontsize=10)
+    fig.suptitle(f"{_title(b.name)}, query {q} ({b.source.profile}-profile runs; attention min-max scaled)",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -401,32 +473,42 @@ def explorer(bnds: dict[str, Bundle], k: int = 10):
 # ====================================================================================== tables overview
 
 def paper_vs_ours(long, title: str = "", ax=None):
-    """Scatter of our mean (error bar: seed std) against the paper's number for every table cell run
-    (``long``: :func:`sbir_lib.report.tables.long_table` frames concatenated), coloured by table, with y = x."""
+    """Scatter of our mean against the paper's number for every table cell run (``long``:
+    :func:`sbir_lib.report.tables.long_table` frames concatenated), coloured by table, with y = x. Error
+    bars (seed std) only on cells with 2+ seeds, and one legend entry for them only where there are any:
+    a one-seed run has no spread to show."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.2, 5))
     else:
         fig = ax.figure
     ok = long[(long["status"] == "ok") & long["paper"].notna()]
+    spread = ok[(ok["n"] >= 2) & ok["std"].notna()]
     for table, g in ok.groupby("table", sort=True):
-        yerr = g["std"].fillna(0).to_numpy()
-        ax.errorbar(g["paper"], g["mean"], yerr=yerr, fmt="o", ms=4, capsize=2, alpha=0.8, label=table)
+        pts = ax.scatter(g["paper"], g["mean"], s=18, alpha=0.8, label=table)
+        e = spread[spread["table"] == table]
+        if len(e):
+            ax.errorbar(e["paper"], e["mean"], yerr=e["std"], fmt="none", ecolor=pts.get_facecolor()[0],
+                        capsize=2, alpha=0.8, label="_nolegend_")
     ax.plot([0, 100], [0, 100], color="grey", lw=1, ls="--", label="ours = paper")
+    handles, _ = ax.get_legend_handles_labels()
+    if len(spread):
+        handles.append(Line2D([], [], color="black", marker="|", ls="-", lw=1, ms=8,
+                              label=f"± seed std ({len(spread)} cells with 2+ seeds)"))
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.set_aspect("equal")
     ax.set_xlabel("paper (%)")
     ax.set_ylabel("ours, mean over seeds (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(handles=handles, fontsize=8, loc="upper left")
     n = len(ok)
     ax.set_title(f"{title} ({n} cells)" if title else f"{n} cells", fontsize=10)
     if n == 0:
         ax.text(50, 50, "no recorded runs", ha="center", va="center", color="grey")
     return fig
-
 
 
 #: the colours of :func:`accuracy_sources`, one per init (sbir_lib.report.tables.PRETRAIN_INITS)
@@ -482,4 +564,4 @@ def accuracy_sources(long, title: str = "", ax=None):
 
 __all__ = ["Bundle", "Source", "accuracy_sources", "attention_maps", "attention_summary", "bundles", "explorer", "explorer_example",
            "explorer_view", "figure4", "figure5", "find_source", "load_bundle", "pair_indices", "paper_vs_ours",
-           "pick_queries", "rank_comparison", "sources"]
+           "pick_queries", "rank_comparison", "sources", "this_machine"]

@@ -96,6 +96,25 @@ def styler_uuid(*parts) -> str:
     return "t" + hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:8]
 
 
+def styled(frame, digits: int = 3, note: str | None = None, caption: str | None = None, index: bool = True):
+    """A plain frame as a notebook shows a table: a pandas ``Styler`` (HTML), floats to ``digits`` decimals,
+    a missing value (NaN, None) as a dash ``—``, never a bare ``NaN``, with a footnote under the table
+    saying what a dash means (``note``, default "not available"; only when there is one). ``caption``: a
+    line under the table before the footnote. ``index=False`` hides the index. Stable HTML ids."""
+    # every float, also in a column of mixed types; "<" in a text cell ("max intra < min inter") stays text
+    sty = frame.style.format(precision=digits, na_rep=DASH, escape="html")
+    sty = sty.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+    lines = [caption] if caption else []
+    if frame.isna().to_numpy().any():
+        lines.append(f"{DASH} {note or 'not available'}")
+    if lines:
+        sty = sty.set_caption("<br>".join(lines)).set_table_styles(
+            [{"selector": "caption", "props": "caption-side: bottom; text-align: left; font-size: 0.9em;"}])
+    if not index:
+        sty = sty.hide(axis="index")
+    return sty.set_uuid(styler_uuid("styled", frame.to_json(default_handler=str), caption, note))
+
+
 # ====================================================================================== cells and records
 
 @dataclass(frozen=True)
@@ -296,9 +315,8 @@ def missing_commands(long, profile: str, seeds=None) -> list[str]:
     todo = long[long["status"] == "not run"]
     seeds = list(seeds) if seeds is not None else ([0, 1, 2] if profile == "full" else [0])
     cmds = []
-    for (table, ds), _ in todo.groupby(["table", "dataset"], sort=False):
-        cmds.append(f"python -m sbir_lib.experiments run --experiment {table} --dataset {ds} "
-                    f"--seeds {' '.join(map(str, seeds))} --profile {profile}")
+    for (table, ds), g in todo.groupby(["table", "dataset"], sort=False):  # exactly the rows not run
+        cmds.append(E.run_command(table, ds, list(dict.fromkeys(g["variant"])), seeds, profile))
     return cmds
 
 
@@ -369,8 +387,8 @@ def pretrain_long(datasets=None, profile: str = "full", results=None, seeds=None
     """Where accuracy comes from, one line per (dataset, model, init): acc@1 / acc@10 mean and std in percent
     over the recorded seeds (``n`` = 0: not recorded) of experiment ``pretrain`` (rows ``<variant>`` from
     scratch, ``<variant>@<init>`` otherwise), and the paper's acc@1 (its models start from the authors'
-    pretrained Sketch-a-Net). Read by :func:`pretrain_frame` and
-    :func:`sbir_lib.report.figures.accuracy_sources`."""
+    pretrained Sketch-a-Net); ``key`` and ``row`` name the records' dataset and the experiment's row. Read by
+    :func:`pretrain_frame`, :func:`pretrain_missing_commands` and :func:`sbir_lib.report.figures.accuracy_sources`."""
     import pandas as pd
 
     rows = []
@@ -381,10 +399,20 @@ def pretrain_long(datasets=None, profile: str = "full", results=None, seeds=None
                 runs = load_runs(PRETRAIN_EXPERIMENT, ds, _pretrain_row(variant, init), profile, results, seeds)
                 s1, s10 = stat(runs, "acc@1"), stat(runs, "acc@10")
                 rows.append({"dataset": dataset_title(ds), "model": P.TABLE1_LABELS[variant], "init": init,
+                             "key": ds, "row": _pretrain_row(variant, init),
                              "acc@1": s1.mean, "acc@1 std": s1.std, "acc@10": s10.mean, "n": s1.n,
                              "acc@1 text": s1.text(), "acc@10 text": s10.text(),
                              "paper acc@1": paper[0] if paper else math.nan})
     return pd.DataFrame(rows)
+
+
+def pretrain_missing_commands(long, profile: str, seeds=None) -> list[str]:
+    """The commands that record exactly the rows of :func:`pretrain_long` ``long`` not recorded (``n`` = 0),
+    one per dataset."""
+    seeds = list(seeds) if seeds is not None else ([0, 1, 2] if profile == "full" else [0])
+    todo = long[long["n"] == 0]
+    return [E.run_command(PRETRAIN_EXPERIMENT, ds, list(g["row"]), seeds, profile)
+            for ds, g in todo.groupby("key", sort=False)]
 
 
 def pretrain_frame(datasets=None, profile: str = "full", results=None, seeds=None):
@@ -446,9 +474,16 @@ def pretrain_search_frame(profile: str = "quick", results=None):
     return pd.DataFrame(rows).set_index(["change", "candidate"])
 
 
+def _recipe_label(c: dict) -> str:
+    """``lr 0.01`` plus what differs from the authors' recipe: ``, conv only`` (fresh fc6/fc7),
+    ``, frozen to conv4``."""
+    return (f"lr {c['lr']:g}" + (", conv only" if c.get("init_layers", "all") != "all" else "")
+            + (f", frozen to {c['freeze']}" if c.get("freeze", "auto") != "auto" else ""))
+
+
 def init_recipe_frame(profile: str = "quick", results=None):
-    """The record of ``tune-init`` as a frame: validation acc@1 (%) per (init, variant) and candidate lr, and
-    the chosen lr. None when not recorded."""
+    """The record of ``tune-init`` as a frame: validation acc@1 (%) per (init, variant) and candidate (lr, and
+    for ``base`` the frozen layers), and the chosen recipe. None when not recorded."""
     import pandas as pd
 
     rec = load_tuning("init_recipe", profile, results)
@@ -458,8 +493,9 @@ def init_recipe_frame(profile: str = "quick", results=None):
     for init, by_variant in rec["scores"].items():
         for variant, cands in by_variant.items():
             row = {"init": init, "model": P.TABLE1_LABELS.get(variant, variant)}
-            row.update({f"lr {c['lr']:g}": 100 * c["val_acc@1"] for c in cands})
-            row["chosen lr"] = f"{rec['chosen'][init][variant]['lr']:g}"
+            for c in cands:
+                row[_recipe_label(c)] = 100 * c["val_acc@1"]
+            row["chosen"] = _recipe_label(rec["chosen"][init][variant])
             rows.append(row)
     return pd.DataFrame(rows).set_index(["init", "model"])
 

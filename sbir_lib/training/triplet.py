@@ -48,6 +48,7 @@ from sbir_lib.core.io import torch_save_atomic
 from sbir_lib.models.sketchanet_init import load_sketchanet_init
 
 FREEZE_CHOICES = ("auto", "none", "conv4", "conv5")
+INIT_LAYERS = ("all", "conv")
 AUGMENT_CHOICES = ("crop+flip", "crop", "none")
 WEIGHT_DECAY_ON = ("weights", "all")
 OPTIMIZER_CHOICES = ("sgd", "adam")
@@ -80,6 +81,9 @@ class TrainConfig:
     #: (no flip) or "none" (the centre crop: used by the overfitting check, never by a paper row)
     augment: str = "crop+flip"
     init: str | None = None
+    #: which layers a Sketch-a-Net init loads: "all" (conv1-fc7, the authors') or "conv" (conv1-conv5; fc6/fc7
+    #: keep their fresh initialisation: a category-level pretraining can collapse fc7 within one category)
+    init_layers: str = "all"
     freeze: str = "auto"
     #: 0: the engine recomputes the frozen trunk at every step; K > 0: it is computed once for K views per
     #: training image (sbir_lib.training.cached) and the rest trains on those maps (runs with a frozen trunk)
@@ -99,6 +103,10 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         MD.get_variant(self.variant)  # raises with the allowed names
         problems = []
+        if self.init_layers not in INIT_LAYERS:
+            problems.append(f"init_layers must be one of {INIT_LAYERS}, got {self.init_layers!r}")
+        if self.init_layers != "all" and (not self.init or self.init == "imagenet"):
+            problems.append("init_layers applies to a Sketch-a-Net init (init=<checkpoint>) only")
         if self.freeze not in FREEZE_CHOICES:
             problems.append(f"freeze must be one of {FREEZE_CHOICES}, got {self.freeze!r}")
         if self.optimizer not in OPTIMIZER_CHOICES:
@@ -134,8 +142,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """A short hash of the settings that change results (not logging cadence)."""
-        return config_key(self, ignore=("log_every", "checkpoint_every", "eval_every", "compile"))
+        """A short hash of the settings that change results (not logging cadence; ``init_layers`` only when it
+        is not the default, so that the keys of runs recorded before it existed still match)."""
+        default_only = ("init_layers",) if self.init_layers == "all" else ()
+        return config_key(self, ignore=("log_every", "checkpoint_every", "eval_every", "compile") + default_only)
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -173,7 +183,10 @@ def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Mod
     model = MD.DSSANet(variant)
     if cfg.init:
         if variant.backbone == "sketchanet":
+            fresh = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("backbone.fc6", "backbone.fc7"))}
             load_sketchanet_init(model, cfg.init)
+            if cfg.init_layers == "conv":  # keep the fresh fc6/fc7
+                model.load_state_dict(fresh, strict=False)
         else:
             model.backbone.load_imagenet(cfg.init)
     # The authors freeze conv1-conv4 (DSSA) / conv1-conv5 (base) when fine-tuning a pretrained Sketch-a-Net;

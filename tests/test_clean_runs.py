@@ -1,0 +1,135 @@
+"""A notebook run leaves the checkout clean (issue 15, item 1): executed notebooks, figures and synthetic
+records go to the output folder; committed notebooks and figures change only with ``--inplace``."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sbir_lib.core import records as R
+from sbir_lib.course import notebooks as NB
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_record(results, experiment, dataset, variant="base"):
+    path = R.record_path(results, experiment, dataset, variant, 0, "quick")
+    R.write_record(path, {"variant": variant, "seed": 0, "profile": "quick",
+                          "metrics": {"acc@1": 0.5, "acc@5": 0.5, "acc@10": 0.5}}, np.eye(2))
+    return path
+
+
+def test_scratch_results_links_real_runs_and_keeps_synthetic_ones_apart(tmp_path):
+    committed, scratch = tmp_path / "results", tmp_path / "out" / "results"
+    fake_record(committed, "table1", "shoes")
+    fake_record(committed, "table2", "synthetic")  # a stand-in run that should never have been committed
+    (committed / "tuning").mkdir()
+    (committed / "tuning" / "dase_sketchy.quick.json").write_text("{}")
+    assert NB.scratch_results(scratch, committed) == scratch
+    # real-data runs are read where they are recorded
+    assert R.load_record(R.record_path(scratch, "table1", "shoes", "base", 0, "quick"))["metrics"]["acc@1"] == 0.5
+    assert (scratch / "table1" / "shoes").resolve() == (committed / "table1" / "shoes").resolve()
+    assert json.loads((scratch / "tuning" / "dase_sketchy.quick.json").read_text()) == {}
+    assert not (scratch / "table2" / "synthetic").exists()  # synthetic runs are not shared
+    # a synthetic run recorded during the run stays in the scratch folder; a real one lands in the results
+    fake_record(scratch, "table2", "synthetic", "full")
+    fake_record(scratch, "dase_sketchy", "synthetic_categories", "dase_mems")
+    fake_record(scratch, "table1", "shoes", "full")
+    assert not R.record_path(committed, "table2", "synthetic", "full", 0, "quick").exists()
+    assert not (committed / "dase_sketchy").exists()
+    assert R.record_path(committed, "table1", "shoes", "full", 0, "quick").exists()
+    # a second run refreshes the links and keeps the scratch folder's own runs
+    fake_record(committed, "table3", "chairs")
+    NB.scratch_results(scratch, committed)
+    assert R.record_path(scratch, "table2", "synthetic", "full", 0, "quick").exists()
+    assert R.record_path(scratch, "table3", "chairs", "base", 0, "quick").exists()
+    with pytest.raises(ValueError, match="is the results folder itself"):
+        NB.scratch_results(committed, committed)
+
+
+def test_clean_notebook_keeps_jupyterlabs_kernelspec_and_no_addresses(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": "x", "execution_count": 1, "outputs": [
+        {"output_type": "execute_result", "execution_count": 1, "metadata": {},
+         "data": {"text/plain": ["<pandas.io.formats.style.Styler at 0x7f7447bcbf50>"], "text/html": ["<b>"]}}]}],
+          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(nb))
+    NB.clean_notebook(path)
+    out = json.loads(path.read_text())
+    assert out["metadata"]["kernelspec"] == NB.KERNELSPEC
+    assert out["cells"][0]["outputs"][0]["data"]["text/plain"] == ["<pandas.io.formats.style.Styler>"]
+
+
+def test_generated_notebooks_carry_jupyterlabs_kernelspec():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import nbgen
+
+    _, nb = nbgen.build("03")
+    assert nb.metadata["kernelspec"] == NB.KERNELSPEC == {
+        "display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+    assert nb.metadata["language_info"]["name"] == "python"
+
+
+def test_main_accepts_an_output_folder(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr(NB, "run", lambda profile, only, inplace, out: seen.update(
+        profile=profile, only=only, inplace=inplace, out=out))
+    assert NB.main(["run", "--only", "03", "--out", str(tmp_path)]) == 0
+    assert seen == {"profile": "quick", "only": ["03"], "inplace": False, "out": str(tmp_path)}
+
+
+def _git(*args) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
+#: where a notebook run writes when it is not clean: committed figures and records (and the notebook run)
+OUTPUT_PATHS = ("figures/", "results/")
+
+
+def _checkout_state(notebook: str) -> dict:
+    """``git status --porcelain`` (untracked files one by one), and the content of every committed figure,
+    of ``notebook`` and of every file under :data:`OUTPUT_PATHS` that the status lists: a file already
+    modified before the run is caught when the run rewrites it (files that others may be editing meanwhile,
+    sources and other notebooks, are left out of that comparison)."""
+    status = _git("status", "--porcelain", "--untracked-files=all")
+    paths = {line[3:].split(" -> ")[-1].strip('"') for line in status.splitlines()}
+    paths = {p for p in paths if p.startswith(OUTPUT_PATHS)} | {notebook}
+    paths |= {str(p.relative_to(ROOT)) for p in (ROOT / "figures").glob("*") if p.is_file()}
+    digest = {p: hashlib.sha1((ROOT / p).read_bytes()).hexdigest() if (ROOT / p).is_file() else None
+              for p in sorted(paths)}
+    return {"status": status, "files": digest}
+
+
+@pytest.mark.slow
+def test_a_notebook_run_without_the_real_data_leaves_the_checkout_clean(tmp_path, monkeypatch):
+    """Notebook 00 (the fastest, about 25 s on 2 cores; it saves six figures) on the synthetic stand-in."""
+    pytest.importorskip("papermill")
+    pytest.importorskip("ipykernel")
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    empty = tmp_path / "no_data"
+    empty.mkdir()
+    monkeypatch.setenv("SBIR_DATA_ROOT", str(empty))  # no real data: every dataset falls back to synthetic
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    notebook = str(NB.list_notebooks(["00"])[0].relative_to(ROOT))
+    before = _checkout_state(notebook)
+    out = tmp_path / "out"
+    written = NB.run("quick", only=["00"], out=out, log=lambda *_: None)
+    after = _checkout_state(notebook)
+    assert after["status"] == before["status"]
+    changed = [p for p in before["files"] if before["files"][p] != after["files"].get(p)]
+    assert not changed, f"the run changed files of the checkout: {changed}"
+    assert [p.parent for p in written] == [out] and written[0].name.startswith("00_")
+    figures = sorted(p.name for p in (out / "figures").glob("nb00_*.png"))
+    assert figures and all((out / "figures" / f.replace(".png", ".pdf")).exists() for f in figures)
+    assert (out / "results").is_dir()
+    nb = json.loads(written[0].read_text())
+    assert "synthetic" in json.dumps(nb["cells"])  # the stand-in was announced

@@ -98,7 +98,7 @@ minutes on 2 CPU cores); later uses load it in a second. Without any record, the
 """),
         code("""
 pad = sketchpad.SketchPad(ctx)
-retriever = pad.retriever()  # DSSA: rebuilt on first use, then loaded from runs/
+ready = pad.ready()  # DSSA: rebuilt on first use where runs may be trained, then loaded from runs/
 """),
         md(r"""
 A query then costs one forward pass: the gallery's embeddings are computed once, and the query's distance
@@ -120,7 +120,7 @@ far the target moves.
 The widget needs a running kernel in JupyterLab; the committed notebook stores no widget state, so the same
 pad is driven from code below, which is what a run without a browser (papermill, CI) shows.
 """),
-        code("pad.widget()"),
+        code("if ready:\n    display(pad.widget())"),
         md(r"""
 ## A test sketch as the query
 
@@ -129,18 +129,20 @@ distances), loaded as pixels: the ranking equals the recorded row of the test di
 tables (the check above covers every test sketch). The true match is outlined green.
 """),
         code("""
-pad.load_sketch(pad.example_query())
-fig = pad.figure()
+if ready:
+    pad.load_sketch(pad.example_query())
+    fig = pad.figure()
 """),
         md(r"""
 And the shoe drawn in code above, as a query: no target is picked, so no rank, only what it retrieves.
 """),
         code("""
-pad.clear()
-pad.target = None  # no target photo: the loaded sketch's photo was one
-for stroke in shoe:
-    pad.add_stroke(stroke)
-fig = pad.figure()
+if ready:
+    pad.clear()
+    pad.target = None  # no target photo: the loaded sketch's photo was one
+    for stroke in shoe:
+        pad.add_stroke(stroke)
+    fig = pad.figure()
 """),
         md(r"""
 ## Perturb: how the true match's rank moves
@@ -149,9 +151,10 @@ The test sketch again, now under each perturbation of the panel: a third of the 
 shifted right or down, strokes thickened. One batched call ranks all the versions.
 """),
         code("""
-pad.load_sketch(pad.example_query())
-table = pad.sweep()
-fig = pad.sweep_figure(table)
+if ready:
+    pad.load_sketch(pad.example_query())
+    table = pad.sweep()
+    fig = pad.sweep_figure(table)
 """),
         md(r"""
 ## Fast enough to draw with
@@ -160,9 +163,10 @@ One query is one forward pass plus the energy to each gallery embedding (those a
 model is loaded). Measured here, on whatever this notebook runs on:
 """),
         code("""
-lat = pad.latency()
-print(f"{lat['model']}: one query against {lat['gallery']} photos in {1000 * lat['median s']:.0f} ms "
-      f"(median of 20; slowest {1000 * lat['max s']:.0f} ms) on {ctx.device}")
+if ready:
+    lat = pad.latency()
+    print(f"{lat['model']}: one query against {lat['gallery']} photos in {1000 * lat['median s']:.0f} ms "
+          f"(median of 20; slowest {1000 * lat['max s']:.0f} ms) on {ctx.device}")
 """),
         md(r"""
 ## Exercises
@@ -176,19 +180,20 @@ pen). Which strokes does DSSA's attention weigh most? Compare, per third of the 
 attention that falls on ink there with the share of the ink that lies there.
 """),
         solution("""
-# the three versions from the coded shoe: its first two strokes, all six, all six with a 4x wider pen
-pad.select(model="DSSA")
-heavy = dataclasses.replace(pad.style(), line_width=4 * pad.style().line_width)
-versions = {"outline only": query.render_strokes(shoe[:2], pad.style()),
-            "with details": query.render_strokes(shoe, pad.style()),
-            "heavy pen": query.render_strokes(shoe, heavy)}
-fig = pad.attention_figure(list(versions.values()), list(versions))
-shares = pad.attention_table(list(versions.values()), list(versions))
-weight = shares["attention share"] / shares["ink share"]
-for version, part in weight.idxmax(axis=1).items():
-    print(f"{version:13s} attention weighs the {part} third most: {weight.loc[version, part]:.2f} x its ink share")
-assert ((shares >= 0) & (shares <= 1)).all().all() and set(weight.columns) == set(query.PARTS)
-shares
+if ready:
+    # the three versions from the coded shoe: its first two strokes, all six, all six with a 4x wider pen
+    pad.select(model="DSSA")
+    heavy = dataclasses.replace(pad.style(), line_width=4 * pad.style().line_width)
+    versions = {"outline only": query.render_strokes(shoe[:2], pad.style()),
+                "with details": query.render_strokes(shoe, pad.style()),
+                "heavy pen": query.render_strokes(shoe, heavy)}
+    fig = pad.attention_figure(list(versions.values()), list(versions))
+    shares = pad.attention_table(list(versions.values()), list(versions))
+    weight = shares["attention share"] / shares["ink share"]
+    for version, part in weight.idxmax(axis=1).items():
+        print(f"{version:13s} attention weighs the {part} third most: {weight.loc[version, part]:.2f} x its ink share")
+    assert ((shares >= 0) & (shares <= 1)).all().all() and set(weight.columns) == set(query.PARTS)
+    shares
 """),
         md(r"""
 Read the table part by part (the thirds overlap at the corners, so a row does not sum to one): where the
@@ -203,13 +208,14 @@ into them.
 compare the median rank of the true match per perturbation.
 """),
         solution("""
-# five test sketches evenly spread over the test set (a fixed rule), each with its photo as the target
-n = len(pad.data().test)
-spread = np.linspace(0, n - 1, 5).round().astype(int)
-both = pad.median_sweep(spread, models=["Triplet SN", "DSSA"])
-fig = pad.sweep_figure(both, images=False, what="median rank of the true match")
-assert list(both.columns) == ["Triplet SN", "DSSA"] and both.index[0] == "as drawn" and (both >= 1).all().all()
-both.assign(**{"Triplet SN - DSSA": both["Triplet SN"] - both["DSSA"]})
+if ready:
+    # five test sketches evenly spread over the test set (a fixed rule), each with its photo as the target
+    n = len(pad.data().test)
+    spread = np.linspace(0, n - 1, 5).round().astype(int)
+    both = pad.median_sweep(spread, models=["Triplet SN", "DSSA"])
+    fig = pad.sweep_figure(both, images=False, what="median rank of the true match")
+    assert list(both.columns) == ["Triplet SN", "DSSA"] and both.index[0] == "as drawn" and (both >= 1).all().all()
+    both.assign(**{"Triplet SN - DSSA": both["Triplet SN"] - both["DSSA"]})
 """),
         md(r"""
 Compare each row with the *as drawn* row first: a perturbation hurts a model when its median rank grows
@@ -222,14 +228,15 @@ they learned; with five queries a difference of a few ranks is within the noise 
 lies on the canvas), and with a pen four times wider. Where does the photo it found first end up?
 """),
         solution("""
-qmul_like = query.render_strokes(shoe, pad.style())
-found = int(pad.retriever().query(qmul_like).top[0])
-raw = query.render_strokes(shoe, pad.style(), query.Frame(1 / sketchpad.CANVAS_SCALE, 0.0, 0.0))
-thick = query.render_strokes(shoe, dataclasses.replace(pad.style(), line_width=4 * pad.style().line_width))
-ranks = pad.retriever().ranks(np.stack([qmul_like, raw, thick]), found)
-for name, r in zip(["like a QMUL sketch", "where it lies on the canvas", "four times wider pen"], ranks):
-    print(f"{name:28s} photo {found} at rank {r + 1}")
-assert ranks[0] == 0  # the photo found first is first for the drawing that found it
+if ready:
+    qmul_like = query.render_strokes(shoe, pad.style())
+    found = int(pad.retriever().query(qmul_like).top[0])
+    raw = query.render_strokes(shoe, pad.style(), query.Frame(1 / sketchpad.CANVAS_SCALE, 0.0, 0.0))
+    thick = query.render_strokes(shoe, dataclasses.replace(pad.style(), line_width=4 * pad.style().line_width))
+    ranks = pad.retriever().ranks(np.stack([qmul_like, raw, thick]), found)
+    for name, r in zip(["like a QMUL sketch", "where it lies on the canvas", "four times wider pen"], ranks):
+        print(f"{name:28s} photo {found} at rank {r + 1}")
+    assert ranks[0] == 0  # the photo found first is first for the drawing that found it
 """),
         md(r"""
 The first line is 1 by construction. The network only knows sketches centred and scaled to the frame, with

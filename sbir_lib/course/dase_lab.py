@@ -24,6 +24,8 @@ from sbir_lib.experiments.dase_mems import DATASETS, EXPERIMENTS, LEVEL, ROW_BLO
 from sbir_lib.training.class_pairs import LOSSES
 from sbir_lib.metrics.geometry import CLAIM_KEYS
 from sbir_lib.metrics.geometry import class_separation
+from sbir_lib.report import claims
+from sbir_lib.report.tables import styled
 
 def dataset_for(experiment: str, name: str | None = None, root=None, note: Callable[[str], None] | None = None) -> str:
     """The dataset an experiment's notebook uses: ``name`` (default: the first real one) when its data is
@@ -180,8 +182,6 @@ def claims_table(claim: str, profile: str, results=None):
     (:func:`sbir_lib.report.claims.dase_claims_frame`) as a notebook shows them: a pandas ``Styler``,
     3 decimals, a dash and a footnote (:data:`CLAIMS_NOTE`) where there is no value, never NaN;
     ``"no runs recorded"`` without runs."""
-    from sbir_lib.report import claims
-    from sbir_lib.report.tables import styled
 
     frame = claims.dase_claims_frame(claim, profile=profile, results=results)
     if not len(frame):

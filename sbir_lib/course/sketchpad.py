@@ -82,9 +82,15 @@ class SketchPad:
             if ctx.train_missing and not Q.model_choices(ctx.dataset_key(d), ctx.profile, results):
                 for _, experiment, row in Q.MODELS:
                     ctx.record(experiment, d, row, 0)
-        self.datasets = [d for d in datasets if Q.model_choices(ctx.dataset_key(d), ctx.profile, results)]
-        self.missing = {d: Q.no_weights_message(ctx.dataset_key(d), ctx.profile, results)
-                        for d in datasets if d not in self.datasets}
+        #: whose records the pad uses: the notebook's profile, or the quick one when no full-profile run is recorded
+        self.profile = ctx.profile
+        self.datasets = [d for d in datasets if Q.model_choices(ctx.dataset_key(d), self.profile, results)]
+        if not self.datasets and self.profile != "quick":
+            quick = [d for d in datasets if Q.model_choices(ctx.dataset_key(d), "quick", results)]
+            if quick:
+                log(f"no {self.profile}-profile run is recorded: the pad uses the quick-profile runs")
+                self.profile, self.datasets = "quick", quick
+        self.missing = {d: self._missing_message(d) for d in datasets if d not in self.datasets}
         for msg in self.missing.values():
             log(msg)
         first = getattr(ctx, "dataset_name", None)  # the notebook's ``dataset`` parameter
@@ -121,7 +127,30 @@ class SketchPad:
         return self._styles[self.dataset]
 
     def choices(self) -> list[Q.Choice]:
-        return Q.model_choices(self.ctx.dataset_key(self.dataset), self.ctx.profile, self.results)
+        return Q.model_choices(self.ctx.dataset_key(self.dataset), self.profile, self.results)
+
+    def _missing_message(self, name: str) -> str:
+        """What to run so that ``name`` has a model: the course's command for the missing rows (which, on the
+        synthetic stand-in in the full profile, names the download first)."""
+        by_exp: dict[str, list[str]] = {}
+        for _, experiment, row in Q.MODELS:
+            by_exp.setdefault(experiment, []).append(row)
+        cmds = "\n".join(f"  {self.ctx.record_command(exp, name, rows, [0])}" for exp, rows in by_exp.items())
+        return (f"No trained model for the sketch pad on {self.ctx.dataset_key(name)} ({self.profile} profile). "
+                f"Record Triplet SN and DSSA with:\n{cmds}")
+
+    def ready(self) -> bool:
+        """Whether the selected model can answer queries here (loading it, or rebuilding it where runs may be
+        trained); when not, prints why and what to run, and the notebook's later cells skip."""
+        if self.dataset is None:
+            self.log("nothing to query: no run is recorded (see above for the command that records one)")
+            return False
+        try:
+            self.retriever()
+        except Q.NoTrainedModel as e:
+            self.log(f"the pad cannot answer here: {e}")
+            return False
+        return True
 
     def retriever(self, label: str | None = None) -> Q.Retriever:
         """The :class:`~sbir_lib.course.query.Retriever` of model ``label`` (default: the selected one),

@@ -38,11 +38,11 @@ AUTHORS_SETTINGS = {
                    "linearly from 1 over the first 100,000 of 200,000 steps; scaled to our run: the first half",
     "cosface_anneal": f"the authors' code ({_REPO} models/losses.py:59-65 with main.py:39): the CosFace margin "
                       "rises linearly from 0 over the first half of the run",
-    "cosface_margin": f"the authors' README.md:63 (--margin=0.35 --scale=32 for CosFace)",
-    "cosface_scale": f"the authors' README.md:63 (--scale=32)",
-    "test_distance": f"the authors' tester.py:41-45, 73-81 (min over the 4 flip combinations) for the category "
+    "cosface_margin": "the authors' README.md:63 (--margin=0.35 --scale=32 for CosFace)",
+    "cosface_scale": "the authors' README.md:63 (--scale=32)",
+    "test_distance": "the authors' tester.py:41-45, 73-81 (min over the 4 flip combinations) for the category "
                      "level; dase_qmul keeps DSSA's test views (mean over the views) to compare with DSSA",
-    "weight_decay": f"the authors' trainer.py:39-45 (1e-4 on the network, none on the loss's parameters)",
+    "weight_decay": "the authors' trainer.py:39-45 (1e-4 on the network, none on the loss's parameters)",
 }
 
 def tuning_path(experiment: str, profile: str, results=None) -> Path:

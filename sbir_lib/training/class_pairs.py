@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.progress import progress_bar
 from sbir_lib.metrics.retrieval import metrics_of
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.models import dase as DA
@@ -206,7 +207,6 @@ def _triplet_loss(es: torch.Tensor, ep: torch.Tensor, labels: torch.Tensor, marg
 def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = True,
                 log: Callable[[str], None] | None = None) -> TrainOutput:
     """Train ``cfg`` on ``data``'s training sketches and photos; the test split is never touched."""
-    from sbir_lib.core.progress import progress_bar
 
 
     cfg.validate()

@@ -78,6 +78,7 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.progress import progress_bar
 from sbir_lib.core.io import torch_save_atomic
 from sbir_lib.core.records import git_commit, init_checkpoint
 from sbir_lib.data import augment as A
@@ -344,7 +345,6 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
 
     Resumes from ``<out>.resume`` when it exists and was written with the same :meth:`PretrainConfig.key`
     and data (``resume=False`` ignores it)."""
-    from sbir_lib.core.progress import progress_bar
 
     cfg.validate()
     device = _config.default_device(device) if not isinstance(device, torch.device) else device

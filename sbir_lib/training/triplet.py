@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.progress import progress_bar
 from sbir_lib.training import engine
 from sbir_lib.training.cached import build_cache, cached_batch, trunk_stage
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
@@ -333,7 +334,6 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     (model, energy, optimiser, sampler and RNG state), and it is rewritten atomically every
     ``checkpoint_every`` iterations. ``test_split`` is never used for training decisions.
     """
-    from sbir_lib.core.progress import progress_bar
 
     cfg.validate()
     device = _config.default_device(device) if not isinstance(device, torch.device) else device

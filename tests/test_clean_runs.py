@@ -133,3 +133,38 @@ def test_a_notebook_run_without_the_real_data_leaves_the_checkout_clean(tmp_path
     assert (out / "results").is_dir()
     nb = json.loads(written[0].read_text())
     assert "synthetic" in json.dumps(nb["cells"])  # the stand-in was announced
+
+
+def test_records_digest_follows_every_real_record_and_ignores_synthetic_runs(tmp_path):
+    empty = NB.records_digest(tmp_path)
+    rec = {"metrics": {"acc@1": 0.5}}
+    R.write_record(R.record_path(tmp_path, "table2", "shoes", "base", 0, "quick"), rec, np.eye(3))
+    one = NB.records_digest(tmp_path)
+    assert one != empty and NB.records_digest(tmp_path) == one  # deterministic
+    R.write_record(R.record_path(tmp_path, "table2", "synthetic", "base", 0, "quick"), rec, np.eye(3))
+    assert NB.records_digest(tmp_path) == one  # runs on synthetic stand-ins never show in committed outputs
+    R.write_record(R.record_path(tmp_path, "table2", "shoes", "base", 0, "quick"),
+                   {"metrics": {"acc@1": 0.6}}, np.eye(3))
+    assert NB.records_digest(tmp_path) != one  # a changed record
+
+
+def test_stale_lists_notebooks_stamped_with_other_records(tmp_path, monkeypatch):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    results = tmp_path / "results"
+    for name in ("00_a.ipynb", "01_b.ipynb", "02_c.ipynb"):
+        (nbs / name).write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    monkeypatch.setattr(NB, "notebooks_dir", lambda: nbs)
+    NB.clean_notebook(nbs / "00_a.ipynb", {"profile": "quick", "records": NB.records_digest(results)})
+    NB.clean_notebook(nbs / "01_b.ipynb", {"profile": "quick", "records": "0" * 20})
+    assert [p.name for p in NB.stale(results)] == ["01_b.ipynb", "02_c.ipynb"]  # 02 was never stamped
+    R.write_record(R.record_path(results, "table2", "shoes", "base", 0, "quick"), {"metrics": {}}, np.eye(3))
+    assert len(NB.stale(results)) == 3  # a new record: 00's outputs may no longer show what is recorded
+
+
+def test_committed_notebooks_show_the_committed_records():
+    """No committed output is stale (issue 15, item 4): every notebook was last run, with ``--inplace``,
+    on exactly the records committed today."""
+    old = NB.stale(ROOT / "results")
+    assert not old, (f"{', '.join(p.name for p in old)} ran on other records than today's: refresh with "
+                     f"python -m sbir_lib.course run --profile quick --stale --inplace")

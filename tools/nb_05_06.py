@@ -274,7 +274,10 @@ TB.style_pretrain(init_recipe.embedding_spread(ctx.profile), "mean squared dista
         md(r"""
 How the stronger offline init was chosen: each change to the stand-in's pretraining was kept only when it raised
 the acc@1 of the pretrained network on the QMUL validation pairs (carved from the training splits, never
-trained on), and the fine-tuning learning rate of every init was chosen on the shoes validation split:
+trained on), and the fine-tuning recipe of every init (which layers it loads, then the learning rate, then for
+`base` which layers stay frozen) was chosen in turn on the shoes validation split. In the quick profile that
+split holds 32 pairs, so one pair is 3 points and most choices are within noise; the full profile's larger
+split and 20,000 iterations are where the choices mean something.
 """),
         code("""
 search = TB.pretrain_search_frame(ctx.profile)
@@ -285,7 +288,7 @@ if search is None or recipe is None:
 if search is not None:
     display(TB.style_pretrain(search, "pretraining changes, held-out numbers (%)"))
 if recipe is not None:
-    display(TB.style_pretrain(recipe, "fine-tuning lr per init: validation acc@1 (%)"))
+    display(TB.style_pretrain(recipe, "fine-tuning recipe per init: validation acc@1 (%)"))
 """),
         code("""
 if ctx.profile != "full" and len(full_inventory):

@@ -15,10 +15,16 @@ stripping what must not be committed from the notebooks (papermill's absolute pa
 writing the kernelspec as JupyterLab does (:data:`KERNELSPEC`); synthetic runs still go to the scratch
 folder. Saved figures carry no dates (:func:`sbir_lib.core.plotting.save_figure`), so re-running with
 unchanged numbers leaves them byte-identical.
+
+No committed output goes stale: ``--inplace`` stamps each notebook with :func:`records_digest`, a digest of
+every record under ``results/`` (what its tables and figures are derived from); if the series itself recorded
+runs after a notebook was executed, that notebook is run once more. ``--stale`` runs only the committed
+notebooks whose stamp no longer matches the records (:func:`stale`; ``tests/test_course.py`` fails on any).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -37,6 +43,8 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 #: the environment variables :func:`run` sets for its kernels (restored afterwards)
 RUN_ENV = ("SBIR_PROFILE", "SBIR_PROGRESS", "SBIR_FIGURES_ROOT", "SBIR_RESULTS_ROOT")
+#: the notebook metadata key ``run(..., inplace=True)`` writes: ``{"profile": ..., "records": digest}``
+STAMP = "sbir_records"
 
 
 def notebooks_dir() -> Path:
@@ -58,13 +66,42 @@ def list_notebooks(only: list[str] | None = None) -> list[Path]:
     return nbs
 
 
-def clean_notebook(path: Path) -> None:
+def records_digest(results=None) -> str:
+    """A digest of every record under the results folder (``results``, default
+    :func:`sbir_lib.core.config.results_root`): the paths and bytes of its JSON files, runs on synthetic
+    stand-ins left out. Any record added, removed or changed changes it."""
+    root = _config.results_root(results)
+    h = hashlib.sha256()
+    if root.is_dir():
+        for p in sorted(root.rglob("*.json")):
+            rel = p.relative_to(root)
+            if p.is_file() and not any(_is_synthetic(part) for part in rel.parts):
+                h.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
+    return h.hexdigest()[:20]
+
+
+def stamp_of(path: Path) -> dict:
+    """The ``{"profile", "records"}`` stamp :func:`run` wrote into a notebook (``{}`` if none)."""
+    return json.loads(Path(path).read_text()).get("metadata", {}).get(STAMP, {})
+
+
+def stale(results=None, only=None) -> list[Path]:
+    """The committed notebooks whose outputs may no longer show the records: never stamped by an
+    ``--inplace`` run, or stamped with another :func:`records_digest` than today's."""
+    now = records_digest(results)
+    return [p for p in list_notebooks(only) if stamp_of(p).get("records") != now]
+
+
+def clean_notebook(path: Path, stamp: dict | None = None) -> None:
     """Remove machine-specific and bulky metadata (papermill paths and injected parameters,
-    widget state) in place, and write the kernelspec as JupyterLab does (:data:`KERNELSPEC`)."""
+    widget state) in place, write the kernelspec as JupyterLab does (:data:`KERNELSPEC`) and, if given, the
+    records ``stamp`` (:data:`STAMP`)."""
     nb = json.loads(path.read_text())
     md = nb.setdefault("metadata", {})
     md.pop("widgets", None)
     md["kernelspec"] = dict(KERNELSPEC)
+    if stamp is not None:
+        md[STAMP] = dict(stamp)
     pm = md.get("papermill")
     if pm is not None:
         for k in ("input_path", "output_path", "start_time", "end_time", "duration", "exception"):
@@ -157,14 +194,19 @@ def scratch_results(scratch, results=None) -> Path:
     return scratch
 
 
-def run(profile: str, only=None, inplace=False, out=None, log=print) -> list[Path]:
+def run(profile: str, only=None, inplace=False, out=None, log=print, only_stale=False) -> list[Path]:
     """Execute notebooks ``only`` (numbers; default all) of the series in ``profile``; executed copies and
     figures go to :func:`output_dir` (``out``) unless ``inplace``, records to ``<out>/results``
-    (:func:`scratch_results`). Returns the executed notebooks' paths."""
+    (:func:`scratch_results`). With ``inplace`` each notebook is stamped with :func:`records_digest`, and a
+    notebook that ran before the series recorded new runs is run once more; ``only_stale`` keeps only the
+    notebooks :func:`stale` lists. Returns the executed notebooks' paths."""
     import papermill as pm
 
     _config.check_profile(profile)
-    nbs = list_notebooks(only)
+    committed = _config.results_root()
+    nbs = stale(committed, only) if only_stale else list_notebooks(only)
+    if only_stale and not nbs:
+        log("no notebook is stale: every one was run with today's records")
     out_dir = output_dir(profile, out)
     out_dir.mkdir(parents=True, exist_ok=True)
     env_before = {k: os.environ.get(k) for k in RUN_ENV}
@@ -181,18 +223,29 @@ def run(profile: str, only=None, inplace=False, out=None, log=print) -> list[Pat
     kernel_config.write_text(KERNEL_CONFIG)
     root = notebooks_dir().parent
     try:
-        for nb in nbs:
-            dest = nb if inplace else out_dir / nb.name
-            t0 = time.perf_counter()
-            log(f"running {nb.name} (profile {profile}) ...")
-            pm.execute_notebook(str(nb), str(dest), parameters={"profile": profile},
-                                kernel_name="python3", cwd=str(nb.parent), progress_bar=False,
-                                extra_arguments=[f"--IPKernelApp.extra_config_file={kernel_config}"])
-            if inplace:
-                clean_notebook(dest)
-            shown = dest.relative_to(root) if dest.is_relative_to(root) else dest
-            log(f"  done in {time.perf_counter() - t0:.0f} s -> {shown}")
-            written.append(dest)
+        pending = nbs
+        for _ in range(2):  # a second pass only for notebooks that ran before the series recorded new runs
+            stamps = {}
+            for nb in pending:
+                dest = nb if inplace else out_dir / nb.name
+                t0 = time.perf_counter()
+                log(f"running {nb.name} (profile {profile}) ...")
+                pm.execute_notebook(str(nb), str(dest), parameters={"profile": profile},
+                                    kernel_name="python3", cwd=str(nb.parent), progress_bar=False,
+                                    extra_arguments=[f"--IPKernelApp.extra_config_file={kernel_config}"])
+                if inplace:
+                    stamps[nb] = records_digest(committed)
+                    clean_notebook(dest, {"profile": profile, "records": stamps[nb]})
+                shown = dest.relative_to(root) if dest.is_relative_to(root) else dest
+                log(f"  done in {time.perf_counter() - t0:.0f} s -> {shown}")
+                if dest not in written:
+                    written.append(dest)
+            now = records_digest(committed)
+            pending = [nb for nb in pending if inplace and stamps[nb] != now]
+            if not pending:
+                break
+            log(f"the series recorded new runs after {', '.join(p.name[:2] for p in pending)} ran: "
+                f"running {'it' if len(pending) == 1 else 'them'} again so that the outputs show them")
     finally:
         cfg_dir.cleanup()
         for key, value in env_before.items():
@@ -214,15 +267,18 @@ def main(argv=None) -> int:
                         "(default notebooks/_executed/<profile>)")
     r.add_argument("--inplace", action="store_true",
                    help="refresh the committed notebooks and figures instead")
-    sub.add_parser("list", help="the notebooks of the series")
+    r.add_argument("--stale", action="store_true",
+                   help="only the notebooks whose outputs predate the records (see `list --stale`)")
+    ls = sub.add_parser("list", help="the notebooks of the series")
+    ls.add_argument("--stale", action="store_true", help="only those run before the records last changed")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "list":
-            for p in list_notebooks():
+            for p in (stale() if args.stale else list_notebooks()):
                 print(p.name)
             return 0
         profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
-        run(profile, args.only, args.inplace, args.out)
+        run(profile, args.only, args.inplace, args.out, only_stale=args.stale)
         return 0
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

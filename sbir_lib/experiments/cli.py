@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--results", default=None)
     tp = sub.add_parser("tune-pretrain", help="pretrain the sketchy_qmul init change by change; keep what helps "
                                               "on held-out data")
-    ti = sub.add_parser("tune-init", help="choose the fine-tuning lr per init and variant on a validation split")
+    ti = sub.add_parser("tune-init", help="choose the fine-tuning recipe (layers loaded, lr, frozen layers) "
+                                          "per init and variant on a validation split")
     for q in (tp, ti):
         q.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
         q.add_argument("--device", default=None)

@@ -241,7 +241,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         if not init.exists():
             raise FileNotFoundError(
                 f"row {row!r} needs the pretrained Sketch-a-Net {init}; make it with: "
-                f"python -m sbir_lib.training.pretrain run --profile {profile}")
+                f"python -m sbir_lib.training.pretrain run --profile {profile} --init-name {init_name}")
         init = str(init.relative_to(_config.repo_root() or Path.cwd())) if (
             _config.repo_root() and init.is_relative_to(_config.repo_root())) else str(init)
     chosen_on = None

@@ -49,11 +49,13 @@ def rows() -> list[Row]:
             "stand-in on Sketchy-mini (`@sketchy_mini`) and a stronger one that adds the QMUL training pairs minus "
             "their validation splits (`@sketchy_qmul`, each change chosen on held-out pairs); both are "
             "extra columns of the `pretrain` experiment (issue [init])"),
-        Row("fine-tuning lr per init",
-            "one recipe: lr 0.001, constant (TF train:182; Caffe solver.prototxt:2-6)",
-            "the `@<init>` rows of the `pretrain` experiment use the lr chosen per init and variant on the shoes "
-            "validation split (`python -m sbir_lib.experiments tune-init`, recorded in each run's "
-            "`settings_chosen_on`); the table rows keep the authors' lr",
+        Row("fine-tuning recipe per init",
+            "one recipe: conv1-fc7 loaded, lr 0.001 constant, the frozen layers above (TF train:84-119, 182; "
+            "Caffe solver.prototxt:2-6)",
+            "the `@<init>` rows of the `pretrain` experiment use, per init and variant, the layers loaded "
+            "(`init_layers` all | conv: fresh fc6/fc7), the lr and (base) the frozen layers chosen in turn on the "
+            "shoes validation split (`python -m sbir_lib.experiments tune-init`, recorded in each run's "
+            "`settings_chosen_on`); the table rows keep the authors' recipe",
             "different",
             "another init can need another lr; it is chosen on data carved from the training split, never on test"),
         Row("frozen layers",

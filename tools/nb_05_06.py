@@ -238,8 +238,8 @@ if ctx.profile != "full" and len(full_inventory):
 The paper fine-tunes the authors' Sketch-a-Net, pretrained on ImageNet edge maps and TU-Berlin sketches, which
 cannot be had offline; our tables train from scratch. The `pretrain` experiment starts Triplet SN and DSSA five
 ways: the **untrained** network (evaluated without any training), **from scratch**, our offline stand-in
-(`@sketchy_mini`: `python -m sbir_lib.training.pretrain run` on the small Sketchy subset), a stronger offline
-init (`@sketchy_qmul`: the same plus the QMUL *training* pairs; sketch augmentation and a longer schedule were
+(`@sketchy_mini`: `python -m sbir_lib.training.pretrain run` on the small Sketchy subset), an offline init meant
+to be stronger (`@sketchy_qmul`: the same plus the QMUL *training* pairs; sketch augmentation and a longer schedule were
 tried and kept only where they helped on held-out pairs) and an
 ImageNet-pretrained EfficientNet-Lite0 trunk under the same DSSA head (`@imagenet`,
 `sbir_lib.models.imagenet`). How much of the gap to the paper is the initialisation?
@@ -272,7 +272,7 @@ from sbir_lib.experiments import init_recipe
 TB.style_pretrain(init_recipe.embedding_spread(ctx.profile), "mean squared distance, normalised base embedding")
 """),
         md(r"""
-How the stronger offline init was chosen: each change to the stand-in's pretraining was kept only when it raised
+How the QMUL-pairs init was chosen: each change to the stand-in's pretraining was kept only when it raised
 the acc@1 of the pretrained network on the QMUL validation pairs (carved from the training splits, never
 trained on), and the fine-tuning recipe of every init (which layers it loads, then the learning rate, then for
 `base` which layers stay frozen) was chosen in turn on the shoes validation split. In the quick profile that

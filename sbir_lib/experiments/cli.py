@@ -11,7 +11,7 @@
     python -m sbir_lib.experiments pack --out sketchy_pack.npz                 # data for an offline GPU
     python -m sbir_lib.experiments grid --profile full --budget-s 500          # the grid, by value, in a budget
     python -m sbir_lib.experiments tune-cache --profile full                    # cached views per image (validation)
-    python -m sbir_lib.experiments tune-pretrain --profile quick                # the stronger offline init (held out)
+    python -m sbir_lib.experiments tune-pretrain --profile quick                # the QMUL-pairs init (held out)
     python -m sbir_lib.experiments tune-init --profile quick                    # lr per init (validation)
 
 Recorded runs are skipped (``--force`` retrains). ``--init`` takes ``scratch``, ``imagenet`` (DASE/MEMS

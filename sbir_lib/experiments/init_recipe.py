@@ -1,4 +1,4 @@
-"""Choosing, on held-out data, how the stronger offline init is pretrained and how each init is fine-tuned.
+"""Choosing, on held-out data, how the QMUL-pairs offline init is pretrained and how each init is fine-tuned.
 
 Taught in: ``notebooks/05_reproduce_tables.ipynb`` ("Where accuracy comes from"). Run from the shell::
 

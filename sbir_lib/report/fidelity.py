@@ -46,7 +46,7 @@ def rows() -> list[Row]:
             "(the DSSA head on an EfficientNet-Lite0 trunk: an extra column, never a paper row)",
             "different",
             "the authors' pretrained Sketch-a-Net is not obtainable offline; `python -m sbir_lib.training.pretrain` trains a "
-            "stand-in on Sketchy-mini (`@sketchy_mini`) and a stronger one that adds the QMUL training pairs minus "
+            "stand-in on Sketchy-mini (`@sketchy_mini`) and one that adds the QMUL training pairs minus "
             "their validation splits (`@sketchy_qmul`, each change chosen on held-out pairs); both are "
             "extra columns of the `pretrain` experiment (issue [init])"),
         Row("fine-tuning recipe per init",

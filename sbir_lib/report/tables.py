@@ -66,7 +66,7 @@ NOT_REPRODUCED = {
 }
 PRETRAIN_EXPERIMENT = "pretrain"
 #: where accuracy comes from: the untrained network (no training at all), from scratch, the offline Sketchy-mini
-#: stand-in, the stronger offline init (Sketchy-mini + QMUL training pairs + sketch augmentation), the ImageNet track
+#: stand-in, the offline init that adds the QMUL training pairs, the ImageNet track
 PRETRAIN_INITS = ("untrained", "scratch", "sketchy_mini", "sketchy_qmul", "imagenet")
 #: The DSSA experiments this report covers (the DASE/MEMS ones under results/ are not part of it).
 DSSA_EXPERIMENTS = TABLES + (PRETRAIN_EXPERIMENT, "curve")

@@ -12,7 +12,7 @@ offline; this module follows the same recipe on Sketchy-mini:
   :func:`sbir_lib.data.datasets.load_sketchy_mini`'s split and the edge maps (:mod:`sbir_lib.data.edges`) of
   all its photos, one label per category; the test sketches are held out. The init ``sketchy_mini`` (the
   stand-in for the authors' Sketch-a-Net) reads no QMUL image.
-- init ``sketchy_qmul`` (:data:`INITS`: the stronger offline init of issue [init]) adds the QMUL shoes, chairs
+- init ``sketchy_qmul`` (:data:`INITS`: the offline init of issue [init] that adds instance pairs) adds the QMUL shoes, chairs
   and handbags *training* pairs minus each one's validation split (:class:`~sbir_lib.training.pretrain_data.PairPool`):
   a fraction ``pair_fraction`` of each classification batch is pairs, each pair its own class (sketch and
   edge map share the label: instance classification), and the same fraction of each triplet batch is

@@ -251,7 +251,7 @@ def test_nb06_explorer_renders_and_follows_its_slider(browser, lab):
 def test_nb09_mouse_stroke_updates_the_results_panel(browser, lab):
     t0 = time.monotonic()
     page = open_notebook(browser, lab, "09_draw_a_query.ipynb")
-    run_through(page, "09_draw_a_query.ipynb", "pad.widget()")
+    run_through(page, "09_draw_a_query.ipynb", "if ready:\n    display(pad.widget())")
     canvas = page.locator(".sbir-sketchpad-canvas").first
     canvas.wait_for(timeout=UPDATE_TIMEOUT_S * 1000)
     status = page.locator(".sbir-sketchpad-status").first

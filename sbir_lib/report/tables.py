@@ -193,7 +193,8 @@ class Stat:
 
     @property
     def std(self) -> float:
-        """Sample standard deviation over seeds (``ddof=1``); ``nan`` with fewer than 2 seeds."""
+        """Sample standard deviation over seeds (``ddof=1``); undefined with fewer than 2 seeds (a float
+        not-a-number, which the tables show as a dash)."""
         return float(np.std(self.values, ddof=1)) if self.n >= 2 else math.nan
 
     def text(self, digits: int = 2) -> str:

@@ -90,9 +90,11 @@ acc@1 in the `pretrain` experiment (notebook 05), each the seed-0 run of this no
 A drawn query needs the *whole* trained network. The runner keeps the trained conv1-5 and attention beside a
 few records (enough for the attention figures), but not fc6/fc7, the bulk of the weights. So the pad
 **rebuilds** the network: it trains the record's own configuration again, with the record's CPU thread
-count (a CPU run is deterministic, so this gives the recorded network), keeps it under the git-ignored
-`runs/` folder, and then **checks** it: the test distance matrix recomputed with the rebuilt network is
-compared with the recorded one. The first use of each model takes as long as its quick run did (a few
+count, keeps it under the git-ignored `runs/` folder, and then **checks** it: the test distance matrix
+recomputed with the rebuilt network is compared with the recorded one. A CPU run is deterministic for a given
+code and PyTorch build, so the rebuild matches where those are the record's; where the training code or the
+build changed since the record was made, the check below says how far the rebuilt network is from the
+recorded one, and the pad's rankings are the rebuilt network's, not the table's. The first use of each model takes as long as its quick run did (a few
 minutes on 2 CPU cores); later uses load it in a second. Without any record, the pad prints the
 `python -m sbir_lib.experiments run ...` command that trains one.
 """),

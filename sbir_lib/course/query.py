@@ -16,8 +16,9 @@ but not fc6/fc7 (:func:`sbir_lib.experiments.runner.save_weights`), and a drawn 
 network. :func:`load_network` takes, in this order: kept weights that do include fc6/fc7; a network rebuilt
 earlier on this machine (``runs/<results>/sketchpad/...``, git-ignored); or, where training is allowed,
 rebuilds it now by training the record's own configuration again, with the record's CPU thread count
-(a CPU run of the quick profile is deterministic: the rebuilt network gives the recorded test distances bit
-for bit). :class:`Retriever` then recomputes the test distance matrix and says how far it is from the
+(a CPU run of the quick profile is deterministic for a given code and PyTorch build: with the record's, the
+rebuilt network gives the recorded test distances bit for bit; after a change to either it may not).
+:class:`Retriever` then recomputes the test distance matrix and says how far it is from the
 recorded one (:attr:`Retriever.check`), so a rebuild that is not the recorded run cannot pass unnoticed.
 
 **Retrieval** (:class:`Retriever`). The gallery (the test edge maps) is embedded once, with the record's

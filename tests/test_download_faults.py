@@ -11,13 +11,10 @@ nothing). Ctrl-C is a real SIGINT sent to a download running in a subprocess.
 from __future__ import annotations
 
 import errno
-import hashlib
 import http.server
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,17 +26,10 @@ import pytest
 
 from sbir_lib.data import download as dl
 from sbir_lib.data import transfer as T
-from sbir_lib.data.registry import DatasetSpec, FileEntry
+# the fixtures' data, registry entries and file helpers are test_download's (tests/ is on sys.path)
+from test_download import _bytes, _closed_port, _files_under, _sha, _spec
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _bytes(n: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-def _sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 FILES = {
@@ -47,12 +37,6 @@ FILES = {
     "toy/sub/b.bin": _bytes(30_000, 12),
     "toy/sub/c.txt": b"sketch\n" * 100,
 }
-
-
-def _spec(name: str, files: dict[str, bytes], url_base: str | None) -> DatasetSpec:
-    entries = tuple(FileEntry(p, None if url_base is None else url_base + p, len(b), _sha(b))
-                    for p, b in files.items())
-    return DatasetSpec(name=name, kind="files", title=f"{name} fixture", source="test", files=entries)
 
 
 class _FaultyHandler(http.server.BaseHTTPRequestHandler):
@@ -139,20 +123,8 @@ def _no_env(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
-def _files_under(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-
-
 def _dirs_under(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir())
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _run(capsys, *args, **kw) -> tuple[int, str, str]:

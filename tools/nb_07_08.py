@@ -163,7 +163,7 @@ profile uses every 5th category (25) at 64 x 64 pixels; the full profile all 125
 """),
         code(r"""
 name = dase_lab.dataset_for("dase_sketchy")
-cfg = {b: dase_mems.profile_config("dase_sketchy", ctx.profile, f"{b}_softmax") for b in ("plain", "dase")}
+cfg = dase_lab.lecture_configs(ctx.profile)  # {"plain": plain_softmax's config, "dase": dase_softmax's}
 data = dase_mems.load_data("dase_sketchy", name, ctx.profile, cfg=cfg["dase"])
 pd.Series(data.summary(), name=name).to_frame()
 """, check=True),
@@ -188,14 +188,20 @@ in the quick profile, 64 in the full one), same random resized crops and flips, 
 least explaining for; notebook 08 compares all losses). These are exactly the `plain_softmax` and
 `dase_softmax` rows of notebook 08's grid in this profile. Quick profile: a minute each on a CPU, far from
 converged: the numbers show the mechanism, not the paper's accuracy.
+
+Train or load: `dase_lab.train_or_load` trains a network once and keeps it under the git-ignored `runs/`
+folder, keyed by everything its weights depend on (configuration, training images, the training code, the
+PyTorch version); later runs load it. The series runner (`python -m sbir_lib.course run`) even trains both
+ahead, in the background while notebooks 00-06 run, so this cell usually just loads them.
 """),
         code(r"""
-runs = {}  # trained here, unless this is the full profile without a GPU: then nothing is trained
+runs = {}  # trained here (or loaded), unless this is the full profile without a GPU: then nothing is trained
 if dase_lab.may_train(ctx, name):
-    runs = {b: class_pairs.train_model(cfg[b], data, ctx.device) for b in ("plain", "dase")}
+    runs, how = dase_lab.lecture_networks(cfg, data, ctx.device)
     scores = {b: class_pairs.evaluate(r.model, cfg[b], data) for b, r in runs.items()}
-    display(pd.DataFrame({f"{b}_softmax": {**s["metrics"], "train s": round(runs[b].train_time_s)}
-                          for b, s in scores.items()}).round(3))
+    display(pd.DataFrame({f"{b}_softmax": {**{k: round(v, 3) for k, v in s["metrics"].items()},
+                                           "train s": round(runs[b].train_time_s), "network": how[b]}
+                          for b, s in scores.items()}))
 else:
     print("Nothing is trained here (full profile without a GPU), so the sections below that look inside the two "
           "networks are skipped. Their recorded runs:")

@@ -2,6 +2,8 @@
 
 Used by ``download`` (verified files), ``experiments`` (result records) and ``train``
 (checkpoints). Write to a temporary file in the same folder, fsync, then ``os.replace``.
+:func:`build_lock` keeps two processes from building the same file at once (the sketch pad's rebuilt
+networks, notebook 07's lecture networks, and the series runner's prefetch of both).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -63,6 +65,33 @@ def torch_save_atomic(path: str | os.PathLike, obj: Any) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+@contextlib.contextmanager
+def build_lock(path: str | os.PathLike, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` while ``path`` is being built: a second process asking for
+    the same lock waits (calling ``on_wait()`` once first) until the first is done, and should then look for
+    ``path`` again before building it. The lock is the operating system's (``fcntl.flock``), so it is
+    released when its holder exits, crashed or killed included; where ``fcntl`` is missing (Windows) nothing
+    is locked. The empty ``.lock`` file is left in place."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        yield
+        return
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -1,12 +1,19 @@
 """Notebook helpers for notebooks 07 (DASE) and 08 (MEMS): which dataset a notebook uses, recorded
-runs as tables (train-or-load), the domain probe, and notebook 08's two-dimensional toy that draws the
-decision regions of each loss.
+runs as tables (train-or-load), notebook 07's two lecture networks (trained once, then loaded:
+:func:`lecture_networks`), the domain probe, and notebook 08's two-dimensional toy that draws the decision
+regions of each loss.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import hashlib
+import inspect
+import json
 import math
 import os
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -15,12 +22,14 @@ import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
 from sbir_lib.course.context import note as show_note
+from sbir_lib.core.io import build_lock, torch_save_atomic
 from sbir_lib.core.records import load_record, record_path
 from sbir_lib.models import dase as DA
 from sbir_lib.data import datasets as D
 from sbir_lib.losses import losses as L
 from sbir_lib.data.pack import PACK_ENV
 from sbir_lib.experiments.dase_mems import DATASETS, EXPERIMENTS, LEVEL, ROW_BLOCKS, profile_config, run_one
+from sbir_lib.training import class_pairs
 from sbir_lib.training.class_pairs import LOSSES
 from sbir_lib.metrics.geometry import CLAIM_KEYS
 from sbir_lib.metrics.geometry import class_separation
@@ -67,6 +76,78 @@ def may_train(ctx, dataset: str) -> bool:
     """Whether a missing run is trained here: ``ctx.train_missing``, and never a full-profile run on a synthetic
     stand-in."""
     return ctx.train_missing and not (ctx.profile == "full" and dataset.startswith("synthetic"))
+
+
+#: notebook 07's two lecture networks: the plain and the DASE ResNet, both with the softmax loss
+LECTURE_ROWS = {"plain": "plain_softmax", "dase": "dase_softmax"}
+
+
+def lecture_configs(profile: str) -> dict:
+    """The :class:`~sbir_lib.training.class_pairs.RunConfig` of each lecture network (``plain``, ``dase``):
+    exactly the ``plain_softmax`` / ``dase_softmax`` rows of notebook 08's ``dase_sketchy`` grid."""
+    return {b: profile_config("dase_sketchy", profile, row) for b, row in LECTURE_ROWS.items()}
+
+
+def lecture_cache(cfg, data, results=None) -> Path:
+    """Where a lecture network is kept: ``runs/<results>/lecture/dase_sketchy/<blocks>_<loss>.<key>.pt``
+    (git-ignored, :func:`sbir_lib.core.config.runs_root`); ``key`` digests everything the trained weights
+    depend on: the configuration, the training images and labels, the code that trains and builds the network,
+    and the PyTorch version. Any change makes a new key, so a stale network is never loaded."""
+    h = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode())
+    h.update(torch.__version__.encode())
+    for t in (data.train_sketches, data.train_photos, data.train_sketch_labels, data.train_photo_labels):
+        h.update(t.cpu().numpy().tobytes())
+    for module in (class_pairs, DA, L):
+        h.update(inspect.getsource(module).encode())
+    return (_config.runs_root(results) / "lecture" / "dase_sketchy"
+            / f"{cfg.blocks}_{cfg.loss}.{h.hexdigest()[:12]}.pt")
+
+
+def train_or_load(cfg, data, device, results=None, log: Callable[[str], None] = print):
+    """``(TrainOutput, how)``: the network of ``cfg`` trained on ``data`` (notebook 07's lecture networks),
+    loaded from :func:`lecture_cache` when an earlier run trained it (``how``: ``"loaded: trained <date>"``),
+    else trained now and kept there (``"trained now"``). A training holds
+    :func:`sbir_lib.core.io.build_lock`, so the series runner's prefetch and the notebook never train the same
+    network twice: the second waits and loads."""
+    path = lecture_cache(cfg, data, results)
+
+    def load():
+        if not path.exists():
+            return None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model, head = class_pairs.build(cfg, data.num_classes)
+        model.load_state_dict(state["model"])
+        if head is not None:
+            head.load_state_dict(state["head"])
+        dev = torch.device(device)
+        out = class_pairs.TrainOutput(model.to(dev), head.to(dev) if head is not None else None, cfg,
+                                      state["history"], state["train_time_s"], state["images_per_s"])
+        return out, f"loaded: trained {state['created']}"
+
+    found = load()
+    if found is None:
+        with build_lock(path, lambda: log(f"waiting for another process training {cfg.blocks}_{cfg.loss} "
+                                          f"(the series runner's prefetch, or a second notebook)")):
+            found = load()
+            if found is None:
+                res = class_pairs.train_model(cfg, data, device)
+                created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                torch_save_atomic(path, {
+                    "created": created, "history": res.history, "train_time_s": round(res.train_time_s, 2),
+                    "images_per_s": round(res.images_per_s, 1),
+                    "model": {k: v.detach().cpu() for k, v in res.model.state_dict().items()},
+                    "head": ({k: v.detach().cpu() for k, v in res.head.state_dict().items()}
+                             if res.head is not None else None)})
+                found = res, "trained now"
+    return found
+
+
+def lecture_networks(cfg: dict, data, device, results=None, log: Callable[[str], None] = print) -> tuple[dict, dict]:
+    """``(runs, how)``: :func:`train_or_load` of each lecture network of ``cfg`` (:func:`lecture_configs`)."""
+    runs, how = {}, {}
+    for b, c in cfg.items():
+        runs[b], how[b] = train_or_load(c, data, device, results, log)
+    return runs, how
 
 
 def record(ctx, experiment: str, dataset: str, row: str, seed: int | None = None, quiet: bool = False,

@@ -10,6 +10,12 @@ written to ``<out>/results/`` (``$SBIR_RESULTS_ROOT``), a scratch folder that li
 real-data runs (:func:`scratch_results`): runs already recorded are reused, new runs on the real data are
 recorded there as before, and runs on a synthetic stand-in (no real data here) stay in the scratch folder.
 
+Notebooks 07 and 09 train before they teach (07 its two lecture networks, 09 the sketch pad's network),
+once per checkout: the results are kept under the git-ignored ``runs/``. So that a first run of the series
+does not wait for them, ``run`` starts :mod:`sbir_lib.course.prefetch` at idle priority beside the notebooks
+(``--no-prefetch``: not); it builds them on the core the other notebooks leave idle, its log in
+``<out>/prefetch.log``.
+
 ``--inplace`` refreshes the committed notebooks and the committed figures (``figures/``) instead, after
 stripping what must not be committed from the notebooks (papermill's absolute paths, widget state) and
 writing the kernelspec as JupyterLab does (:data:`KERNELSPEC`); synthetic runs still go to the scratch
@@ -42,7 +48,7 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 #: an object's memory address at the end of its default repr (``<pandas...Styler at 0x7f...>``)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 #: the environment variables :func:`run` sets for its kernels (restored afterwards)
-RUN_ENV = ("SBIR_PROFILE", "SBIR_PROGRESS", "SBIR_FIGURES_ROOT", "SBIR_RESULTS_ROOT")
+RUN_ENV = ("SBIR_PROFILE", "SBIR_PROGRESS", "SBIR_FIGURES_ROOT", "SBIR_RESULTS_ROOT", "OMP_WAIT_POLICY")
 #: the notebook metadata key ``run(..., inplace=True)`` writes: ``{"profile": ..., "records": digest}``
 STAMP = "sbir_records"
 
@@ -194,13 +200,17 @@ def scratch_results(scratch, results=None) -> Path:
     return scratch
 
 
-def run(profile: str, only=None, inplace=False, out=None, log=print, only_stale=False) -> list[Path]:
+def run(profile: str, only=None, inplace=False, out=None, log=print, only_stale=False,
+        prefetch: bool = False) -> list[Path]:
     """Execute notebooks ``only`` (numbers; default all) of the series in ``profile``; executed copies and
     figures go to :func:`output_dir` (``out``) unless ``inplace``, records to ``<out>/results``
     (:func:`scratch_results`). With ``inplace`` each notebook is stamped with :func:`records_digest`, and a
     notebook that ran before the series recorded new runs is run once more; ``only_stale`` keeps only the
-    notebooks :func:`stale` lists. Returns the executed notebooks' paths."""
+    notebooks :func:`stale` lists; ``prefetch`` starts :mod:`sbir_lib.course.prefetch` beside them (stopped
+    when the series ends). Returns the executed notebooks' paths."""
     import papermill as pm
+
+    from sbir_lib.course import prefetch as PF
 
     _config.check_profile(profile)
     committed = _config.results_root()
@@ -222,6 +232,15 @@ def run(profile: str, only=None, inplace=False, out=None, log=print, only_stale=
     kernel_config = Path(cfg_dir.name) / "ipython_kernel_config.py"
     kernel_config.write_text(KERNEL_CONFIG)
     root = notebooks_dir().parent
+    if prefetch and PF.prefetchable(p.name[:2] for p in nbs):
+        # OpenMP threads that wait by sleeping, not spinning: with the worker busy on the other core, a kernel's
+        # two-thread PyTorch otherwise crawls (measured: notebook 08's 400-step toy training 75 s instead of 3 s
+        # in a kernel; 2.8 s with this); the results do not change, only how idle threads wait
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    worker = PF.start([p.name[:2] for p in nbs], profile, out_dir / "prefetch.log") if prefetch else None
+    if worker is not None:
+        log(f"building ahead what notebooks {', '.join(PF.prefetchable(p.name[:2] for p in nbs))} need, "
+            f"at idle priority (log: {out_dir / 'prefetch.log'})")
     try:
         pending = nbs
         for _ in range(2):  # a second pass only for notebooks that ran before the series recorded new runs
@@ -247,6 +266,7 @@ def run(profile: str, only=None, inplace=False, out=None, log=print, only_stale=
             log(f"the series recorded new runs after {', '.join(p.name[:2] for p in pending)} ran: "
                 f"running {'it' if len(pending) == 1 else 'them'} again so that the outputs show them")
     finally:
+        PF.stop(worker)
         cfg_dir.cleanup()
         for key, value in env_before.items():
             if value is None:
@@ -269,6 +289,8 @@ def main(argv=None) -> int:
                    help="refresh the committed notebooks and figures instead")
     r.add_argument("--stale", action="store_true",
                    help="only the notebooks whose outputs predate the records (see `list --stale`)")
+    r.add_argument("--no-prefetch", dest="prefetch", action="store_false",
+                   help="do not build notebook 07's and 09's networks ahead in a background process")
     ls = sub.add_parser("list", help="the notebooks of the series")
     ls.add_argument("--stale", action="store_true", help="only those run before the records last changed")
     args = ap.parse_args(argv)
@@ -278,7 +300,7 @@ def main(argv=None) -> int:
                 print(p.name)
             return 0
         profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
-        run(profile, args.only, args.inplace, args.out, only_stale=args.stale)
+        run(profile, args.only, args.inplace, args.out, only_stale=args.stale, prefetch=args.prefetch)
         return 0
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
 from sbir_lib.core import records as R
-from sbir_lib.core.io import torch_save_atomic
+from sbir_lib.core.io import build_lock, torch_save_atomic
 from sbir_lib.data import augment as AUG
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics import retrieval as M
@@ -360,7 +360,9 @@ def load_network(record: Path, dataset=None, rebuild: bool = False, device="cpu"
     """``(model, energy, how)`` of the complete trained network of a recorded run; ``how`` says where it
     came from: ``"kept weights"`` (beside the record, with fc6/fc7), ``"rebuilt earlier"`` (the cache of
     :func:`cache_path`) or ``"rebuilt now"`` (``rebuild=True``: the record's configuration trained again
-    on ``dataset``, then cached). Raises :class:`NoTrainedModel` when none of these is possible."""
+    on ``dataset``, then cached). Raises :class:`NoTrainedModel` when none of these is possible. A rebuild
+    holds :func:`sbir_lib.core.io.build_lock` on the cache file: a second caller (the series runner's
+    prefetch, :mod:`sbir_lib.course.prefetch`, and the notebook) waits for it, then loads what it built."""
     root = _config.results_root(results)
     rec = R.load_record(record)
     if rec is None:
@@ -378,29 +380,43 @@ def load_network(record: Path, dataset=None, rebuild: bool = False, device="cpu"
             return model.to(device).eval(), energy.to(device).eval(), "kept weights"
     cached = cache_path(record)
     stamp = {"created": rec.get("created"), "config_key": rec.get("config_key")}
-    if cached.exists():
-        state = torch.load(cached, map_location="cpu", weights_only=True)
-        if state.get("record") == stamp:
-            model.load_state_dict(state["model"])
-            energy.load_state_dict(state["energy"])
-            return model.to(device).eval(), energy.to(device).eval(), "rebuilt earlier"
+
+    def rebuilt_earlier():
+        if cached.exists():
+            state = torch.load(cached, map_location="cpu", weights_only=True)
+            if state.get("record") == stamp:
+                model.load_state_dict(state["model"])
+                energy.load_state_dict(state["energy"])
+                return model.to(device).eval(), energy.to(device).eval(), "rebuilt earlier"
+        return None
+
+    found = rebuilt_earlier()
+    if found is not None:
+        return found
+    name = Path(record).relative_to(root)
     if not rebuild or dataset is None:
         raise NoTrainedModel(
-            f"{Path(record).relative_to(root)}: the runner keeps conv1-5 and attention but not fc6/fc7, and a "
+            f"{name}: the runner keeps conv1-5 and attention but not fc6/fc7, and a "
             f"drawn query needs the whole network. It is rebuilt by training the recorded configuration again "
             f"where training is allowed (the quick profile, or a GPU); run the sketch pad there.")
-    if cfg.init and cfg.init != "imagenet" and not Path(cfg.init).is_absolute():
-        cfg = dataclasses.replace(cfg, init=str((_config.repo_root() or Path.cwd()) / cfg.init))
-    threads = _record_threads(rec)
-    log(f"rebuilding {Path(record).relative_to(root)}: training its configuration again "
-        f"({cfg.iterations} iterations{f', {threads} CPU threads as recorded' if threads else ''}; "
-        f"it took {rec.get('wall_time_s')} s when recorded)")
-    with _threads(threads if torch.device(device).type == "cpu" else None):
-        res = T.train(cfg, dataset, device=torch.device(device), checkpoint=None, progress=False)
-    model, energy = res.model.eval(), res.energy.eval()
-    torch_save_atomic(cached, {"record": stamp, "config": rec["config"],
-                               "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                               "energy": {k: v.detach().cpu() for k, v in energy.state_dict().items()}})
+    # one rebuild at a time: another process (the series runner's prefetch, a second notebook) may be on it
+    with build_lock(cached, lambda: log(f"waiting for another process rebuilding {name} "
+                                        f"(the series runner's prefetch, or a second notebook)")):
+        found = rebuilt_earlier()
+        if found is not None:
+            return found
+        if cfg.init and cfg.init != "imagenet" and not Path(cfg.init).is_absolute():
+            cfg = dataclasses.replace(cfg, init=str((_config.repo_root() or Path.cwd()) / cfg.init))
+        threads = _record_threads(rec)
+        log(f"rebuilding {name}: training its configuration again "
+            f"({cfg.iterations} iterations{f', {threads} CPU threads as recorded' if threads else ''}; "
+            f"it took {rec.get('wall_time_s')} s when recorded)")
+        with _threads(threads if torch.device(device).type == "cpu" else None):
+            res = T.train(cfg, dataset, device=torch.device(device), checkpoint=None, progress=False)
+        model, energy = res.model.eval(), res.energy.eval()
+        torch_save_atomic(cached, {"record": stamp, "config": rec["config"],
+                                   "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                                   "energy": {k: v.detach().cpu() for k, v in energy.state_dict().items()}})
     return model, energy, "rebuilt now"
 
 

@@ -80,12 +80,13 @@ def test_generated_notebooks_carry_jupyterlabs_kernelspec():
 
 def test_main_accepts_an_output_folder(monkeypatch, tmp_path):
     seen = {}
-    monkeypatch.setattr(NB, "run", lambda profile, only, inplace, out, only_stale: seen.update(
-        profile=profile, only=only, inplace=inplace, out=out, only_stale=only_stale))
+    monkeypatch.setattr(NB, "run", lambda profile, only, inplace, out, only_stale, prefetch: seen.update(
+        profile=profile, only=only, inplace=inplace, out=out, only_stale=only_stale, prefetch=prefetch))
     assert NB.main(["run", "--only", "03", "--out", str(tmp_path)]) == 0
-    assert seen == {"profile": "quick", "only": ["03"], "inplace": False, "out": str(tmp_path), "only_stale": False}
-    assert NB.main(["run", "--stale", "--inplace"]) == 0
-    assert seen["only_stale"] and seen["inplace"]
+    assert seen == {"profile": "quick", "only": ["03"], "inplace": False, "out": str(tmp_path), "only_stale": False,
+                    "prefetch": True}
+    assert NB.main(["run", "--stale", "--inplace", "--no-prefetch"]) == 0
+    assert seen["only_stale"] and seen["inplace"] and not seen["prefetch"]
 
 
 def _git(*args) -> str:

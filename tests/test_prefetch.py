@@ -93,7 +93,7 @@ def test_lecture_network_is_trained_once_then_loaded(cats, tmp_path):
     assert path.exists() and path.is_relative_to(tmp_path / "runs" / "results")
     again, how = dase_lab.train_or_load(cfg, cats, "cpu", results=results,
                                         log=lambda m: pytest.fail(f"no wait expected: {m}"))
-    assert how.startswith("loaded: trained ")
+    assert how.startswith("loaded (trained ")
     assert again.history == first.history and again.train_time_s == pytest.approx(first.train_time_s, abs=0.01)
     for k, v in first.model.state_dict().items():
         assert torch.equal(v, again.model.state_dict()[k]), k

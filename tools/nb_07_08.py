@@ -199,8 +199,7 @@ runs = {}  # trained here (or loaded), unless this is the full profile without a
 if dase_lab.may_train(ctx, name):
     runs, how = dase_lab.lecture_networks(cfg, data, ctx.device)
     scores = {b: class_pairs.evaluate(r.model, cfg[b], data) for b, r in runs.items()}
-    display(pd.DataFrame({f"{b}_softmax": {**{k: round(v, 3) for k, v in s["metrics"].items()},
-                                           "train s": round(runs[b].train_time_s), "network": how[b]}
+    display(pd.DataFrame({f"{b}_softmax": {**{k: round(v, 3) for k, v in s["metrics"].items()}, "network": how[b]}
                           for b, s in scores.items()}))
 else:
     print("Nothing is trained here (full profile without a GPU), so the sections below that look inside the two "

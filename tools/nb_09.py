@@ -198,7 +198,7 @@ if ready:
     for version, part in weight.idxmax(axis=1).items():
         print(f"{version:13s} attention weighs the {part} third most: {weight.loc[version, part]:.2f} x its ink share")
     assert ((shares >= 0) & (shares <= 1)).all().all() and set(weight.columns) == set(query.PARTS)
-    shares
+    display(shares)
 """),
         md(r"""
 Read the table part by part (the thirds overlap at the corners, so a row does not sum to one): where the
@@ -222,7 +222,7 @@ if ready:
                       "set B": pad.median_sweep(second)[pad.model]}, axis=1)
     fig = pad.sweep_figure(both, images=False, what="median rank of the true match")
     assert list(both.columns) == ["set A", "set B"] and both.index[0] == "as drawn" and (both >= 1).all().all()
-    both.assign(**{"B - A": both["set B"] - both["set A"]})
+    display(both.assign(**{"B - A": both["set B"] - both["set A"]}))
 """),
         md(r"""
 Same network, same perturbations: only the five sketches differ, and the last column is how much that alone

@@ -89,8 +89,10 @@ def lecture_configs(profile: str) -> dict:
 
 
 def lecture_cache(cfg, data, results=None) -> Path:
-    """Where a lecture network is kept: ``runs/<results>/lecture/dase_sketchy/<blocks>_<loss>.<key>.pt``
-    (git-ignored, :func:`sbir_lib.core.config.runs_root`); ``key`` digests everything the trained weights
+    """Where a lecture network is kept: ``runs/results/lecture/dase_sketchy/<blocks>_<loss>.<key>.pt`` in the
+    checkout (git-ignored; :func:`sbir_lib.core.config.runs_root` of ``results``, default the checkout's
+    ``results/`` even when a notebook run reads a scratch results folder, so that JupyterLab, the series runner
+    and its prefetch share one copy); ``key`` digests everything the trained weights
     depend on: the configuration, the training images and labels, the code that trains and builds the network,
     and the PyTorch version. Any change makes a new key, so a stale network is never loaded."""
     h = hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode())
@@ -99,13 +101,14 @@ def lecture_cache(cfg, data, results=None) -> Path:
         h.update(t.cpu().numpy().tobytes())
     for module in (class_pairs, DA, L):
         h.update(inspect.getsource(module).encode())
-    return (_config.runs_root(results) / "lecture" / "dase_sketchy"
-            / f"{cfg.blocks}_{cfg.loss}.{h.hexdigest()[:12]}.pt")
+    # beside the checkout's own results folder, not a notebook run's scratch one: every run shares the network
+    home = results if results is not None else (_config.repo_root() or Path.cwd()) / "results"
+    return _config.runs_root(home) / "lecture" / "dase_sketchy" / f"{cfg.blocks}_{cfg.loss}.{h.hexdigest()[:12]}.pt"
 
 
 def train_or_load(cfg, data, device, results=None, log: Callable[[str], None] = print):
     """``(TrainOutput, how)``: the network of ``cfg`` trained on ``data`` (notebook 07's lecture networks),
-    loaded from :func:`lecture_cache` when an earlier run trained it (``how``: ``"loaded: trained <date>"``),
+    loaded from :func:`lecture_cache` when an earlier run trained it (``how``: ``"loaded (trained <date>)"``),
     else trained now and kept there (``"trained now"``). A training holds
     :func:`sbir_lib.core.io.build_lock`, so the series runner's prefetch and the notebook never train the same
     network twice: the second waits and loads."""
@@ -122,7 +125,7 @@ def train_or_load(cfg, data, device, results=None, log: Callable[[str], None] = 
         dev = torch.device(device)
         out = class_pairs.TrainOutput(model.to(dev), head.to(dev) if head is not None else None, cfg,
                                       state["history"], state["train_time_s"], state["images_per_s"])
-        return out, f"loaded: trained {state['created']}"
+        return out, f"loaded (trained {state['created']})"
 
     found = load()
     if found is None:

@@ -16,6 +16,7 @@ from sbir_lib.experiments import runner
 from sbir_lib.experiments.settings import tuning_path
 from sbir_lib.metrics.retrieval import metrics_of
 from sbir_lib.report import figures as FG
+from sbir_lib.report import reproduction as REP
 from sbir_lib.report import tables as TB
 from sbir_lib.training import pretrain as P
 from sbir_lib.training import pretrain_data as PD
@@ -97,6 +98,25 @@ def test_embedding_spread_measures_each_init_and_names_what_is_missing(ckpts, tm
     assert "tune-pretrain" in spread.loc["sketchy_qmul", "note"]
     nodata = IR.embedding_spread("quick", inits=("scratch",), root=tmp_path)  # no real data here
     assert "data_download.py" in nodata.loc["scratch", "note"]
+
+
+def test_embedding_spread_is_recorded_and_shown_from_the_record(tmp_path):
+    """The checkpoints are git-ignored: notebook 05 and REPRODUCTION.md show the recorded measurement."""
+    with pytest.raises(FileNotFoundError, match="nothing measured, nothing recorded"):
+        IR.record_embedding_spread("quick", root=tmp_path / "no-data", results=tmp_path)
+    now = IR.spread_table("quick", results=tmp_path, root=tmp_path / "no-data")  # nothing recorded: measured here
+    assert now.attrs["source"].startswith("measured now") and "data_download.py" in now.loc["scratch", "note"]
+    data = make_synthetic(n_train=40, n_test=4, seed=0)
+    path = IR.record_embedding_spread("quick", results=tmp_path, data=data)
+    rec = json.loads(path.read_text())
+    assert path == tuning_path("embedding_spread", "quick", tmp_path) and rec["git_commit"] and rec["device"]
+    shown = IR.spread_table("quick", results=tmp_path, root=tmp_path / "no-data")
+    assert shown.attrs["source"].startswith("recorded ") and rec["git_commit"] in shown.attrs["source"]
+    assert list(shown.index) == list(IR.embedding_spread("quick", data=data).index)
+    measured = IR.embedding_spread("quick", inits=("scratch",), data=data)
+    assert shown.loc["scratch", "sketch to its photo"] == pytest.approx(measured.loc["scratch", "sketch to its photo"],
+                                                                         abs=1e-6)
+    assert IR.SPREAD_COLUMNS[0] in REP.reproduction_markdown("quick", tmp_path)
 
 
 def test_untrained_rows_record_the_initial_network(tmp_path):

@@ -264,12 +264,17 @@ Why can a pretrained init do *worse* than scratch? The triplet loss (Eq. 1) asks
 squared distances of the normalised embeddings. Measured on the shoes validation pairs before any fine-tuning
 (`init_recipe.embedding_spread`): a Sketch-a-Net pretrained to tell *categories* apart maps every shoe to nearly
 the same point, far below the margin, and fine-tuning starts from a collapsed embedding; the untrained network and
-the ImageNet trunk spread them out. Compare the two columns with 0.3:
+the ImageNet trunk spread them out. Compare the two columns with 0.3. The pretrained inits' checkpoints are not
+committed (`checkpoints/` is git-ignored), so the table shows the measurement recorded with them
+(`python -m sbir_lib.experiments embedding-spread --profile quick` records it again), or measures it here when
+none is recorded:
 """),
         code("""
 from sbir_lib.experiments import init_recipe
 
-TB.style_pretrain(init_recipe.embedding_spread(ctx.profile), "mean squared distance, normalised base embedding")
+spread = init_recipe.spread_table(ctx.profile)
+TB.style_pretrain(spread, f"mean squared distance, normalised base embedding; {spread.attrs['source']}",
+                  fmt="{:.4g}")
 """),
         md(r"""
 How the QMUL-pairs init was chosen: each change to the stand-in's pretraining was kept only when it raised

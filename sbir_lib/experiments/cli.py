@@ -13,6 +13,7 @@
     python -m sbir_lib.experiments tune-cache --profile full                    # cached views per image (validation)
     python -m sbir_lib.experiments tune-pretrain --profile quick                # the QMUL-pairs init (held out)
     python -m sbir_lib.experiments tune-init --profile quick                    # lr per init (validation)
+    python -m sbir_lib.experiments embedding-spread --profile quick             # each init's embedding spread
 
 Recorded runs are skipped (``--force`` retrains). ``--init`` takes ``scratch``, ``imagenet`` (DASE/MEMS
 backbones with offline ImageNet weights) or a path (a Sketch-a-Net checkpoint ``.pt`` or the authors' TF
@@ -97,11 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
                                               "on held-out data")
     ti = sub.add_parser("tune-init", help="choose the fine-tuning recipe (layers loaded, lr, frozen layers) "
                                           "per init and variant on a validation split")
-    for q in (tp, ti):
+    es = sub.add_parser("embedding-spread", help="record how spread out each init's starting embedding is "
+                                                 "(notebook 05; needs the init checkpoints)")
+    for q in (tp, ti, es):
         q.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
-        q.add_argument("--device", default=None)
         q.add_argument("--root", default=None)
         q.add_argument("--results", default=None)
+    for q in (tp, ti):
+        q.add_argument("--device", default=None)
     ti.add_argument("--inits", nargs="+", default=list(init_recipe.INITS), choices=list(init_recipe.INITS))
     ti.add_argument("--iterations", type=int, default=None, help="override the profile's iteration count")
     p = sub.add_parser("pack", help="write Sketchy-mini as one .npz for an offline GPU machine")
@@ -181,6 +185,10 @@ def main(argv=None) -> int:
             profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
             cache_views.choose(profile, args.dataset, tuple(args.views), init=args.init, iterations=args.iterations,
                                device=args.device, root=args.root, results=args.results)
+            return 0
+        if args.cmd == "embedding-spread":
+            profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
+            print(f"recorded {init_recipe.record_embedding_spread(profile, args.root, args.results)}")
             return 0
         if args.cmd in ("tune-pretrain", "tune-init"):
             profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()

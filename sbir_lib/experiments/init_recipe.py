@@ -4,6 +4,7 @@ Taught in: ``notebooks/05_reproduce_tables.ipynb`` ("Where accuracy comes from")
 
     python -m sbir_lib.experiments tune-pretrain --profile quick    # the sketchy_qmul pretraining, change by change
     python -m sbir_lib.experiments tune-init --profile quick        # lr per init and variant, on a validation split
+    python -m sbir_lib.experiments embedding-spread --profile quick # record each init's starting embedding spread
 
 Neither ever reads a test split. The held-out data are the validation instances carved from each QMUL training
 split (:func:`sbir_lib.training.triplet.carve_validation`, seed 0, ``VALIDATION_SIZE[profile]`` instances),
@@ -36,12 +37,13 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from pathlib import Path
 
 import torch
 
 from sbir_lib.core import config as _config
 from sbir_lib.core.io import write_json_atomic
-from sbir_lib.core.records import device_name, git_commit, init_checkpoint
+from sbir_lib.core.records import device_name, git_commit, init_checkpoint, provenance
 from sbir_lib.data import datasets as D
 from sbir_lib.experiments.settings import load_tuning, tuning_path
 from sbir_lib.training import pretrain as PT
@@ -49,7 +51,7 @@ from sbir_lib.training import triplet as T
 from sbir_lib.training.engine import seed_everything
 
 __all__ = ["PRETRAIN_STAGES", "INITS", "LR_CANDIDATES", "FREEZE_CANDIDATES", "INIT_LAYER_CANDIDATES", "TUNING_DATASET", "tune_pretrain", "tune_init",
-           "chosen_overrides", "embedding_spread", "CACHE_VIEWS"]
+           "chosen_overrides", "embedding_spread", "record_embedding_spread", "spread_table", "CACHE_VIEWS"]
 
 #: the changes tried on top of the stand-in's recipe, in order; each stage's first candidate is "no change"
 PRETRAIN_STAGES: list[tuple[str, list[dict]]] = [
@@ -268,3 +270,44 @@ def embedding_spread(profile: str = "quick", dataset: str = TUNING_DATASET, init
             row["note"] = str(e)
         rows.append(row)
     return pd.DataFrame(rows).set_index("init")
+
+
+SPREAD_COLUMNS = ("sketch to its photo", "sketch to other photos")
+
+
+def record_embedding_spread(profile: str = "quick", root=None, results=None, data=None) -> Path:
+    """Measure :func:`embedding_spread` here (where the init checkpoints and the ImageNet weights are) and keep
+    it as ``results/tuning/embedding_spread.<profile>.json``, with where and when it was measured, so that a
+    checkout without the git-ignored checkpoints shows the same numbers (:func:`spread_table`). Refuses to
+    record without the real data (the frame would only say that it is missing); ``data``: another dataset
+    (tests)."""
+    frame = embedding_spread(profile, root=root, data=data)
+    if frame[list(SPREAD_COLUMNS)].isna().all().all():
+        raise FileNotFoundError(f"nothing measured, nothing recorded: {frame['note'].iloc[0]}")
+    rec = {"experiment": "embedding_spread", "profile": profile, "dataset": TUNING_DATASET,
+           "split": f"the validation split of tune-init ({T.VALIDATION_SIZE[profile]} pairs carved from the "
+                    f"training split, seed 0), centre crops, the base variant before any fine-tuning",
+           **provenance(torch.device("cpu")),
+           "rows": {init: {c: (None if v != v else round(float(v), 6)) for c, v in row.items() if c in SPREAD_COLUMNS}
+                    | {"note": row["note"]} for init, row in frame.to_dict("index").items()}}
+    path = tuning_path("embedding_spread", profile, results)
+    write_json_atomic(path, rec)
+    return path
+
+
+def spread_table(profile: str = "quick", results=None, root=None):
+    """:func:`embedding_spread` as notebook 05 shows it: the recorded measurement
+    (:func:`record_embedding_spread`) where there is one, with ``attrs["source"]`` saying where and when it was
+    measured; else measured now (rows whose checkpoint or weights are missing here say so in ``note``)."""
+    import pandas as pd
+
+    rec = load_tuning("embedding_spread", profile, results)
+    if rec is None:
+        frame = embedding_spread(profile, root=root)
+        frame.attrs["source"] = "measured now, on this machine"
+        return frame
+    frame = pd.DataFrame.from_dict(rec["rows"], orient="index").rename_axis("init")
+    frame[list(SPREAD_COLUMNS)] = frame[list(SPREAD_COLUMNS)].astype(float)
+    frame.attrs["source"] = (f"recorded {rec['created'][:10]} on {rec['device']} (commit {rec['git_commit']}, "
+                             f"torch {rec['torch']})")
+    return frame

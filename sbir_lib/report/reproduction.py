@@ -32,6 +32,8 @@ from sbir_lib.core import config as _config
 from sbir_lib.core import records as R
 from sbir_lib.core.io import write_bytes_atomic
 from sbir_lib.data.datasets import QMUL_COUNTS
+from sbir_lib.experiments import init_recipe
+from sbir_lib.experiments.settings import load_tuning
 from sbir_lib.report import fidelity
 from sbir_lib.report import paper as P
 from sbir_lib.report.claims import claims_markdown, dase_claims_markdown
@@ -265,6 +267,14 @@ def pretrain_findings(profile: str, results=None, seeds=None) -> list[str]:
     return ([f"Counted from these `{profile}` records:", ""] + lines + [""]) if lines else []
 
 
+def _spread(profile: str, results=None):
+    """The recorded embedding spread of ``profile`` (:func:`sbir_lib.experiments.init_recipe.spread_table`),
+    or None when none is recorded (it is never measured for the report)."""
+    if load_tuning("embedding_spread", profile, results) is None:
+        return None
+    return init_recipe.spread_table(profile, results)
+
+
 def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> str:
     """The whole ``REPRODUCTION.md`` from the records of ``profile``: every table cell (paper, ours
     mean ± std, difference; "not run" where no record exists), the ablation claims, from scratch vs
@@ -357,6 +367,14 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
                     "and for Triplet SN the frozen layers (`frozen to conv4`: conv5 trains too) "
                     f"(`results/tuning/init_recipe.{prof}.json`; validation acc@1 in %):", ""]
             out += [md_table(recipe, index=True), ""]
+        spread = _spread(prof, results)
+        if spread is not None:
+            out += [f"Why a pretrained init can fine-tune worse than scratch ({prof} profile): how spread out its "
+                    "starting embedding is, before any fine-tuning. Mean squared distance between normalised `base` "
+                    "embeddings on the shoes validation split, a sketch to its own photo and to the other photos; "
+                    "the triplet margin is 0.3 "
+                    f"(`results/tuning/embedding_spread.{prof}.json`, {spread.attrs['source']}):", ""]
+            out += [md_table(spread.drop(columns="note").map(lambda v: DASH if v != v else f"{v:.4g}"), index=True), ""]
 
     out += ["## Ours vs the authors' code", "",
             "One row per setting of the recipe: what the authors' code does (file:line in "

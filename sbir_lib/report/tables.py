@@ -437,10 +437,10 @@ def pretrain_frame(datasets=None, profile: str = "full", results=None, seeds=Non
     return pd.DataFrame(rows).set_index(["dataset", "model"])
 
 
-def style_pretrain(frame, caption: str | None = None):
+def style_pretrain(frame, caption: str | None = None, fmt: str = "{:.2f}"):
     """A pandas ``Styler`` of the "where accuracy comes from" frames (:func:`pretrain_frame`,
-    :func:`pretrain_search_frame`, :func:`init_recipe_frame`): numbers to 2 decimals, — where missing,
-    gains over scratch green when positive and red when negative."""
+    :func:`pretrain_search_frame`, :func:`init_recipe_frame`, the embedding spread): numbers as ``fmt`` (2
+    decimals), — where missing, gains over scratch green when positive and red when negative."""
     gain = [c for c in frame.columns if str(c).endswith("- scratch (acc@1)")]
     num = [c for c in frame.columns if c not in gain and frame[c].dtype.kind == "f"]
 
@@ -448,7 +448,7 @@ def style_pretrain(frame, caption: str | None = None):
         return ("color: #1a7f37" if str(v).startswith("+") else
                 "color: #c0392b" if str(v).startswith("-") else "")
 
-    sty = frame.style.format("{:.2f}", subset=num, na_rep=DASH).map(colour, subset=gain)
+    sty = frame.style.format(fmt, subset=num, na_rep=DASH).map(colour, subset=gain)
     sty = sty.set_uuid(styler_uuid(caption, list(frame.index), list(frame.columns)))
     return sty.set_caption(caption) if caption else sty
 

@@ -128,9 +128,12 @@ def test_explorer_widget(synth):
             "handbags": make_bundle(small, np.eye(4), np.eye(4), name="handbags")}
     w = FG.explorer(bnds, k=3)
     ds, q, k = w.children[0].children
+    out = w.children[1]
     assert q.max == 5 and k.value == 3
+    assert len(out.outputs) == 1 and out.outputs[0]["data"]["image/png"].startswith("iVBORw0KGgo")  # a PNG
     ds.value = "handbags"
     assert q.max == 3
+    assert len(out.outputs) == 1 and "Handbag" in out.outputs[0]["data"]["text/plain"]
     plt.close("all")
     assert "Nothing to explore" in FG.explorer({}).value
 

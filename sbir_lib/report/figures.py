@@ -21,6 +21,8 @@ conv1-5 / attention weights of seed-0 ``full`` runs: :func:`sbir_lib.experiments
 """
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -441,7 +443,6 @@ def explorer(bnds: dict[str, Bundle], k: int = 10):
     attention and both models' ranked galleries side by side (true match outlined). Returns the widget."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     if not bnds:
         return W.Label("Nothing to explore: no dataset has recorded runs (see the commands above).")
@@ -453,11 +454,16 @@ def explorer(bnds: dict[str, Bundle], k: int = 10):
     out = W.Output()
 
     def render(*_):
-        with out:
-            out.clear_output(wait=True)
-            fig = explorer_view(bnds[ds.value], q.value, kk.value)
-            display(fig)
-            plt.close(fig)
+        # the figure goes into the widget's state in one assignment, not through ``with out: display(fig)``:
+        # capturing a cell's output into an Output widget sometimes never completes under papermill
+        # (jupyter/nbclient#312; seen here in 2 of 3 series runs with a busy second core)
+        fig = explorer_view(bnds[ds.value], q.value, kk.value)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        plt.close(fig)
+        out.outputs = ({"output_type": "display_data", "metadata": {},
+                        "data": {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+                                 "text/plain": f"explorer: {_title(ds.value)}, query {q.value}, top {kk.value}"}},)
 
     def on_dataset(change):
         q.max = len(bnds[change["new"]]) - 1

@@ -171,3 +171,43 @@ def test_committed_notebooks_show_the_committed_records():
     old = NB.stale(ROOT / "results")
     assert not old, (f"{', '.join(p.name for p in old)} ran on other records than today's: refresh with "
                      f"python -m sbir_lib.course run --profile quick --stale --inplace")
+
+
+def test_a_record_of_a_dirty_tree_is_refused_in_the_committed_results(tmp_path, monkeypatch):
+    """Every committed record comes from a commit (issue 23): a ``-dirty`` record is refused in the committed
+    results folder (also through a linked scratch folder), written elsewhere, and let in, marked, only with
+    ``allowing_dirty`` (the command lines' ``--allow-dirty``)."""
+    from sbir_lib.core import config
+
+    committed = tmp_path / "results"
+    committed.mkdir()
+    monkeypatch.setattr(config, "committed_results", lambda: committed)
+    scratch = tmp_path / "out"
+    scratch.mkdir()
+    (scratch / "table1").symlink_to(committed, target_is_directory=True)
+    dirty = {"row": "base", "git_commit": "abc123-dirty", "metrics": {"acc@1": 0.5, "acc@5": 0.5, "acc@10": 0.5}}
+    for path in (committed / "table1" / "shoes" / "base" / "seed0.quick.json",
+                 scratch / "table1" / "shoes" / "base" / "seed0.quick.json"):
+        with pytest.raises(R.DirtyTreeError, match="--allow-dirty"):
+            R.write_record(path, dirty, np.eye(2))
+        assert not path.exists() and not R.dist_path(path).exists()  # nothing half-written
+    elsewhere = tmp_path / "mine" / "seed0.quick.json"
+    R.write_record(elsewhere, dirty, np.eye(2))
+    assert "dirty_allowed" not in json.loads(elsewhere.read_text())
+    R.write_record(committed / "clean.json", {**dirty, "git_commit": "abc123"}, np.eye(2))
+    with R.allowing_dirty():
+        R.write_record(committed / "allowed.json", dirty, np.eye(2))
+        R.write_checked_json(committed / "tuning.json", dirty)
+    assert json.loads((committed / "allowed.json").read_text())["dirty_allowed"] is True
+    assert json.loads((committed / "tuning.json").read_text())["dirty_allowed"] is True
+    with pytest.raises(R.DirtyTreeError):
+        R.write_checked_json(committed / "tuning2.json", dirty)
+
+
+def test_every_recording_command_takes_allow_dirty():
+    from sbir_lib.experiments import cli
+
+    ap = cli.build_parser()
+    for name in cli.WRITERS:
+        extra = {"grid": ["--budget-s", "1"], "tune": ["--experiment", "dase_qmul"]}.get(name, [])
+        assert ap.parse_args([name, *extra, "--allow-dirty"]).allow_dirty is True

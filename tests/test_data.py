@@ -303,7 +303,7 @@ def test_augment_crops_are_subwindows_and_flips():
         win = x[b, oy:oy + C, ox:ox + C]
         flipped = bool(o[0, 0] != win[0, 0])
         assert torch.equal(o, win.flip(-1) if flipped else win)
-        assert 0 <= oy <= H - C and 0 <= ox <= W - C
+        assert 0 <= oy < H - C and 0 <= ox < W - C  # the authors' nr.randint(H - C): H - C itself is never drawn
         flips.append(flipped)
         offsets.add((oy, ox))
     assert 0.2 < np.mean(flips) < 0.8 and len(offsets) > B // 2  # independent per image
@@ -314,7 +314,21 @@ def test_augment_uint8_and_4d_input_and_no_flip():
     out = A.augment(x, crop=25, flip=False, generator=torch.Generator().manual_seed(1))
     assert out.shape == (8, 1, 25, 25) and out.dtype == torch.uint8
     for b in range(8):  # brute force: some unflipped window of image b
-        assert any(torch.equal(out[b, 0], x[b, 0, i:i + 25, j:j + 25]) for i in range(8) for j in range(8))
+        assert any(torch.equal(out[b, 0], x[b, 0, i:i + 25, j:j + 25]) for i in range(7) for j in range(7))
+
+
+def test_random_offsets_are_the_authors_0_to_30():
+    """225 of 256: row and column offsets uniform on 0..30 as Deep_SBIR_tf's ``nr.randint(256 - 225)``
+    (sbir_sampling/image_proc.py lines 74, 114-115), never 31; flips with probability 1/2."""
+    oy, ox, fl = A.draw_views(20_000, 256, 256, generator=torch.Generator().manual_seed(0))
+    for o in (oy, ox):
+        assert set(o.tolist()) == set(range(31))
+        counts = torch.bincount(o, minlength=31).float()
+        assert counts.min() > 0.8 * counts.mean() and counts.max() < 1.2 * counts.mean()  # uniform
+    assert 0.48 < fl.float().mean() < 0.52
+    # an image no larger than the crop is passed through (offset 0), as the authors' image_proc.py line 109
+    x = _coord_images(4, 25, 25)
+    assert torch.equal(A.augment(x, crop=25, flip=False, generator=torch.Generator().manual_seed(1))[:, 0], x)
 
 
 def test_augment_seeded_determinism():
@@ -344,6 +358,19 @@ def test_center_crop_and_ten_views():
         assert torch.equal(tv[k, :, 0], x[:, i:i + 225, j:j + 225])
         assert torch.equal(tv[k + 5], tv[k].flip(-1))
     assert torch.equal(tv[4], cc)
+    # the authors' do_multiview_crop (Deep_SBIR_tf triplet_sbir_test.py lines 131-143), written out in numpy:
+    # corners listed column-major (x = 0, 0, w-c, w-c; y = 0, h-c, 0, h-c), centre int((h-c)*0.5), then
+    # each view reversed left-right. Same ten views; only the corners' order differs.
+    data, c = x.numpy()[:, None], 225
+    h = w = 256
+    xs, ys = [0, 0, w - c, w - c], [0, h - c, 0, h - c]
+    theirs = [data[:, :, y:y + c, xo:xo + c] for xo, y in zip(xs, ys)]
+    y_cen, x_cen = int((h - c) * 0.5), int((w - c) * 0.5)
+    theirs.append(data[:, :, y_cen:y_cen + c, x_cen:x_cen + c])
+    theirs += [v[:, :, :, ::-1] for v in theirs]
+    ours_of_theirs = [0, 2, 1, 3, 4, 5, 7, 6, 8, 9]  # their view k is our view ours_of_theirs[k]
+    for k, v in enumerate(theirs):
+        assert np.array_equal(tv[ours_of_theirs[k]].numpy(), v)
 
 
 def test_to_input():

@@ -292,11 +292,30 @@ def test_cache_views_are_chosen_on_a_validation_split(tmp_path):
 
     init = tmp_path / "init.pt"
     torch.save({"model": MD.DSSANet("base").backbone.state_dict()}, init)
-    rec = CV.choose("quick", "synthetic", candidates=(1, 2), init=str(init), iterations=2, device="cpu",
-                    results=tmp_path, log=lambda s: None)
-    assert set(rec["scores_val_acc@1"]) == {"1", "2"} and set(rec["scores_val_acc@1"]["1"]) == {"full", "base"}
-    assert rec["chosen"] in (1, 2) and "test split is not used" in rec["split"]
+    rec = CV.choose("quick", "synthetic", candidates=(1, 2), seeds=(0, 1), init=str(init), iterations=2,
+                    device="cpu", results=tmp_path, log=lambda s: None)
+    assert set(rec["scores_val_acc@1"]) == {"1", "2"}
+    assert set(rec["scores_val_acc@1"]["1"]) == {"full/seed0", "base/seed0", "full/seed1", "base/seed1"}
+    assert rec["chosen"] in (1, 2) and "test split is not used" in rec["split"] and rec["default"] == 2
     assert CV.chosen("quick", tmp_path) == rec["chosen"] and CV.chosen("full", tmp_path) is None
+
+
+def test_the_cache_views_rule_keeps_the_largest_k_unless_smaller_ones_lose_nothing():
+    """Issue 23: a smaller K is taken only when it and every K above it lose nothing on the paired mean."""
+    from sbir_lib.experiments import cache_views as CV
+
+    def scores(**by_k):
+        return {int(k[1:]): {f"full/seed{i}": a for i, a in enumerate(accs)} for k, accs in by_k.items()}
+
+    # more views help: the default (largest) K stays, though K=1 is within one standard error of it
+    k, paired = CV.pick(scores(k1=[0.40, 0.42, 0.41], k5=[0.43, 0.44, 0.42], k20=[0.45, 0.45, 0.44]))
+    assert k == 20 and paired[1] < 0 and paired[20] == 0
+    # no loss from 5 views on: 5 is taken; 1 loses, so it is not, whatever a lucky seed says
+    k, _ = CV.pick(scores(k1=[0.50, 0.30, 0.30], k5=[0.45, 0.45, 0.45], k20=[0.45, 0.44, 0.46]))
+    assert k == 5
+    # a smaller K that wins only because a K between it and the default loses is not taken
+    k, _ = CV.pick(scores(k1=[0.50, 0.50, 0.50], k5=[0.40, 0.40, 0.40], k20=[0.45, 0.45, 0.45]))
+    assert k == 20
 
 
 def test_a_bad_sbir_profile_names_the_variable(monkeypatch):
@@ -307,3 +326,57 @@ def test_a_bad_sbir_profile_names_the_variable(monkeypatch):
         config.default_profile()
     monkeypatch.setenv("SBIR_PROFILE", " full ")
     assert config.default_profile() == "full"
+
+
+def test_bias_lr_mult_param_groups_config_and_key(syn, tmp_path):
+    """``bias_lr_mult``: the network's biases train at ``lr * mult`` (Caffe Triplet SN: 2, train.prototxt lines
+    238-242) and never decay under the authors' policy; it is recorded in the config and, when not the default
+    1 (the TF code's), in the config key."""
+    import dataclasses
+
+    from sbir_lib.training import engine
+
+    cfg = T.profile_config("quick", variant="full")
+    assert cfg.bias_lr_mult == 1.0 and cfg.to_dict()["bias_lr_mult"] == 1.0
+    model, energy = T.build_model(cfg, torch.device("cpu"))
+    trainable = [p for p in list(model.parameters()) + list(energy.parameters()) if p.requires_grad]
+    biases = {id(p) for n, p in model.named_parameters() if p.requires_grad and n.endswith(".bias")}
+    assert biases
+    # the default keeps the groups (and so the optimiser state) of the runs recorded before the option
+    default = T.optimizer_groups(cfg, model, energy)
+    assert [g["name"] for g in default] == ["decay", "no_decay", "energy"] and all("lr" not in g for g in default)
+    # and their config key: bias_lr_mult=1 is left out of the hash, as init_layers="all"
+    assert cfg.key() == engine.config_key(cfg, ignore=("log_every", "checkpoint_every", "eval_every", "compile",
+                                                       "init_layers", "bias_lr_mult"))
+
+    cfg2 = dataclasses.replace(cfg, bias_lr_mult=2.0).validate()
+    assert cfg2.to_dict()["bias_lr_mult"] == 2.0 and cfg2.key() != cfg.key()
+    groups = T.optimizer_groups(cfg2, model, energy)
+    by_name = {g["name"]: g for g in groups}
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in trainable}  # each parameter once
+    assert {id(p) for p in by_name["bias"]["params"]} == biases
+    assert by_name["bias"]["lr"] == pytest.approx(2.0 * cfg.lr) and by_name["bias"]["weight_decay"] == 0.0
+    assert by_name["decay"]["weight_decay"] == cfg.weight_decay and "lr" not in by_name["decay"]
+    assert by_name["energy"]["weight_decay"] == 0.0
+    opt = T.make_optimizer(cfg2, groups)
+    lrs = {g["name"]: (g["lr"], g["weight_decay"]) for g in opt.param_groups}
+    assert lrs["bias"] == (pytest.approx(2.0 * cfg.lr), 0.0) and lrs["decay"] == (cfg.lr, cfg.weight_decay)
+    # one SGD step with unit gradients: a bias moves by exactly lr * mult (no decay), a weight by lr (1 + wd w)
+    b, wt = model.backbone.fc7.bias, model.backbone.fc7.weight
+    b0, w0 = b.detach().clone(), wt.detach().clone()
+    for p in trainable:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    torch.testing.assert_close(b.detach(), b0 - 2.0 * cfg.lr)
+    torch.testing.assert_close(wt.detach(), w0 - cfg.lr * (1 + cfg.weight_decay * w0))
+    # the old all-decay recipe keeps its decay on biases, at the biases' learning rate
+    g_all = {g["name"]: g for g in T.optimizer_groups(dataclasses.replace(cfg2, weight_decay_on="all"), model, energy)}
+    assert g_all["bias"]["weight_decay"] == cfg.weight_decay and g_all["bias"]["lr"] == pytest.approx(2.0 * cfg.lr)
+    with pytest.raises(ValueError, match="bias_lr_mult"):
+        dataclasses.replace(cfg, bias_lr_mult=-1.0).validate()
+    # a run records it
+    rec = E.run_one("table2", "synthetic", "base", 0, "quick", device="cpu", results=tmp_path, dataset=syn,
+                    overrides={**TINY, "bias_lr_mult": 2.0}, progress=False, log=lambda *a: None)
+    assert rec["config"]["bias_lr_mult"] == 2.0
+    assert rec["config_key"] == T.profile_config("quick", variant="base", seed=0, **TINY, bias_lr_mult=2.0).key()

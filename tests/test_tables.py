@@ -48,6 +48,32 @@ def test_cells_follow_paper_and_table_rows():
         T.cells("table9", "shoes")
 
 
+def test_table2_rows_are_the_table3_cells_their_paper_values_equal():
+    """Each Table 2 row repeats a Table 3 acc@1 cell; that cell (row, with/without attention) names the network
+    the row trains. On one dataset a value can sit in two cells (Handbag's HOLEF is 40.48 with and without
+    attention), so the candidates are intersected over the three datasets: exactly one network must remain,
+    and it must be the Table 2 row's key (keys are variant names) and its ``TABLE_ROWS`` variant."""
+    derived = {}
+    for row in P.TABLE2["shoes"]:
+        candidates = None
+        for ds in P.DATASETS:
+            acc1 = P.TABLE2[ds][row][0]
+            here = {MD.TABLE_ROWS["table3"][r3][col] for r3, cols in P.TABLE3[ds].items()
+                    for col, value in enumerate(cols) if value == acc1}
+            assert here, f"Table 2 {row!r} on {ds} ({acc1}) is no cell of Table 3"
+            candidates = here if candidates is None else candidates & here
+        assert len(candidates) == 1, f"Table 2 {row!r}: Table 3 leaves {sorted(candidates)}"
+        derived[row] = candidates.pop()
+    assert derived == {"base": "base", "base+att+cff": "base+att+cff", "base+holef": "base+holef", "full": "full"}
+    for row, variant in derived.items():
+        assert row == variant and MD.TABLE_ROWS["table2"][row] == variant
+    assert MD.TABLE_VARIANTS["table2"] == list(derived.values())
+    assert set(P.TABLE2_LABELS) == set(derived) and all(set(P.TABLE2[ds]) == set(derived) for ds in P.DATASETS)
+    # the HOLEF row is the network without attention: its Table 3 cell is the "without attention" column
+    assert not MD.get_variant(derived["base+holef"]).attention and MD.get_variant(derived["base+holef"]).energy == "holef"
+    assert {c.variant for c in T.cells("table2", "chairs")} == set(derived.values())
+
+
 def test_long_table_mean_std_diff_and_profiles(tmp_path):
     for s, a in enumerate([0.50, 0.52, 0.57]):
         write(tmp_path, "table2", "shoes", "base", s, "full", a, a + 0.3)

@@ -93,8 +93,10 @@ project page, as its footnote says.
         md(r"""
 ## Table 2: what each component adds
 
-"Base" is Triplet SN. The paper's "Base + CFF" and "Base + HOLEF" rows include attention (their numbers
-equal Table 3's *with attention* column), so we train them with attention (`base+att+cff`, `base+att+holef`).
+"Base" is Triplet SN. Every row's acc@1 repeats a cell of Table 3, and that cell says which network it is:
+"Base" is Table 3's Base *without* attention, "Base + CFF" and "Full" are *with* attention, and
+"Base + HOLEF" is *without* attention (56.52 / 74.23; on Handbag both HOLEF cells are 40.48). So we train
+`base`, `base+att+cff`, `base+holef` and `full`: the paper's Table 2 mixes rows with and without attention.
 """),
         code('lt2 = TB.show("table2", profile=ctx.profile)'),
         md(r"""

@@ -193,6 +193,14 @@ Train or load: `dase_lab.train_or_load` trains a network once and keeps it under
 folder, keyed by everything its weights depend on (configuration, training images, the training code, the
 PyTorch version); later runs load it. The series runner (`python -m sbir_lib.course run`) even trains both
 ahead, in the background while notebooks 00-06 run, so this cell usually just loads them.
+
+**Your numbers will differ from the committed ones.** These two networks are trained on your machine, not
+loaded from the repository (ResNet-18s, about 23 MB each even in float16: too large to commit), and training on
+a CPU is not bit-reproducible across processors: on another x86-64 machine the same code, data and PyTorch
+build gave the plain network acc@1 0.072 where the committed output below shows 0.144, and the two networks'
+domain gaps came out in the opposite order. Read every number in this notebook as one draw of a noisy
+80-step run that shows *how* to look inside the networks; whether DASE helps is judged on the recorded grid
+(below and in notebook 08), never on this pair.
 """),
         code(r"""
 runs = {}  # trained here (or loaded), unless this is the full profile without a GPU: then nothing is trained

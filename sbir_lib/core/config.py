@@ -60,12 +60,26 @@ def runs_root(results: str | os.PathLike | None = None, root: str | os.PathLike 
     return res.parent / "runs" / res.name
 
 
+def committed_results() -> Path:
+    """``<repo>/results``: the committed records (whatever ``$SBIR_RESULTS_ROOT`` says)."""
+    return _base() / "results"
+
+
+def committed_figures() -> Path:
+    """``<repo>/figures``: the committed figures, written only when asked to (``course run --inplace``,
+    ``--figures-root figures``)."""
+    return _base() / "figures"
+
+
 def figures_root(root: str | os.PathLike | None = None) -> Path:
-    """Saved figures: explicit, else ``$SBIR_FIGURES_ROOT``, else ``<repo>/figures``."""
+    """Saved figures: explicit, else ``$SBIR_FIGURES_ROOT``, else the git-ignored ``<repo>/runs/figures``.
+
+    A notebook opened in JupyterLab, a test or a papermill run never rewrites the committed ``figures/``
+    (:func:`committed_figures`): only ``python -m sbir_lib.course run --inplace`` points here at them."""
     if root is not None:
         return Path(root).expanduser()
     env = os.environ.get("SBIR_FIGURES_ROOT")
-    return Path(env).expanduser() if env else _base() / "figures"
+    return Path(env).expanduser() if env else _base() / "runs" / "figures"
 
 
 def check_profile(profile: str) -> str:

@@ -1,8 +1,8 @@
 """Plotting helpers; the one place figures are saved from.
 
 Every notebook writes its figures through :func:`save_figure`, which puts a PNG and a PDF under
-``figures/`` (``config.figures_root``; a notebook run without ``--inplace`` redirects them to its output
-folder). Figures 4 and 5 of the DSSA paper are rebuilt in
+``config.figures_root``: the git-ignored ``runs/figures/`` by default, a series run's output folder, or the
+committed ``figures/`` only with ``python -m sbir_lib.course run --inplace``. Figures 4 and 5 of the DSSA paper are rebuilt in
 ``notebooks/06_figures.ipynb``; image grids are used from ``00_data_and_domain_gap`` on.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ SVG_HASHSALT = "sbir-course"
 def save_figure(fig, name: str, root=None, formats: Sequence[str] = ("png", "pdf"), dpi: int = 120):
     """Save ``fig`` as ``<figures>/<name>.png`` and ``.pdf`` atomically; return the paths. The folder is
     ``root``, else ``$SBIR_FIGURES_ROOT`` (``python -m sbir_lib.course run`` points it at its output
-    folder), else ``figures/``. The files carry no dates (:data:`STABLE_METADATA`): the same figure saved
+    folder, or with ``--inplace`` at the committed ``figures/``), else the git-ignored ``runs/figures/``. The files carry no dates (:data:`STABLE_METADATA`): the same figure saved
     twice gives the same bytes."""
     import matplotlib
 

@@ -14,6 +14,8 @@ verify`` recomputes every metric from the distance files.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import platform
@@ -103,9 +105,54 @@ def as_stored(dist) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(dist, dtype=np.float32))
 
 
+#: whether records made from a tree with uncommitted changes may go into the committed results folder
+#: (``--allow-dirty`` of the command lines, through :func:`allowing_dirty`)
+_ALLOW_DIRTY: contextvars.ContextVar[bool] = contextvars.ContextVar("sbir_allow_dirty", default=False)
+
+
+class DirtyTreeError(RuntimeError):
+    """A record made from uncommitted code would have gone into the committed results folder."""
+
+
+@contextlib.contextmanager
+def allowing_dirty(allowed: bool = True):
+    """Within this block, :func:`check_clean` lets records of a dirty tree into ``results/`` (marked)."""
+    token = _ALLOW_DIRTY.set(bool(allowed))
+    try:
+        yield
+    finally:
+        _ALLOW_DIRTY.reset(token)
+
+
+def check_clean(path: Path, record: dict) -> dict:
+    """``record`` as it may be written to ``path``: a record whose ``git_commit`` ends in ``-dirty`` (made from
+    a tree with uncommitted changes) is refused when ``path`` lies in the committed results folder (links
+    followed: a notebook run's scratch folder links it), unless :func:`allowing_dirty`, which marks it
+    ``"dirty_allowed": true``. Every committed record thus comes from a commit one can check out (issue 23)."""
+    if not str(record.get("git_commit", "")).endswith("-dirty"):
+        return record
+    committed = _config.committed_results().resolve()
+    if not Path(path).resolve().is_relative_to(committed):
+        return record
+    if not _ALLOW_DIRTY.get():
+        raise DirtyTreeError(
+            f"refusing to write {path}: the checkout has uncommitted changes (git commit "
+            f"{record['git_commit']}), so the record could not be traced to its code. Commit first (git commit) "
+            f"and run again, or pass --allow-dirty to record it marked as made from a dirty tree.")
+    return {**record, "dirty_allowed": True}
+
+
+def write_checked_json(path: Path, record: dict) -> None:
+    """Write a record without distances (a tuning record) atomically, refused like :func:`write_record` when it
+    comes from a dirty tree into the committed results folder (:func:`check_clean`)."""
+    write_json_atomic(path, check_clean(path, record))
+
+
 def write_record(path: Path, record: dict, dist, dist_l2=None) -> None:
     """Write the distance matrix (float32), the L2 one when given, then the JSON record, each atomically
-    (JSON last: its presence means the run is complete)."""
+    (JSON last: its presence means the run is complete). Records of a dirty tree are refused in the committed
+    results folder (:func:`check_clean`)."""
+    record = check_clean(path, record)
     save_npy_atomic(dist_path(path), as_stored(dist))
     if dist_l2 is not None:
         save_npy_atomic(dist_l2_path(path), as_stored(dist_l2))

@@ -225,8 +225,8 @@ def run(profile: str, only=None, inplace=False, out=None, log=print, only_stale=
     # no progress-bar redraws in the saved notebooks (sbir_lib.core.progress), unless asked for
     os.environ.setdefault("SBIR_PROGRESS", "0")
     os.environ["SBIR_RESULTS_ROOT"] = str(results)
-    if not inplace:  # the committed figures change only with --inplace
-        os.environ["SBIR_FIGURES_ROOT"] = str(out_dir / "figures")
+    # the committed figures change only with --inplace
+    os.environ["SBIR_FIGURES_ROOT"] = str(_config.committed_figures() if inplace else out_dir / "figures")
     written = []
     cfg_dir = tempfile.TemporaryDirectory(prefix="sbir-kernel-config-")
     kernel_config = Path(cfg_dir.name) / "ipython_kernel_config.py"

@@ -12,15 +12,20 @@ docstring gives, so a seeded generator gives the same result whichever device ho
 
 Training
     - :func:`augment`: the DSSA authors' recipe (Triplet SN / DSSA, and the Sketch-a-Net rows of DASE/MEMS):
-      a random ``crop`` x ``crop`` window (225 of 256; independent offset per image) and a horizontal flip
-      with probability 1/2.
+      a random ``crop`` x ``crop`` window (225 of 256; independent offset per image, row and column each
+      uniform on ``0..H-crop-1`` = 0..30, as the authors' ``nr.randint(256 - 225)``, Deep_SBIR_tf
+      ``sbir_sampling/image_proc.py`` lines 74, 114-115) and a horizontal flip with probability 1/2
+      (``nr.random() > 0.5``, line 116). Every random crop of this kind (training, the
+      frozen-trunk cache of :mod:`sbir_lib.training.cached`) is drawn by :func:`draw_views`.
     - :func:`random_affine`: a random rotation / isotropic scale / shift per image, on ink images
       (pretraining: applied after :func:`augment`).
     - :func:`random_resized_crop`: a random square window of random area, resampled to ``size``, and a
       flip (DASE/MEMS with ResNets).
 
 Testing
-    :func:`center_crop` (the centre window) and :func:`ten_views` (4 corners + centre, each also mirrored).
+    :func:`center_crop` (the centre window, offset ``(H-crop)//2`` = 15) and :func:`ten_views` (4 corners at
+    offsets 0 and ``H-crop`` = 31, and the centre, each also mirrored): the authors' test views
+    (Deep_SBIR_tf ``triplet_sbir_test.py`` lines 132-143; single view: lines 111-116).
 
 Input normalisation
     :func:`to_input` maps uint8 to float ``x/255 - PIXEL_MEAN``. ``PIXEL_MEAN = 250.42/255`` is the constant
@@ -81,8 +86,9 @@ def _warp(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], padding_m
 # ----------------------------------------------------------------------------------------------------------
 def augment(x: torch.Tensor, crop: int = CROP, flip: bool = True,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random ``crop`` x ``crop`` windows (independent offset per image, every valid offset 0..H-crop
-    equally likely) and independent horizontal flips (probability 1/2), as one gather on ``x``'s device.
+    """Random ``crop`` x ``crop`` windows (independent offsets per image, row uniform on ``0..H-crop-1`` and
+    column on ``0..W-crop-1``: 0..30 for 225 of 256, as the authors draw them) and independent horizontal
+    flips (probability 1/2), as one gather on ``x``'s device.
 
     ``x``: [B,H,W] or [B,C,H,W] (any dtype; uint8 stays uint8) -> [B,C,crop,crop] (C=1 for [B,H,W]).
     Random numbers, in this order: row offsets, column offsets, flip bits (:func:`draw_views`).
@@ -95,11 +101,18 @@ def augment(x: torch.Tensor, crop: int = CROP, flip: bool = True,
 def draw_views(n: int, height: int, width: int, crop: int = CROP, flip: bool = True,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n`` random views of the :func:`augment` distribution: ``(row offsets, column offsets, flip bits)``,
-    on the generator's device. Random numbers, in this order: row offsets, column offsets, flip bits."""
+    on the generator's device. Random numbers, in this order: row offsets, column offsets, flip bits.
+
+    Offsets are uniform on ``0..height-crop-1`` / ``0..width-crop-1`` (0..30 for 225 of 256): the authors'
+    ``x = nr.randint(self._boarder_size)`` with ``_boarder_size = 256 - 225`` (Deep_SBIR_tf
+    ``sbir_sampling/image_proc.py`` lines 74, 114-115; numpy's upper bound is exclusive), so the last offset
+    ``H-crop`` (31), which only the test corners use, is never drawn. Images no larger than the crop get offset 0
+    (the authors pass a crop-sized image through unchanged, line 109).
+    """
     _check_crop(crop, height, width)
     gdev = _draw_device(generator)
-    oy = torch.randint(0, height - crop + 1, (n,), generator=generator, device=gdev)
-    ox = torch.randint(0, width - crop + 1, (n,), generator=generator, device=gdev)
+    oy = torch.randint(0, max(height - crop, 1), (n,), generator=generator, device=gdev)
+    ox = torch.randint(0, max(width - crop, 1), (n,), generator=generator, device=gdev)
     if flip:
         fl = torch.rand(n, generator=generator, device=gdev) < 0.5
     else:
@@ -138,7 +151,14 @@ def center_crop(x: torch.Tensor, crop: int = CROP) -> torch.Tensor:
 
 def ten_views(x: torch.Tensor, crop: int = CROP) -> torch.Tensor:
     """The 10 test views [10,B,C,crop,crop]: top-left, top-right, bottom-left, bottom-right, centre,
-    then the same five mirrored left-right (view ``5+k`` = ``flip(view k)``)."""
+    then the same five mirrored left-right (view ``5+k`` = ``flip(view k)``).
+
+    The authors' ten views (Deep_SBIR_tf ``triplet_sbir_test.py`` lines 132-143): corners at offsets 0 and
+    ``H-crop`` (31 for 225 of 256), the centre at ``int((H-crop)*0.5)`` (15), each also reversed left-right
+    (``[..., ::-1]``, an exact mirror of the window). They list the corners column-major (top-left,
+    bottom-left, top-right, bottom-right); the test distance is the mean over views of matching views
+    (lines 147-155, 212), so the order changes nothing but the rounding of that 10-term mean.
+    """
     x = as_bchw(x)
     H, W = x.shape[-2:]
     _check_crop(crop, H, W)

@@ -330,7 +330,7 @@ def _main(argv=None) -> int:
                                 description="Measure the edge extractor against QMUL training edge maps; "
                                             "optionally save the comparison figure.")
     p.add_argument("--n", type=int, default=30, help="QMUL training photos per dataset (default 30)")
-    p.add_argument("--figure", action="store_true", help="save figures/edges_compare.{png,pdf}")
+    p.add_argument("--figure", action="store_true", help="save edges_compare.{png,pdf} under $SBIR_FIGURES_ROOT (default the git-ignored runs/figures)")
     p.add_argument("--root", default=None, help="data root (default: $SBIR_DATA_ROOT or <repo>/data)")
     a = p.parse_args(argv)
     import pandas as pd

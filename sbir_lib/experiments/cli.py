@@ -26,6 +26,7 @@ import os
 import sys
 
 from sbir_lib.core import config as _config
+from sbir_lib.core import records as R
 from sbir_lib.data.pack import PACK_ENV, pack_sketchy_mini
 from sbir_lib.experiments import cache_views, dase_mems, grid, init_recipe, runner, settings, tuning
 from sbir_lib.models import dase as DA
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
     c.add_argument("--dataset", default="shoes")
     c.add_argument("--views", type=int, nargs="+", default=list(cache_views.CANDIDATES))
+    c.add_argument("--seeds", type=int, nargs="+", default=list(cache_views.SEEDS))
     c.add_argument("--iterations", type=int, default=None, help="override the profile's iteration count")
     c.add_argument("--init", default=None, help="default: the pretraining checkpoint of the profile")
     c.add_argument("--device", default=None)
@@ -113,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--quality", type=int, default=75, help="photos' JPEG quality (75: ~40 MiB at 224 px)")
     p.add_argument("--root", default=None)
+    for name in WRITERS:
+        sub.choices[name].add_argument(
+            "--allow-dirty", action="store_true",
+            help="record into the committed results/ although the checkout has uncommitted changes "
+                 "(the record is marked dirty_allowed; default: refused, commit first)")
     return ap
 
 
@@ -149,9 +156,18 @@ def _show_tuning(args) -> int:
     return 0
 
 
+#: the subcommands that write records: they take ``--allow-dirty``
+WRITERS = ("run", "tune", "grid", "tune-cache", "embedding-spread", "tune-pretrain", "tune-init")
+
+
 def main(argv=None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
+    with R.allowing_dirty(getattr(args, "allow_dirty", False)):
+        return _dispatch(ap, args)
+
+
+def _dispatch(ap, args) -> int:
     try:
         if args.cmd == "list":
             for name, rows in runner.experiments().items():
@@ -183,7 +199,8 @@ def main(argv=None) -> int:
             return 0
         if args.cmd == "tune-cache":
             profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
-            cache_views.choose(profile, args.dataset, tuple(args.views), init=args.init, iterations=args.iterations,
+            cache_views.choose(profile, args.dataset, tuple(args.views), seeds=tuple(args.seeds), init=args.init,
+                               iterations=args.iterations,
                                device=args.device, root=args.root, results=args.results)
             return 0
         if args.cmd == "embedding-spread":

@@ -42,8 +42,7 @@ from pathlib import Path
 import torch
 
 from sbir_lib.core import config as _config
-from sbir_lib.core.io import write_json_atomic
-from sbir_lib.core.records import device_name, git_commit, init_checkpoint, provenance
+from sbir_lib.core.records import device_name, git_commit, write_checked_json, init_checkpoint, provenance
 from sbir_lib.data import datasets as D
 from sbir_lib.experiments.settings import load_tuning, tuning_path
 from sbir_lib.training import pretrain as PT
@@ -133,7 +132,7 @@ def tune_pretrain(profile: str = "quick", root=None, results=None, device=None, 
            "checkpoint": str(target), "device": device_name(device), "torch": torch.__version__,
            "git_commit": git_commit(), "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "wall_time_s": round(time.perf_counter() - t0, 1)}
-    write_json_atomic(tuning_path("pretrain_sketchy_qmul", profile, results), rec)
+    write_checked_json(tuning_path("pretrain_sketchy_qmul", profile, results), rec)
     log(f"kept {rec['chosen']}; checkpoint {target}; wrote {tuning_path('pretrain_sketchy_qmul', profile, results)}")
     return rec
 
@@ -219,7 +218,7 @@ def tune_init(profile: str = "quick", inits=INITS, variants=("base", "full"), da
            "device": device_name(device), "torch": torch.__version__, "git_commit": git_commit(),
            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "wall_time_s": round(time.perf_counter() - t0, 1)}
-    write_json_atomic(tuning_path("init_recipe", profile, results), rec)
+    write_checked_json(tuning_path("init_recipe", profile, results), rec)
     log(f"chosen {chosen}; wrote {tuning_path('init_recipe', profile, results)}")
     return rec
 
@@ -291,7 +290,7 @@ def record_embedding_spread(profile: str = "quick", root=None, results=None, dat
            "rows": {init: {c: (None if v != v else round(float(v), 6)) for c, v in row.items() if c in SPREAD_COLUMNS}
                     | {"note": row["note"]} for init, row in frame.to_dict("index").items()}}
     path = tuning_path("embedding_spread", profile, results)
-    write_json_atomic(path, rec)
+    write_checked_json(path, rec)
     return path
 
 

@@ -125,6 +125,14 @@ def _find_reusable(results: Path, dataset: str, variant: str, seed: int, profile
 #: record, for the attention maps of notebooks 02/06 (Figure 4) and the learned W of notebook 04.
 #: fc6/fc7 are left out to keep the files small (~4 MB); rankings come from the saved distances.
 WEIGHT_VARIANTS = ("full", "base+att", "base+att-noshortcut")
+#: ``(dataset, row)`` whose seed-0 run keeps its *complete* network (fc6/fc7 included, float16, ~16 MB):
+#: the sketch pad's default model (notebook 09, DSSA on shoes), which must answer a drawn query on any machine.
+#: Retraining is not bit-reproducible across processors (issue 23), so such a record is evaluated with the
+#: float16 weights it keeps: its distances are exactly those of the committed network. The working tree
+#: travels to a GPU machine within 64 MiB, so only this one network is kept whole.
+COMPLETE_WEIGHTS = (("shoes", "full"),)
+#: the precision of a complete kept network
+KEPT_DTYPE = "float16"
 
 
 def split_row(row: str) -> tuple[str, str | None]:
@@ -142,19 +150,44 @@ def keeps_weights(dataset: str, row: str, seed: int) -> bool:
             and (variant == "full" or dataset in ("shoes", "synthetic")))
 
 
-def save_weights(path: Path, model, energy, variant: str) -> None:
-    """Keep the backbone convolutions and the attention module (bf16) and the energy (float32) of a run."""
+def keeps_complete_weights(dataset: str, row: str, seed: int) -> bool:
+    """Whether a run keeps its whole network (:data:`COMPLETE_WEIGHTS`, seed 0), evaluated as kept."""
+    return seed == 0 and (dataset, row) in COMPLETE_WEIGHTS
+
+
+def round_to_kept(model) -> None:
+    """Round the floating-point weights of ``model`` in place to :data:`KEPT_DTYPE` (and back to their own
+    dtype): the network a complete weights file holds, so that the record evaluated after this call is
+    exactly the committed network's."""
     import torch
 
+    dtype = getattr(torch, KEPT_DTYPE)
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.to(dtype).to(t.dtype))
 
-    keep = {k: v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items()
-            if not k.startswith(("backbone.fc6", "backbone.fc7"))}
-    torch_save_atomic(path, {"variant": variant, "model": keep,
+
+def save_weights(path: Path, model, energy, variant: str, complete: bool = False) -> None:
+    """Keep the backbone convolutions and the attention module (bf16) and the energy (float32) of a run;
+    ``complete``: the whole network, fc6/fc7 included, in :data:`KEPT_DTYPE` (after :func:`round_to_kept`,
+    so the file holds exactly the evaluated network)."""
+    import torch
+
+    if complete:
+        keep = {k: v.detach().to("cpu", getattr(torch, KEPT_DTYPE)) for k, v in model.state_dict().items()}
+        note = (f"the complete network in {KEPT_DTYPE}, the one the record's distances were computed with "
+                "(sbir_lib.course.query.load_network reloads it)")
+    else:
+        keep = {k: v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items()
+                if not k.startswith(("backbone.fc6", "backbone.fc7"))}
+        note = ("fc6/fc7 omitted: attention maps, conv5 features and the energy are exact; embeddings are not "
+                "(use the saved distances)")
+    torch_save_atomic(path, {"variant": variant, "model": keep, "complete": complete,
                              # float32: near 1, bf16 steps (0.004-0.008) would hide small changes of W
                              "energy": {k: v.detach().to("cpu", torch.float32)
                                         for k, v in energy.state_dict().items()},
-                             "note": "fc6/fc7 omitted: attention maps, conv5 features and the energy are "
-                                     "exact; embeddings are not (use the saved distances)"})
+                             "note": note})
 
 
 def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, profile: str = "full",
@@ -267,6 +300,9 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         ckpt.unlink()  # --force retrains from scratch, never from an old checkpoint
     t0 = time.perf_counter()
     res = T.train(cfg, dataset, device=device, checkpoint=ckpt, progress=progress)
+    complete = keeps_complete_weights(dataset_name, row, seed)
+    if complete:  # the record is the kept network's, which any machine can reload (issue 23)
+        round_to_kept(res.model)
     ev = T.evaluate(res.model, res.energy, dataset.test, cfg.test_views, device, cfg.amp)
     wall = time.perf_counter() - t0
     rec = _base_record(experiment, dataset, row, seed, profile, device)
@@ -282,8 +318,10 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     )
     if chosen_on is not None:
         rec["settings_chosen_on"] = chosen_on
-    if keeps_weights(dataset_name, row, seed):
-        save_weights(weights_path(out), res.model, res.energy, row)
+    if complete:
+        rec["weights_kept"] = f"complete network, {KEPT_DTYPE} (the record's distances are computed with it)"
+    if keeps_weights(dataset_name, row, seed) or complete:
+        save_weights(weights_path(out), res.model, res.energy, row, complete=complete)
     write_record(out, rec, ev["dist"])
     ckpt.unlink(missing_ok=True)  # recorded: the checkpoint has served its purpose
     log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} "

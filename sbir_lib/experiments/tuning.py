@@ -44,7 +44,7 @@ import torch
 from sbir_lib.experiments import dase_mems as C
 from sbir_lib.training import class_pairs
 from sbir_lib.core import config as _config
-from sbir_lib.core.records import device_name, git_commit
+from sbir_lib.core.records import device_name, git_commit, write_checked_json
 from sbir_lib.data.paired import validation_split
 from sbir_lib.experiments.settings import AUTHORS_SETTINGS, CRITERION, SEARCH, TUNING_DATASET, load_tuning, tuning_path
 from sbir_lib.core.io import write_json_atomic
@@ -147,5 +147,5 @@ def tune(experiment: str, profile: str = "quick", dataset: str | None = None, se
     }
     if write:
 
-        write_json_atomic(tuning_path(experiment, profile, results), rec)
+        write_checked_json(tuning_path(experiment, profile, results), rec)
     return rec

@@ -49,7 +49,7 @@ def _claims() -> list[Claim]:
         Claim("table1", "Our model beats Triplet SN", "full", "base"),
         Claim("table1", "Triplet SN beats Dense-HOG + rankSVM", "base", "dense_hog_ranksvm"),
         Claim("table2", "CFF (with attention) improves over Base", "base+att+cff", "base"),
-        Claim("table2", "HOLEF (with attention) improves over Base", "base+att+holef", "base"),
+        Claim("table2", "HOLEF (without attention) improves over Base", "base+holef", "base"),
         Claim("table2", "Full improves over Base + CFF", "full", "base+att+cff"),
     ]
     for row, (with_, without) in MD.TABLE_ROWS["table3"].items():

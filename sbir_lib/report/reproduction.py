@@ -7,7 +7,8 @@ Written by ``python -m sbir_lib.report reproduction --profile full --out REPRODU
 :func:`cost_frame` and :func:`benchmarks_frame`.
 
 - :func:`setup_frame`: per training/evaluation setting, the authors' value (:func:`authors_setup`, the recipe
-  as :mod:`sbir_lib.training.triplet` implements it) beside every value found in our records' configs.
+  as :mod:`sbir_lib.training.triplet` implements it) beside every value found in our records' configs,
+  the frozen layers (``frozen_trunk``) and the trunk cache (``cache_views``) included.
 - :func:`cost_frame`: wall time per device from the records; throughput from the records'
   ``triplets_per_s``. :func:`benchmarks_frame`: the throughput benchmarks under ``results/benchmarks/*.json``.
   :func:`cost_table` and :func:`benchmarks_table` style them for a notebook (a dash, not NaN).
@@ -40,7 +41,9 @@ from sbir_lib.report.claims import claims_markdown, dase_claims_markdown
 from sbir_lib.report.tables import (DASH, NOT_REPRODUCED, TABLES, TITLES, all_records, dataset_title, inventory,
                                     long_table, md_table, missing_commands, pretrain_frame, signed, styled,
                                     pretrain_search_frame, init_recipe_frame, pretrain_long)
+from sbir_lib.models import dssa as MD
 from sbir_lib.training import triplet
+from sbir_lib.training.cached import trunk_stage
 
 # ====================================================================================== setup and cost
 
@@ -58,6 +61,8 @@ def authors_setup() -> dict[str, str]:
         "positives": _POSITIVES["annotated"],
         "test_views": str(cfg["test_views"]),
         "embedding": _EMBEDDING,
+        "frozen_trunk": _FROZEN_AUTHORS,
+        "cache_views": _CACHE_NONE,
         "precision": None,
         "device": None,
         "evaluation": "acc@1 / acc@10 over all test queries (shoes 115, chairs 97, handbags 168)",
@@ -65,6 +70,9 @@ def authors_setup() -> dict[str, str]:
 
 
 _EMBEDDING = "L2-normalised fc7 (+ L2-normalised sum of the attended map with CFF)"
+#: the authors' frozen layers (TF train:35-77; sbir_lib.report.fidelity.AUTHORS_FROZEN) and trunk per step
+_FROZEN_AUTHORS = "the authors': conv1-conv4 with attention, conv1-conv5 without (pretrained init)"
+_CACHE_NONE = "0: the frozen layers run in every step"
 _POSITIVES = {"annotated": "annotated triplets (shoes, chairs); true match where none (handbags)",
               "true_match": "true match"}
 
@@ -92,6 +100,13 @@ def _setting(rec: dict, name: str) -> str:
         extra = [k for k, on in (("dropout", vc.get("dropout", 0) > 0), ("embedding BN", vc.get("embedding_bn")))
                  if on]
         return _EMBEDDING + (f" + {', '.join(extra)} (non-paper)" if extra else "")
+    if name == "frozen_trunk":
+        return _frozen_setting(rec, cfg)
+    if name == "cache_views":
+        if rec.get("init") == "untrained" or str(rec.get("row") or "").endswith("@untrained"):
+            return None  # trained nothing
+        k = int(cfg.get("cache_views") or 0)  # records made before the option recomputed every step
+        return _CACHE_NONE if k == 0 else f"{k}: the frozen trunk computed once for {k} views per training image"
     if name == "precision":
         dev = str(rec.get("device", ""))
         return "bf16 autocast" if cfg.get("amp") and not dev.startswith("cpu") else "fp32"
@@ -105,8 +120,40 @@ def _setting(rec: dict, name: str) -> str:
     return str(cfg.get(name))
 
 
-SETUP_SETTINGS = ("init", "iterations", "batch_size", "optimizer", "lr", "positives", "test_views", "embedding",
-                  "precision", "device", "evaluation")
+def _frozen_setting(rec: dict, cfg: dict) -> str | None:
+    """The frozen layers of a record in :func:`setup_frame`'s words: the record's ``frozen_trunk`` (written by
+    the runner from :func:`sbir_lib.training.triplet.frozen_stage`), or for records made before that field,
+    what ``config.freeze`` and ``config.init`` give (:func:`sbir_lib.training.cached.trunk_stage`). None for
+    runs that trained nothing (``@untrained``)."""
+    row = str(rec.get("row") or rec.get("variant") or "")
+    if rec.get("init") == "untrained" or row.endswith("@untrained"):
+        return None
+    vc = rec.get("variant_config") or {}
+    attention = vc.get("attention")
+    if attention is None:
+        try:
+            attention = MD.get_variant(cfg.get("variant") or row.split("@")[0]).attention
+        except ValueError:
+            attention = None
+    backbone = vc.get("backbone") or ("efficientnet_lite0" if cfg.get("init") == "imagenet"
+                                      else cfg.get("backbone") or "sketchanet")
+    freeze = cfg.get("freeze") or "auto"
+    if "frozen_trunk" in rec:
+        stage = rec["frozen_trunk"]
+    else:
+        stage = trunk_stage(freeze, bool(attention), bool(cfg.get("init")), backbone)
+    if stage is None:
+        return "nothing frozen (from scratch)" if not cfg.get("init") else f"nothing frozen (freeze={freeze!r})"
+    if backbone != "sketchanet":
+        return f"the whole {backbone} trunk (ImageNet track)"
+    if attention is not None and stage == ("conv4" if attention else "conv5"):
+        return _FROZEN_AUTHORS
+    kind = "with attention" if attention else "without attention" if attention is not None else "a"
+    return f"conv1-{stage} ({kind} row, freeze={freeze!r})"
+
+
+SETUP_SETTINGS = ("init", "frozen_trunk", "cache_views", "iterations", "batch_size", "optimizer", "lr", "positives",
+                  "test_views", "embedding", "precision", "device", "evaluation")
 
 
 def setup_frame(profile: str = "full", results=None):
@@ -379,12 +426,22 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
     out += ["## Ours vs the authors' code", "",
             "One row per setting of the recipe: what the authors' code does (file:line in "
             "yuqian1023/Deep_SBIR_tf = TF and seuliufeng/DeepSBIR = Caffe), what this code does by default "
-            "(read from `sbir_lib.training.triplet`'s full profile and `sbir_lib.models.dssa.VariantConfig`, so it cannot drift), "
+            "(read from `sbir_lib.training.triplet`'s full profile and `sbir_lib.models.dssa.VariantConfig`, so it cannot drift; "
+            "the frozen layers and the trunk cache once per way a table row is trained: each profile's table rows, "
+            "the GPU grid of `tools/gpu_run.sh`, the `@<init>` rows), "
             "and why any difference exists (`sbir_lib.report.fidelity`).", ""]
     out += [md_table(fidelity.frame()), ""]
+    out += ["## DASE/MEMS: ours vs the authors' code", "",
+            "One row per setting of the DASE/MEMS recipe: what the authors' code does (file:line in "
+            "Ben-Louis/SBIR-DASE-MEMS @589f789), what this code does by default (read from the `full` profiles of "
+            "`sbir_lib.experiments.dase_mems`, per experiment where they differ, so it cannot drift), and why any "
+            "difference exists (`sbir_lib.report.fidelity.dase_rows`).", ""]
+    out += [md_table(fidelity.dase_frame()), ""]
     out += ["## How our recorded runs differ from the authors'", "",
             "Read from the records' configurations (copied runs counted once); *authors* is the recipe as "
-            "`sbir_lib.training.triplet` implements it, plus what the paper's runs had that ours do not.", ""]
+            "`sbir_lib.training.triplet` implements it, plus what the paper's runs had that ours do not. "
+            "`frozen_trunk` is the record's field of that name (or, in records made before it, what the config's "
+            "`freeze` and `init` give); `cache_views` is the config's (0 in records made before the option).", ""]
     out += [md_table(setup_frame(profile, results)), ""]
 
     out += ["## Measured cost", "", "Wall time per run from the records (training + evaluation; copies of "

@@ -3,11 +3,12 @@
 The authors fine-tune a pretrained Sketch-a-Net with conv1-conv4 frozen (attention rows) or conv1-conv5
 frozen (the others). With a frozen trunk, its output is a fixed function of each augmented image, so a run
 can compute it once for ``K`` views per training image, drawn from exactly the distribution the uncached
-engine samples every step (:func:`sbir_lib.data.augment.draw_views`: random 225 crop of 256 + flip), and
-then train only the rest of the network (conv5, attention, fc6/fc7, the energy) on the cached maps, each
-triplet image taking one of its ``K`` views at random. ``K`` (``TrainConfig.cache_views``) is a recorded
-setting; with ``K`` views per image instead of 2,048 possible ones, a cached run sees less augmentation,
-which is why ``K`` is chosen on a validation split.
+engine samples every step (:func:`sbir_lib.data.augment.draw_views`: a random 225 crop of 256 at offsets
+0..30, as the authors', + flip), and then train only the rest of the network (conv5, attention, fc6/fc7, the
+energy) on the cached maps, each triplet image taking one of its ``K`` views at random. ``K``
+(``TrainConfig.cache_views``) is a recorded setting; with ``K`` views per image instead of 1,922 possible
+ones (31 x 31 offsets x 2 flips), a cached run sees less augmentation, which is why ``K`` is chosen on a
+validation split.
 
 - :func:`trunk_stage`: where the frozen trunk of a run ends (``"conv4"``, ``"conv5"`` or ``None``).
 - :class:`ViewCache`, :func:`build_cache`: the cached trunk outputs ``[N, K, C, H, W]`` (bf16 on a GPU)

@@ -57,14 +57,17 @@ class RunConfig:
     crop_scale: float = 0.6  # random resized crop: area fraction in [crop_scale, 1]
     mems_margin: float = 2.0  # final margin (the profiles' value is chosen on a validation split)
     mems_anneal: float = 0.5  # fraction of the run over which the margin rises from 1 (authors: 100k of 200k)
-    mems_center_std: float | None = None  # None: 1/sqrt(embed_dim), centres of norm ~1 (as the authors')
+    mems_center_std: float | None = None  # None: 1/sqrt(embed_dim), norm ~1 (authors: exactly 1, losses.py:12)
     center_lr_mult: float = 1.0  # learning-rate factor of the MEMS centres (authors: 1, trainer.py:39-48)
     cosface_margin: float = L.DEFAULT_COSFACE_MARGIN
     cosface_scale: float = L.DEFAULT_COSFACE_SCALE
     cosface_anneal: float = 0.5  # fraction of the run over which the margin rises from 0 (authors' losses.py)
     triplet_margin: float = 0.3
     hidden_act: str = "sigmoid"
-    dropout: float = 0.0  # Sketch-a-Net's fc6 only; 0: neither the DSSA nets nor the DASE authors' have one
+    #: dropout on Sketch-a-Net's fc6 only (passed to build_backbone, whose own default is 0.5; the ResNets and
+    #: EfficientNet-Lite0 have none). 0: as the DSSA nets and the DASE authors' SE-ResNeXt-101 (resnext.py:154-155);
+    #: their AlexNet has dropout p=0.5 before both fc layers (alexnet.py:44, 48), their ResNet-18 p=0.2 (resnet.py:65)
+    dropout: float = 0.0
     embed_bn: bool = False  # batch norm (no affine) on the embedding: see sbir_lib.models.dase.DomainNet
     init: str = "scratch"
     test_views: int = 1

@@ -275,7 +275,8 @@ def rows() -> list[Row]:
             "shuffled instead of sequential anchors"),
         Row("augmentation", "random 225 crop of 256 (offsets 0-30) + horizontal flip p=0.5 per image "
             "(image_proc.py:106-122); the flip is one pixel off (x+225:x:-1, line 117)",
-            f"random {CROP} crop of 256 + flip p=0.5, batched on the device (`sbir_lib.data.augment.augment`)", "partly",
+            f"random {CROP} crop of 256 at offsets 0-{256 - CROP - 1}, as theirs, + flip p=0.5, batched on the device "
+            "(`sbir_lib.data.augment.draw_views`; records made before commit 5e1de58 drew offsets 0-31)", "partly",
             "our flip mirrors the crop exactly"),
         Row("input", "x - 250.42 on 0..255 (TF train:170, 240)",
             "x/255 - 250.42/255 (`sbir_lib.data.augment.to_input`); the authors' weights get conv1 x 255 (exact)", "same"),

@@ -343,6 +343,14 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
     commits = sorted({str(r.get("git_commit")) for r in recs})
     if commits:
         out += [f"Records made at commit(s): {', '.join(f'`{c}`' for c in commits)}.", ""]
+    dirty = [r for r in recs if str(r.get("git_commit", "")).endswith("-dirty") and not r.get("reused_from")]
+    if dirty:
+        allowed = sum(bool(r.get("dirty_allowed")) for r in dirty)
+        out += [f"{len(dirty)} of these records were made from a tree with uncommitted changes (`-dirty`), "
+                f"{allowed} of them with `--allow-dirty`; the rest predate the runner's refusal of such records "
+                "(issue 23) and are to be re-recorded from a clean commit: "
+                + ", ".join(sorted({f"{r.get('experiment')}/{r.get('dataset')}/{r.get('row')}" for r in dirty}))
+                + ".", ""]
 
     out += ["## What was run", ""]
     inv = inventory(profile, results)

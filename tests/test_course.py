@@ -230,3 +230,23 @@ def test_margin_geometry_figure_has_axis_labels_and_a_legend():
     assert "class 0 (held-out features)" in labels and "MEMS class centre" in labels
     assert any(lab.startswith("dark:") for lab in labels)
     plt.close(fig)
+
+
+def test_records_left_out_of_the_notebook_digest_are_read_by_no_notebook(tmp_path):
+    """``NOT_READ_BY_NOTEBOOKS`` may only name records that no lesson reads; recording one leaves the digest."""
+    from pathlib import Path
+
+    from sbir_lib.course import notebooks as NB
+
+    root = Path(__file__).resolve().parents[1]
+    sources = [p.read_text() for p in sorted((root / "tools").glob("nb_*.py"))]
+    assert sources
+    for prefix in NB.NOT_READ_BY_NOTEBOOKS:
+        stem = prefix.rstrip(".").split("/")[-1]
+        assert not any(stem in src for src in sources), f"a notebook reads {prefix}*: it must count in the digest"
+    before = NB.records_digest(tmp_path)
+    (tmp_path / "tuning").mkdir()
+    (tmp_path / "tuning" / "cache_views.quick.json").write_text("{}")
+    assert NB.records_digest(tmp_path) == before
+    (tmp_path / "tuning" / "embedding_spread.quick.json").write_text("{}")
+    assert NB.records_digest(tmp_path) != before

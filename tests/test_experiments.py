@@ -298,6 +298,10 @@ def test_cache_views_are_chosen_on_a_validation_split(tmp_path):
     assert set(rec["scores_val_acc@1"]["1"]) == {"full/seed0", "base/seed0", "full/seed1", "base/seed1"}
     assert rec["chosen"] in (1, 2) and "test split is not used" in rec["split"] and rec["default"] == 2
     assert CV.chosen("quick", tmp_path) == rec["chosen"] and CV.chosen("full", tmp_path) is None
+    from sbir_lib.report import reproduction as RP
+
+    shown = "\n".join(RP.cache_views_markdown(tmp_path))  # REPRODUCTION.md's section on K
+    assert f"Chosen K = {rec['chosen']}" in shown and "full/seed1" in shown
 
 
 def test_the_cache_views_rule_keeps_the_largest_k_unless_smaller_ones_lose_nothing():

@@ -72,15 +72,24 @@ def list_notebooks(only: list[str] | None = None) -> list[Path]:
     return nbs
 
 
+#: records no notebook reads (only the GPU grid and REPRODUCTION.md do): left out of :func:`records_digest`, so
+#: recording them does not make every committed notebook stale (``tests/test_course.py`` checks that no notebook
+#: source names them)
+NOT_READ_BY_NOTEBOOKS = ("tuning/cache_views.",)
+
+
 def records_digest(results=None) -> str:
     """A digest of every record under the results folder (``results``, default
-    :func:`sbir_lib.core.config.results_root`): the paths and bytes of its JSON files, runs on synthetic
-    stand-ins left out. Any record added, removed or changed changes it."""
+    :func:`sbir_lib.core.config.results_root`) that a notebook may read: the paths and bytes of its JSON files,
+    runs on synthetic stand-ins and :data:`NOT_READ_BY_NOTEBOOKS` left out. Any such record added, removed or
+    changed changes it."""
     root = _config.results_root(results)
     h = hashlib.sha256()
     if root.is_dir():
         for p in sorted(root.rglob("*.json")):
             rel = p.relative_to(root)
+            if rel.as_posix().startswith(NOT_READ_BY_NOTEBOOKS):
+                continue
             if p.is_file() and not any(_is_synthetic(part) for part in rel.parts):
                 h.update(rel.as_posix().encode() + b"\0" + hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()[:20]

@@ -451,6 +451,7 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
             "`frozen_trunk` is the record's field of that name (or, in records made before it, what the config's "
             "`freeze` and `init` give); `cache_views` is the config's (0 in records made before the option).", ""]
     out += [md_table(setup_frame(profile, results)), ""]
+    out += cache_views_markdown(results)
 
     out += ["## Measured cost", "", "Wall time per run from the records (training + evaluation; copies of "
             "identical runs not counted); training throughput from the records' `triplets_per_s`.", ""]
@@ -461,6 +462,33 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
         out += ["Throughput benchmarks (`results/benchmarks/*.json`):", "", md_table(bench), ""]
     out += [dase_claims_markdown(profile, results, seeds)]
     return "\n".join(out).rstrip() + "\n"
+
+
+def cache_views_markdown(results=None) -> list[str]:
+    """The recorded validation curves over the trunk cache's view count K (``tune-cache``, every profile that
+    has one): mean validation acc@1 per K over (seed, row), the paired difference to the largest K, the rule
+    and the choice (:mod:`sbir_lib.experiments.cache_views`)."""
+    import pandas as pd
+
+    out = []
+    for prof in ("quick", "full"):
+        rec = load_tuning("cache_views", prof, results)
+        if rec is None or "paired_diff_vs_default" not in rec:
+            continue
+        if not out:
+            out += ["## Cached views per training image (K)", ""]
+        ks = sorted(rec["scores_val_acc@1"], key=int)
+        frame = pd.DataFrame({
+            "K": [int(k) for k in ks],
+            "mean val acc@1 (%)": [round(100 * rec["mean_val_acc@1"][k], 1) for k in ks],
+            "per (row/seed), %": [", ".join(f"{p} {100 * a:.1f}" for p, a in sorted(rec["scores_val_acc@1"][k].items()))
+                                  for k in ks],
+            "paired diff vs largest K (pp)": [round(100 * rec["paired_diff_vs_default"][k], 1) for k in ks]})
+        out += [f"`{prof}` profile, `{rec['dataset']}`, {rec['iterations']} iterations, seeds "
+                f"{', '.join(map(str, rec['seeds']))}, rows {', '.join(rec['variants'])}, {rec['val_size']} validation "
+                f"queries carved from the training pairs ({rec['device']}, commit `{rec['git_commit']}`). Rule: "
+                f"{rec['rule']}. **Chosen K = {rec['chosen']}.**", "", md_table(frame), ""]
+    return out
 
 
 def write_reproduction(path, profile: str = "full", results=None) -> Path:

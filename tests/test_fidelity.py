@@ -45,26 +45,26 @@ def by_setting(rows):
     return out
 
 
-def test_every_setting_has_a_row_with_a_citation_and_a_verdict():
-    rows = by_setting(fidelity.rows())
-    for s in SETTINGS + FROZEN + PER_STEP:
+def check_rows(rows, required, cite, what: str) -> dict:
+    """Every ``required`` setting has a row; every row a verdict, a citation matching ``cite`` and, unless
+    *same*, a reason. Returns the rows by setting."""
+    rows = by_setting(rows)
+    for s in required:
         assert s in rows, s
     for s, r in rows.items():
         assert r.same in VERDICTS, s
-        assert CITE.search(r.authors), f"{s}: cite file:line"
+        assert cite.search(r.authors), f"{s}: cite {what}"
         if r.same != "same":
             assert r.why, f"{s}: say why we differ"
+    return rows
+
+
+def test_every_setting_has_a_row_with_a_citation_and_a_verdict():
+    check_rows(fidelity.rows(), SETTINGS + FROZEN + PER_STEP, CITE, "file:line")
 
 
 def test_every_dase_row_cites_the_authors_code_by_file_and_line():
-    rows = by_setting(fidelity.dase_rows())
-    for s in DASE_SETTINGS:
-        assert s in rows, s
-    for s, r in rows.items():
-        assert r.same in VERDICTS, s
-        assert DASE_CITE.search(r.authors), f"{s}: cite file.py:line of Ben-Louis/SBIR-DASE-MEMS"
-        if r.same != "same":
-            assert r.why, f"{s}: say why we differ"
+    rows = check_rows(fidelity.dase_rows(), DASE_SETTINGS, DASE_CITE, "file.py:line of Ben-Louis/SBIR-DASE-MEMS")
     assert "alexnet.py:18, 25, 32, 42" in rows["AlexNet SE blocks never domain-aware (authors' bug)"].authors
     assert "se_module.py:6" in rows["AlexNet SE blocks never domain-aware (authors' bug)"].authors
 

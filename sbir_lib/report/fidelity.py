@@ -73,21 +73,23 @@ def frozen_of(cfg: T.TrainConfig) -> tuple[str, str | None]:
     return T.variant_of(cfg).backbone, T.frozen_stage(cfg)
 
 
+def _verdict(flags) -> str:
+    """``same`` when every value is the authors', ``different`` when none is, else ``partly``."""
+    flags = list(flags)
+    return "same" if all(flags) else "partly" if any(flags) else "different"
+
+
 def frozen_verdict(options: dict[str, set]) -> str:
     """``options``: per variant (``base``, ``full``) the set of :func:`frozen_of` values a way of training can
     give. ``same`` when each is exactly the authors' Sketch-a-Net layers, ``different`` when none can be,
     ``partly`` otherwise."""
-    authors = {v: ("sketchanet", AUTHORS_FROZEN[v]) for v in options}
-    if all(s == {authors[v]} for v, s in options.items()):
-        return "same"
-    return "partly" if any(authors[v] in s for v, s in options.items()) else "different"
+    return _verdict(f == ("sketchanet", AUTHORS_FROZEN[v]) for v, s in options.items() for f in s)
 
 
 def cache_verdict(views) -> str:
     """``same`` when every ``cache_views`` a way of training can use is 0 (the trunk recomputed every step,
     as the authors'), ``different`` when none is, ``partly`` otherwise."""
-    views = set(views)
-    return "same" if views == {0} else "partly" if 0 in views else "different"
+    return _verdict(k == 0 for k in views)
 
 
 def _layers(f: tuple[str, str | None]) -> str:
@@ -256,9 +258,8 @@ def rows() -> list[Row]:
             f"{cfg.lr}, constant", "same" if cfg.lr == 1e-3 else "different"),
         Row("bias learning rate", "TF: one lr for every variable (train:182, 187-188); Caffe: `lr_mult: 2` on the "
             "fc6/fc7 biases (train.prototxt:238-242, 271-275)",
-            f"`bias_lr_mult={getattr(cfg, 'bias_lr_mult', 1.0)}`: biases at "
-            f"{getattr(cfg, 'bias_lr_mult', 1.0):g} x the lr", "same" if getattr(cfg, "bias_lr_mult", 1.0) in (1.0, 2.0)
-            else "different", "as TF; `bias_lr_mult=2` is Caffe's Triplet SN"),
+            f"`bias_lr_mult={cfg.bias_lr_mult}`: biases at {cfg.bias_lr_mult:g} x the lr",
+            "same" if cfg.bias_lr_mult in (1.0, 2.0) else "different", "as TF; `bias_lr_mult=2` is Caffe's Triplet SN"),
         Row("iterations", "20,000 (TF train:146); Caffe 25,000 (train_sbir.sh:7)", f"{cfg.iterations:,}",
             "same" if cfg.iterations == 20_000 else "different"),
         Row("batch", "128 triplets (TF train:242; Caffe train.prototxt:12)", f"{cfg.batch_size} triplets",
@@ -319,12 +320,6 @@ def _per_exp(fn, cfgs: dict) -> str:
     if len(set(vals.values())) == 1:
         return next(iter(vals.values()))
     return "; ".join(f"`{exp}` {v}" for exp, v in vals.items())
-
-
-def _verdict(flags) -> str:
-    """``same`` when every experiment's value is the authors', ``different`` when none is, else ``partly``."""
-    flags = list(flags)
-    return "same" if all(flags) else "partly" if any(flags) else "different"
 
 
 def _arch(c: CP.RunConfig) -> str:

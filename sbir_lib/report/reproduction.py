@@ -103,8 +103,8 @@ def _setting(rec: dict, name: str) -> str:
     if name == "frozen_trunk":
         return _frozen_setting(rec, cfg)
     if name == "cache_views":
-        if rec.get("init") == "untrained" or str(rec.get("row") or "").endswith("@untrained"):
-            return None  # trained nothing
+        if _trained_nothing(rec):
+            return None
         k = int(cfg.get("cache_views") or 0)  # records made before the option recomputed every step
         return _CACHE_NONE if k == 0 else f"{k}: the frozen trunk computed once for {k} views per training image"
     if name == "precision":
@@ -120,14 +120,20 @@ def _setting(rec: dict, name: str) -> str:
     return str(cfg.get(name))
 
 
+def _trained_nothing(rec: dict) -> bool:
+    """Whether a record is an ``@untrained`` control (no training step: no frozen layers, no cache)."""
+    row = str(rec.get("row") or rec.get("variant") or "")
+    return rec.get("init") == "untrained" or row.endswith("@untrained")
+
+
 def _frozen_setting(rec: dict, cfg: dict) -> str | None:
     """The frozen layers of a record in :func:`setup_frame`'s words: the record's ``frozen_trunk`` (written by
     the runner from :func:`sbir_lib.training.triplet.frozen_stage`), or for records made before that field,
     what ``config.freeze`` and ``config.init`` give (:func:`sbir_lib.training.cached.trunk_stage`). None for
     runs that trained nothing (``@untrained``)."""
-    row = str(rec.get("row") or rec.get("variant") or "")
-    if rec.get("init") == "untrained" or row.endswith("@untrained"):
+    if _trained_nothing(rec):
         return None
+    row = str(rec.get("row") or rec.get("variant") or "")
     vc = rec.get("variant_config") or {}
     attention = vc.get("attention")
     if attention is None:

@@ -196,10 +196,11 @@ def test_bad_method_rejected_with_allowed_list():
 
 
 def test_profiles_documented_and_complete():
-    assert set(X.PROFILES) == {"quick", "full"}
-    for p in X.PROFILES.values():
-        assert set(p) == {"dense_hog", "hog_bow", "ranksvm"}
-    q, f = X.PROFILES["quick"], X.PROFILES["full"]
+    from sbir_lib.core.profiles import PROFILES
+
+    for p in PROFILES.values():
+        assert set(p.classical) == {"dense_hog", "hog_bow", "ranksvm"}
+    q, f = PROFILES["quick"].classical, PROFILES["full"].classical
     assert q["hog_bow"]["vocab_size"] < f["hog_bow"]["vocab_size"]
     assert q["ranksvm"]["max_pairs"] < f["ranksvm"]["max_pairs"]
 

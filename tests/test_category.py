@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+
+from sbir_lib.core.profiles import PROFILES
 import torch
 
 from sbir_lib.experiments import dase_mems as C
@@ -344,7 +346,7 @@ def test_profiles_use_the_validated_settings():
             continue
         found += 1
         for name, value in rec["chosen"].items():
-            assert C.PROFILES[exp]["quick"].get(name, getattr(class_pairs.RunConfig, name)) == pytest.approx(value), (exp, name)
+            assert PROFILES["quick"].dase_mems[exp].get(name, getattr(class_pairs.RunConfig, name)) == pytest.approx(value), (exp, name)
     if not found:
         pytest.skip("no results/tuning/*.quick.json recorded")
 

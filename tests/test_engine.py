@@ -43,15 +43,14 @@ class _Cfg:
 
 
 def test_profile_config_pattern_and_key():
-    table = {"quick": {"steps": 2}, "full": {"steps": 20}}
-    c = engine.profile_config(_Cfg, table, "quick", lr=None)
+    settings = {"steps": 2}  # a profile's recipe table (sbir_lib.core.profiles)
+    c = engine.profile_config(_Cfg, settings, lr=None)
     assert c.steps == 2 and c.lr == 0.1  # None overrides are ignored
+    assert settings == {"steps": 2}  # the profile's table is never modified
     with pytest.raises(ValueError, match="unknown training option"):
-        engine.profile_config(_Cfg, table, "quick", lrr=1.0)
-    with pytest.raises(ValueError, match="profile"):
-        engine.profile_config(_Cfg, table, "medium")
+        engine.profile_config(_Cfg, settings, lrr=1.0)
     with pytest.raises(ValueError, match="lr must be"):
-        engine.profile_config(_Cfg, table, "full", lr=-1.0)
+        engine.profile_config(_Cfg, {"steps": 20}, lr=-1.0)
     a, b = _Cfg(log_every=1), _Cfg(log_every=50)
     assert engine.config_key(a, ignore=("log_every",)) == engine.config_key(b, ignore=("log_every",))
     assert engine.config_key(a) != engine.config_key(b)

@@ -6,6 +6,8 @@ import re
 
 import numpy as np
 import pytest
+
+from sbir_lib.core.profiles import PROFILES
 import torch
 import torch.nn.functional as F
 
@@ -113,12 +115,12 @@ def test_frozen_layers_verdicts_are_computed_from_the_code(monkeypatch):
         m.setattr(G, "plan", lambda *a, **k: [G.Job("dssa", "table2", "shoes", "full", 0, {})])
         assert by_setting(fidelity.rows())["frozen layers (table rows, GPU grid)"].same == "different"
     # ... a full profile with a pretrained init freezes the authors' layers ...
-    monkeypatch.setitem(T.PROFILES["full"], "init", "sketchanet_init.pt")
+    monkeypatch.setitem(PROFILES["full"].triplet, "init", "sketchanet_init.pt")
     rows = by_setting(fidelity.rows())
     assert rows["frozen layers (table rows, full profile)"].same == "same"
     assert rows["frozen layers (table rows, quick profile)"].same == "different"
     # ... and caching the trunk by default is no longer the authors' per-step recomputation
-    monkeypatch.setitem(T.PROFILES["full"], "cache_views", 5)
+    monkeypatch.setitem(PROFILES["full"].triplet, "cache_views", 5)
     rows = by_setting(fidelity.rows())
     assert rows["frozen trunk per step (table rows, full profile)"].same == "different"
 
@@ -144,7 +146,7 @@ def test_cache_rows_read_the_grid_and_recipe_settings():
     assert rows["frozen trunk per step (table rows, GPU grid)"].same == fidelity.cache_verdict(
         list(CV.CANDIDATES) + [CV.DEFAULT_VIEWS])
     init_rows = rows["frozen trunk per step (`@<init>` rows, experiment pretrain)"]
-    assert f"`cache_views={IR.CACHE_VIEWS['full']}`" in init_rows.ours
+    assert f"`cache_views={PROFILES['full'].init_cache_views}`" in init_rows.ours
     assert rows["frozen trunk per step (table rows, full profile)"].same == (
         "same" if T.profile_config("full").cache_views == 0 else "different")
 
@@ -155,9 +157,9 @@ def test_dase_verdicts_follow_the_profiles(monkeypatch):
     assert rows["optimiser"].same in ("partly", "different")
     assert rows["MEMS margin annealing"].same == (
         "same" if all(c.mems_anneal == 0.5 for c in cfgs.values()) else "partly")
-    for exp in DM.PROFILES:
-        monkeypatch.setitem(DM.PROFILES[exp]["full"], "lr", 1e-4)
-        monkeypatch.setitem(DM.PROFILES[exp]["full"], "mems_anneal", 0.5)
+    for settings in PROFILES["full"].dase_mems.values():
+        monkeypatch.setitem(settings, "lr", 1e-4)
+        monkeypatch.setitem(settings, "mems_anneal", 0.5)
     rows = by_setting(fidelity.dase_rows())
     assert rows["optimiser"].same == "same" and rows["MEMS margin annealing"].same == "same"
 

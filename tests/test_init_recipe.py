@@ -8,6 +8,8 @@ import json
 
 import numpy as np
 import pytest
+
+from sbir_lib.core.profiles import PROFILES
 import torch
 
 from sbir_lib.data.synthetic import make_synthetic
@@ -81,7 +83,7 @@ def test_tune_init_chooses_an_lr_per_init_and_the_runner_applies_it(pre_data, ck
     assert pick["lr"] == best_lr["lr"] and pick.get("init_layers", "all") == layers
     assert pick.get("freeze") == ("conv4" if key(rows[3]) > key(best_lr) else None)
     over, why = IR.chosen_overrides("sketchy_mini", "base", "quick", results=tmp_path)
-    assert over == {**pick, "cache_views": IR.CACHE_VIEWS["quick"]} and "tune-init" in why
+    assert over == {**pick, "cache_views": PROFILES["quick"].init_cache_views} and "tune-init" in why
     assert IR.chosen_overrides("imagenet", "base", "quick", results=tmp_path) == ({}, None)
     frame = TB.init_recipe_frame("quick", tmp_path)
     assert list(frame.columns)[:2] == ["lr 0.01", "lr 0.01, conv only"] and list(frame.columns)[-1] == "chosen"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROFILE_NAMES = ("quick", "full")  # each recipe has its PROFILES table {name: settings}
+from sbir_lib.core.profiles import DEFAULT_PROFILE, PROFILE_NAMES, get_profile  # noqa: F401  (re-exported)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # sbir_lib/
 
@@ -82,18 +82,18 @@ def figures_root(root: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser() if env else _base() / "runs" / "figures"
 
 
-def check_profile(profile: str) -> str:
-    if profile not in PROFILE_NAMES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILE_NAMES)}; got {profile!r}")
-    return profile
+def check_profile(profile) -> str:
+    """The name of ``profile`` (a name or a :class:`~sbir_lib.core.profiles.Profile`), refused when unknown."""
+    return get_profile(str(profile)).name
 
 
 def default_profile() -> str:
-    """``$SBIR_PROFILE`` (quick|full), default ``quick``; a bad value is refused naming the variable."""
-    value = os.environ.get("SBIR_PROFILE", "quick").strip() or "quick"
+    """``$SBIR_PROFILE``, default :data:`~sbir_lib.core.profiles.DEFAULT_PROFILE`; a bad value is refused naming
+    the variable. Read by the entry points only (the CLIs, a notebook's ``parameters``)."""
+    value = os.environ.get("SBIR_PROFILE", DEFAULT_PROFILE).strip() or DEFAULT_PROFILE
     if value not in PROFILE_NAMES:
         raise ValueError(f"SBIR_PROFILE={value!r} is not a profile: set it to one of {', '.join(PROFILE_NAMES)} "
-                         "(or unset it for quick)")
+                         f"(or unset it for {DEFAULT_PROFILE})")
     return value
 
 

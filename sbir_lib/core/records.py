@@ -27,11 +27,13 @@ import numpy as np
 
 from sbir_lib.core import config as _config
 from sbir_lib.core.io import save_npy_atomic, write_json_atomic
+from sbir_lib.core.profiles import Profile, as_profile
 
 
-def record_path(results: Path, experiment: str, dataset: str, row: str, seed: int, profile: str) -> Path:
-    """``results/<experiment>/<dataset>/<row>/seed<k>[.<profile>].json`` (no suffix for ``full``)."""
-    suffix = "" if profile == "full" else f".{profile}"
+def record_path(results: Path, experiment: str, dataset: str, row: str, seed: int, profile: "str | Profile") -> Path:
+    """``results/<experiment>/<dataset>/<row>/seed<k><suffix>.json`` (the profile's ``record_suffix``: none for
+    ``full``, ``.quick`` for quick)."""
+    suffix = as_profile(profile).record_suffix
     return Path(results) / experiment / dataset / row / f"seed{seed}{suffix}.json"
 
 
@@ -60,10 +62,10 @@ def checkpoint_path(results: Path, record: Path, runs=None) -> Path:
     return _config.runs_root(results, runs) / Path(record).relative_to(results).with_suffix(".pt")
 
 
-def init_checkpoint(name: str, profile: str) -> Path:
+def init_checkpoint(name: str, profile: "str | Profile") -> Path:
     """``checkpoints/sketchanet_<name>[.<profile>].pt``: where pretraining writes the init named ``name``
     (``python -m sbir_lib.training.pretrain run``) and where the ``@<name>`` rows read it."""
-    suffix = "" if profile == "full" else f".{profile}"
+    suffix = as_profile(profile).record_suffix
     base = _config.repo_root() or Path.cwd()
     return Path(base) / "checkpoints" / f"sketchanet_{name}{suffix}.pt"
 

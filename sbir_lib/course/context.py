@@ -30,6 +30,7 @@ from typing import Any
 
 from sbir_lib.core import records as R
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile, as_profile
 from sbir_lib.data import datasets as D
 from sbir_lib.data import synthetic as S
 from sbir_lib.experiments import runner as E
@@ -155,11 +156,11 @@ class Course:
 
     @property
     def seeds(self) -> list[int]:
-        """Seeds a table averages over: the ``seeds`` parameter when given, else 3 in ``full`` (the paper's
-        test sets are small) and :attr:`seed` in ``quick``."""
+        """Seeds a table averages over: the ``seeds`` parameter when given, else the profile's (3 in ``full``: the
+        paper's test sets are small; :attr:`seed` in ``quick``)."""
         if self.explicit_seeds:
             return list(self.explicit_seeds)
-        return [0, 1, 2] if self.profile == "full" else [self.seed]
+        return as_profile(self.profile).report_seeds(self.seed)
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -200,8 +201,8 @@ class Course:
 
     def may_train(self, ds_key: str) -> bool:
         """Whether a missing run on the records' dataset ``ds_key`` is trained here: not in ``full`` without a
-        GPU, and never a ``full``-profile run on the synthetic stand-in (the full recipe is for the benchmark)."""
-        return self.train_missing and not (self.profile == "full" and ds_key == "synthetic")
+        GPU, and never on the synthetic stand-in in a profile that records the real benchmarks only."""
+        return self.train_missing and not (as_profile(self.profile).real_data_only and ds_key == "synthetic")
 
     def record_command(self, experiment: str, dataset: str, rows, seeds) -> str:
         """How to record ``rows`` x ``seeds`` of ``experiment`` on ``dataset``: the command naming exactly
@@ -211,13 +212,13 @@ class Course:
         seeds = [seeds] if isinstance(seeds, int) else list(seeds)
         them = "it" if len(rows) * len(seeds) == 1 else "them"
         ds_key = self.dataset_key(dataset)
-        if ds_key == "synthetic" and dataset in D.QMUL_NAMES and self.profile == "full":
+        prof = as_profile(self.profile)
+        if ds_key == "synthetic" and dataset in D.QMUL_NAMES and prof.real_data_only:
             return (f"{self.profile}-profile runs are recorded on the real data only, which is not under "
                     f"{_config.data_root()}: fetch it with {_config.download_command('qmul-' + dataset)}, then "
-                    f"record {them} on a GPU with\n  "
+                    f"record {them}{_where(prof)} with\n  "
                     + E.run_command(experiment, dataset, rows, seeds, self.profile))
-        where = " on a GPU" if self.profile == "full" else ""
-        return f"record {them}{where} with\n  " + E.run_command(experiment, ds_key, rows, seeds, self.profile)
+        return f"record {them}{_where(prof)} with\n  " + E.run_command(experiment, ds_key, rows, seeds, self.profile)
 
     def _path(self, experiment: str, ds_key: str, variant: str, seed: int):
         return R.record_path(_config.results_root(), experiment, ds_key, variant, seed, self.profile)
@@ -415,7 +416,7 @@ def setup(profile: str | None = None, dataset=_UNSET, seed=_UNSET, seeds=_UNSET,
     import torch
 
     value, where = _given("profile", profile)
-    profile = check_choice("profile", "quick" if value is None else value, _config.PROFILE_NAMES, where)
+    profile = check_choice("profile", DEFAULT_PROFILE if value is None else value, PROFILE_NAMES, where)
     shown: dict[str, Any] = {}
     name = "shoes"
     if dataset is not _UNSET:
@@ -432,22 +433,25 @@ def setup(profile: str | None = None, dataset=_UNSET, seed=_UNSET, seeds=_UNSET,
         value, where = _given("seeds", seeds)
         explicit = None if value is None else check_seeds(value, where)
     dev = _config.default_device(device)
-    if profile == "quick":
-        # The quick profile is sized for 2 CPU cores; its numbers are not comparable with the paper's.
+    prof = as_profile(profile)
+    if prof.device == "cpu":  # a CPU profile is sized for the cores this machine has
         torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     seed_everything(sd)
-    train_missing = not (profile == "full" and dev.type != "cuda")
+    train_missing = prof.on_device(dev.type)
     ctx = Course(profile=profile, device=dev, seed=sd, train_missing=train_missing, dataset_name=name,
                  explicit_seeds=explicit)
     if seeds is not _UNSET:
         shown["seeds"] = ",".join(map(str, ctx.seeds))
     n = len(ctx.seeds)
-    what = {"quick": "quick profile: tiny training runs, minutes on a CPU; numbers show mechanisms, "
-                     "not the paper's accuracy",
-            "full": f"full profile: the papers' recipes (DSSA: 20,000 iterations of 128 triplets), "
-                    f"{n} seed{'s' if n > 1 else ''}"}[profile]
+    what = f"{prof.name} profile: {prof.summary}" + (
+        f", {n} seed{'s' if n > 1 else ''}" if prof.seeds is not None else "")
     if not train_missing:
         what += ("; no GPU here, so nothing is trained: recorded runs are shown (runs stopped early too, "
                  "marked so) with the commands that record the rest")
     print(f"profile={profile}  " + "".join(f"{k}={v}  " for k, v in shown.items()) + f"device={dev}  ({what})")
     return ctx
+
+
+def _where(profile: Profile) -> str:
+    """`` on a GPU`` for a profile made for one (the commands notebooks print say where to run them)."""
+    return " on a GPU" if profile.device == "cuda" else ""

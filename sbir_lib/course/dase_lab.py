@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import as_profile
 from sbir_lib.course.context import note as show_note
 from sbir_lib.core.io import build_lock, torch_save_atomic
 from sbir_lib.core.records import load_record, record_path
@@ -65,17 +66,19 @@ def record_command(ctx, experiment: str, dataset: str, rows, seeds) -> str:
     them = "it" if len(rows) * len(seeds) == 1 else "them"
     cmd = lambda ds: (f"python -m sbir_lib.experiments run --experiment {experiment} --dataset {ds} "  # noqa: E731
                       f"--rows {' '.join(rows)} --seeds {' '.join(map(str, seeds))} --profile {ctx.profile}")
-    if dataset.startswith("synthetic") and ctx.profile == "full":
+    prof = as_profile(ctx.profile)
+    if dataset.startswith("synthetic") and prof.real_data_only:
         real = " --dataset ".join(d for d in DATASETS[experiment] if not d.startswith("synthetic"))
-        return (f"full-profile runs are recorded on the real data only, which is not under {_config.data_root()}: "
-                f"fetch it with python data_download.py --all, then record {them} on a GPU with\n  {cmd(real)}")
-    return f"record {them}{' on a GPU' if ctx.profile == 'full' else ''} with\n  {cmd(dataset)}"
+        return (f"{prof.name}-profile runs are recorded on the real data only, which is not under "
+                f"{_config.data_root()}: fetch it with python data_download.py --all, then record {them}"
+                f"{' on a GPU' if prof.device == 'cuda' else ''} with\n  {cmd(real)}")
+    return f"record {them}{' on a GPU' if prof.device == 'cuda' else ''} with\n  {cmd(dataset)}"
 
 
 def may_train(ctx, dataset: str) -> bool:
     """Whether a missing run is trained here: ``ctx.train_missing``, and never a full-profile run on a synthetic
     stand-in."""
-    return ctx.train_missing and not (ctx.profile == "full" and dataset.startswith("synthetic"))
+    return ctx.train_missing and not (as_profile(ctx.profile).real_data_only and dataset.startswith("synthetic"))
 
 
 #: notebook 07's two lecture networks: the plain and the DASE ResNet, both with the softmax loss

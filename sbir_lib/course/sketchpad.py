@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from sbir_lib.core import records as R
+from sbir_lib.core.profiles import DEFAULT_PROFILE
 from sbir_lib.core.plotting import overlay_attention, show_image
 from sbir_lib.course import query as Q
 from sbir_lib.data.augment import center_crop
@@ -85,11 +86,11 @@ class SketchPad:
         #: whose records the pad uses: the notebook's profile, or the quick one when no full-profile run is recorded
         self.profile = ctx.profile
         self.datasets = [d for d in datasets if Q.model_choices(ctx.dataset_key(d), self.profile, results)]
-        if not self.datasets and self.profile != "quick":
-            quick = [d for d in datasets if Q.model_choices(ctx.dataset_key(d), "quick", results)]
-            if quick:
-                log(f"no {self.profile}-profile run is recorded: the pad uses the quick-profile runs")
-                self.profile, self.datasets = "quick", quick
+        if not self.datasets and self.profile != DEFAULT_PROFILE:
+            live = [d for d in datasets if Q.model_choices(ctx.dataset_key(d), DEFAULT_PROFILE, results)]
+            if live:
+                log(f"no {self.profile}-profile run is recorded: the pad uses the {DEFAULT_PROFILE}-profile runs")
+                self.profile, self.datasets = DEFAULT_PROFILE, live
         self.missing = {d: self._missing_message(d) for d in datasets if d not in self.datasets}
         for msg in self.missing.values():
             log(msg)

@@ -25,6 +25,7 @@ import time
 import torch
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import as_profile
 from sbir_lib.core.records import device_name, git_commit, write_checked_json, init_checkpoint
 from sbir_lib.experiments.settings import load_tuning, tuning_path
 from sbir_lib.experiments import runner
@@ -32,7 +33,6 @@ from sbir_lib.training import pretrain as PT
 from sbir_lib.training import triplet as T
 
 CANDIDATES = (1, 2, 5, 10, 20)
-VAL_SIZE = T.VALIDATION_SIZE
 #: K without a recorded choice, and the reference every smaller K is compared with: the largest candidate
 DEFAULT_VIEWS = max(CANDIDATES)
 SEEDS = (0, 1, 2)
@@ -72,7 +72,7 @@ def choose(profile: str, dataset: str = "shoes", candidates=CANDIDATES, variants
     init = init or str(init_checkpoint(PT.INIT_NAME, profile))
     data = runner.load_dataset(dataset, root)
     device = _config.default_device(device)
-    val = VAL_SIZE[profile]
+    val = as_profile(profile).validation_size
     t0 = time.perf_counter()
     scores: dict[int, dict[str, float]] = {}
     its = T.profile_config(profile, iterations=iterations).iterations

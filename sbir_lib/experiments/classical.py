@@ -20,11 +20,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sbir_lib.core.profiles import Profile, as_profile
 from sbir_lib.models.classical import HOGBoW, RankSVM, dense_hog, resize_images
 
 METHODS = ("hog_bow_ranksvm", "dense_hog_ranksvm")
 
-#: Per-profile settings. ``quick`` runs in seconds on 2 CPU cores (small images, small vocabulary,
+#: The settings (``classical`` of each :class:`sbir_lib.core.profiles.Profile`). ``quick`` runs in seconds on 2 CPU cores (small images, small vocabulary,
 #: few triplets); ``full`` is the reproduction of the Table 1 rows.
 #:
 #: ``dense_hog``: ``size`` (images are downscaled to size x size), ``orientations``,
@@ -41,27 +42,7 @@ METHODS = ("hog_bow_ranksvm", "dense_hog_ranksvm")
 #: ``uniform_prior`` (0 = plain rankSVM; > 0 = learn a correction to the unweighted distance, see
 #: :class:`RankSVM`), ``max_iter``, ``tol``. Both profiles use the validation-chosen recipe (module
 #: docstring); ``quick`` halves the image size and uses 64 words and 5,000 triplets.
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        "dense_hog": dict(size=64, orientations=9, pixels_per_cell=8, cells_per_block=2,
-                          block_norm="L2-Hys"),
-        "hog_bow": dict(size=64, orientations=9, pixels_per_cell=4, cells_per_block=4,
-                        block_norm="L2-Hys", vocab_size=64, max_descriptors=20_000, min_ink=4,
-                        ink_threshold=0.9, grid=(1, 2), norm="l1"),
-        "ranksvm": dict(C=0.003, diff="abs", max_pairs=5_000, neg_per_query=None,
-                        add_true_match=True, uniform_prior=10.0, max_iter=2000, tol=1e-4),
-    },
-    "full": {
-        "dense_hog": dict(size=128, orientations=9, pixels_per_cell=16, cells_per_block=2,
-                          block_norm="L2-Hys"),
-        "hog_bow": dict(size=128, orientations=9, pixels_per_cell=8, cells_per_block=4,
-                        block_norm="L2-Hys", vocab_size=500, max_descriptors=200_000, min_ink=8,
-                        ink_threshold=0.9, grid=(1, 2), norm="l1"),
-        "ranksvm": dict(C=0.003, diff="abs", max_pairs=20_000, neg_per_query=None,
-                        add_true_match=True, uniform_prior=10.0, max_iter=2000, tol=1e-4),
-    },
-}
-
+#: The profile's ``classical`` key of each method's features.
 _FEATURE_KEY = {"hog_bow_ranksvm": "hog_bow", "dense_hog_ranksvm": "dense_hog"}
 
 def train_val_split(n: int, triplets: Sequence | None = None, val_fraction: float = 0.25,
@@ -102,15 +83,13 @@ def _check_method(method: str) -> str:
         raise ValueError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
     return method
 
-def resolve_config(method: str, profile: str = "quick", overrides: dict | None = None) -> dict:
+def resolve_config(method: str, profile: "str | Profile" = "quick", overrides: dict | None = None) -> dict:
     """``{"features": {...}, "ranksvm": {...}}`` for ``method`` under ``profile`` plus ``overrides``.
 
     ``overrides`` may hold ``"features"`` and/or ``"ranksvm"`` dicts (partial; merged on top).
     """
     _check_method(method)
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {profile!r}")
-    p = PROFILES[profile]
+    p = as_profile(profile).classical
     base = {"features": p[_FEATURE_KEY[method]], "ranksvm": p["ranksvm"]}
     unknown = set(overrides or {}) - set(base)
     if unknown:

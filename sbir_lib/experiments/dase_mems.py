@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import Profile, as_profile
 from sbir_lib.core.records import (
     base_record,
     dist_l2_path,
@@ -43,7 +44,6 @@ from sbir_lib.core.records import (
     write_record,
 )
 from sbir_lib.data import datasets as D
-from sbir_lib.data.augment import CROP
 from sbir_lib.data.pack import PACK_ENV, load_packed
 from sbir_lib.data.paired import (
     PairedData,
@@ -81,41 +81,6 @@ DATASETS: dict[str, tuple[str, ...]] = {
 
 LEVEL = {"dase_sketchy": "category", "dase_sketchy_imagenet": "category", "dase_qmul": "instance"}
 
-QUICK_SKETCHY_EVERY = 5  # quick profile: every 5th Sketchy-mini category (25 of 125)
-
-PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "dase_sketchy": {
-        # mems_margin, center_lr_mult: chosen on the validation split (results/tuning/dase_sketchy.quick.json);
-        # the full profile takes the quick profile's choice (not re-validated at full scale)
-        "quick": dict(arch="resnet18", input_size=64, iterations=80, batch_size=24, embed_dim=256,
-                      n_categories=QUICK_SKETCHY_EVERY, lr=1e-3, test_views=2, test_distance="flipmin",
-                      mems_margin=4.0, center_lr_mult=1.0, log_every=10),
-        "full": dict(arch="resnet50", input_size=224, iterations=600, batch_size=64, embed_dim=512,
-                     n_categories=None, lr=1e-3, warmup=30, test_views=2, test_distance="flipmin",
-                     mems_margin=4.0, center_lr_mult=1.0, log_every=50),
-    },
-    "dase_sketchy_imagenet": {
-        # mems_anneal, center_lr_mult, mems_margin: chosen on the validation split
-        # (results/tuning/dase_sketchy_imagenet.quick.json): with the authors' annealing (margin reached at half
-        # the run) every candidate collapsed, so the margin rises over the whole run here (a recorded deviation)
-        "quick": dict(arch="efficientnet_lite0", init="imagenet", input_size=64, iterations=80, batch_size=24,
-                      embed_dim=256, n_categories=QUICK_SKETCHY_EVERY, lr=1e-3, test_views=2,
-                      test_distance="flipmin", mems_anneal=1.0, center_lr_mult=10.0, mems_margin=2.0,
-                      log_every=10),
-        "full": dict(arch="efficientnet_lite0", init="imagenet", input_size=224, iterations=600, batch_size=64,
-                     embed_dim=512, n_categories=None, lr=1e-3, warmup=30, test_views=2, test_distance="flipmin",
-                     mems_anneal=1.0, center_lr_mult=10.0, mems_margin=2.0, log_every=50),
-    },
-    "dase_qmul": {
-        # lr, mems_margin, center_lr_mult: chosen on the validation split of shoes
-        # (results/tuning/dase_qmul.quick.json); the full profile takes the quick profile's choice
-        "quick": dict(arch="sketchanet", input_size=CROP, iterations=40, batch_size=16, embed_dim=256,
-                      lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, test_views=1, log_every=10),
-        "full": dict(arch="sketchanet", input_size=CROP, iterations=3000, batch_size=64, embed_dim=256,
-                     lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, warmup=100, test_views=10, log_every=100),
-    },
-}
-
 def check_row(experiment: str, row: str) -> tuple[str, str]:
     """``(blocks, loss)`` of a row name, after checking it belongs to ``experiment``."""
     if experiment not in EXPERIMENTS:
@@ -125,10 +90,10 @@ def check_row(experiment: str, row: str) -> tuple[str, str]:
     b, loss = row.split("_", 1)
     return ROW_BLOCKS[b], loss
 
-def profile_config(experiment: str, profile: str, row: str, seed: int = 0, **overrides) -> RunConfig:
-    """The :class:`RunConfig` of ``row`` of ``experiment`` in ``profile`` (``quick`` | ``full``)."""
+def profile_config(experiment: str, profile: "str | Profile", row: str, seed: int = 0, **overrides) -> RunConfig:
+    """The :class:`RunConfig` of ``row`` of ``experiment`` in ``profile`` (its ``dase_mems[experiment]``)."""
     blocks, loss = check_row(experiment, row)
-    return engine.profile_config(RunConfig, PROFILES[experiment], profile, blocks=blocks, loss=loss, seed=seed,
+    return engine.profile_config(RunConfig, as_profile(profile).dase_mems[experiment], blocks=blocks, loss=loss, seed=seed,
                                  **overrides)
 
 _CACHE: dict = {}

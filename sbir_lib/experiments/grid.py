@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import as_profile
 from sbir_lib.core.records import init_checkpoint, load_record, record_path
 from sbir_lib.experiments import cache_views as CV
 from sbir_lib.experiments import dase_mems, init_recipe, runner
@@ -40,12 +41,6 @@ from sbir_lib.models.dase import efficientnet_lite0_weights_path
 from sbir_lib.training import pretrain as PT
 
 DSSA_DATASETS = ("shoes", "chairs", "handbags")
-#: Rough seconds per job on an H100/H200 (full profile), used only to decide whether a job fits the
-#: budget left; ``benchmarks/grid_cost.py`` measures the DSSA ones on the device at hand.
-DEFAULT_COST_S = {"pretrain": 200.0, "cache_views": 240.0, "conv4": 40.0, "conv5": 10.0, "classical": 15.0,
-                  "dase": 60.0, "pretrain_qmul": 250.0, "init_recipe": 360.0}
-QUICK_COST_S = {"pretrain": 200.0, "cache_views": 600.0, "conv4": 60.0, "conv5": 30.0, "classical": 10.0,
-                "dase": 40.0, "pretrain_qmul": 300.0, "init_recipe": 1500.0}
 
 
 @dataclass
@@ -123,7 +118,7 @@ def _imagenet_weights() -> bool:
 
 
 def estimate_s(job: Job, profile: str, costs: dict | None = None) -> float:
-    costs = costs or (DEFAULT_COST_S if profile == "full" else QUICK_COST_S)
+    costs = costs or as_profile(profile).grid_cost_s  # rough seconds per job, only to fit the budget
     if job.reuses:
         return 1.0
     if job.kind == "dssa":

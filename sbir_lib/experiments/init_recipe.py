@@ -7,7 +7,7 @@ Taught in: ``notebooks/05_reproduce_tables.ipynb`` ("Where accuracy comes from")
     python -m sbir_lib.experiments embedding-spread --profile quick # record each init's starting embedding spread
 
 Neither ever reads a test split. The held-out data are the validation instances carved from each QMUL training
-split (:func:`sbir_lib.training.triplet.carve_validation`, seed 0, ``VALIDATION_SIZE[profile]`` instances),
+split (:func:`sbir_lib.training.triplet.carve_validation`, seed 0, the profile's ``validation_size`` instances),
 which the ``sketchy_qmul`` pretraining leaves out of its pair pool, and the Sketchy-mini test sketches.
 
 **tune-pretrain** (:func:`tune_pretrain`, record ``results/tuning/pretrain_sketchy_qmul.<profile>.json``). The
@@ -21,7 +21,7 @@ candidate's checkpoint is saved where the ``@sketchy_qmul`` rows look (:func:`sb
 
 **tune-init** (:func:`tune_init`, record ``results/tuning/init_recipe.<profile>.json``). For each init of
 :data:`INITS` and each variant (``base``: conv1-conv5 frozen; ``full``: conv1-conv4 frozen), the learning rates
-of :data:`LR_CANDIDATES` fine-tune on the training split minus the validation split of :data:`TUNING_DATASET`
+of the profile's ``init_lrs`` fine-tune on the training split minus the validation split of :data:`TUNING_DATASET`
 and are scored by validation acc@1 (ties: acc@10, then the earlier candidate). For a Sketch-a-Net init, first
 which layers it loads (:data:`INIT_LAYER_CANDIDATES`: conv1-fc7 as the authors, or the convolutions only with a
 fresh fc6/fc7), then the lr, then, for ``base``, the frozen layers of :data:`FREEZE_CANDIDATES`; each stage keeps
@@ -42,6 +42,7 @@ from pathlib import Path
 import torch
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import as_profile
 from sbir_lib.core.records import device_name, git_commit, write_checked_json, init_checkpoint, provenance
 from sbir_lib.data import datasets as D
 from sbir_lib.experiments.settings import load_tuning, tuning_path
@@ -49,8 +50,8 @@ from sbir_lib.training import pretrain as PT
 from sbir_lib.training import triplet as T
 from sbir_lib.training.engine import seed_everything
 
-__all__ = ["PRETRAIN_STAGES", "INITS", "LR_CANDIDATES", "FREEZE_CANDIDATES", "INIT_LAYER_CANDIDATES", "TUNING_DATASET", "tune_pretrain", "tune_init",
-           "chosen_overrides", "embedding_spread", "record_embedding_spread", "spread_table", "CACHE_VIEWS"]
+__all__ = ["PRETRAIN_STAGES", "INITS", "FREEZE_CANDIDATES", "INIT_LAYER_CANDIDATES", "TUNING_DATASET", "tune_pretrain", "tune_init",
+           "chosen_overrides", "embedding_spread", "record_embedding_spread", "spread_table"]
 
 #: the changes tried on top of the stand-in's recipe, in order; each stage's first candidate is "no change"
 PRETRAIN_STAGES: list[tuple[str, list[dict]]] = [
@@ -61,15 +62,12 @@ PRETRAIN_STAGES: list[tuple[str, list[dict]]] = [
 ]
 #: inits whose fine-tuning recipe is chosen (scratch keeps the authors' recipe: nothing is frozen)
 INITS = ("sketchy_mini", "sketchy_qmul", "imagenet")
-LR_CANDIDATES = {"quick": (1e-2, 3e-2, 1e-1), "full": (1e-3, 3e-3, 1e-2)}
 #: the frozen layers tried for ``base`` from a Sketch-a-Net init, after the lr: the authors' conv1-conv5, or
 #: conv5 trained too (a pretrained fc7 can be nearly collapsed within one category; see notebook 05)
 FREEZE_CANDIDATES = ("auto", "conv4")
 #: which layers a Sketch-a-Net init loads, tried first: conv1-fc7 (the authors') or conv1-conv5 with a fresh head
 INIT_LAYER_CANDIDATES = ("all", "conv")
 TUNING_DATASET = "shoes"
-#: cached views per training image while searching (frozen trunks: sbir_lib.training.cached)
-CACHE_VIEWS = {"quick": 2, "full": 10}
 
 
 def _criterion(pv: dict) -> tuple:
@@ -154,16 +152,16 @@ def tune_init(profile: str = "quick", inits=INITS, variants=("base", "full"), da
     """Fine-tune every (init, variant, lr) on ``dataset``'s training split minus its validation split, score
     validation acc@1, choose the lr per (init, variant) and write the record (module docstring)."""
     _config.check_profile(profile)
-    lrs = tuple(lrs or LR_CANDIDATES[profile])
+    lrs = tuple(lrs or as_profile(profile).init_lrs)
     data = data if data is not None else D.load_qmul(dataset, root, photos=False)
     device = _config.default_device(device)
-    val = T.VALIDATION_SIZE[profile]
+    val = as_profile(profile).validation_size
     t0 = time.perf_counter()
     scores: dict = {}
     chosen: dict = {}
     def score(init, init_arg, v, **settings) -> dict:
         cfg = T.profile_config(profile, variant=v, seed=seed, init=init_arg, val_size=val,
-                               cache_views=CACHE_VIEWS[profile], iterations=iterations, **settings)
+                               cache_views=as_profile(profile).init_cache_views, iterations=iterations, **settings)
         cfg = dataclasses.replace(cfg, eval_every=cfg.iterations)  # one validation score, at the end
         res = T.train(cfg, data, device=device, progress=False)
         h = res.history
@@ -206,7 +204,7 @@ def tune_init(profile: str = "quick", inits=INITS, variants=("base", "full"), da
            "split": f"validation split: {val} training instances held out by a seeded permutation (seed {seed}); "
                     "the test split is not used",
            "iterations": T.profile_config(profile, iterations=iterations).iterations,
-           "cache_views": CACHE_VIEWS[profile],
+           "cache_views": as_profile(profile).init_cache_views,
            "fixed": {"iterations": "the profile's (full: the authors' 20,000)",
                      "frozen": "the authors' rule (conv1-conv4 with attention, conv1-conv5 without; "
                                "EfficientNet-Lite0: the whole trunk), except where base's search chose otherwise",
@@ -252,7 +250,7 @@ def embedding_spread(profile: str = "quick", dataset: str = TUNING_DATASET, init
         except D.DatasetMissingError as e:  # no real data: say so in every row
             return pd.DataFrame([{"init": i, "sketch to its photo": nan, "sketch to other photos": nan,
                                   "note": str(e)} for i in inits]).set_index("init")
-    _, val = T.carve_validation(data.train, T.VALIDATION_SIZE[profile], seed=0)
+    _, val = T.carve_validation(data.train, as_profile(profile).validation_size, seed=0)
     rows = []
     for init in inits:
         row = {"init": init, "sketch to its photo": nan, "sketch to other photos": nan, "note": ""}
@@ -284,7 +282,7 @@ def record_embedding_spread(profile: str = "quick", root=None, results=None, dat
     if frame[list(SPREAD_COLUMNS)].isna().all().all():
         raise FileNotFoundError(f"nothing measured, nothing recorded: {frame['note'].iloc[0]}")
     rec = {"experiment": "embedding_spread", "profile": profile, "dataset": TUNING_DATASET,
-           "split": f"the validation split of tune-init ({T.VALIDATION_SIZE[profile]} pairs carved from the "
+           "split": f"the validation split of tune-init ({as_profile(profile).validation_size} pairs carved from the "
                     f"training split, seed 0), centre crops, the base variant before any fine-tuning",
            **provenance(torch.device("cpu")),
            "rows": {init: {c: (None if v != v else round(float(v), 6)) for c, v in row.items() if c in SPREAD_COLUMNS}

@@ -30,6 +30,7 @@ from typing import Iterable
 import numpy as np
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import as_profile
 from sbir_lib.core.io import save_npy_atomic, torch_save_atomic, write_json_atomic
 from sbir_lib.core.records import (
     as_stored,
@@ -59,7 +60,7 @@ DATASETS = ("shoes", "chairs", "handbags")
 EXTRA_DATASETS = ("synthetic",)
 
 
-# Extra experiments beyond the paper's tables, with their training overrides per profile.
+# Extra experiments beyond the paper's tables (their training overrides: ``experiments`` of each profile).
 # ``curve``: acc@1 against iterations on a validation split carved from the *training* data,
 # recorded in each run's history (val_iteration, val_acc@1): the evidence for the iteration count.
 EXTRA_EXPERIMENTS = {
@@ -68,9 +69,6 @@ EXTRA_EXPERIMENTS = {
     # a row ``variant@NAME`` trains ``variant`` from ``checkpoints/sketchanet_NAME[.quick].pt``.
     "pretrain": ["base@untrained", "full@untrained", "base", "full", "base@sketchy_mini", "full@sketchy_mini",
                  "base@sketchy_qmul", "full@sketchy_qmul", "base@imagenet", "full@imagenet"],
-}
-EXPERIMENT_OVERRIDES = {
-    "curve": {"full": {"val_size": 60, "eval_every": 1000}, "quick": {"val_size": 32, "eval_every": 10}},
 }
 
 
@@ -261,7 +259,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f}")
         return rec
 
-    extra = dict(EXPERIMENT_OVERRIDES.get(experiment, {}).get(profile, {}))
+    extra = dict(as_profile(profile).experiments.get(experiment, {}))
     extra.update(overrides or {})
     init = None if init == "scratch" else init  # "imagenet": the ImageNet track (sbir_lib.models.imagenet)
     variant, init_name = split_row(row)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sbir_lib.training.class_pairs import RunConfig
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import as_profile
 
 #: Candidates per experiment: stages ``(rows, {setting: candidates})``; rows are scored on the mean criterion.
 SEARCH: dict[str, list[tuple[tuple[str, ...], dict[str, list]]]] = {
@@ -60,7 +61,8 @@ def settings_provenance(experiment: str, profile: str, cfg: RunConfig, results=N
     root = _config.results_root(results)
     out: dict[str, str] = {}
     own = load_tuning(experiment, profile, root)
-    quick = load_tuning(experiment, "quick", root) if profile != "quick" else None
+    source = as_profile(profile).settings_from  # the profile whose validated settings this one takes
+    inherited = load_tuning(experiment, source, root) if source else None
     rel = lambda p: str(p.relative_to(root.parent)) if p.is_relative_to(root.parent) else str(p)  # noqa: E731
     for name in TUNED_SETTINGS.get(experiment, ()):
         if not _applies(name, cfg):
@@ -79,8 +81,8 @@ def settings_provenance(experiment: str, profile: str, cfg: RunConfig, results=N
             else:
                 out[name] = (f"override: {value} is not the validated value {own['chosen'][name]} "
                              f"({rel(tuning_path(experiment, profile, root))})")
-        elif quick is not None and name in quick["chosen"] and _same(quick["chosen"][name], value):
-            out[name] = (f"validation split of the quick profile ({rel(tuning_path(experiment, 'quick', root))}); "
+        elif inherited is not None and name in inherited["chosen"] and _same(inherited["chosen"][name], value):
+            out[name] = (f"validation split of the {source} profile ({rel(tuning_path(experiment, source, root))}); "
                          f"not re-validated in the {profile} profile")
         else:
             out[name] = f"not validated: profile default (no {rel(tuning_path(experiment, profile, root))})"

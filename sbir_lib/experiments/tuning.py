@@ -24,7 +24,7 @@ instance level: ``acc@10``, less coarse than acc@1 on 40-80 validation queries; 
 to the earlier candidate). Stages run in order, each starting from the values chosen before it. A
 candidate whose embeddings collapse (``tied_fraction > 0.05``) is never chosen. The selection is written to
 ``results/tuning/<experiment>.<profile>.json``; its ``chosen`` values are copied by hand into
-:data:`sbir_lib.experiments.dase_mems.PROFILES` (``tests/test_category.py::test_profiles_use_the_validated_settings`` checks that they agree). The final runs
+``dase_mems`` of :mod:`sbir_lib.core.profiles` (``tests/test_category.py::test_profiles_use_the_validated_settings`` checks that they agree). The final runs
 then train on the whole training set with the chosen values and are evaluated once on the test split.
 
 **What is not searched** (:data:`AUTHORS_SETTINGS`): settings taken from the authors' code

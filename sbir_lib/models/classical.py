@@ -4,7 +4,7 @@ The rows of DSSA's Table 1 (Song et al., ICCV 2017), taken from "Sketch Me That 
 
 Taught in: ``notebooks/05_reproducing_the_tables.ipynb``.
 
-The recipe (every knob is in :data:`sbir_lib.experiments.classical.PROFILES` and can be overridden):
+The recipe (every knob is in ``classical`` of :mod:`sbir_lib.core.profiles` and can be overridden):
 
 - **Dense-HOG** (:func:`dense_hog`): each image is downscaled (block mean when the size divides,
   else anti-aliased resize) and one HOG (``skimage.feature.hog``) is computed over the whole image on

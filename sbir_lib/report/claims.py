@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import as_profile
 from sbir_lib.experiments import dase_mems as CAT
 from sbir_lib.metrics.geometry import LOWER_IS_BETTER
 from sbir_lib.models import dssa as MD
@@ -268,7 +269,7 @@ def dase_claims_markdown(profile: str = "full", results=None, seeds=None) -> str
            f"per-seed values (verdict *holds* / *reversed* when p < {ALPHA}, else *within seed noise*; *n/a: one "
            "seed* when either side has a single seed, i.e. no estimate of the seed noise). Runs whose embeddings "
            "collapsed are left out (`left out`).", ""]
-    if profile != "full":
+    if not as_profile(profile).paper_comparable:
         out += [f"**The `{profile}` profile trains for about a minute on a CPU: these numbers show the measurement, "
                 "not the paper's models.**", ""]
     if frame.empty:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sbir_lib.data import datasets as D
+from sbir_lib.core.profiles import PROFILES, QUICK_SKETCHY_EVERY
 from sbir_lib.data.augment import CROP
 from sbir_lib.data.paired import sketchy_split
 from sbir_lib.experiments import cache_views as CV
@@ -196,9 +197,9 @@ def frozen_rows() -> list[Row]:
         "record keeps `config.cache_views` and `trunk_cache`; the grid's `--cache-views 0` recomputes every step"))
     out.append(Row(
         "frozen trunk per step (`@<init>` rows, experiment pretrain)", _STEP_AUTHORS,
-        f"`cache_views={IR.CACHE_VIEWS['full']}` (full profile), {IR.CACHE_VIEWS['quick']} (quick): the cache each "
-        "recipe was chosen with (`sbir_lib.experiments.init_recipe.CACHE_VIEWS`)",
-        cache_verdict(IR.CACHE_VIEWS.values()),
+        f"`cache_views={PROFILES['full'].init_cache_views}` (full profile), {PROFILES['quick'].init_cache_views} "
+        "(quick): the cache each recipe was chosen with (`init_cache_views` of `sbir_lib.core.profiles`)",
+        cache_verdict(p.init_cache_views for p in PROFILES.values()),
         "as the grid: speed; recorded per run"))
     return out
 
@@ -347,7 +348,7 @@ def dase_rows() -> list[Row]:
             f"Sketchy-mini (`sbir_lib.data.datasets.load_sketchy_mini`): per category the first {n_train} sketches "
             f"train, the rest are queries; {gallery} photos per category form the gallery "
             f"(`sbir_lib.data.paired.sketchy_split`); the quick profile keeps every "
-            f"{DM.QUICK_SKETCHY_EVERY}th category; `dase_qmul`: QMUL shoes/chairs/handbags, each instance a class "
+            f"{QUICK_SKETCHY_EVERY}th category; `dase_qmul`: QMUL shoes/chairs/handbags, each instance a class "
             "(not in the paper)",
             "different", "Sketchy and TU-Berlin do not fit this course's offline data budget; numbers are not "
             "comparable with the paper's"),

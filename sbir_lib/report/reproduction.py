@@ -31,6 +31,7 @@ import numpy as np
 
 from sbir_lib.core import config as _config
 from sbir_lib.core import records as R
+from sbir_lib.core.profiles import as_profile
 from sbir_lib.core.io import write_bytes_atomic
 from sbir_lib.data.datasets import QMUL_COUNTS
 from sbir_lib.experiments import init_recipe
@@ -343,7 +344,7 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
         "*difference* is ours minus the paper, in percentage points.",
         "",
     ]
-    if profile != "full":
+    if not as_profile(profile).paper_comparable:
         out += [f"**The `{profile}` profile trains tiny models for a few iterations on a CPU: its numbers show "
                 "that the pipeline works, they are not comparable with the paper's.**", ""]
     commits = sorted({str(r.get("git_commit")) for r in recs})

@@ -35,6 +35,7 @@ import numpy as np
 
 from sbir_lib.core import config as _config
 from sbir_lib.core import records as R
+from sbir_lib.core.profiles import as_profile
 from sbir_lib.data import datasets as D
 from sbir_lib.experiments import runner as E
 from sbir_lib.experiments.settings import load_tuning
@@ -152,7 +153,7 @@ def cells(table: str, dataset: str) -> list[Cell]:
 
 
 def _record_re(profile: str) -> re.Pattern:
-    suffix = "" if profile == "full" else re.escape(f".{profile}")
+    suffix = re.escape(as_profile(profile).record_suffix)
     return re.compile(rf"^seed(\d+){suffix}\.json$")
 
 
@@ -314,7 +315,7 @@ def style(frame, caption: str | None = None):
 def missing_commands(long, profile: str, seeds=None) -> list[str]:
     """The commands that record the cells of ``long`` (:func:`long_table`) marked ``not run``."""
     todo = long[long["status"] == "not run"]
-    seeds = list(seeds) if seeds is not None else ([0, 1, 2] if profile == "full" else [0])
+    seeds = list(seeds) if seeds is not None else as_profile(profile).report_seeds()
     cmds = []
     for (table, ds), g in todo.groupby(["table", "dataset"], sort=False):  # exactly the rows not run
         cmds.append(E.run_command(table, ds, list(dict.fromkeys(g["variant"])), seeds, profile))
@@ -410,7 +411,7 @@ def pretrain_long(datasets=None, profile: str = "full", results=None, seeds=None
 def pretrain_missing_commands(long, profile: str, seeds=None) -> list[str]:
     """The commands that record exactly the rows of :func:`pretrain_long` ``long`` not recorded (``n`` = 0),
     one per dataset."""
-    seeds = list(seeds) if seeds is not None else ([0, 1, 2] if profile == "full" else [0])
+    seeds = list(seeds) if seeds is not None else as_profile(profile).report_seeds()
     todo = long[long["n"] == 0]
     return [E.run_command(PRETRAIN_EXPERIMENT, ds, list(g["row"]), seeds, profile)
             for ds, g in todo.groupby("key", sort=False)]

@@ -20,12 +20,11 @@ import hashlib
 import json
 import math
 import random
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
 
-from sbir_lib.core import config as _config
 
 
 def seed_everything(seed: int) -> None:
@@ -94,16 +93,15 @@ def config_key(cfg: Any, ignore: Iterable[str] = ()) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def profile_config(cls, table: dict[str, dict[str, Any]], profile: str, /, **overrides):
-    """The one config pattern of every recipe: ``cls(**table[profile], **overrides).validate()``.
+def profile_config(cls, settings: Mapping[str, Any], /, **overrides):
+    """The one config pattern of every recipe: ``cls(**settings, **overrides).validate()``.
 
-    ``table`` is the recipe's profile table (``{"quick": {...}, "full": {...}}``); overrides set to
-    ``None`` are ignored; an unknown option raises, listing the allowed ones."""
-    _config.check_profile(profile)
+    ``settings`` is the recipe's table of a :class:`sbir_lib.core.profiles.Profile` (``profile.triplet``, ...);
+    overrides set to ``None`` are ignored; an unknown option raises, listing the allowed ones."""
     fields = {f.name for f in dataclasses.fields(cls)}
     bad = sorted(set(overrides) - fields)
     if bad:
         raise ValueError(f"unknown training option(s) {bad}; allowed: {sorted(fields)}")
-    kw = dict(table[profile])
+    kw = dict(settings)
     kw.update({k: v for k, v in overrides.items() if v is not None})
     return cls(**kw).validate()

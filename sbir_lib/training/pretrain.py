@@ -33,7 +33,7 @@ Held-out numbers in the provenance: ``top1`` (test sketches classified, centre c
 retrieving the edge maps of all photos by normalised fc7; those photos were trained on: a diagnostic); with a
 pair pool, ``qmul_val`` (acc@1 / acc@10 of each QMUL validation split, its sketches retrieving its edge maps by
 normalised fc7, no fine-tuning).
-Profiles (:data:`PROFILES`): ``quick`` (2 CPU cores, the first 10 categories), ``full`` (a GPU, all 125).
+Profiles (``pretrain`` of :mod:`sbir_lib.core.profiles`): ``quick`` (2 CPU cores, the first 10 categories), ``full`` (a GPU, all 125).
 
 Checkpoint (``--out``; default ``checkpoints/sketchanet_sketchy_mini.pt``, quick profile
 ``checkpoints/sketchanet_sketchy_mini.quick.pt``, where the ``pretrain`` experiment looks)::
@@ -78,6 +78,7 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import PROFILE_NAMES, Profile, as_profile
 from sbir_lib.core.progress import progress_bar
 from sbir_lib.core.io import torch_save_atomic
 from sbir_lib.core.records import git_commit, init_checkpoint
@@ -93,7 +94,7 @@ from sbir_lib.training import engine
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.training.pretrain_data import PairPool, PretrainData, load_packed, pack, prepare_data, synthetic_data
 
-__all__ = ["STAGES", "PROFILES", "INITS", "PretrainConfig", "PretrainData", "PairPool", "PretrainResult",
+__all__ = ["STAGES", "INITS", "PretrainConfig", "PretrainData", "PairPool", "PretrainResult",
            "profile_config", "prepare_data", "synthetic_data", "pack", "load_packed", "pretrain", "evaluate",
            "evaluate_pairs", "default_out", "main"]
 
@@ -108,17 +109,6 @@ INITS: dict[str, dict[str, Any]] = {
     "sketchy_mini": {},
     "sketchy_qmul": dict(pairs=D.QMUL_NAMES, pair_fraction=0.5),
 }
-
-PROFILES: dict[str, dict[str, Any]] = {
-    # 2 CPU cores.
-    "quick": dict(categories=10, classify_steps=100, triplet_steps=20, batch_size=16, triplet_batch=8,
-                  lr=1e-3, triplet_lr=1e-4, warmup=10, eval_every=0, log_every=10, checkpoint_every=50),
-    # A GPU: 20k x 128 + 4k x 3 x 128 = 4.1 M images.
-    "full": dict(categories=None, classify_steps=20_000, triplet_steps=4_000, batch_size=128,
-                 triplet_batch=128, lr=5e-4, triplet_lr=1e-4, warmup=500, eval_every=2_000, log_every=100,
-                 checkpoint_every=2_000),
-}
-
 
 @dataclass
 class PretrainConfig:
@@ -157,8 +147,8 @@ class PretrainConfig:
 
     def validate(self) -> "PretrainConfig":
         problems = []
-        if self.profile not in _config.PROFILE_NAMES:
-            problems.append(f"profile must be one of {', '.join(_config.PROFILE_NAMES)}, got {self.profile!r}")
+        if self.profile not in PROFILE_NAMES:
+            problems.append(f"profile must be one of {', '.join(PROFILE_NAMES)}, got {self.profile!r}")
         stages = tuple(self.stages)
         bad = [s for s in stages if s not in STAGES]
         if bad or not stages or len(set(stages)) != len(stages):
@@ -219,9 +209,10 @@ class PretrainConfig:
         return self.classify_steps if stage == "classify" else self.triplet_steps
 
 
-def profile_config(profile: str, init_name: str = INIT_NAME, **overrides) -> PretrainConfig:
-    """The :class:`PretrainConfig` of ``quick`` | ``full`` for the init ``init_name`` (:data:`INITS`) with
+def profile_config(profile: "str | Profile", init_name: str = INIT_NAME, **overrides) -> PretrainConfig:
+    """The :class:`PretrainConfig` of a profile (``profile.pretrain``) for the init ``init_name`` (:data:`INITS`) with
     overrides (``None`` values ignored); ``double_steps=True`` doubles both stages' steps."""
+    prof = as_profile(profile)
     if init_name not in INITS:
         raise ValueError(f"unknown init {init_name!r}; allowed: {', '.join(INITS)}")
     for key in ("stages", "pairs"):
@@ -230,8 +221,8 @@ def profile_config(profile: str, init_name: str = INIT_NAME, **overrides) -> Pre
     settings = {**INITS[init_name], **{k: v for k, v in overrides.items() if v is not None}}
     if settings.pop("double_steps", False):  # a schedule twice as long as the profile's (or the given one)
         for key in ("classify_steps", "triplet_steps"):
-            settings[key] = 2 * settings.get(key, PROFILES[_config.check_profile(profile)][key])
-    return engine.profile_config(PretrainConfig, PROFILES, profile, **{"profile": profile, **settings})
+            settings[key] = 2 * settings.get(key, prof.pretrain[key])
+    return engine.profile_config(PretrainConfig, prof.pretrain, **{"profile": prof.name, **settings})
 
 
 def default_out(profile: str, init_name: str = INIT_NAME) -> Path:
@@ -534,7 +525,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, metavar="{run,pack}")
     r = sub.add_parser("run", help="pretrain and save a checkpoint that --init / init= accept")
     r.add_argument("--profile", default=None,
-                   help=f"one of {', '.join(_config.PROFILE_NAMES)} (default $SBIR_PROFILE or quick)")
+                   help=f"one of {', '.join(PROFILE_NAMES)} (default $SBIR_PROFILE or quick)")
     r.add_argument("--init-name", default=INIT_NAME, choices=list(INITS),
                    help="which offline init to make (its settings and default checkpoint path; default "
                         f"{INIT_NAME}: the stand-in for the authors' Sketch-a-Net)")

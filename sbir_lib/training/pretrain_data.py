@@ -9,7 +9,7 @@ Taught in: ``notebooks/05_reproduce_tables.ipynb`` ("Where accuracy comes from")
   stand-in for the tests).
 - :class:`PairPool`: the (sketch, edge map of its photo) pairs of the QMUL training splits, with a validation
   split held out of each: exactly the instances :func:`sbir_lib.training.triplet.carve_validation` holds out
-  (seed 0, :data:`sbir_lib.training.triplet.VALIDATION_SIZE` of the profile), so the fine-tuning recipes
+  (seed 0, ``validation_size`` of the profile), so the fine-tuning recipes
   chosen on those validation instances (:mod:`sbir_lib.experiments.init_recipe`) are chosen on pairs the
   pretraining never saw. The test splits are never read. :func:`qmul_pairs` builds it.
 - :func:`pack` / :func:`load_packed`: everything above in one ``pretrain`` pack (:mod:`sbir_lib.data.pack`)
@@ -29,7 +29,8 @@ from sbir_lib.data import datasets as D
 from sbir_lib.data import edges as E
 from sbir_lib.data.pack import read_pack, write_pack
 from sbir_lib.data.synthetic import make_synthetic_categories
-from sbir_lib.training.triplet import VALIDATION_SIZE, carve_validation
+from sbir_lib.core.profiles import as_profile
+from sbir_lib.training.triplet import carve_validation
 
 __all__ = ["PretrainData", "PairPool", "prepare_data", "synthetic_data", "qmul_pairs", "pack", "load_packed"]
 
@@ -144,14 +145,14 @@ def _from_category_dataset(cd: D.CategoryDataset, settings: E.EdgeSettings, prog
 
 def qmul_pairs(datasets, profile: str, root=None, splits: dict | None = None) -> PairPool:
     """The training pairs of the QMUL ``datasets`` minus each one's validation split (seed 0,
-    :data:`VALIDATION_SIZE` ``[profile]`` instances: the split every recipe search uses). ``splits``: the
+    the profile's ``validation_size`` instances: the split every recipe search uses). ``splits``: the
     training :class:`~sbir_lib.data.datasets.QMULSplit` per name, instead of reading the data (tests).
     The edge maps are the ones the datasets ship (what the photo branch sees when fine-tuning)."""
     names = list(datasets)
     bad = [d for d in names if d not in D.QMUL_NAMES]
     if bad or not names:
         raise ValueError(f"pair datasets must be some of {', '.join(D.QMUL_NAMES)}; got {names}")
-    val_size = VALIDATION_SIZE[profile]
+    val_size = as_profile(profile).validation_size
     parts, vals = [], []
     for k, name in enumerate(names):
         split = splits[name] if splits is not None else D.load_qmul(name, root=root, photos=False).train

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import Profile, as_profile
 from sbir_lib.core.progress import progress_bar
 from sbir_lib.training import engine
 from sbir_lib.training.cached import build_cache, cached_batch, trunk_stage
@@ -160,18 +161,10 @@ class TrainConfig:
         return config_key(self, ignore=("log_every", "checkpoint_every", "eval_every", "compile") + default_only)
 
 
-PROFILES: dict[str, dict[str, Any]] = {
-    # The authors' recipe, for a GPU.
-    "full": dict(iterations=20_000, batch_size=128, test_views=10, checkpoint_every=2000, compile=True),
-    # 2 CPU cores: ~1 minute per run. Enough to see learning, far from converged.
-    "quick": dict(iterations=60, batch_size=16, test_views=1, lr=1e-2, checkpoint_every=30,
-                  log_every=10),
-}
-
-
-def profile_config(profile: str, **overrides) -> TrainConfig:
-    """The :class:`TrainConfig` of a profile (``quick`` | ``full``) with overrides applied."""
-    return engine.profile_config(TrainConfig, PROFILES, profile, **overrides)
+def profile_config(profile: "str | Profile", **overrides) -> TrainConfig:
+    """The :class:`TrainConfig` of a profile (``profile.triplet`` and its test protocol) with overrides applied."""
+    p = as_profile(profile)
+    return engine.profile_config(TrainConfig, {**p.triplet, "test_views": p.test_views}, **overrides)
 
 
 
@@ -318,12 +311,9 @@ def _subset(split, idx: torch.Tensor):
     )
 
 
-#: validation instances carved from each QMUL training split (:func:`carve_validation`, seed 0) wherever a
-#: setting is chosen: trunk-cache views, fine-tuning recipes, the pretraining's held-out pairs
-VALIDATION_SIZE = {"full": 60, "quick": 32}
-
-
 def carve_validation(split, val_size: int, seed: int):
+    # wherever a setting is chosen (trunk-cache views, fine-tuning recipes, the pretraining's held-out pairs),
+    # val_size is the profile's ``validation_size`` and seed 0
     """Split training data into (train, val) by a seeded permutation of instances."""
     if val_size <= 0:
         return split, None

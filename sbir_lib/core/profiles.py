@@ -1,0 +1,181 @@
+"""The profiles: one frozen :class:`Profile` per way of running the course, holding every recipe's settings.
+
+Taught in: ``notebooks/00_data_and_domain_gap.ipynb`` (the profile cell every notebook starts with) and
+``notebooks/05_reproducing_the_tables.ipynb`` (what each profile records).
+
+- ``quick``: 2 CPU cores, seconds to minutes per run: tiny training runs that show each mechanism working
+  (the numbers are not the paper's); one seed, the one the reader picks.
+- ``full``: the authors' recipe on a GPU (20,000 iterations of 128 triplets, 10 test views, seeds 0-2).
+
+A recipe reads its settings from the profile (``profile.triplet``, ``profile.pretrain``, ``profile.classical``,
+``profile.dase_mems[experiment]``, ...) and nothing else branches on a profile's name: a new profile is one
+more :class:`Profile` in :data:`PROFILES`. The entry points (CLI, notebook parameters) turn a name into a
+:class:`Profile` once (:func:`get_profile`) and pass it down; functions that take ``profile`` accept either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = ["Profile", "PROFILES", "PROFILE_NAMES", "DEFAULT_PROFILE", "get_profile", "as_profile"]
+
+#: the crop side of the Sketch-a-Net input (225 from 256, as :data:`sbir_lib.data.augment.CROP`)
+_CROP = 225
+#: quick profile: every 5th Sketchy-mini category (25 of 125) for the category-level DASE/MEMS runs
+QUICK_SKETCHY_EVERY = 5
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that differs between two ways of running the same experiments.
+
+    ``seeds``: the seeds a table reports (``None``: the one seed the reader picks, :meth:`report_seeds`).
+    ``test_views``: the test protocol of the DSSA rows (1 = centre crop, 10 = the authors' 10 views).
+    ``validation_size``: pairs carved from the training data for every recipe search (never the test split).
+    ``device``: what the profile is made for (``cpu`` or ``cuda``); ``trains_on_cpu``: whether a missing run
+    may be trained on a CPU by a notebook (a ``full`` run without a GPU takes hours: notebooks print its
+    command instead). The settings tables hold options of the recipes' config dataclasses
+    (:class:`sbir_lib.training.triplet.TrainConfig`, :class:`sbir_lib.training.pretrain.PretrainConfig`,
+    :func:`sbir_lib.experiments.classical.resolve_config`, :class:`sbir_lib.training.class_pairs.RunConfig`).
+    """
+
+    name: str
+    summary: str
+    device: str
+    trains_on_cpu: bool
+    #: whether its numbers may stand beside the paper's (tiny CPU runs show mechanisms, not accuracy)
+    paper_comparable: bool
+    #: whether it records on the real benchmarks only (never on the synthetic stand-in)
+    real_data_only: bool
+    seeds: tuple[int, ...] | None
+    test_views: int
+    validation_size: int
+    #: the DSSA triplet recipe (TrainConfig options)
+    triplet: Mapping[str, Any]
+    #: per extra experiment (``curve``): TrainConfig options on top of :attr:`triplet`
+    experiments: Mapping[str, Mapping[str, Any]]
+    #: the offline Sketch-a-Net pretraining (PretrainConfig options)
+    pretrain: Mapping[str, Any]
+    #: the classical Table 1 baselines: ``dense_hog``, ``hog_bow`` and ``ranksvm`` settings
+    classical: Mapping[str, Mapping[str, Any]]
+    #: per DASE/MEMS experiment: RunConfig options
+    dase_mems: Mapping[str, Mapping[str, Any]]
+    #: the learning rates :mod:`sbir_lib.experiments.init_recipe` tries per init
+    init_lrs: tuple[float, ...]
+    #: cached views per training image while searching a fine-tuning recipe
+    init_cache_views: int
+    #: the profile whose validation records chose the DASE/MEMS settings this one takes, when not its own
+    settings_from: str | None = None
+    #: rough seconds per grid job (:mod:`sbir_lib.experiments.grid` decides what fits a budget)
+    grid_cost_s: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def record_suffix(self) -> str:
+        """``""`` for ``full`` (``seed0.json``), ``".<name>"`` otherwise (``seed0.quick.json``)."""
+        return "" if self.name == "full" else f".{self.name}"
+
+    def report_seeds(self, seed: int = 0) -> list[int]:
+        """The seeds a table of this profile reports: :attr:`seeds`, or ``[seed]`` when the reader picks one."""
+        return list(self.seeds) if self.seeds is not None else [int(seed)]
+
+    def on_device(self, device_type: str) -> bool:
+        """Whether a missing run may be trained here (``device_type``: ``cpu`` or ``cuda``)."""
+        return self.trains_on_cpu or device_type != "cpu"
+
+    def __str__(self) -> str:  # f"--profile {profile}" reads as the name
+        return self.name
+
+
+QUICK = Profile(
+    name="quick",
+    summary="tiny training runs, minutes on a CPU; numbers show mechanisms, not the paper's accuracy",
+    device="cpu", trains_on_cpu=True, paper_comparable=False, real_data_only=False, seeds=None, test_views=1, validation_size=32,
+    # ~1 minute per run: enough to see learning, far from converged
+    triplet=dict(iterations=60, batch_size=16, lr=1e-2, checkpoint_every=30, log_every=10),
+    experiments={"curve": {"val_size": 32, "eval_every": 10}},
+    pretrain=dict(categories=10, classify_steps=100, triplet_steps=20, batch_size=16, triplet_batch=8,
+                  lr=1e-3, triplet_lr=1e-4, warmup=10, eval_every=0, log_every=10, checkpoint_every=50),
+    classical={
+        "dense_hog": dict(size=64, orientations=9, pixels_per_cell=8, cells_per_block=2, block_norm="L2-Hys"),
+        "hog_bow": dict(size=64, orientations=9, pixels_per_cell=4, cells_per_block=4, block_norm="L2-Hys",
+                        vocab_size=64, max_descriptors=20_000, min_ink=4, ink_threshold=0.9, grid=(1, 2),
+                        norm="l1"),
+        "ranksvm": dict(C=0.003, diff="abs", max_pairs=5_000, neg_per_query=None, add_true_match=True,
+                        uniform_prior=10.0, max_iter=2000, tol=1e-4),
+    },
+    dase_mems={
+        # mems_margin, center_lr_mult: chosen on the validation split (results/tuning/dase_sketchy.quick.json)
+        "dase_sketchy": dict(arch="resnet18", input_size=64, iterations=80, batch_size=24, embed_dim=256,
+                             n_categories=QUICK_SKETCHY_EVERY, lr=1e-3, test_views=2, test_distance="flipmin",
+                             mems_margin=4.0, center_lr_mult=1.0, log_every=10),
+        # mems_anneal, center_lr_mult, mems_margin: chosen on the validation split
+        # (results/tuning/dase_sketchy_imagenet.quick.json): with the authors' annealing (margin reached at half
+        # the run) every candidate collapsed, so the margin rises over the whole run (a recorded deviation)
+        "dase_sketchy_imagenet": dict(arch="efficientnet_lite0", init="imagenet", input_size=64, iterations=80,
+                                      batch_size=24, embed_dim=256, n_categories=QUICK_SKETCHY_EVERY, lr=1e-3,
+                                      test_views=2, test_distance="flipmin", mems_anneal=1.0,
+                                      center_lr_mult=10.0, mems_margin=2.0, log_every=10),
+        # lr, mems_margin, center_lr_mult: chosen on the validation split of shoes (results/tuning/dase_qmul.quick.json)
+        "dase_qmul": dict(arch="sketchanet", input_size=_CROP, iterations=40, batch_size=16, embed_dim=256,
+                          lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, test_views=1, log_every=10),
+    },
+    init_lrs=(1e-2, 3e-2, 1e-1), init_cache_views=2,
+    grid_cost_s={"pretrain": 200.0, "cache_views": 600.0, "conv4": 60.0, "conv5": 30.0, "classical": 10.0,
+                 "dase": 40.0, "pretrain_qmul": 300.0, "init_recipe": 1500.0},
+)
+
+FULL = Profile(
+    name="full",
+    summary="the papers' recipes (DSSA: 20,000 iterations of 128 triplets)",
+    device="cuda", trains_on_cpu=False, paper_comparable=True, real_data_only=True, seeds=(0, 1, 2), test_views=10, validation_size=60,
+    triplet=dict(iterations=20_000, batch_size=128, checkpoint_every=2000, compile=True),
+    experiments={"curve": {"val_size": 60, "eval_every": 1000}},
+    # 20k x 128 + 4k x 3 x 128 = 4.1 M images
+    pretrain=dict(categories=None, classify_steps=20_000, triplet_steps=4_000, batch_size=128,
+                  triplet_batch=128, lr=5e-4, triplet_lr=1e-4, warmup=500, eval_every=2_000, log_every=100,
+                  checkpoint_every=2_000),
+    classical={
+        "dense_hog": dict(size=128, orientations=9, pixels_per_cell=16, cells_per_block=2, block_norm="L2-Hys"),
+        "hog_bow": dict(size=128, orientations=9, pixels_per_cell=8, cells_per_block=4, block_norm="L2-Hys",
+                        vocab_size=500, max_descriptors=200_000, min_ink=8, ink_threshold=0.9, grid=(1, 2),
+                        norm="l1"),
+        "ranksvm": dict(C=0.003, diff="abs", max_pairs=20_000, neg_per_query=None, add_true_match=True,
+                        uniform_prior=10.0, max_iter=2000, tol=1e-4),
+    },
+    dase_mems={
+        # the full profile takes the quick profile's validated choices (not re-validated at full scale)
+        "dase_sketchy": dict(arch="resnet50", input_size=224, iterations=600, batch_size=64, embed_dim=512,
+                             n_categories=None, lr=1e-3, warmup=30, test_views=2, test_distance="flipmin",
+                             mems_margin=4.0, center_lr_mult=1.0, log_every=50),
+        "dase_sketchy_imagenet": dict(arch="efficientnet_lite0", init="imagenet", input_size=224, iterations=600,
+                                      batch_size=64, embed_dim=512, n_categories=None, lr=1e-3, warmup=30,
+                                      test_views=2, test_distance="flipmin", mems_anneal=1.0,
+                                      center_lr_mult=10.0, mems_margin=2.0, log_every=50),
+        "dase_qmul": dict(arch="sketchanet", input_size=_CROP, iterations=3000, batch_size=64, embed_dim=256,
+                          lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, warmup=100, test_views=10,
+                          log_every=100),
+    },
+    init_lrs=(1e-3, 3e-3, 1e-2), init_cache_views=10, settings_from="quick",
+    # rough seconds per job on an H100/H200; benchmarks/grid_cost.py measures the DSSA ones on the device at hand
+    grid_cost_s={"pretrain": 200.0, "cache_views": 240.0, "conv4": 40.0, "conv5": 10.0, "classical": 15.0,
+                 "dase": 60.0, "pretrain_qmul": 250.0, "init_recipe": 360.0},
+)
+
+#: the profile of a notebook or command that names none (``$SBIR_PROFILE`` is read by the entry points)
+DEFAULT_PROFILE = "quick"
+#: every profile by name, in the order the CLI lists them
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL)}
+PROFILE_NAMES = tuple(PROFILES)
+
+
+def get_profile(name: str) -> Profile:
+    """The :class:`Profile` called ``name``; an unknown name is refused listing the profiles."""
+    try:
+        return PROFILES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {name!r}") from None
+
+
+def as_profile(profile: "str | Profile") -> Profile:
+    """``profile`` itself, or the profile of that name (:func:`get_profile`)."""
+    return profile if isinstance(profile, Profile) else get_profile(profile)

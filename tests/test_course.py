@@ -239,7 +239,7 @@ def test_records_left_out_of_the_notebook_digest_are_read_by_no_notebook(tmp_pat
     from sbir_lib.course import notebooks as NB
 
     root = Path(__file__).resolve().parents[1]
-    sources = [p.read_text() for p in sorted((root / "tools").glob("nb_*.py"))]
+    sources = [p.read_text() for p in sorted((root / "notebooks").glob("[0-9][0-9]_*.py"))]
     assert sources
     for prefix in NB.NOT_READ_BY_NOTEBOOKS:
         stem = prefix.rstrip(".").split("/")[-1]

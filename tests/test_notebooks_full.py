@@ -2,9 +2,9 @@
 is trained, what is recorded is shown (runs stopped early included), and the printed commands record exactly
 the missing rows, never a whole table, and never a full-profile run on the synthetic stand-in.
 
-Each notebook is built in memory from its generator (``tools/nbgen.py``; the committed copy may lag it) and
-executed with papermill, CUDA hidden, against a scratch copy of the results folder (so a stray training run
-would show as a new file, and nothing lands in the committed results). Twice when the real data is here: with
+Each notebook is read from its source ``notebooks/NN_name.py`` (``tools/nbsync.py``; the committed copy may lag
+it) and executed with papermill, CUDA hidden, against a scratch copy of the results folder (so a stray training
+run would show as a new file, and nothing lands in the committed results). Twice when the real data is here: with
 it, and with an empty data root (the synthetic fallback). About 1-2 minutes per pass on 2 CPU cores.
 """
 from __future__ import annotations
@@ -21,14 +21,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-import nbgen  # noqa: E402  (tools/nbgen.py)
+import nbsync  # noqa: E402  (tools/nbsync.py)
 from sbir_lib.core import config as _config  # noqa: E402
 from sbir_lib.data.datasets import QMUL_NAMES, real_data_available  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 REAL = all(real_data_available(n) for n in QMUL_NAMES)
-NOTEBOOKS = list(nbgen.notebooks())
+NOTEBOOKS = list(nbsync.lessons())
 #: the most one notebook may take here: far below any training run of the full profile (hours)
 LIMIT_S = 180
 #: where the real data is here too, the 'absent' pass runs only these (the notebooks whose data fallbacks differ
@@ -83,7 +83,7 @@ def test_notebook_completes_in_the_full_profile_without_a_gpu(nn, data, scratch,
         monkeypatch.delenv(var, raising=False)
     if data == "absent":
         monkeypatch.setenv("SBIR_DATA_ROOT", str(scratch / "no-data"))
-    name, nb = nbgen.build(nn)
+    name, nb = nbsync.read_source(nn)
     src, out = tmp_path / f"{name}.ipynb", tmp_path / f"{name}.out.ipynb"
     nbformat.write(nb, str(src))
     before = _files(results)

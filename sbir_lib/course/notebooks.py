@@ -43,7 +43,7 @@ from sbir_lib.core import config as _config
 from sbir_lib.core.io import write_bytes_atomic
 
 #: the kernelspec as JupyterLab writes it (a notebook with another one is marked modified on opening);
-#: ``tools/nbgen.py`` writes it into every notebook and ``run(..., inplace=True)`` keeps it there
+#: every notebook and its ``.py`` source carry it (``tools/nbsync.py --check``) and ``run(..., inplace=True)`` keeps it
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 #: an object's memory address at the end of its default repr (``<pandas...Styler at 0x7f...>``)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
@@ -130,6 +130,8 @@ def clean_notebook(path: Path, stamp: dict | None = None) -> None:
         if pmc is not None:
             for k in ("start_time", "end_time", "duration", "exception", "status"):
                 pmc.pop(k, None)
+            if not pmc:  # left empty: jupytext drops it too (tools/nbsync.py, JupyterLab's pairing)
+                cmd.pop("papermill")
         cmd.pop("execution", None)
         for out in cell.get("outputs", []):
             data = out.get("data", {})

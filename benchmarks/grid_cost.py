@@ -63,7 +63,7 @@ def make_step(variant: str, stage: str, cached: bool, split, batch: int, views: 
     """A closure running one training step of ``variant`` with its trunk frozen at ``stage``."""
     cfg = T.profile_config("full", variant=variant, batch_size=batch, freeze=stage)
     torch.manual_seed(0)
-    model, energy = T.build_model(cfg, device)
+    model, energy = T.build_network(cfg, device)
     opt = T.make_optimizer(cfg, T.optimizer_groups(cfg, model, energy))
     gen = torch.Generator(device=device).manual_seed(0)
     sk, ed = split.sketches.to(device), split.edges.to(device)

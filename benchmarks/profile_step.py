@@ -29,7 +29,7 @@ def time_step(variant, batch, iters, *, cudnn_bench, channels_last, amp, compile
     torch.backends.cudnn.benchmark = cudnn_bench
     MD.SketchANet.conv1_impl = conv1
     cfg = T.profile_config("full", variant=variant, batch_size=batch, channels_last=channels_last, amp=amp)
-    model, energy = T.build_model(cfg, device)
+    model, energy = T.build_network(cfg, device)
     if freeze != "none":
         model.freeze(freeze)
     params = [p for p in list(model.parameters()) + list(energy.parameters()) if p.requires_grad]

@@ -81,7 +81,7 @@ def step_flops(model, energy, batch: int, device) -> float:
 
 
 def bench_plain(cfg, split, device, iterations: int, warmup: int, workers: int) -> float:
-    model, energy = T.build_model(cfg, device)
+    model, energy = T.build_network(cfg, device)
     params = list(model.parameters()) + list(energy.parameters())
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     ds = PlainTriplets(split, (iterations + warmup) * cfg.batch_size, seed=cfg.seed)
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     batch = args.batch_size or (128 if gpu else 16)
     dataset = load_fg_dataset(args.dataset)
     cfg = T.profile_config("full", variant=args.variant, batch_size=batch, compile=args.compile)
-    model, energy = T.build_model(cfg, device)
+    model, energy = T.build_network(cfg, device)
     flops = step_flops(model, energy, batch, device)
     del model, energy
 

@@ -15,6 +15,7 @@ from sbir_lib.experiments import cli
 from sbir_lib.data import augment as A
 from sbir_lib.data.synthetic import make_synthetic
 from sbir_lib.experiments import runner as E
+from sbir_lib.experiments import spec as spec_mod
 from sbir_lib.metrics import retrieval as M
 from sbir_lib.models import dssa as MD
 from sbir_lib.training import triplet as T
@@ -175,7 +176,7 @@ def test_bad_names_list_the_allowed_ones(syn, tmp_path):
 
 
 def test_init_row_without_checkpoint_says_how_to_make_it(syn, tmp_path, monkeypatch):
-    monkeypatch.setattr(E, "init_checkpoint", lambda name, profile: tmp_path / "absent.pt")
+    monkeypatch.setattr(spec_mod, "init_checkpoint", lambda name, profile: tmp_path / "absent.pt")
     with pytest.raises(FileNotFoundError, match="python -m sbir_lib.training.pretrain run --profile quick"):
         _run(syn, tmp_path, experiment="pretrain", row="base@sketchy_mini")
 
@@ -183,7 +184,7 @@ def test_init_row_without_checkpoint_says_how_to_make_it(syn, tmp_path, monkeypa
 def test_init_row_trains_from_the_checkpoint(syn, tmp_path, monkeypatch):
     ckpt = tmp_path / "sketchanet_test.pt"
     torch.save({"model": MD.SketchANet().state_dict()}, ckpt)
-    monkeypatch.setattr(E, "init_checkpoint", lambda name, profile: ckpt)
+    monkeypatch.setattr(spec_mod, "init_checkpoint", lambda name, profile: ckpt)
     monkeypatch.setitem(E.EXTRA_EXPERIMENTS, "pretrain", ["base", "base@test"])
     rec = _run(syn, tmp_path, experiment="pretrain", row="base@test")
     assert rec["row"] == "base@test" and rec["init"].endswith("sketchanet_test.pt")
@@ -342,7 +343,7 @@ def test_bias_lr_mult_param_groups_config_and_key(syn, tmp_path):
 
     cfg = T.profile_config("quick", variant="full")
     assert cfg.bias_lr_mult == 1.0 and cfg.to_dict()["bias_lr_mult"] == 1.0
-    model, energy = T.build_model(cfg, torch.device("cpu"))
+    model, energy = T.build_network(cfg, torch.device("cpu"))
     trainable = [p for p in list(model.parameters()) + list(energy.parameters()) if p.requires_grad]
     biases = {id(p) for n, p in model.named_parameters() if p.requires_grad and n.endswith(".bias")}
     assert biases

@@ -160,7 +160,7 @@ def test_init_layers_conv_keeps_the_fresh_head(pre_data, ckpts):
     for layers in ("all", "conv", None):
         cfg = T.profile_config("quick", variant="base", init=str(path) if layers else None, init_layers=layers or "all")
         seed_everything(0)
-        nets[layers] = T.build_model(cfg, torch.device("cpu"))[0].state_dict()
+        nets[layers] = T.build_network(cfg, torch.device("cpu"))[0].state_dict()
     for k in nets["conv"]:
         src = nets[None] if k.startswith(("backbone.fc6", "backbone.fc7")) else nets["all"]
         assert torch.equal(nets["conv"][k], src[k]), k

@@ -217,7 +217,8 @@ def test_return_attention(x2):
 def test_every_variant_forward_backward(name):
     torch.manual_seed(0)
     # two images keep this cheap on a CPU; a large margin keeps the hinge active so gradients flow
-    model, loss_fn = models.build_model(get_variant(name, margin=100.0))
+    model = DSSANet(name)
+    loss_fn = losses.TripletLoss(model.make_energy(), 100.0)
     x = torch.randn(2, 1, 225, 225)
     emb = model(x)
     assert emb.shape == (2, model.embed_dim)
@@ -514,7 +515,7 @@ def test_trainer_feeds_tf_weights_their_input_scale(tmp_path):
     path = tmp_path / "sketchnet_init.npy"
     np.save(path, flat, allow_pickle=True)
     cfg = T.profile_config("quick", variant="full", init=str(path))
-    model, _ = T.build_model(cfg, torch.device("cpu"))
+    model, _ = T.build_network(cfg, torch.device("cpu"))
     w = torch.from_numpy(flat["conv1_s1/weights:0"].transpose(3, 2, 0, 1).copy()) * 255.0
     assert torch.allclose(model.backbone.conv1.weight, w)
     # conv1-conv4 frozen with a pretrained init (DSSA trains conv5, fc6, fc7, attention)

@@ -61,3 +61,29 @@ def test_no_module_branches_on_a_profile_name():
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_a_run_is_resolved_once_into_a_typed_spec(tmp_path, monkeypatch):
+    from sbir_lib.experiments import runner as E, spec as S
+
+    quick = get_profile("quick")
+    s = S.RunSpec.resolve("table1", "shoes", "hog_bow_ranksvm", 0, "quick")
+    assert (s.kind, s.init.kind, s.profile) == ("classical", "scratch", quick)
+    s = S.RunSpec.resolve("table2", "shoes", "full", 1, quick)
+    assert (s.kind, s.variant, s.init.config_value) == ("dssa", "full", None)
+    assert s.record_path(tmp_path) == tmp_path / "table2/shoes/full/seed1.quick.json"
+    assert S.RunSpec.resolve("pretrain", "shoes", "base@untrained", 0, quick).kind == "untrained"
+    assert S.RunSpec.resolve("pretrain", "shoes", "base@imagenet", 0, quick).init.config_value == "imagenet"
+    # an explicit --init wins over the row's, except over @untrained
+    assert S.RunSpec.resolve("pretrain", "shoes", "base@imagenet", 0, quick, "w.pt").init == S.Init("file", path="w.pt")
+    assert S.RunSpec.resolve("pretrain", "shoes", "base@untrained", 0, quick, "w.pt").kind == "untrained"
+    assert S.RunSpec.resolve("dase_qmul", "shoes", E.experiments()["dase_qmul"][0], 0, quick).kind == "dase_mems"
+    # a stand-in checkpoint is found once, or refused naming the command that makes it
+    monkeypatch.setattr(S, "init_checkpoint", lambda name, profile: tmp_path / f"sketchanet_{name}.pt")
+    with pytest.raises(FileNotFoundError, match="pretrain run --profile quick --init-name sketchy_mini"):
+        S.RunSpec.resolve("pretrain", "shoes", "base@sketchy_mini", 0, quick)
+    (tmp_path / "sketchanet_sketchy_mini.pt").write_bytes(b"")
+    init = S.RunSpec.resolve("pretrain", "shoes", "base@sketchy_mini", 0, quick).init
+    assert (init.kind, init.name, init.config_value) == ("checkpoint", "sketchy_mini", str(tmp_path / "sketchanet_sketchy_mini.pt"))
+    # every kind has its runner
+    assert set(E.RUNNERS) == {"dase_mems", "classical", "untrained", "dssa"}

@@ -1,7 +1,7 @@
 """Embedding geometry of a DSSA variant at initialisation: is the margin reachable?
 
 Measures, on the test split of a dataset (centre view), for a freshly initialised network built exactly
-as :func:`sbir_lib.training.triplet.build_model` builds it for a run (same seed, same init):
+as :func:`sbir_lib.training.triplet.build_network` builds it for a run (same seed, same init):
 
 - ``cos_fc7`` / ``cos_fine``: the mean cosine between the embeddings of different test images (sketches
   and edge maps together) for the L2-normalised fc7 half and the fine half (CFF variants);
@@ -31,7 +31,7 @@ from sbir_lib.training import triplet as T
 def stats(variant: str, dataset, seed: int = 0, **overrides) -> dict:
     cfg = T.profile_config("quick", variant=variant, seed=seed, **overrides)
     T.seed_everything(cfg.seed)
-    model, _ = T.build_model(cfg, torch.device("cpu"))
+    model, _ = T.build_network(cfg, torch.device("cpu"))
     te = dataset.test
     x = A.to_input(A.center_crop(torch.cat([te.sketches, te.edges])))
     model.eval()

@@ -348,9 +348,7 @@ def cache_path(record: Path) -> Path:
 
 
 def _build(cfg: T.TrainConfig):
-    v = T.variant_of(cfg)
-    model = MD.DSSANet(v)
-    return model, L.make_energy(v.energy, model.embed_dim, reg_lambda=cfg.holef_lambda)
+    return T.build_network(cfg, init=False)
 
 
 def _complete(state: dict, model) -> bool:

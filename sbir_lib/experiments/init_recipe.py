@@ -258,7 +258,7 @@ def embedding_spread(profile: str = "quick", dataset: str = TUNING_DATASET, init
             init_arg = None if init == "scratch" else _init_arg(init, profile)
             cfg = T.profile_config(profile, variant="base", init=init_arg)
             seed_everything(0)
-            model, energy = T.build_model(cfg, torch.device("cpu"))
+            model, energy = T.build_network(cfg, torch.device("cpu"))
             d = T.distance_matrix(model.eval(), energy.eval(), val.sketches, val.edges, 1, torch.device("cpu"))
             n = len(d)
             row["sketch to its photo"] = float(d.diag().mean())

@@ -24,8 +24,9 @@ each distinct configuration trained once.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -37,7 +38,6 @@ from sbir_lib.core.records import (
     base_record,
     checkpoint_path,
     dist_path,
-    init_checkpoint,
     load_record,
     record_path,
     recorded,
@@ -47,6 +47,7 @@ from sbir_lib.core.records import (
 from sbir_lib.data import datasets as D
 from sbir_lib.data.synthetic import make_synthetic
 from sbir_lib.experiments import dase_mems, init_recipe
+from sbir_lib.experiments.spec import CLASSICAL, RunSpec, split_row  # noqa: F401  (re-exported)
 from sbir_lib.experiments.classical import run_classical_baseline
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics.retrieval import metrics_of
@@ -55,7 +56,6 @@ from sbir_lib.models.dssa import TABLE_VARIANTS
 from sbir_lib.training import triplet as T
 from sbir_lib.training.engine import seed_everything
 
-CLASSICAL = ("hog_bow_ranksvm", "dense_hog_ranksvm")
 DATASETS = ("shoes", "chairs", "handbags")
 EXTRA_DATASETS = ("synthetic",)
 
@@ -133,12 +133,6 @@ COMPLETE_WEIGHTS = (("shoes", "full"),)
 KEPT_DTYPE = "float16"
 
 
-def split_row(row: str) -> tuple[str, str | None]:
-    """``"full@sketchy_mini"`` -> ``("full", "sketchy_mini")``; ``"full"`` -> ``("full", None)``."""
-    variant, _, init_name = row.partition("@")
-    return variant, (init_name or None)
-
-
 def keeps_weights(dataset: str, row: str, seed: int) -> bool:
     """Whether a run keeps its weights: seed 0 of the rows the course reads them from (``full`` on every
     dataset for Figures 4/5 and notebook 04's W; the attention rows of notebook 02 on shoes), never an
@@ -213,97 +207,112 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
                + (" --force" if meta else ""))
         raise FileNotFoundError(f"no kept weights at {wp}; {rule}: {how}")
     state = torch.load(wp, map_location="cpu", weights_only=True)
-    v = MD.get_variant(split_row(variant)[0])
-    model = MD.DSSANet(v)
+    model, energy = T.build_network(T.profile_config(profile, variant=split_row(variant)[0]), init=False)
     missing = model.load_state_dict({k: t.float() for k, t in state["model"].items()}, strict=False)
     if any(not k.startswith(("backbone.fc6", "backbone.fc7")) for k in missing.missing_keys):
         raise ValueError(f"{wp} does not match variant {variant!r}: missing {missing.missing_keys}")
-    energy = L.make_energy(v.energy, model.embed_dim)
     energy.load_state_dict({k: t.float() for k, t in state["energy"].items()})
     return model.to(device).eval(), energy.to(device).eval()
 
 
-def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: str, *, device=None,
+def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile, *, device=None,
             root=None, results=None, force=False, init=None, overrides=None, progress=True,
             dataset=None, log=print, runs=None) -> dict:
-    """Train/evaluate one row of one table for one seed, or return its existing record."""
-
-    if experiment in dase_mems.EXPERIMENTS:
-        return dase_mems.run_one(experiment, dataset_name, row, seed, profile, device=device, root=root,
-                                results=results, force=force, progress=progress, log=log, dataset=dataset,
-                                overrides=overrides, init=init)
-
-    results = _config.results_root(results)
-    out = record_path(results, experiment, dataset_name, row, seed, profile)
-    existing = recorded(out, results, force, log)
+    """Train/evaluate one row of one table for one seed, or return its existing record: the run is resolved
+    once into a :class:`~sbir_lib.experiments.spec.RunSpec` and recorded by the runner of its kind."""
+    spec = RunSpec.resolve(experiment, dataset_name, row, seed, profile, init)
+    opts = RunOptions(device=device, root=root, results=_config.results_root(results), force=force,
+                      overrides=dict(overrides or {}), progress=progress, dataset=dataset, log=log, runs=runs)
+    if spec.kind == "dase_mems":  # loads its own data (category level / packed) and checks its own records
+        return RUNNERS["dase_mems"](spec, opts)
+    out = spec.record_path(opts.results)
+    existing = recorded(out, opts.results, force, log)
     if existing is not None:
         return existing
+    if opts.dataset is None:
+        opts.dataset = load_dataset(dataset_name, root)
+    opts.device = _config.default_device(device)
+    return RUNNERS[spec.kind](spec, opts)
 
-    if dataset is None:
-        dataset = load_dataset(dataset_name, root)
-    device = _config.default_device(device)
 
-    if row in CLASSICAL:
+@dataclass
+class RunOptions:
+    """How a run is carried out (not what it is: that is its :class:`RunSpec`)."""
 
-        t0 = time.perf_counter()
-        r = run_classical_baseline(row, dataset.train.sketches, dataset.train.edges,
-                                   dataset.test.sketches, dataset.test.edges,
-                                   train_triplets=dataset.train.triplets, seed=seed, profile=profile)
-        import torch as _t
+    device: Any = None
+    root: Any = None
+    results: Path = Path("results")
+    force: bool = False
+    overrides: dict = field(default_factory=dict)
+    progress: bool = True
+    dataset: Any = None
+    log: Callable = print
+    runs: Any = None
 
-        dist = _t.as_tensor(r["dist"])
-        rec = _base_record(experiment, dataset, row, seed, profile, "cpu")
-        rec.update(config=r["config"], config_key=None, init=None, iterations=None,
-                   wall_time_s=round(time.perf_counter() - t0, 2), **_metrics(dist))
-        write_record(out, rec, dist)
-        log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f}")
-        return rec
 
-    extra = dict(as_profile(profile).experiments.get(experiment, {}))
-    extra.update(overrides or {})
-    init = None if init == "scratch" else init  # "imagenet": the ImageNet track (sbir_lib.models.imagenet)
-    variant, init_name = split_row(row)
-    if init_name == "untrained":
-        return _run_untrained(experiment, dataset, row, variant, seed, profile, device, out, extra, log, results)
-    if init_name == "imagenet" and init is None:
-        init = "imagenet"
-    elif init_name is not None and init is None:
-        init = init_checkpoint(init_name, profile)
-        if not init.exists():
-            raise FileNotFoundError(
-                f"row {row!r} needs the pretrained Sketch-a-Net {init}; make it with: "
-                f"python -m sbir_lib.training.pretrain run --profile {profile} --init-name {init_name}")
-        init = str(init.relative_to(_config.repo_root() or Path.cwd())) if (
-            _config.repo_root() and init.is_relative_to(_config.repo_root())) else str(init)
+def _run_dase_mems(spec: RunSpec, o: RunOptions) -> dict:
+    return dase_mems.run_one(spec.experiment, spec.dataset, spec.row, spec.seed, spec.profile.name,
+                             device=o.device, root=o.root, results=o.results, force=o.force, progress=o.progress,
+                             log=o.log, dataset=o.dataset, overrides=o.overrides, init=spec.init.path)
+
+
+def _run_classical(spec: RunSpec, o: RunOptions) -> dict:
+    """Table 1's HOG + rankSVM rows (:mod:`sbir_lib.experiments.classical`), on the CPU."""
+    import torch
+
+    out, data = spec.record_path(o.results), o.dataset
+    t0 = time.perf_counter()
+    r = run_classical_baseline(spec.row, data.train.sketches, data.train.edges, data.test.sketches,
+                               data.test.edges, train_triplets=data.train.triplets, seed=spec.seed,
+                               profile=spec.profile)
+    dist = torch.as_tensor(r["dist"])
+    rec = _base_record(spec, data, "cpu")
+    rec.update(config=r["config"], config_key=None, init=None, iterations=None,
+               wall_time_s=round(time.perf_counter() - t0, 2), **_metrics(dist))
+    write_record(out, rec, dist)
+    o.log(f"wrote  {out.relative_to(o.results)}  acc@1={rec['metrics']['acc@1']:.3f}")
+    return rec
+
+
+def _train_config(spec: RunSpec, o: RunOptions) -> tuple[T.TrainConfig, str | None]:
+    """The training configuration of a DSSA run, and what chose its fine-tuning recipe (``None``: nothing)."""
+    extra = {**spec.profile.experiments.get(spec.experiment, {}), **o.overrides}
     chosen_on = None
-    if experiment == "pretrain" and init_name in init_recipe.INITS:
+    if spec.experiment == "pretrain" and spec.init.kind != "untrained" and split_row(spec.row)[1] in init_recipe.INITS:
         # the fine-tuning recipe of this init, chosen on a validation split (issue [init]); explicit overrides win
-        recipe, chosen_on = init_recipe.chosen_overrides(init_name, variant, profile)
+        recipe, chosen_on = init_recipe.chosen_overrides(split_row(spec.row)[1], spec.variant, spec.profile.name)
         extra = {**recipe, **extra}
-    cfg = T.profile_config(profile, variant=variant, seed=seed, init=init, **extra)
+    cfg = T.profile_config(spec.profile, variant=spec.variant, seed=spec.seed, init=spec.init.config_value, **extra)
+    return cfg, chosen_on
+
+
+def _run_dssa(spec: RunSpec, o: RunOptions) -> dict:
+    """A trained DSSA row: reuse an identical configuration recorded for another table, else train it."""
+    out, results, dataset, device = spec.record_path(o.results), o.results, o.dataset, o.device
+    cfg, chosen_on = _train_config(spec, o)
     key = cfg.key()
-    if not force:
-        src = _find_reusable(results, dataset_name, row, seed, profile, key, out)
+    if not o.force:
+        src = _find_reusable(results, spec.dataset, spec.row, spec.seed, spec.profile, key, out)
         if src is not None:
             rec = load_record(src)
-            rec["experiment"] = experiment
+            rec["experiment"] = spec.experiment
             rec["reused_from"] = str(src.relative_to(results))
             save_npy_atomic(dist_path(out), np.load(dist_path(src)))
             write_json_atomic(out, rec)
-            log(f"reuse  {out.relative_to(results)} <- {rec['reused_from']}")
+            o.log(f"reuse  {out.relative_to(results)} <- {rec['reused_from']}")
             return rec
 
-    ckpt = checkpoint_path(results, out, runs)
-    if force and ckpt.exists():
+    ckpt = checkpoint_path(results, out, o.runs)
+    if o.force and ckpt.exists():
         ckpt.unlink()  # --force retrains from scratch, never from an old checkpoint
     t0 = time.perf_counter()
-    res = T.train(cfg, dataset, device=device, checkpoint=ckpt, progress=progress)
-    complete = keeps_complete_weights(dataset_name, row, seed)
+    res = T.train(cfg, dataset, device=device, checkpoint=ckpt, progress=o.progress)
+    complete = keeps_complete_weights(spec.dataset, spec.row, spec.seed)
     if complete:  # the record is the kept network's, which any machine can reload (issue 23)
         round_to_kept(res.model)
     ev = T.evaluate(res.model, res.energy, dataset.test, cfg.test_views, device, cfg.amp)
     wall = time.perf_counter() - t0
-    rec = _base_record(experiment, dataset, row, seed, profile, device)
+    rec = _base_record(spec, dataset, device)
     rec.update(
         config=cfg.to_dict(), config_key=key, init=cfg.init or "scratch",
         iterations=cfg.iterations, resumed_from_iteration=res.resumed_from, steps_run=res.iterations_done,
@@ -318,29 +327,36 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         rec["settings_chosen_on"] = chosen_on
     if complete:
         rec["weights_kept"] = f"complete network, {KEPT_DTYPE} (the record's distances are computed with it)"
-    if keeps_weights(dataset_name, row, seed) or complete:
-        save_weights(weights_path(out), res.model, res.energy, row, complete=complete)
+    if keeps_weights(spec.dataset, spec.row, spec.seed) or complete:
+        save_weights(weights_path(out), res.model, res.energy, spec.row, complete=complete)
     write_record(out, rec, ev["dist"])
     ckpt.unlink(missing_ok=True)  # recorded: the checkpoint has served its purpose
-    log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} "
-        f"acc@10={rec['metrics']['acc@10']:.3f}  ({wall:.0f} s)")
+    o.log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} "
+          f"acc@10={rec['metrics']['acc@10']:.3f}  ({wall:.0f} s)")
     return rec
 
 
-def _run_untrained(experiment, dataset, row, variant, seed, profile, device, out, extra, log, results) -> dict:
+def _run_untrained(spec: RunSpec, o: RunOptions) -> dict:
     """The ``<variant>@untrained`` rows: the network as :func:`sbir_lib.training.triplet.train` builds it from
-    scratch with ``seed`` (the authors' initialisers), evaluated without a single training step."""
+    scratch with the seed (the authors' initialisers), evaluated without a single training step."""
+    out, device = spec.record_path(o.results), o.device
     t0 = time.perf_counter()
-    cfg = T.profile_config(profile, variant=variant, seed=seed, **extra)
+    extra = {**spec.profile.experiments.get(spec.experiment, {}), **o.overrides}
+    cfg = T.profile_config(spec.profile, variant=spec.variant, seed=spec.seed, **extra)
     seed_everything(cfg.seed)
-    model, energy = T.build_model(cfg, device)
-    ev = T.evaluate(model.eval(), energy.eval(), dataset.test, cfg.test_views, device, cfg.amp)
-    rec = _base_record(experiment, dataset, row, seed, profile, device)
+    model, energy = T.build_network(cfg, device)
+    ev = T.evaluate(model.eval(), energy.eval(), o.dataset.test, cfg.test_views, device, cfg.amp)
+    rec = _base_record(spec, o.dataset, device)
     rec.update(config=cfg.to_dict(), config_key=cfg.key(), init="untrained", iterations=0, steps_run=0,
                wall_time_s=round(time.perf_counter() - t0, 2), **_metrics(ev["dist"]))
     write_record(out, rec, ev["dist"])
-    log(f"wrote  {out.relative_to(results)}  acc@1={rec['metrics']['acc@1']:.3f} (untrained)")
+    o.log(f"wrote  {out.relative_to(o.results)}  acc@1={rec['metrics']['acc@1']:.3f} (untrained)")
     return rec
+
+
+#: the runner of each :attr:`RunSpec.kind`
+RUNNERS: dict[str, Callable[[RunSpec, RunOptions], dict]] = {
+    "dase_mems": _run_dase_mems, "classical": _run_classical, "untrained": _run_untrained, "dssa": _run_dssa}
 
 
 def _metrics(dist) -> dict:
@@ -348,9 +364,9 @@ def _metrics(dist) -> dict:
     return {"metrics": {k: m[k] for k in ("acc@1", "acc@5", "acc@10")}, "acc_curve": m["acc_curve"]}
 
 
-def _base_record(experiment, dataset, row, seed, profile, device) -> dict:
-    return base_record(experiment, dataset.name, dataset.source, row, seed, profile, device,
-                       n_queries=len(dataset.test), n_gallery=len(dataset.test))
+def _base_record(spec: RunSpec, dataset, device) -> dict:
+    return base_record(spec.experiment, dataset.name, dataset.source, spec.row, spec.seed, spec.profile.name,
+                       device, n_queries=len(dataset.test), n_gallery=len(dataset.test))
 
 def load_dataset(name: str, root=None):
     """Real data for shoes/chairs/handbags (an error naming the download command when absent);

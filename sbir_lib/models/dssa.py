@@ -162,7 +162,7 @@ class VariantConfig:
 
     ``attention``/``shortcut``/``attention_norm``/``attention_hidden``: the attention module
     (``shortcut`` and the other two are ignored without attention); ``cff``: coarse-fine fusion;
-    ``energy``: the distance the triplet loss uses (one of ``ENERGIES``); ``margin``: triplet margin;
+    ``energy``: the distance the triplet loss uses (one of ``ENERGIES``) (the margin is the run's, :class:`sbir_lib.training.triplet.TrainConfig`);
     ``reg_lambda``: the learned energies' regulariser weight (Eq. 7); ``dropout``: on fc6 (0 in the
     authors' networks; > 0 is a non-paper option); ``fc6_dim``/``fc7_dim``: head widths;
     ``attention_init``: ``"tf"`` (the authors' truncated normal, std 0.1) or ``"torch"`` (PyTorch's
@@ -183,7 +183,6 @@ class VariantConfig:
     embedding_bn: bool = False
     #: "sketchanet" (the paper's) or "efficientnet_lite0" (the ImageNet track, sbir_lib.models.imagenet)
     backbone: str = "sketchanet"
-    margin: float = _losses.DEFAULT_MARGIN
     reg_lambda: float = _losses.DEFAULT_REG_LAMBDA
     description: str = field(default="", compare=False)
 
@@ -207,8 +206,6 @@ class VariantConfig:
                 raise ValueError(f"{name} must be a positive integer; got {v!r}")
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be a float in [0, 1); got {self.dropout!r}")
-        if not isinstance(self.margin, (int, float)) or float(self.margin) < 0:
-            raise ValueError(f"margin must be a non-negative float; got {self.margin!r}")
         if not isinstance(self.reg_lambda, (int, float)) or float(self.reg_lambda) < 0:
             raise ValueError(f"reg_lambda must be a non-negative float; got {self.reg_lambda!r}")
         return self
@@ -376,9 +373,6 @@ class DSSANet(nn.Module):
         """The energy of this variant's loss, sized to ``embed_dim``."""
         return _losses.make_energy(self.config.energy, self.embed_dim, reg_lambda=self.config.reg_lambda)
 
-    def make_loss(self, energy: _losses.Energy | None = None) -> _losses.TripletLoss:
-        return _losses.TripletLoss(energy if energy is not None else self.make_energy(), self.config.margin)
-
     # --------------------------------------------------------------- training helpers
     def prepare(self, x_uint8: torch.Tensor) -> torch.Tensor:
         """uint8 crops -> this network's input (Sketch-a-Net: ``x/255 - mean``; ImageNet track: RGB-normalised)."""
@@ -408,8 +402,3 @@ class DSSANet(nn.Module):
         c = self.config
         return (f"attention={c.attention}, shortcut={c.shortcut}, cff={c.cff}, energy={c.energy!r}, "
                 f"embed_dim={self.embed_dim}")
-
-def build_model(variant: "VariantConfig | str | Mapping[str, Any]" = "full") -> tuple[DSSANet, _losses.TripletLoss]:
-    """``(model, loss)`` for a variant: the network and its triplet loss (with the energy)."""
-    model = DSSANet(variant)
-    return model, model.make_loss()

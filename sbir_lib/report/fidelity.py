@@ -69,7 +69,7 @@ _SKETCHANET_INIT = "sketchanet_init.pt"  # any Sketch-a-Net checkpoint path: the
 
 
 def frozen_of(cfg: T.TrainConfig) -> tuple[str, str | None]:
-    """``(backbone, last frozen layer)`` of a run: what :func:`sbir_lib.training.triplet.build_model` freezes
+    """``(backbone, last frozen layer)`` of a run: what :func:`sbir_lib.training.triplet.build_network` freezes
     (the backbone so that EfficientNet-Lite0's ``conv4`` is never taken for Sketch-a-Net's)."""
     return T.variant_of(cfg).backbone, T.frozen_stage(cfg)
 

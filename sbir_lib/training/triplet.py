@@ -181,11 +181,17 @@ def frozen_stage(cfg: TrainConfig) -> str | None:
     return trunk_stage(cfg.freeze, v.attention, bool(cfg.init), v.backbone)
 
 
-def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The network of ``cfg.variant`` and its energy (distance) module, with the init applied
-    (the authors' TF ``.npy`` weights get their 0..255 input scale automatically)."""
+def build_network(cfg: TrainConfig, device=None, *, init: bool = True) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The network of ``cfg.variant`` and its energy (distance) module: the one builder of every DSSA row,
+    for a run (``init=True``: the init loaded, the authors' frozen layers frozen; the authors' TF ``.npy``
+    weights get their 0..255 input scale automatically) and for reloading kept weights (``init=False``: the
+    bare network, on the CPU unless ``device``). Taught in ``notebooks/01_triplet_loss.ipynb``."""
     variant = variant_of(cfg)
     model = MD.DSSANet(variant)
+    energy = L.make_energy(variant.energy, model.embed_dim, reg_lambda=cfg.holef_lambda)
+    device = torch.device(device or "cpu")
+    if not init:
+        return model.to(device), energy.to(device)
     if cfg.init:
         if variant.backbone == "sketchanet":
             fresh = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("backbone.fc6", "backbone.fc7"))}
@@ -199,7 +205,6 @@ def build_model(cfg: TrainConfig, device) -> tuple[torch.nn.Module, torch.nn.Mod
     stage = frozen_stage(cfg)
     if stage is not None:
         model.freeze(stage)
-    energy = L.make_energy(variant.energy, model.embed_dim, reg_lambda=cfg.holef_lambda)
     model.to(device)
     energy.to(device)
     if cfg.channels_last and device.type == "cuda":
@@ -355,7 +360,7 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     device = _config.default_device(device) if not isinstance(device, torch.device) else device
     seed_everything(cfg.seed)
     train_split, val_split = carve_validation(dataset.train, cfg.val_size, cfg.seed)
-    model, energy = build_model(cfg, device)
+    model, energy = build_network(cfg, device)
     opt = make_optimizer(cfg, optimizer_groups(cfg, model, energy))
 
     sketches = train_split.sketches.to(device)

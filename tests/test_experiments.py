@@ -250,9 +250,11 @@ def test_one_cli_for_both_papers(capsys):
 def test_old_records_load_in_the_current_layout(tmp_path):
     """Records from before the row/variant rename (``"variant": row``) are read with ``"row"``, in place."""
     p = tmp_path / "old.json"
-    p.write_text(json.dumps({"experiment": "dase_qmul", "variant": "dase_mems", "seed": 0}))
+    old = {"experiment": "dase_qmul", "variant": "dase_mems", "seed": 0, "dataset": "shoes", "profile": "quick",
+           "metrics": {}}
+    p.write_text(json.dumps(old))
     rec = R.load_record(p)
-    assert rec == {"experiment": "dase_qmul", "row": "dase_mems", "seed": 0} and list(rec)[1] == "row"
+    assert rec == {**{("row" if k == "variant" else k): v for k, v in old.items()}} and list(rec)[1] == "row"
     assert R.upgrade({"row": "full", "config": {"variant": "full"}})["config"]["variant"] == "full"
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from sbir_lib.core import config as _config
 from sbir_lib.core.io import save_npy_atomic, write_json_atomic
 from sbir_lib.core.profiles import Profile, as_profile
+from sbir_lib.core.store import RecordError, RecordStore, upgrade  # noqa: F401  (re-exported)
 
 
 def record_path(results: Path, experiment: str, dataset: str, row: str, seed: int, profile: "str | Profile") -> Path:
@@ -73,22 +74,12 @@ def init_checkpoint(name: str, profile: "str | Profile") -> Path:
 def load_record(path: Path) -> dict | None:
     """The record at ``path``; None when there is none; an error naming the fix when it is corrupt.
 
-    Records written before the layout named the experiment's row ``row`` (they called it ``variant``)
-    are read as the current layout (:func:`upgrade`)."""
-    try:
-        return upgrade(json.loads(Path(path).read_text()))
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"results file {path} is not valid JSON ({e}); delete it or rerun with --force") from e
-
-
-def upgrade(record: dict) -> dict:
-    """A record in the current layout: the row of the experiment is ``row`` (older records: ``variant``;
-    a DSSA run's model variant is ``config["variant"]``)."""
-    if "row" not in record and "variant" in record:
-        record = {("row" if k == "variant" else k): v for k, v in record.items()}
-    return record
+    Validated on read (:class:`sbir_lib.core.store.Record`): a damaged file raises
+    :class:`~sbir_lib.core.store.RecordError` naming it and the command that records it again. Records written
+    before the layout named the experiment's row ``row`` (they called it ``variant``) are read as the current
+    layout."""
+    rec = RecordStore(Path(path).parent).read(path)
+    return None if rec is None else rec.data
 
 
 def recorded(path: Path, results: Path, force: bool = False, log=print) -> dict | None:

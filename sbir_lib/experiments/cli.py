@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default=None)
     s.add_argument("--results", default=None)
     sub.add_parser("list", help="experiments, their rows and datasets")
-    v = sub.add_parser("verify", help="recompute every record's metrics from its distance file; exit 1 on a mismatch")
+    v = sub.add_parser("verify", help="recompute every record's metrics from its distance file; exit 1 on a mismatch, 3 when a "
+                                         "record is damaged (each named with its fix)")
     v.add_argument("--results", default=None)
     t = sub.add_parser("tune", help="choose DASE/MEMS settings on a validation split; writes results/tuning/")
     t.add_argument("--experiment", required=True, help=", ".join(dase_mems.EXPERIMENTS))
@@ -156,6 +157,10 @@ def _show_tuning(args) -> int:
     return 0
 
 
+#: the exit status of ``verify`` / ``summary`` when a record is damaged (1: a record does not recompute;
+#: 2: a command-line or setup error)
+EXIT_DAMAGED = 3
+
 #: the subcommands that write records: they take ``--allow-dirty``
 WRITERS = ("run", "tune", "grid", "tune-cache", "embedding-spread", "tune-pretrain", "tune-init")
 
@@ -174,11 +179,15 @@ def _dispatch(ap, args) -> int:
                 print(f"{name} ({', '.join(runner.datasets_of(name))}): {', '.join(rows)}")
             return 0
         if args.cmd == "verify":
-            return 1 if runner.verify(args.results)["mismatch"] else 0
+            out = runner.verify(args.results)
+            return EXIT_DAMAGED if out["damaged"] else (1 if out["mismatch"] else 0)
         if args.cmd == "summary":
-            df = runner.summary(args.results, args.experiment, args.dataset, args.profile)
+            damaged = []
+            df = runner.summary(args.results, args.experiment, args.dataset, args.profile, log=damaged.append)
             print("no recorded runs" if df.empty else df.to_string())
-            return 0
+            for msg in damaged:
+                print(msg, file=sys.stderr)
+            return EXIT_DAMAGED if damaged else 0
         if args.cmd == "show-tuning":
             return _show_tuning(args)
         if args.cmd == "tune":

@@ -23,6 +23,7 @@ each distinct configuration trained once.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ import numpy as np
 from sbir_lib.core import config as _config
 from sbir_lib.core.profiles import as_profile
 from sbir_lib.core.io import save_npy_atomic, torch_save_atomic, write_json_atomic
+from sbir_lib.core.store import RecordError, RecordStore
 from sbir_lib.core.records import (
     as_stored,
     base_record,
@@ -409,24 +411,33 @@ def run(experiments_: list[str], datasets: list[str], seeds: list[int], profile:
     return records
 
 
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 #: the columns of :func:`collect`'s frame (also when it is empty)
 COLLECT_COLUMNS = ["experiment", "dataset", "row", "seed", "profile", "init", "acc@1", "acc@5", "acc@10", "mAP@all",
                    "P@200", "iterations", "wall_time_s", "device", "data_source", "partial", "path"]
 
 
 def collect(results=None, experiment: str | None = None, dataset: str | None = None,
-            profile: str | None = None, include_partial: bool = False):
+            profile: str | None = None, include_partial: bool = False, log=_stderr):
     """All records as a pandas DataFrame (one row per run).
 
     Records of runs stopped before their iteration count (``"partial": true``, files
-    ``seed<k>.it<N>.json``, evaluated from the checkpoint) are left out unless ``include_partial``."""
+    ``seed<k>.it<N>.json``, evaluated from the checkpoint) are left out unless ``include_partial``. A damaged
+    record is left out and named, with its fix, through ``log``: the others are still read."""
     import pandas as pd
 
-    results = _config.results_root(results)
+    store = RecordStore(results)
+    results = store.root
     rows = []
-    for p in sorted(Path(results).glob("*/*/*/seed*.json")):
-        rec = load_record(p)
-        if rec is None or (rec.get("partial") and not include_partial):
+    records, damaged = store.scan()
+    for err in damaged:
+        log(f"left out: {err}")
+    for r in records:
+        p, rec = r.path, r.data
+        if rec.get("partial") and not include_partial:
             continue
         if experiment and rec.get("experiment") != experiment and p.parts[-4] != experiment:
             continue
@@ -447,10 +458,10 @@ def collect(results=None, experiment: str | None = None, dataset: str | None = N
     return pd.DataFrame(rows, columns=COLLECT_COLUMNS)  # the columns even when nothing is recorded
 
 
-def summary(results=None, experiment=None, dataset=None, profile=None):
+def summary(results=None, experiment=None, dataset=None, profile=None, log=_stderr):
     """Mean and std (over seeds) of acc@1 / acc@10 (and mAP@all / P@200 for category-level runs) in
-    percent, per experiment, dataset and variant."""
-    df = collect(results, experiment, dataset, profile)
+    percent, per experiment, dataset and variant (damaged records named through ``log`` and left out)."""
+    df = collect(results, experiment, dataset, profile, log=log)
     if df.empty:
         return df
     g = df.groupby(["experiment", "dataset", "profile", "row"], sort=True)
@@ -490,16 +501,22 @@ def _mismatches(stored, fresh, where: str, tol: float) -> list[str]:
 def verify(results=None, log=print) -> dict[str, list]:
     """Recompute every metric of every record under ``results`` from its distance file(s).
 
-    Returns ``{"ok": [paths], "mismatch": [(path, [messages])], "not_recomputable": [(path, why)]}``.
+    Returns ``{"ok": [paths], "mismatch": [(path, [messages])], "not_recomputable": [(path, why)],
+    "damaged": [(path, message naming the fix)]}``; a damaged record never stops the others being checked.
     A record marked ``"recomputable": false`` (with ``"not_recomputable_reason"``) is listed, not
     failed; a record whose distance file is missing is a mismatch. The acc@K curve is stored rounded to
     6 decimals and compared at that precision; every other value must agree to 1e-12.
     """
-    results = _config.results_root(results)
-    out: dict[str, list] = {"ok": [], "mismatch": [], "not_recomputable": []}
-    for p in sorted(Path(results).glob("*/*/*/seed*.json")):
+    store = RecordStore(results)
+    results = store.root
+    out: dict[str, list] = {"ok": [], "mismatch": [], "not_recomputable": [], "damaged": []}
+    for p in store.paths():
         rel = str(p.relative_to(results))
-        rec = load_record(p)
+        try:
+            rec = load_record(p)
+        except RecordError as e:
+            out["damaged"].append((rel, str(e)))
+            continue
         if rec.get("recomputable") is False:
             out["not_recomputable"].append((rel, rec.get("not_recomputable_reason", "marked so")))
             continue
@@ -520,6 +537,8 @@ def verify(results=None, log=print) -> dict[str, list]:
         log(f"MISMATCH {rel}: " + "; ".join(msgs))
     for rel, why in out["not_recomputable"]:
         log(f"not recomputable {rel}: {why}")
+    for rel, why in out["damaged"]:
+        log(f"DAMAGED {why}")
     log(f"{len(out['ok'])} records recompute exactly, {len(out['mismatch'])} mismatch, "
-        f"{len(out['not_recomputable'])} marked not recomputable")
+        f"{len(out['not_recomputable'])} marked not recomputable, {len(out['damaged'])} damaged")
     return out

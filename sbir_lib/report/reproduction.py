@@ -261,7 +261,9 @@ def partial_frame(profile: str = "full", results=None):
 
     root = _config.results_root(results)
     rows = []
-    for p in sorted(Path(root).glob("*/*/*/seed*.it*.json")):
+    for p in R.RecordStore(root).paths():
+        if ".it" not in p.name:  # seed<k>.it<N>[suffix].json: a run stopped at iteration N
+            continue
         rec = R.load_record(p)
         if not rec or not rec.get("partial") or rec.get("profile") != profile:
             continue

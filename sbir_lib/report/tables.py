@@ -219,7 +219,7 @@ def all_records(profile: str = "full", results=None, experiments=DSSA_EXPERIMENT
     root = _config.results_root(results)
     pat = _record_re(profile)
     out = []
-    for p in sorted(root.glob("*/*/*/seed*.json")):
+    for p in R.RecordStore(root).paths():
         if pat.match(p.name) and p.parts[-4] in experiments:
             rec = R.load_record(p)
             if rec is not None:

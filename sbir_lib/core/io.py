@@ -101,3 +101,12 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The first folder on the way to ``path`` (from the root down) that is a file, or ``None``: what a
+    ``NotADirectoryError`` (or a ``FileExistsError`` from ``mkdir``) means, in words a user can act on."""
+    for part in reversed(Path(path).absolute().parents):
+        if part.exists() and not part.is_dir():
+            return part
+    return None

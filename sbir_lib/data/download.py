@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sbir_lib.core import config
-from sbir_lib.core.io import sha256_file, write_json_atomic
+from sbir_lib.core.io import file_in_the_way, sha256_file, write_json_atomic
 from sbir_lib.core.progress import ENV_VAR as PROGRESS_ENV_VAR
 from sbir_lib.core.progress import progress_bar
 from sbir_lib.data.registry import (
@@ -593,6 +593,11 @@ def main(argv: list[str] | None = None, *,
         return download(names, root=args.root, mirror=args.mirror, verify_only=args.verify,
                         progress=not args.no_progress, registry=reg, jobs=args.jobs,
                         timeout=args.timeout, min_rate=args.min_speed * 1024)
+    except (NotADirectoryError, FileExistsError) as e:  # a file where the data root needs a folder
+        where = file_in_the_way(e.filename or config.data_root(args.root)) or e.filename
+        print(f"error: {where} is a file where a folder is needed (on the way to {e.filename}): move it away, "
+              f"or choose another data root with --root DIR", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: partial HTTP downloads are kept as *.part and resume with the same "
               f"command: {shlex.join(['python', 'data_download.py', *argv])}", file=sys.stderr)

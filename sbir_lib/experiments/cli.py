@@ -32,6 +32,18 @@ from sbir_lib.experiments import cache_views, dase_mems, grid, init_recipe, runn
 from sbir_lib.models import dase as DA
 
 
+def seed_arg(text: str) -> int:
+    """A ``--seeds`` value: a non-negative integer (NumPy's generators take no negative seed), checked before
+    anything runs."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0 or seed >= 2**32:
+        raise argparse.ArgumentTypeError(f"seeds are integers from 0 to 2**32-1, got {text!r}")
+    return seed
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m sbir_lib.experiments", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -40,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dataset", action="append", default=[],
                    help="a dataset of the experiment (repeatable; default: the experiment's real datasets)")
     r.add_argument("--all", action="store_true", help="every table of the DSSA paper (table1..table5)")
-    r.add_argument("--seeds", type=int, nargs="+", default=[0])
+    r.add_argument("--seeds", type=seed_arg, nargs="+", default=[0])
     r.add_argument("--rows", nargs="+", default=None, metavar="ROW", help="only these rows of the experiments")
     r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
     r.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
@@ -66,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
     t.add_argument("--dataset", default=None,
                    help="default: " + ", ".join(f"{k}: {v}" for k, v in settings.TUNING_DATASET.items()))
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=seed_arg, default=0)
     t.add_argument("--device", default=None)
     t.add_argument("--root", default=None)
     t.add_argument("--results", default=None)
@@ -77,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("grid", help="the reproduction grid in order of value under a time budget (tools/gpu_run.sh)")
     g.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
     g.add_argument("--budget-s", type=float, required=True, help="stop before a job that would not fit")
-    g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    g.add_argument("--seeds", type=seed_arg, nargs="+", default=[0, 1, 2])
     g.add_argument("--dataset", action="append", default=[], help="DSSA datasets (default shoes, chairs, handbags)")
     g.add_argument("--cache-views", type=int, default=None, help="cached views per training image (0: no cache)")
     g.add_argument("--iterations", type=int, default=None, help="override the DSSA rows' iteration count")
@@ -91,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
     c.add_argument("--dataset", default="shoes")
     c.add_argument("--views", type=int, nargs="+", default=list(cache_views.CANDIDATES))
-    c.add_argument("--seeds", type=int, nargs="+", default=list(cache_views.SEEDS))
+    c.add_argument("--seeds", type=seed_arg, nargs="+", default=list(cache_views.SEEDS))
     c.add_argument("--iterations", type=int, default=None, help="override the profile's iteration count")
     c.add_argument("--init", default=None, help="default: the pretraining checkpoint of the profile")
     c.add_argument("--device", default=None)

@@ -87,3 +87,13 @@ def test_a_run_is_resolved_once_into_a_typed_spec(tmp_path, monkeypatch):
     assert (init.kind, init.name, init.config_value) == ("checkpoint", "sketchy_mini", str(tmp_path / "sketchanet_sketchy_mini.pt"))
     # every kind has its runner
     assert set(E.RUNNERS) == {"dase_mems", "classical", "untrained", "dssa"}
+
+
+def test_every_grid_job_kind_is_one_entry_of_the_table():
+    from sbir_lib.experiments import grid as G
+
+    kinds = {job.kind for name in PROFILES for job in G.plan(name)}
+    assert kinds == set(G.KINDS)
+    for name in PROFILES:
+        for job in G.plan(name)[:40]:
+            assert job.label() and G.estimate_s(job, name) > 0

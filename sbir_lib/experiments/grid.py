@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from sbir_lib.core import config as _config
 from sbir_lib.core.profiles import as_profile
@@ -45,7 +46,7 @@ DSSA_DATASETS = ("shoes", "chairs", "handbags")
 
 @dataclass
 class Job:
-    kind: str  # pretrain | cache_views | pretrain_qmul | init_recipe | dssa | classical | dase
+    kind: str  # a key of KINDS: pretrain | cache_views | pretrain_qmul | init_recipe | dssa | classical | dase
     experiment: str = ""
     dataset: str = ""
     row: str = ""
@@ -55,15 +56,32 @@ class Job:
     reuses: bool = False
 
     def label(self) -> str:
-        if self.kind == "pretrain":
-            return "pretrain Sketch-a-Net on Sketchy-mini"
-        if self.kind == "cache_views":
-            return "choose the cached views per image on a validation split (shoes)"
-        if self.kind == "pretrain_qmul":
-            return "pretrain Sketch-a-Net on Sketchy-mini + QMUL training pairs (sketchy_qmul)"
-        if self.kind == "init_recipe":
-            return "choose the fine-tuning recipe per init on a validation split (shoes)"
-        return f"{self.experiment}/{self.dataset}/{self.row}/seed{self.seed}"
+        return KINDS[self.kind].label or f"{self.experiment}/{self.dataset}/{self.row}/seed{self.seed}"
+
+
+@dataclass
+class GridRun:
+    """The settings of one ``grid`` call that its jobs read."""
+
+    profile: str
+    device: Any = None
+    results: Any = None
+    root: Any = None
+    cache_views: int | None = None
+    iterations: int | None = None
+    pretrain_pack: str | None = None
+    log: Callable = print
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """What a kind of job is: its label (``""``: a recorded run's path), whether it is done, its cost key in the
+    profile's ``grid_cost_s`` (``None``: by the row's frozen stage) and how it runs."""
+
+    label: str
+    done: Callable[[Job, str, Any], bool]
+    cost: str | None
+    run: Callable[[Job, GridRun], None]
 
 
 def plan(profile: str, seeds=(0, 1, 2), datasets=DSSA_DATASETS, init_name: str = PT.INIT_NAME,
@@ -97,14 +115,10 @@ def plan(profile: str, seeds=(0, 1, 2), datasets=DSSA_DATASETS, init_name: str =
 
 def done(job: Job, profile: str, results=None) -> bool:
     """Whether ``job`` is recorded already (pretraining: its checkpoint exists)."""
-    if job.kind == "pretrain":
-        return init_checkpoint(PT.INIT_NAME, profile).exists()
-    if job.kind == "cache_views":
-        return CV.chosen(profile, results) is not None
-    if job.kind == "pretrain_qmul":
-        return init_checkpoint("sketchy_qmul", profile).exists()
-    if job.kind == "init_recipe":
-        return load_tuning("init_recipe", profile, results) is not None
+    return KINDS[job.kind].done(job, profile, results)
+
+
+def _recorded(job: Job, profile: str, results) -> bool:
     path = record_path(_config.results_root(results), job.experiment, job.dataset, job.row, job.seed, profile)
     return load_record(path) is not None
 
@@ -121,9 +135,8 @@ def estimate_s(job: Job, profile: str, costs: dict | None = None) -> float:
     costs = costs or as_profile(profile).grid_cost_s  # rough seconds per job, only to fit the budget
     if job.reuses:
         return 1.0
-    if job.kind == "dssa":
-        return costs["conv4" if MD.get_variant(runner.split_row(job.row)[0]).attention else "conv5"]
-    return costs[job.kind]
+    key = KINDS[job.kind].cost or ("conv4" if MD.get_variant(runner.split_row(job.row)[0]).attention else "conv5")
+    return costs[key]
 
 
 def run(profile: str, budget_s: float, *, seeds=(0, 1, 2), datasets=DSSA_DATASETS, device=None, results=None,
@@ -134,6 +147,7 @@ def run(profile: str, budget_s: float, *, seeds=(0, 1, 2), datasets=DSSA_DATASET
     the pretraining data packed by ``python -m sbir_lib.training.pretrain pack`` (an offline GPU machine)."""
     t0 = time.perf_counter()
     out = {"ran": [], "skipped": [], "left": [], "seconds": 0.0}
+    ctx = GridRun(profile, device, results, root, cache_views, iterations, pretrain_pack, log)
     jobs = plan(profile, seeds, datasets, dase=dase)
     for i, job in enumerate(jobs):
         if done(job, profile, results):
@@ -150,33 +164,57 @@ def run(profile: str, budget_s: float, *, seeds=(0, 1, 2), datasets=DSSA_DATASET
             out["left"].append(job.label())
             continue
         log(f"[{time.perf_counter() - t0:6.0f} s] {job.label()}")
-        if job.kind == "pretrain":
-            cfg = PT.profile_config(profile)
-            data = (PT.load_packed(pretrain_pack) if pretrain_pack else
-                    PT.prepare_data(root=root, categories=cfg.categories))
-            PT.pretrain(cfg, data, device=_config.default_device(device), out=PT.default_out(profile), progress=False)
-        elif job.kind == "cache_views":
-            if cache_views is None:  # a fixed K was not asked for: choose it
-                CV.choose(profile, device=device, root=root, results=results, log=log)
-        elif job.kind == "pretrain_qmul":
-            cfg = PT.profile_config(profile, "sketchy_qmul")
-            data = (PT.load_packed(pretrain_pack) if pretrain_pack else
-                    PT.prepare_data(root=root, categories=cfg.categories, pairs=cfg.pairs, profile=profile))
-            PT.pretrain(cfg, data, device=_config.default_device(device), out=PT.default_out(profile, "sketchy_qmul"),
-                        progress=False)
-        elif job.kind == "init_recipe":
-            inits = tuple(i for i in init_recipe.INITS if i != "imagenet" or _imagenet_weights())
-            init_recipe.tune_init(profile, inits=inits, device=device, root=root, results=results, log=log)
-        else:
-            over = dict(job.overrides)
-            if job.kind == "dssa" and job.experiment != "pretrain":  # pretrain rows: their init's own recipe
-                over["cache_views"] = (cache_views if cache_views is not None
-                                       else CV.chosen(profile, results) or CV.DEFAULT_VIEWS)
-                if iterations is not None:
-                    over["iterations"] = iterations
-            init = over.pop("init", None)
-            runner.run_one(job.experiment, job.dataset, job.row, job.seed, profile, device=device, root=root,
-                           results=results, init=init, overrides=over or None, progress=False, log=log)
+        KINDS[job.kind].run(job, ctx)
         out["ran"].append(job.label())
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
+
+
+def _pretrain(init_name: str):
+    def go(job: Job, g: GridRun) -> None:
+        cfg = PT.profile_config(g.profile, init_name)
+        extra = {"pairs": cfg.pairs, "profile": g.profile} if cfg.pairs else {}
+        data = (PT.load_packed(g.pretrain_pack) if g.pretrain_pack else
+                PT.prepare_data(root=g.root, categories=cfg.categories, **extra))
+        PT.pretrain(cfg, data, device=_config.default_device(g.device), out=PT.default_out(g.profile, init_name),
+                    progress=False)
+    return go
+
+
+def _choose_cache_views(job: Job, g: GridRun) -> None:
+    if g.cache_views is None:  # a fixed K was not asked for: choose it
+        CV.choose(g.profile, device=g.device, root=g.root, results=g.results, log=g.log)
+
+
+def _tune_init(job: Job, g: GridRun) -> None:
+    inits = tuple(i for i in init_recipe.INITS if i != "imagenet" or _imagenet_weights())
+    init_recipe.tune_init(g.profile, inits=inits, device=g.device, root=g.root, results=g.results, log=g.log)
+
+
+def _record(job: Job, g: GridRun) -> None:
+    over = dict(job.overrides)
+    if job.kind == "dssa" and job.experiment != "pretrain":  # pretrain rows: their init's own recipe
+        over["cache_views"] = (g.cache_views if g.cache_views is not None
+                               else CV.chosen(g.profile, g.results) or CV.DEFAULT_VIEWS)
+        if g.iterations is not None:
+            over["iterations"] = g.iterations
+    init = over.pop("init", None)
+    runner.run_one(job.experiment, job.dataset, job.row, job.seed, g.profile, device=g.device, root=g.root,
+                   results=g.results, init=init, overrides=over or None, progress=False, log=g.log)
+
+
+#: every kind of grid job, keyed by :attr:`Job.kind`
+KINDS: dict[str, JobKind] = {
+    "pretrain": JobKind("pretrain Sketch-a-Net on Sketchy-mini",
+                        lambda j, p, r: init_checkpoint(PT.INIT_NAME, p).exists(), "pretrain", _pretrain(PT.INIT_NAME)),
+    "cache_views": JobKind("choose the cached views per image on a validation split (shoes)",
+                           lambda j, p, r: CV.chosen(p, r) is not None, "cache_views", _choose_cache_views),
+    "pretrain_qmul": JobKind("pretrain Sketch-a-Net on Sketchy-mini + QMUL training pairs (sketchy_qmul)",
+                             lambda j, p, r: init_checkpoint("sketchy_qmul", p).exists(), "pretrain_qmul",
+                             _pretrain("sketchy_qmul")),
+    "init_recipe": JobKind("choose the fine-tuning recipe per init on a validation split (shoes)",
+                           lambda j, p, r: load_tuning("init_recipe", p, r) is not None, "init_recipe", _tune_init),
+    "dssa": JobKind("", _recorded, None, _record),
+    "classical": JobKind("", _recorded, "classical", _record),
+    "dase": JobKind("", _recorded, "dase", _record),
+}

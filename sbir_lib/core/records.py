@@ -28,14 +28,7 @@ import numpy as np
 from sbir_lib.core import config as _config
 from sbir_lib.core.io import save_npy_atomic, write_json_atomic
 from sbir_lib.core.profiles import Profile, as_profile
-from sbir_lib.core.store import RecordError, RecordStore, upgrade  # noqa: F401  (re-exported)
-
-
-def record_path(results: Path, experiment: str, dataset: str, row: str, seed: int, profile: "str | Profile") -> Path:
-    """``results/<experiment>/<dataset>/<row>/seed<k><suffix>.json`` (the profile's ``record_suffix``: none for
-    ``full``, ``.quick`` for quick)."""
-    suffix = as_profile(profile).record_suffix
-    return Path(results) / experiment / dataset / row / f"seed{seed}{suffix}.json"
+from sbir_lib.core.store import RecordError, RecordStore, record_path, upgrade  # noqa: F401  (re-exported)
 
 
 def _beside(record: Path, ending: str) -> Path:

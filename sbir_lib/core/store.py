@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sbir_lib.core import config as _config
-from sbir_lib.core.profiles import PROFILES
+from sbir_lib.core.profiles import PROFILES, as_profile
 
-__all__ = ["Record", "RecordError", "RecordStore", "REQUIRED", "parse_name", "upgrade"]
+__all__ = ["Record", "RecordError", "RecordStore", "REQUIRED", "parse_name", "record_path", "upgrade"]
 
 #: the fields every run record has, and their types
 REQUIRED: dict[str, type | tuple[type, ...]] = {
@@ -43,6 +43,13 @@ class RecordError(ValueError):
     def __init__(self, path: Path, problem: str):
         self.path, self.problem = Path(path), problem
         super().__init__(f"damaged record {path}: {problem}. Fix: {fix_command(path)}")
+
+
+def record_path(results: Path, experiment: str, dataset: str, row: str, seed: int, profile) -> Path:
+    """``results/<experiment>/<dataset>/<row>/seed<k><suffix>.json`` (the profile's ``record_suffix``: none for
+    ``full``, ``.quick`` for quick)."""
+    suffix = as_profile(profile).record_suffix
+    return Path(results) / experiment / dataset / row / f"seed{seed}{suffix}.json"
 
 
 def parse_name(path: Path) -> dict[str, Any] | None:
@@ -125,8 +132,6 @@ class RecordStore:
         self.root = _config.results_root(root)
 
     def path(self, experiment: str, dataset: str, row: str, seed: int, profile) -> Path:
-        from sbir_lib.core.records import record_path
-
         return record_path(self.root, experiment, dataset, row, seed, profile)
 
     def paths(self) -> list[Path]:

@@ -40,3 +40,12 @@ def test_seeds_are_checked_before_anything_runs(argv, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "argument --seed" in err and "seeds are integers from 0" in err
+
+
+def test_the_missing_data_command_repeats_the_users_root(tmp_path):
+    from sbir_lib.data import datasets as D
+
+    with pytest.raises(D.DatasetMissingError, match=f"--dataset qmul-shoes --root {tmp_path}"):
+        D.load_qmul("shoes", tmp_path)
+    with pytest.raises(D.DatasetMissingError, match=f"--dataset sketchy-mini --root {tmp_path}"):
+        D.load_sketchy_mini(tmp_path)

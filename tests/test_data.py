@@ -429,7 +429,7 @@ def test_missing_dataset_message(tmp_path):
     with pytest.raises(D.DatasetMissingError) as ei:
         D.load_qmul("shoes", root=tmp_path)
     msg = str(ei.value)
-    assert config.download_command("qmul-shoes") in msg and str(tmp_path) in msg
+    assert config.download_command("qmul-shoes", tmp_path) in msg and str(tmp_path) in msg
     assert isinstance(ei.value, FileNotFoundError)
     # one .mat missing: the message names that file
     d = _write_fake_qmul(tmp_path, "shoes")

@@ -423,3 +423,33 @@ def test_verify_hints_repeat_the_root(tmp_path, server, capsys):
     err = capsys.readouterr().err
     assert "missing: toy/sub/c.txt" in err
     assert f"fetch what is missing or wrong with: python data_download.py --dataset toy --root '{root}'" in err
+
+
+def test_a_wrong_file_in_place_is_deleted_even_when_the_refetch_fails(tmp_path, server, capsys):
+    """Right size, wrong bytes: the file leaves its final name before the re-fetch (issue 26 item 3)."""
+    reg = {"toy": _spec("toy", FILES, server.url)}
+    root = tmp_path / "data"
+    assert _run(capsys, "toy", root=root, registry=reg)[0] == 0
+    target = root / "toy/sub/b.bin"
+    good = target.read_bytes()
+    target.write_bytes(bytes([good[0] ^ 0xFF]) + good[1:])  # same size, wrong hash
+    (root / ".sbir_download_cache.json").unlink(missing_ok=True)
+    for p in root.rglob("*cache*"):
+        p.unlink()
+    server.modes["toy/sub/b.bin"] = "404"
+    rc, out, err = _run(capsys, "toy", root=root, registry=reg)
+    assert rc == 1 and "toy/sub/b.bin: present but wrong" in out + err and "deleted, fetching it again" in out + err
+    assert not target.exists()  # nothing corrupt stays where loaders look
+    server.modes.clear()
+    assert _run(capsys, "toy", root=root, registry=reg)[0] == 0 and target.read_bytes() == good
+
+
+def test_a_stall_before_any_byte_leaves_no_empty_part(tmp_path, server, capsys):
+    """Nothing to resume: no 0-byte ``.part`` stays behind (issue 26 item 6)."""
+    reg = {"toy": _spec("toy", {"toy/a.bin": FILES["toy/a.bin"]}, server.url)}
+    root = tmp_path / "data"
+    server.modes["toy/a.bin"] = "stall"
+    server.stall_after = 0
+    rc, _, err = _run(capsys, "toy", root=root, registry=reg, timeout=0.5)
+    assert rc == 1 and "timed out waiting for data" in err and "kept" not in err
+    assert not (root / "toy/a.bin.part").exists()

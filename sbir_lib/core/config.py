@@ -106,6 +106,8 @@ def default_device(device: str | None = None):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def download_command(dataset: str) -> str:
-    """The command a user runs to fetch a dataset (used in error messages)."""
-    return f"python data_download.py --dataset {dataset}   (add --mirror DIR_OR_URL offline)"
+def download_command(dataset: str, root: str | os.PathLike | None = None) -> str:
+    """The command a user runs to fetch a dataset (used in error messages); ``root``: the data root the user
+    chose (``--root``), repeated so the data lands where it is looked for."""
+    where = f" --root {root}" if root is not None else ""
+    return f"python data_download.py --dataset {dataset}{where}   (add --mirror DIR_OR_URL offline)"

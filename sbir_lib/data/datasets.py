@@ -149,11 +149,11 @@ def _check_qmul_name(name: str) -> str:
     return name
 
 
-def _missing(path: Path, dataset: str, what: str = "") -> DatasetMissingError:
+def _missing(path: Path, dataset: str, what: str = "", root=None) -> DatasetMissingError:
     extra = f" ({what})" if what else ""
     return DatasetMissingError(
         f"{dataset} data not found: {path} does not exist{extra}. The data root is --root / root=, else "
-        f"$SBIR_DATA_ROOT, else <repo>/data. Fetch it with: {config.download_command(dataset)}")
+        f"$SBIR_DATA_ROOT, else <repo>/data. Fetch it with: {config.download_command(dataset, root)}")
 
 
 def qmul_dir(name: str, root=None) -> Path:
@@ -313,7 +313,7 @@ def load_qmul(name: str, root=None, photos: bool | str = True) -> QMULDataset:
     ds_key = f"qmul-{name}"
     d = qmul_dir(name, root)
     if not d.is_dir():
-        raise _missing(d, ds_key)
+        raise _missing(d, ds_key, root=root)
 
     arrays: dict[tuple[str, str], np.ndarray] = {}
     for split in ("train", "test"):
@@ -345,7 +345,7 @@ def load_qmul(name: str, root=None, photos: bool | str = True) -> QMULDataset:
         if load_photos:
             pdir = d / "photos" / split
             if not pdir.is_dir():
-                raise _missing(pdir, ds_key, "RGB photos; pass photos=False to load without them")
+                raise _missing(pdir, ds_key, "RGB photos; pass photos=False to load without them", root=root)
             ph = torch.from_numpy(read_images([pdir / f"{s}.jpg" for s in names], "RGB", None, ds_key,
                                                expect=(QMUL_SIZE, QMUL_SIZE)))
         splits[split] = QMULSplit(sketches=torch.from_numpy(arrays[("sketch", split)]),
@@ -377,7 +377,7 @@ def load_sketchy_mini(root=None, n_train_per_class: int = 20, size: int = 256,
     base = config.data_root(root) / _SKETCHY_DIR
     for sub in ("sketch", "photo"):
         if not (base / sub).is_dir():
-            raise _missing(base / sub, "sketchy-mini")
+            raise _missing(base / sub, "sketchy-mini", root=root)
     all_cats = sorted(p.name for p in (base / "sketch").iterdir() if p.is_dir())
     if categories is None:
         cats = all_cats
@@ -399,13 +399,13 @@ def load_sketchy_mini(root=None, n_train_per_class: int = 20, size: int = 256,
         sk = sorted(p.name for p in os.scandir(base / "sketch" / c) if p.name.lower().endswith(".png"))
         pdir = base / "photo" / c
         if not pdir.is_dir():
-            raise _missing(pdir, "sketchy-mini")
+            raise _missing(pdir, "sketchy-mini", root=root)
         ph = sorted(p.name for p in os.scandir(pdir) if p.name.lower().endswith(".jpg"))
         if len(sk) <= n_train_per_class:
             raise ValueError(f"category {c!r} has {len(sk)} sketches; n_train_per_class={n_train_per_class} "
                              f"leaves none for testing")
         if not ph:
-            raise _missing(pdir / "*.jpg", "sketchy-mini", "no photos")
+            raise _missing(pdir / "*.jpg", "sketchy-mini", "no photos", root=root)
         tr_paths += [base / "sketch" / c / f for f in sk[:n_train_per_class]]
         te_paths += [base / "sketch" / c / f for f in sk[n_train_per_class:]]
         tr_lab += [ci] * n_train_per_class

@@ -289,8 +289,13 @@ def _download_files(spec: DatasetSpec, run: _Run) -> int:
     for entry, (state, detail) in zip(spec.files, states):
         if state != "ok":
             todo.append(entry)
-            if state in ("size", "hash"):
-                _say(f"{entry.path}: present but wrong ({detail}); fetching it again")
+            if state in ("size", "hash"):  # nothing corrupt keeps its final name, even if the re-fetch fails
+                try:
+                    entry.dest(run.root).unlink(missing_ok=True)
+                    _say(f"{entry.path}: present but wrong ({detail}); deleted, fetching it again")
+                except OSError as e:
+                    _say(f"{entry.path}: present but wrong ({detail}) and cannot be deleted ({e}); delete it",
+                         err=True)
     if not todo:
         _say(f"{spec.name}: all {spec.n_files} files present and verified under {run.root}")
         return 0

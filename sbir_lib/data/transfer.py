@@ -385,6 +385,8 @@ def _network_error(entry: FileEntry, url: str, reason: str, part: Path) -> Netwo
         have = part.stat().st_size
     except OSError:
         have = 0
+    if not have:  # nothing to resume: no empty .part is left behind
+        _unlink(part)
     kept = (f" Kept {part.name} ({have:,} of {entry.size:,} bytes) to resume." if have else "")
     return NetworkError(f"{entry.path}: network failure fetching {url}: {reason}.{kept}",
                         f"{entry.path}: {reason}" + (f" (kept {have:,} bytes)" if have else ""),

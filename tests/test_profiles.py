@@ -75,7 +75,7 @@ def test_a_run_is_resolved_once_into_a_typed_spec(tmp_path, monkeypatch):
     assert S.RunSpec.resolve("pretrain", "shoes", "base@untrained", 0, quick).kind == "untrained"
     assert S.RunSpec.resolve("pretrain", "shoes", "base@imagenet", 0, quick).init.config_value == "imagenet"
     # an explicit --init wins over the row's, except over @untrained
-    assert S.RunSpec.resolve("pretrain", "shoes", "base@imagenet", 0, quick, "w.pt").init == S.Init("file", path="w.pt")
+    assert S.RunSpec.resolve("pretrain", "shoes", "base@imagenet", 0, quick, "w.pt").init == S.Init("file", path="w.pt", given="w.pt")
     assert S.RunSpec.resolve("pretrain", "shoes", "base@untrained", 0, quick, "w.pt").kind == "untrained"
     assert S.RunSpec.resolve("dase_qmul", "shoes", E.experiments()["dase_qmul"][0], 0, quick).kind == "dase_mems"
     # a stand-in checkpoint is found once, or refused naming the command that makes it

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sbir_lib.core import records as R
-from sbir_lib.core.store import Record, RecordError, RecordStore, parse_name
+from sbir_lib.core.store import Record, RecordError, RecordStore, parse_name, read_record
 from sbir_lib.experiments import cli, runner as E
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,4 +82,4 @@ def test_records_are_typed_and_the_layout_is_known_in_one_place(store):
     assert RecordStore(results).path("table1", "shoes", "hog_bow_ranksvm", 0, "quick") == good
     assert parse_name(results / "table2/shoes/full/seed0.it6000.json")["profile"] == "full"
     assert parse_name(results / "table2/shoes/full/notes.json") is None
-    assert RecordStore(results).read(results / "absent/x/y/seed0.json") is None
+    assert read_record(results / "absent/x/y/seed0.json") is None

@@ -78,6 +78,11 @@ class Profile:
         """The seeds a table of this profile reports: :attr:`seeds`, or ``[seed]`` when the reader picks one."""
         return list(self.seeds) if self.seeds is not None else [int(seed)]
 
+    @property
+    def where(self) -> str:
+        """`` on a GPU`` for a profile made for one (the record commands notebooks print say where to run)."""
+        return " on a GPU" if self.device == "cuda" else ""
+
     def on_device(self, device_type: str) -> bool:
         """Whether a missing run may be trained here (``device_type``: ``cpu`` or ``cuda``)."""
         return self.trains_on_cpu or device_type != "cpu"

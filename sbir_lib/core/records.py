@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import os
 import platform
 import subprocess
@@ -28,7 +27,7 @@ import numpy as np
 from sbir_lib.core import config as _config
 from sbir_lib.core.io import save_npy_atomic, write_json_atomic
 from sbir_lib.core.profiles import Profile, as_profile
-from sbir_lib.core.store import RecordError, RecordStore, record_path, upgrade  # noqa: F401  (re-exported)
+from sbir_lib.core.store import RecordError, RecordStore, read_record, record_path, upgrade  # noqa: F401  (re-exported)
 
 
 def _beside(record: Path, ending: str) -> Path:
@@ -71,7 +70,7 @@ def load_record(path: Path) -> dict | None:
     :class:`~sbir_lib.core.store.RecordError` naming it and the command that records it again. Records written
     before the layout named the experiment's row ``row`` (they called it ``variant``) are read as the current
     layout."""
-    rec = RecordStore(Path(path).parent).read(path)
+    rec = read_record(path)
     return None if rec is None else rec.data
 
 

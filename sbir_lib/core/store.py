@@ -15,12 +15,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sbir_lib.core import config as _config
 from sbir_lib.core.profiles import PROFILES, as_profile
 
-__all__ = ["Record", "RecordError", "RecordStore", "REQUIRED", "parse_name", "record_path", "upgrade"]
+__all__ = ["Record", "RecordError", "RecordStore", "REQUIRED", "parse_name", "read_record", "record_path", "upgrade"]
 
 #: the fields every run record has, and their types
 REQUIRED: dict[str, type | tuple[type, ...]] = {
@@ -94,9 +94,6 @@ class Record:
         """A run stopped before its iteration count (evaluated from its checkpoint)."""
         return bool(self.data.get("partial"))
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
     @classmethod
     def from_json(cls, path: Path, data: Any) -> "Record":
         """Validate ``data`` read from ``path``: a :class:`RecordError` names what is wrong. ``experiment``,
@@ -125,6 +122,21 @@ class Record:
                    dict(data["metrics"]), data)
 
 
+def read_record(path: Path) -> Record | None:
+    """The record at ``path``; ``None`` when there is none; :class:`RecordError` when it is damaged."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecordError(path, f"cannot be read ({e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RecordError(path, f"is not valid JSON ({e})") from None
+    return Record.from_json(path, data)
+
+
 class RecordStore:
     """The records under a results folder (``root``; default :func:`sbir_lib.core.config.results_root`)."""
 
@@ -141,32 +153,15 @@ class RecordStore:
     def rel(self, path: Path) -> str:
         return str(Path(path).relative_to(self.root))
 
-    def read(self, path: Path) -> Record | None:
-        """The record at ``path``; ``None`` when there is none; :class:`RecordError` when it is damaged."""
-        try:
-            text = Path(path).read_text()
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as e:
-            raise RecordError(path, f"cannot be read ({e})") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise RecordError(path, f"is not valid JSON ({e})") from None
-        return Record.from_json(path, data)
-
     def scan(self) -> tuple[list[Record], list[RecordError]]:
         """Every record, and every damaged file set aside (each error names its file and fix)."""
         good, bad = [], []
         for p in self.paths():
             try:
-                rec = self.read(p)
+                rec = read_record(p)
             except RecordError as e:
                 bad.append(e)
                 continue
             if rec is not None:
                 good.append(rec)
         return good, bad
-
-    def __iter__(self) -> Iterator[Record]:
-        return iter(self.scan()[0])

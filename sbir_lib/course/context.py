@@ -30,7 +30,7 @@ from typing import Any
 
 from sbir_lib.core import records as R
 from sbir_lib.core import config as _config
-from sbir_lib.core.profiles import DEFAULT_PROFILE, PROFILE_NAMES, Profile, as_profile
+from sbir_lib.core.profiles import DEFAULT_PROFILE, PROFILE_NAMES, as_profile
 from sbir_lib.data import datasets as D
 from sbir_lib.data import synthetic as S
 from sbir_lib.experiments import runner as E
@@ -216,9 +216,9 @@ class Course:
         if ds_key == "synthetic" and dataset in D.QMUL_NAMES and prof.real_data_only:
             return (f"{self.profile}-profile runs are recorded on the real data only, which is not under "
                     f"{_config.data_root()}: fetch it with {_config.download_command('qmul-' + dataset)}, then "
-                    f"record {them}{_where(prof)} with\n  "
+                    f"record {them}{prof.where} with\n  "
                     + E.run_command(experiment, dataset, rows, seeds, self.profile))
-        return f"record {them}{_where(prof)} with\n  " + E.run_command(experiment, ds_key, rows, seeds, self.profile)
+        return f"record {them}{prof.where} with\n  " + E.run_command(experiment, ds_key, rows, seeds, self.profile)
 
     def _path(self, experiment: str, ds_key: str, variant: str, seed: int):
         return R.record_path(_config.results_root(), experiment, ds_key, variant, seed, self.profile)
@@ -450,8 +450,3 @@ def setup(profile: str | None = None, dataset=_UNSET, seed=_UNSET, seeds=_UNSET,
                  "marked so) with the commands that record the rest")
     print(f"profile={profile}  " + "".join(f"{k}={v}  " for k, v in shown.items()) + f"device={dev}  ({what})")
     return ctx
-
-
-def _where(profile: Profile) -> str:
-    """`` on a GPU`` for a profile made for one (the commands notebooks print say where to run them)."""
-    return " on a GPU" if profile.device == "cuda" else ""

@@ -71,8 +71,8 @@ def record_command(ctx, experiment: str, dataset: str, rows, seeds) -> str:
         real = " --dataset ".join(d for d in DATASETS[experiment] if not d.startswith("synthetic"))
         return (f"{prof.name}-profile runs are recorded on the real data only, which is not under "
                 f"{_config.data_root()}: fetch it with python data_download.py --all, then record {them}"
-                f"{' on a GPU' if prof.device == 'cuda' else ''} with\n  {cmd(real)}")
-    return f"record {them}{' on a GPU' if prof.device == 'cuda' else ''} with\n  {cmd(dataset)}"
+                f"{prof.where} with\n  {cmd(real)}")
+    return f"record {them}{prof.where} with\n  {cmd(dataset)}"
 
 
 def may_train(ctx, dataset: str) -> bool:

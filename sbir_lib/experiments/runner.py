@@ -32,9 +32,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from sbir_lib.core import config as _config
-from sbir_lib.core.profiles import as_profile
 from sbir_lib.core.io import save_npy_atomic, torch_save_atomic, write_json_atomic
-from sbir_lib.core.store import RecordError, RecordStore
+from sbir_lib.core.store import RecordStore
 from sbir_lib.core.records import (
     as_stored,
     base_record,
@@ -51,9 +50,7 @@ from sbir_lib.data.synthetic import make_synthetic
 from sbir_lib.experiments import dase_mems, init_recipe
 from sbir_lib.experiments.spec import CLASSICAL, RunSpec, split_row  # noqa: F401  (re-exported)
 from sbir_lib.experiments.classical import run_classical_baseline
-from sbir_lib.losses import losses as L
 from sbir_lib.metrics.retrieval import metrics_of
-from sbir_lib.models import dssa as MD
 from sbir_lib.models.dssa import TABLE_VARIANTS
 from sbir_lib.training import triplet as T
 from sbir_lib.training.engine import seed_everything
@@ -255,7 +252,7 @@ class RunOptions:
 def _run_dase_mems(spec: RunSpec, o: RunOptions) -> dict:
     return dase_mems.run_one(spec.experiment, spec.dataset, spec.row, spec.seed, spec.profile.name,
                              device=o.device, root=o.root, results=o.results, force=o.force, progress=o.progress,
-                             log=o.log, dataset=o.dataset, overrides=o.overrides, init=spec.init.path)
+                             log=o.log, dataset=o.dataset, overrides=o.overrides, init=spec.init.given)
 
 
 def _run_classical(spec: RunSpec, o: RunOptions) -> dict:
@@ -276,13 +273,19 @@ def _run_classical(spec: RunSpec, o: RunOptions) -> dict:
     return rec
 
 
+def _overrides(spec: RunSpec, o: RunOptions) -> dict:
+    """TrainConfig options on top of the profile's: its experiment's (``curve``), then the caller's."""
+    return {**spec.profile.experiments.get(spec.experiment, {}), **o.overrides}
+
+
 def _train_config(spec: RunSpec, o: RunOptions) -> tuple[T.TrainConfig, str | None]:
     """The training configuration of a DSSA run, and what chose its fine-tuning recipe (``None``: nothing)."""
-    extra = {**spec.profile.experiments.get(spec.experiment, {}), **o.overrides}
+    extra = _overrides(spec, o)
     chosen_on = None
-    if spec.experiment == "pretrain" and spec.init.kind != "untrained" and split_row(spec.row)[1] in init_recipe.INITS:
+    init_name = split_row(spec.row)[1]
+    if spec.experiment == "pretrain" and init_name in init_recipe.INITS:
         # the fine-tuning recipe of this init, chosen on a validation split (issue [init]); explicit overrides win
-        recipe, chosen_on = init_recipe.chosen_overrides(split_row(spec.row)[1], spec.variant, spec.profile.name)
+        recipe, chosen_on = init_recipe.chosen_overrides(init_name, spec.variant, spec.profile.name)
         extra = {**recipe, **extra}
     cfg = T.profile_config(spec.profile, variant=spec.variant, seed=spec.seed, init=spec.init.config_value, **extra)
     return cfg, chosen_on
@@ -343,8 +346,7 @@ def _run_untrained(spec: RunSpec, o: RunOptions) -> dict:
     scratch with the seed (the authors' initialisers), evaluated without a single training step."""
     out, device = spec.record_path(o.results), o.device
     t0 = time.perf_counter()
-    extra = {**spec.profile.experiments.get(spec.experiment, {}), **o.overrides}
-    cfg = T.profile_config(spec.profile, variant=spec.variant, seed=spec.seed, **extra)
+    cfg = T.profile_config(spec.profile, variant=spec.variant, seed=spec.seed, **_overrides(spec, o))
     seed_everything(cfg.seed)
     model, energy = T.build_network(cfg, device)
     ev = T.evaluate(model.eval(), energy.eval(), o.dataset.test, cfg.test_views, device, cfg.amp)
@@ -437,7 +439,7 @@ def collect(results=None, experiment: str | None = None, dataset: str | None = N
         log(f"left out: {err}")
     for r in records:
         p, rec = r.path, r.data
-        if rec.get("partial") and not include_partial:
+        if r.partial and not include_partial:
             continue
         if experiment and rec.get("experiment") != experiment and p.parts[-4] != experiment:
             continue
@@ -510,13 +512,10 @@ def verify(results=None, log=print) -> dict[str, list]:
     store = RecordStore(results)
     results = store.root
     out: dict[str, list] = {"ok": [], "mismatch": [], "not_recomputable": [], "damaged": []}
-    for p in store.paths():
-        rel = str(p.relative_to(results))
-        try:
-            rec = load_record(p)
-        except RecordError as e:
-            out["damaged"].append((rel, str(e)))
-            continue
+    records, damaged = store.scan()
+    out["damaged"] = [(store.rel(e.path), str(e)) for e in damaged]
+    for r in records:
+        p, rec, rel = r.path, r.data, store.rel(r.path)
         if rec.get("recomputable") is False:
             out["not_recomputable"].append((rel, rec.get("not_recomputable_reason", "marked so")))
             continue

@@ -45,6 +45,8 @@ class Init:
     kind: InitKind = "scratch"
     name: str | None = None
     path: str | None = None
+    #: the ``--init`` text as given (``None``: not given); DASE/MEMS runs validate it in their own config
+    given: str | None = None
 
     @property
     def config_value(self) -> str | None:
@@ -57,13 +59,14 @@ class Init:
     def of(cls, row_init: str | None, explicit: str | None, profile: Profile) -> "Init":
         """The init of a row ``variant@row_init`` run with ``--init explicit`` (``None``: not given)."""
         if row_init == "untrained":
-            return cls("untrained")
+            return cls("untrained", given=explicit)
         if explicit is not None and explicit != "scratch":
-            return cls("imagenet") if explicit == "imagenet" else cls("file", path=str(explicit))
+            return (cls("imagenet", given=explicit) if explicit == "imagenet"
+                    else cls("file", path=str(explicit), given=explicit))
         if row_init is None:
-            return cls("scratch")
+            return cls("scratch", given=explicit)
         if row_init == "imagenet":
-            return cls("imagenet")
+            return cls("imagenet", given=explicit)
         ckpt = init_checkpoint(row_init, profile)
         if not ckpt.exists():
             raise FileNotFoundError(
@@ -71,7 +74,7 @@ class Init:
                 f"python -m sbir_lib.training.pretrain run --profile {profile.name} --init-name {row_init}")
         root = _config.repo_root()
         shown = str(ckpt.relative_to(root)) if root and ckpt.is_relative_to(root) else str(ckpt)
-        return cls("checkpoint", name=row_init, path=shown)
+        return cls("checkpoint", name=row_init, path=shown, given=explicit)
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,7 @@ class RunSpec:
         """Parse ``row`` and ``init`` once (the entry point's job) into a spec its runner reads."""
         prof = as_profile(profile)
         if experiment in dase_mems.EXPERIMENTS:  # its own inits (RunConfig.init), checked by its runner
-            return cls(experiment, dataset, row, int(seed), prof, Init("file", path=init) if init else Init(),
-                       "dase_mems")
+            return cls(experiment, dataset, row, int(seed), prof, Init.of(None, init, prof), "dase_mems")
         if row in CLASSICAL:
             return cls(experiment, dataset, row, int(seed), prof, Init(), "classical")
         the_init = Init.of(split_row(row)[1], init, prof)

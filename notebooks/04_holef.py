@@ -180,9 +180,9 @@ print(f"chance level (random ranking of {n_gallery} edge maps): acc@1 = {100 / n
 # %%
 import matplotlib.pyplot as plt
 
-from sbir_lib.models import dssa as MD
+from sbir_lib.core import tablespec as TS
 
-recs = {key: ctx.record("table5", ctx.dataset_name, v, partial=True) for key, v in MD.TABLE_ROWS["table5"].items()}
+recs = {r.key: ctx.record("table5", ctx.dataset_name, r.networks[0], partial=True) for r in TS.get("table5").rows}
 if any(r is not None for r in recs.values()):
     fig, ax = plt.subplots(figsize=(5, 3))
     for key, r in recs.items():

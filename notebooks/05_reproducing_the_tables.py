@@ -37,8 +37,8 @@
 #
 # The paper reports one number per cell, without a spread. Differences are coloured: green where ours is
 # higher, red where lower, stronger for larger gaps. Every number comes from the records in `results/`
-# (written by `python -m sbir_lib.experiments run ...`) and the paper's numbers from `sbir_lib/report/paper.py`, their
-# only home; the tables are built by `sbir_lib.report.tables`.
+# (written by `python -m sbir_lib.experiments run ...`) and the paper's numbers from the table registry
+# `sbir_lib/core/tablespec.py`, their only home; the tables are built by `sbir_lib.report.tables`.
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p profile full). None: the environment variable, else the default;
@@ -52,22 +52,22 @@ ctx = course.setup(profile)
 
 # %%
 from sbir_lib.core import plotting as P
+from sbir_lib.core import tablespec as TS
 from sbir_lib.data.datasets import QMUL_COUNTS
 from sbir_lib.report import claims, reproduction
 from sbir_lib.report import figures as FG
-from sbir_lib.report import paper as PAPER
 from sbir_lib.report import tables as TB
 
 # %% [markdown]
 # ## Which cells, which runs
 #
-# Each row of a paper table is a *variant* of the network (`sbir_lib.models.dssa.TABLE_ROWS`); Tables 3 and 4
+# Each row of a paper table is a *variant* of the network (each table's `TableSpec` in `sbir_lib.core.tablespec` names them); Tables 3 and 4
 # have two variants per row (with / without attention, with / without shortcut). Identical configurations
 # are trained once and shared between tables by the runner.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for t in TB.TABLES:
+for t in TS.keys():
     cs = TB.cells(t, "shoes")
     variants = sorted({c.variant for c in cs if c.variant})
     print(f"{t}: {len(cs)} cells per dataset, {len(variants)} variants: {', '.join(variants)}")
@@ -79,7 +79,7 @@ for t in TB.TABLES:
 # %%
 # NBVAL_CHECK_OUTPUT
 for name, (n_train, n_test) in QMUL_COUNTS.items():
-    print(f"{PAPER.DATASET_TITLES[name]}: {n_test} test queries -> one query = {100 / n_test:.2f} points of acc@K")
+    print(f"{TS.DATASET_TITLES[name]}: {n_test} test queries -> one query = {100 / n_test:.2f} points of acc@K")
 
 # %% [markdown]
 # Now the runs of this notebook's profile. In the `quick` profile a missing run is trained here (a tiny run,
@@ -194,11 +194,11 @@ if ctx.profile == "full":
 elif len(full_inventory) == 0:
     full_long = []
     print("No full-profile records yet. Record them on a GPU with (exactly the cells of each table):")
-    for t in TB.TABLES:
+    for t in TS.keys():
         for cmd in TB.missing_commands(TB.long_table(t, profile="full"), "full"):
             print("  " + cmd)
 else:
-    full_long = [TB.show(t, profile="full") for t in TB.TABLES]
+    full_long = [TB.show(t, profile="full") for t in TS.keys()]
 
 # %% [markdown]
 # The same comparison at a glance: every cell that has a run, ours against the paper's (error bars: the

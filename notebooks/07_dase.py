@@ -173,9 +173,9 @@ print(pd.DataFrame(params).T.to_string())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-name = dase_lab.dataset_for("dase_sketchy")
+name = dase_lab.dataset_for("dase_sketchy", packed=ctx.sketchy_pack)
 cfg = dase_lab.lecture_configs(ctx.profile)  # {"plain": plain_softmax's config, "dase": dase_softmax's}
-data = dase_mems.load_data("dase_sketchy", name, ctx.profile, cfg=cfg["dase"])
+data = dase_mems.load_data("dase_sketchy", name, ctx.profile, packed=ctx.sketchy_pack, cfg=cfg["dase"])
 pd.Series(data.summary(), name=name).to_frame()
 
 # %%

@@ -222,7 +222,7 @@ plt.show()
 # (`sbir_lib.course.dase_lab.record`). Cells: mean ± std over seeds, in percent, with the number of seeds.
 
 # %%
-sketchy = dase_lab.dataset_for("dase_sketchy")
+sketchy = dase_lab.dataset_for("dase_sketchy", packed=ctx.sketchy_pack)
 runs = dase_lab.records_frame(ctx, "dase_sketchy", sketchy)
 print(f"{len(runs)} runs; profile {ctx.profile}; init {sorted(set(runs['init']))}; "
       f"iterations {sorted(set(runs['iterations']))}")

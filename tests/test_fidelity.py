@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from sbir_lib.core import records as R
-from sbir_lib.experiments import dase_mems as DM
 from sbir_lib.experiments import grid as G
 from sbir_lib.losses import losses as L
 from sbir_lib.models import dssa as MD
@@ -141,7 +140,6 @@ def test_frozen_and_cache_verdict_rules():
 def test_cache_rows_read_the_grid_and_recipe_settings():
     rows = by_setting(fidelity.rows())
     from sbir_lib.experiments import cache_views as CV
-    from sbir_lib.experiments import init_recipe as IR
 
     assert rows["frozen trunk per step (table rows, GPU grid)"].same == fidelity.cache_verdict(
         list(CV.CANDIDATES) + [CV.DEFAULT_VIEWS])

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from sbir_lib.losses import losses
 from sbir_lib.models import dssa as models
-from sbir_lib.models.dssa import (DSSANet, SketchANet, SpatialAttention, TABLE_ROWS, TABLE_VARIANTS, VARIANTS,
+from sbir_lib.models.dssa import (DSSANet, SketchANet, SpatialAttention, VARIANTS,
                              VariantConfig, count_parameters, get_variant)
 from sbir_lib.models.sketchanet_init import TF_INPUT_SCALE, load_sketchanet_init
 
@@ -238,38 +238,6 @@ def test_variant_embed_dims_and_losses():
         assert cfg.embed_dim == (512 if cfg.cff else 256), name
         assert losses.make_energy(cfg.energy, cfg.embed_dim).name == cfg.energy
     assert get_variant("full") == VariantConfig()  # defaults are the full model
-
-
-def test_table_variants_registry():
-    for table, names in TABLE_VARIANTS.items():
-        for n in names:
-            assert n in VARIANTS, (table, n)
-    assert set(TABLE_VARIANTS) == {"table1", "table2", "table3", "table4", "table5"}
-    used = {n for names in TABLE_VARIANTS.values() for n in names}
-    assert used == set(VARIANTS)
-    for table, rows in TABLE_ROWS.items():
-        for row, v in rows.items():
-            vs = v if isinstance(v, tuple) else (v,)
-            assert all(x in TABLE_VARIANTS[table] for x in vs), (table, row)
-    # Table 3 column pairs differ only in attention, Table 4 only in the shortcut.
-    for with_v, without_v in TABLE_ROWS["table3"].values():
-        assert get_variant(with_v).replace(attention=False) == get_variant(without_v)
-    for with_v, without_v in TABLE_ROWS["table4"].values():
-        assert get_variant(with_v).replace(shortcut=False) == get_variant(without_v)
-    # Table 5 rows differ only in the loss.
-    losses_t5 = {get_variant(v).energy for v in TABLE_ROWS["table5"].values()}
-    assert losses_t5 == set(models.ENERGIES)
-
-
-def test_paper_row_keys_match():
-    paper = pytest.importorskip("sbir_lib.report.paper")
-    for table in ("table1", "table2", "table3", "table4", "table5"):
-        data = paper.TABLES[table]
-        for ds_rows in data.values():
-            for row in ds_rows:
-                if table == "table1" and row not in TABLE_ROWS["table1"]:
-                    continue  # classical baselines
-                assert row in TABLE_ROWS[table], (table, row)
 
 
 def test_bad_config_values_rejected():

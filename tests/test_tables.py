@@ -10,7 +10,7 @@ from sbir_lib.experiments import runner as E
 from sbir_lib.models import dssa as MD
 from sbir_lib.report import claims as C
 from sbir_lib.report import cli
-from sbir_lib.report import paper as P
+from sbir_lib.core import tablespec as TS
 from sbir_lib.report import reproduction as RP
 from sbir_lib.report import tables as T
 
@@ -35,13 +35,13 @@ def write(results, exp, ds, variant, seed, profile, acc1, acc10=None, device="NV
 
 def test_cells_follow_paper_and_table_rows():
     c3 = T.cells("table3", "chairs")
-    assert len(c3) == 2 * len(P.TABLE3["chairs"])
+    assert len(c3) == 2 * len(TS.TABLE3.rows)
     base_with = next(c for c in c3 if c.row == "base" and c.column == "with attention")
-    assert base_with.variant == MD.TABLE_ROWS["table3"]["base"][0]
-    assert base_with.paper == P.TABLE3["chairs"]["base"][0] and base_with.metric == "acc@1"
+    assert base_with.variant == TS.TABLE3.network("base", 0) == "base+att"
+    assert base_with.paper == TS.TABLE3.paper("chairs", "base")[0] == 74.23 and base_with.metric == "acc@1"
     c1 = {(c.row, c.column): c for c in T.cells("table1", "handbags")}
     assert c1[("dense_hog_ranksvm", "acc@10")].variant == "dense_hog_ranksvm"
-    assert c1[("dense_hog_ranksvm", "acc@10")].paper == P.TABLE1["handbags"]["dense_hog_ranksvm"][1]
+    assert c1[("dense_hog_ranksvm", "acc@10")].paper == TS.TABLE1.paper("handbags", "dense_hog_ranksvm")[1]
     assert c1[("isn_deep_ranksvm", "acc@1")].variant is None  # no reproduction
     assert all(c.paper is None for c in T.cells("table2", "synthetic"))
     with pytest.raises(ValueError, match="allowed: table1"):
@@ -54,21 +54,20 @@ def test_table2_rows_are_the_table3_cells_their_paper_values_equal():
     attention), so the candidates are intersected over the three datasets: exactly one network must remain,
     and it must be the Table 2 row's key (keys are variant names) and its ``TABLE_ROWS`` variant."""
     derived = {}
-    for row in P.TABLE2["shoes"]:
+    for row in [r.key for r in TS.TABLE2.rows]:
         candidates = None
-        for ds in P.DATASETS:
-            acc1 = P.TABLE2[ds][row][0]
-            here = {MD.TABLE_ROWS["table3"][r3][col] for r3, cols in P.TABLE3[ds].items()
-                    for col, value in enumerate(cols) if value == acc1}
+        for ds in TS.DATASETS:
+            acc1 = TS.TABLE2.paper(ds, row)[0]
+            here = {r3.networks[col] for r3 in TS.TABLE3.rows
+                    for col, value in enumerate(r3.paper[ds]) if value == acc1}
             assert here, f"Table 2 {row!r} on {ds} ({acc1}) is no cell of Table 3"
             candidates = here if candidates is None else candidates & here
         assert len(candidates) == 1, f"Table 2 {row!r}: Table 3 leaves {sorted(candidates)}"
         derived[row] = candidates.pop()
     assert derived == {"base": "base", "base+att+cff": "base+att+cff", "base+holef": "base+holef", "full": "full"}
     for row, variant in derived.items():
-        assert row == variant and MD.TABLE_ROWS["table2"][row] == variant
-    assert MD.TABLE_VARIANTS["table2"] == list(derived.values())
-    assert set(P.TABLE2_LABELS) == set(derived) and all(set(P.TABLE2[ds]) == set(derived) for ds in P.DATASETS)
+        assert row == variant and TS.TABLE2.network(row) == variant
+    assert TS.TABLE2.networks() == list(derived.values())
     # the HOLEF row is the network without attention: its Table 3 cell is the "without attention" column
     assert not MD.get_variant(derived["base+holef"]).attention and MD.get_variant(derived["base+holef"]).energy == "holef"
     assert {c.variant for c in T.cells("table2", "chairs")} == set(derived.values())
@@ -84,7 +83,7 @@ def test_long_table_mean_std_diff_and_profiles(tmp_path):
     assert base1["n"] == 3 and base1["seeds"] == "0,1,2"
     assert base1["mean"] == pytest.approx(np.mean(vals))
     assert base1["std"] == pytest.approx(np.std(vals, ddof=1))
-    assert base1["diff"] == pytest.approx(np.mean(vals) - P.TABLE2["shoes"]["base"][0])
+    assert base1["diff"] == pytest.approx(np.mean(vals) - TS.TABLE2.paper("shoes", "base")[0])
     assert base1["ours"] == f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1):.2f} (3 seeds)"
     full1 = lt[(lt["variant"] == "full") & (lt["column"] == "acc@1")].iloc[0]
     assert full1["status"] == "not run" and full1["ours"] == "—" and math.isnan(full1["diff"])
@@ -135,9 +134,9 @@ def test_claims_frame_reads_the_claims_table(tmp_path):
     cf = C.claims_frame(["chairs"], "full", tmp_path)
     row = cf[cf["claim"] == "CFF (with attention) improves over Base"].iloc[0]
     assert row["verdict"] == "holds" and row["n"] == "3/3"
-    assert row["paper diff"] == pytest.approx(P.TABLE2["chairs"]["base+att+cff"][0] - P.TABLE2["chairs"]["base"][0])
+    assert row["paper diff"] == pytest.approx(TS.TABLE2.paper("chairs", "base+att+cff")[0] - TS.TABLE2.paper("chairs", "base")[0])
     assert set(cf[cf["table"] == "table4"]["verdict"]) == {"not run"}
-    assert len(cf[cf["table"] == "table3"]) == len(MD.TABLE_ROWS["table3"])
+    assert len(cf[cf["table"] == "table3"]) == len(TS.TABLE3.rows)
     html = C.style_claims(cf).to_html()
     assert "holds" in html
 
@@ -166,8 +165,8 @@ def test_reproduction_markdown_on_partial_records(tmp_path):
     (tmp_path / "benchmarks" / "b.json").write_text(
         '{"device": "NVIDIA H100 80GB HBM3", "variant": "full", "batch_size": 128, "engine_triplets_per_s": 7000.5}')
     md = RP.reproduction_markdown("full", tmp_path)
-    for t in T.TABLES:
-        assert T.TITLES[t] in md
+    for t in TS.TABLES.values():
+        assert t.title in md
     assert "not run" in md and "60.50 ± 0.71 (2 seeds)" in md
     assert "ISN Deep + rankSVM" in md and "7000.5" in md
     assert ("--experiment table5 --dataset handbags --rows base+att+cff base+att+cff+weighted_euclidean "
@@ -201,7 +200,7 @@ def test_report_modules_import_only_downward():
     import ast
     from pathlib import Path
 
-    order = ["paper", "fidelity", "tables", "claims", "reproduction", "cli"]
+    order = ["fidelity", "tables", "claims", "reproduction", "cli"]
     folder = Path(T.__file__).parent
     for i, name in enumerate(order):
         tree = ast.parse((folder / f"{name}.py").read_text())

@@ -34,8 +34,8 @@ from sbir_lib.core.profiles import DEFAULT_PROFILE, PROFILE_NAMES, as_profile
 from sbir_lib.data import datasets as D
 from sbir_lib.data import synthetic as S
 from sbir_lib.experiments import runner as E
-from sbir_lib.models import dssa as MD
-from sbir_lib.report import paper as P
+from sbir_lib.core import tablespec as TS
+from sbir_lib.data.pack import PACK_ENV
 from sbir_lib.report import tables as TB
 from sbir_lib.training.triplet import seed_everything
 
@@ -151,6 +151,7 @@ class Course:
     train_missing: bool = True
     dataset_name: str = "shoes"  # the QMUL dataset a lecture notebook shows (``all``: every one, notebook 06)
     explicit_seeds: list[int] | None = None  # the ``seeds`` parameter, when given
+    sketchy_pack: str | None = None  # a Sketchy-mini pack to read instead of the folders ($SBIR_SKETCHY_PACK)
     _datasets: dict = field(default_factory=dict, repr=False)
     _noted: set = field(default_factory=set, repr=False)
 
@@ -318,8 +319,8 @@ class Course:
 
         The runs are first made available through :meth:`record` (missing quick runs are trained
         here); the numbers then come from :func:`sbir_lib.report.tables.long_table` (the one place that pairs
-        records with :mod:`sbir_lib.report.paper`; notebook 05 shows its full, styled tables). ``keys``: row
-        keys of ``sbir_lib.report.paper.TABLE<n>`` (default: every row with a deep-model variant). Tables 1, 2
+        records with the table registry :mod:`sbir_lib.core.tablespec`; notebook 05 shows its full, styled tables). ``keys``: row
+        keys of the table's :class:`~sbir_lib.core.tablespec.TableSpec` (default: every row with a deep-model variant). Tables 1, 2
         and 5 give ``ours``/``paper`` acc@1 and acc@10 per row; Tables 3 and 4 (acc@1 only) give one
         line per (row, column), the columns being with/without attention or shortcut. ``ours`` is the
         mean over ``seeds`` (default :attr:`seeds`); ``NaN`` where nothing is recorded, and one printed
@@ -330,20 +331,19 @@ class Course:
         """
         import pandas as pd
 
-        if experiment not in P.TABLES:
-            raise ValueError(f"experiment must be one of {', '.join(P.TABLES)}; got {experiment!r}")
-        if dataset not in P.TABLES[experiment]:
-            raise ValueError(f"dataset must be one of {', '.join(P.TABLES[experiment])}; got {dataset!r}")
-        rows_map = MD.TABLE_ROWS[experiment]
-        keys = list(keys) if keys is not None else [k for k in P.TABLES[experiment][dataset] if k in rows_map]
-        bad = [k for k in keys if k not in rows_map]
+        spec = TS.get(experiment)
+        if dataset not in spec.datasets():
+            raise ValueError(f"dataset must be one of {', '.join(spec.datasets())}; got {dataset!r}")
+        deep = [r.key for r in spec.rows if r.kind == "dssa"]
+        keys = list(keys) if keys is not None else deep
+        bad = [k for k in keys if k not in deep]
         if bad:
-            raise ValueError(f"unknown row(s) {bad} of {experiment}; allowed: {', '.join(rows_map)}")
+            raise ValueError(f"unknown row(s) {bad} of {experiment}; allowed: {', '.join(deep)}")
         seeds = list(seeds or self.seeds)
         ds_key = self.dataset_key(dataset)
         synthetic = ds_key == "synthetic"
-        two_settings = experiment in ("table3", "table4")
-        variants = list(dict.fromkeys(v for k in keys for v in (rows_map[k] if two_settings else (rows_map[k],))))
+        two_settings = spec.layout == "settings"
+        variants = list(dict.fromkeys(v for k in keys for v in spec.row(k).networks))
         if self.may_train(ds_key):
             for v in variants:
                 for sd in seeds:
@@ -377,7 +377,7 @@ class Course:
                                 "ours acc@1": c["mean"], "paper acc@1": c["paper"], "seeds": int(c["n"])})
             else:
                 by = sub.set_index("metric")
-                out.append({"row": by["label"].iloc[0], "variant": rows_map[k],
+                out.append({"row": by["label"].iloc[0], "variant": spec.network(k),
                             "ours acc@1": by.loc["acc@1", "mean"], "paper acc@1": by.loc["acc@1", "paper"],
                             "ours acc@10": by.loc["acc@10", "mean"], "paper acc@10": by.loc["acc@10", "paper"],
                             "seeds": int(by["n"].min())})
@@ -439,6 +439,7 @@ def setup(profile: str | None = None, dataset=_UNSET, seed=_UNSET, seeds=_UNSET,
     seed_everything(sd)
     train_missing = prof.on_device(dev.type)
     ctx = Course(profile=profile, device=dev, seed=sd, train_missing=train_missing, dataset_name=name,
+                 sketchy_pack=os.environ.get(PACK_ENV) or None,
                  explicit_seeds=explicit)
     if seeds is not _UNSET:
         shown["seeds"] = ",".join(map(str, ctx.seeds))

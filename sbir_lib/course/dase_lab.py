@@ -12,7 +12,6 @@ import hashlib
 import inspect
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +27,6 @@ from sbir_lib.core.records import load_record, record_path
 from sbir_lib.models import dase as DA
 from sbir_lib.data import datasets as D
 from sbir_lib.losses import losses as L
-from sbir_lib.data.pack import PACK_ENV
 from sbir_lib.experiments.dase_mems import DATASETS, EXPERIMENTS, LEVEL, ROW_BLOCKS, profile_config, run_one
 from sbir_lib.training import class_pairs
 from sbir_lib.training.class_pairs import LOSSES
@@ -37,9 +35,11 @@ from sbir_lib.metrics.geometry import class_separation
 from sbir_lib.report import claims
 from sbir_lib.report.tables import styled
 
-def dataset_for(experiment: str, name: str | None = None, root=None, note: Callable[[str], None] | None = None) -> str:
+def dataset_for(experiment: str, name: str | None = None, root=None, note: Callable[[str], None] | None = None,
+                packed: str | None = None) -> str:
     """The dataset an experiment's notebook uses: ``name`` (default: the first real one) when its data is
-    under the data root, else the synthetic stand-in, with a visible note that names the download command."""
+    under the data root (or, for Sketchy-mini, in the pack ``packed``: ``ctx.sketchy_pack``), else the synthetic
+    stand-in, with a visible note that names the download command."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; allowed: {', '.join(EXPERIMENTS)}")
     name = name or DATASETS[experiment][0]
@@ -47,8 +47,7 @@ def dataset_for(experiment: str, name: str | None = None, root=None, note: Calla
         raise ValueError(f"unknown dataset {name!r} for {experiment}; allowed: {', '.join(DATASETS[experiment])}")
     if name.startswith("synthetic"):
         return name
-    packed = name == "sketchy_mini" and os.environ.get(PACK_ENV)
-    if packed or D.real_data_available(name, root):
+    if (name == "sketchy_mini" and packed) or D.real_data_available(name, root):
         return name
     synth = "synthetic_categories" if LEVEL[experiment] == "category" else "synthetic"
     reg = "sketchy-mini" if name == "sketchy_mini" else f"qmul-{name}"
@@ -178,7 +177,8 @@ def record(ctx, experiment: str, dataset: str, row: str, seed: int | None = None
         if not quiet:
             print(f"not recorded: {path.relative_to(results)}; {why}, then\n  {command}")
         return None
-    return run_one(experiment, dataset, row, seed, ctx.profile, device=ctx.device, results=results, **kw)
+    return run_one(experiment, dataset, row, seed, ctx.profile, device=ctx.device, results=results,
+                   packed=ctx.sketchy_pack, **kw)
 
 def missing_weights(experiment: str, profile: str) -> str | None:
     """Why ``experiment`` cannot train here (its ImageNet weights are not installed), or ``None``."""

@@ -48,18 +48,18 @@ def _nb07(profile: str, log: Callable[[str], None]) -> str:
     from sbir_lib.experiments import dase_mems
 
     ctx = context.setup(profile)
-    name = dase_lab.dataset_for("dase_sketchy", note=log)
+    name = dase_lab.dataset_for("dase_sketchy", note=log, packed=ctx.sketchy_pack)
     if not dase_lab.may_train(ctx, name):
         return "nothing to train (notebook 07 shows the recorded runs)"
     cfg = dase_lab.lecture_configs(ctx.profile)
-    data = dase_mems.load_data("dase_sketchy", name, ctx.profile, cfg=cfg["dase"])
+    data = dase_mems.load_data("dase_sketchy", name, ctx.profile, packed=ctx.sketchy_pack, cfg=cfg["dase"])
     _, how = dase_lab.lecture_networks(cfg, data, ctx.device, log=log)
     return ", ".join(f"{b}: {h}" for b, h in how.items())
 
 
 def _nb09(profile: str, log: Callable[[str], None]) -> str:
     from sbir_lib.course import context, query, sketchpad
-    from sbir_lib.report import paper
+    from sbir_lib.core import tablespec as paper
 
     ctx = context.setup(profile, dataset=None)
     if not ctx.train_missing:

@@ -45,9 +45,7 @@ from sbir_lib.core import config as _config
 from sbir_lib.core import records as R
 from sbir_lib.core.io import build_lock, torch_save_atomic
 from sbir_lib.data import augment as AUG
-from sbir_lib.losses import losses as L
 from sbir_lib.metrics import retrieval as M
-from sbir_lib.models import dssa as MD
 from sbir_lib.training import triplet as T
 
 #: a pixel darker than half grey is ink (the threshold of :func:`sbir_lib.core.plotting.ink_overlay`)

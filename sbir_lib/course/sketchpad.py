@@ -25,7 +25,7 @@ from sbir_lib.core.plotting import overlay_attention, show_image
 from sbir_lib.course import query as Q
 from sbir_lib.data.augment import center_crop
 from sbir_lib.metrics import retrieval as M
-from sbir_lib.report import paper as P
+from sbir_lib.core import tablespec as P
 
 #: a finished stroke waits this long (seconds) for the next one before the query runs
 DEBOUNCE_S = 0.4

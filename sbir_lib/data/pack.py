@@ -14,7 +14,7 @@ Two kinds:
     int64 ``sketch_labels`` (training sketches first, then test) and ``photo_labels``. Header: ``name``,
     ``size``, ``quality``, ``source``, ``split``, ``categories``, ``n_train``, ``sketch_names``,
     ``photo_names``. Written by ``python -m sbir_lib.experiments pack --out PATH.npz``;
-    ``$SBIR_SKETCHY_PACK=PATH`` (or ``run --packed PATH``) makes every Sketchy-mini loader read it.
+    ``$SBIR_SKETCHY_PACK=PATH`` (or ``run --packed PATH``) makes every Sketchy-mini loader read it: read once at the entry points (the CLI, ``course.setup``: ``ctx.sketchy_pack``) and passed down.
 ``pretrain`` (:func:`sbir_lib.training.pretrain_data.pack` / :func:`sbir_lib.training.pretrain_data.load_packed`)
     Pretraining data, compressed: uint8 ``sketches``, ``test_sketches`` and precomputed photo ``edges``
     ``[N, H, W]``, int16 ``sketch_labels``, ``test_labels``, ``edge_labels``. Header: ``source``, ``split``,

@@ -143,15 +143,14 @@ def _run(ap, args) -> int:
     dsa_only = [o for o, v in (("--arch", args.arch), ("--packed", args.packed)) if v]
     if dsa_only and not all(e in dase_mems.EXPERIMENTS for e in exps):
         ap.error(f"{', '.join(dsa_only)} apply to the DASE/MEMS experiments ({', '.join(dase_mems.EXPERIMENTS)}) only")
-    if args.packed:
-        os.environ[PACK_ENV] = args.packed
     profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()
     overrides = {k: v for k, v in (("iterations", args.iterations), ("arch", args.arch)) if v}
     for exp in exps:
         real = [d for d in runner.datasets_of(exp) if not d.startswith("synthetic")]
         runner.run([exp], args.dataset or real, args.seeds, profile, rows=args.rows, device=args.device,
                    root=args.root, results=args.results, force=args.force, init=args.init,
-                   overrides=overrides or None, progress=not args.no_progress)
+                   overrides=overrides or None, progress=not args.no_progress,
+                   packed=args.packed or os.environ.get(PACK_ENV) or None)
     return 0
 
 

@@ -25,7 +25,7 @@ distance files alone, and the abstract's two geometric claims measured on the te
 
 from __future__ import annotations
 
-import os
+import functools
 import time
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from sbir_lib.core.records import (
     write_record,
 )
 from sbir_lib.data import datasets as D
-from sbir_lib.data.pack import PACK_ENV, load_packed
+from sbir_lib.data.pack import load_packed
 from sbir_lib.data.paired import (
     PairedData,
     every_kth_category,
@@ -95,16 +95,15 @@ def profile_config(experiment: str, profile: "str | Profile", row: str, seed: in
     return engine.profile_config(RunConfig, as_profile(profile).dase_mems[experiment], blocks=blocks, loss=loss, seed=seed,
                                  **overrides)
 
-_CACHE: dict = {}
-
 def load_data(experiment: str, dataset_name: str, profile: str, root=None, packed: str | None = None,
               cfg: RunConfig | None = None) -> PairedData:
-    """The :class:`PairedData` of an experiment's dataset at the profile's input size (cached).
+    """The :class:`PairedData` of an experiment's dataset at the profile's input size (the last one read is
+    kept: :func:`_read_data`).
 
-    ``dase_sketchy``: ``sketchy_mini`` (from ``packed`` / ``$SBIR_SKETCHY_PACK`` when given, else the
-    folders; a missing folder raises with the download command) or ``synthetic_categories``. ``dase_qmul``:
-    ``shoes`` | ``chairs`` | ``handbags`` (real data; missing data raises with the download command) or
-    ``synthetic``.
+    ``dase_sketchy``: ``sketchy_mini`` (from the pack ``packed`` when given: the CLI's ``--packed``, a
+    notebook's ``ctx.sketchy_pack``; else the folders; a missing folder raises with the download command) or
+    ``synthetic_categories``. ``dase_qmul``: ``shoes`` | ``chairs`` | ``handbags`` (real data; missing data
+    raises with the download command) or ``synthetic``.
     """
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; allowed: {', '.join(EXPERIMENTS)}")
@@ -112,40 +111,38 @@ def load_data(experiment: str, dataset_name: str, profile: str, root=None, packe
         raise ValueError(f"unknown dataset {dataset_name!r} for {experiment}; allowed: "
                          f"{', '.join(DATASETS[experiment])}")
     cfg = cfg or profile_config(experiment, profile, EXPERIMENTS[experiment][0])
-    packed = packed or os.environ.get(PACK_ENV) or None
-    key = (experiment, dataset_name, cfg.input_size, cfg.n_categories, str(_config.data_root(root)),
-           packed if dataset_name == "sketchy_mini" else None)
-    if key in _CACHE:
-        return _CACHE[key]
+    return _read_data(experiment, dataset_name, cfg.input_size, cfg.n_categories, str(_config.data_root(root)),
+                      packed if dataset_name == "sketchy_mini" else None)
+
+
+@functools.lru_cache(maxsize=1)  # one dataset in memory (the full profile's is ~0.6 GB)
+def _read_data(experiment: str, dataset_name: str, input_size: int, n_categories: int | None, root: str,
+               packed: str | None) -> PairedData:
     if experiment == "dase_qmul":
         if dataset_name == "synthetic":
-            out = qmul_instances(make_synthetic(seed=0))
-        else:
-            out = qmul_instances(D.load_qmul(dataset_name, root, photos=False))
-    elif dataset_name == "synthetic_categories":
-        out = sketchy_split(make_synthetic_categories(n_classes=12, per_class=20, n_test_per_class=5,
-                                                      photos_per_class=20, size=cfg.input_size, seed=0))
+            return qmul_instances(make_synthetic(seed=0))
+        return qmul_instances(D.load_qmul(dataset_name, root, photos=False))
+    if dataset_name == "synthetic_categories":
+        return sketchy_split(make_synthetic_categories(n_classes=12, per_class=20, n_test_per_class=5,
+                                                       photos_per_class=20, size=input_size, seed=0))
+    if packed:
+        cds = load_packed(packed, size=input_size)
+        if n_categories:
+            cds = subset_categories(cds, cds.categories[::n_categories])
     else:
-        if packed:
-            cds = load_packed(packed, size=cfg.input_size)
-            if cfg.n_categories:
-                keep = cds.categories[::cfg.n_categories]
-                cds = subset_categories(cds, keep)
-        else:
-            cats = every_kth_category(root, cfg.n_categories) if cfg.n_categories else None
-            cds = D.load_sketchy_mini(root, size=cfg.input_size, categories=cats)
-        out = sketchy_split(cds)
-    _CACHE.clear()  # keep one dataset in memory (the full profile's is ~0.6 GB)
-    _CACHE[key] = out
-    return out
+        cats = every_kth_category(root, n_categories) if n_categories else None
+        cds = D.load_sketchy_mini(root, size=input_size, categories=cats)
+    return sketchy_split(cds)
+
 
 def _base_record(experiment, data: PairedData, row, seed, profile, device) -> dict:
     return base_record(experiment, data.name, data.source, row, seed, profile, device,
                        n_queries=len(data.test_sketches), n_gallery=len(data.gallery))
 
-def _as_paired(experiment: str, dataset_name: str, profile: str, root, dataset, cfg: RunConfig) -> PairedData:
+def _as_paired(experiment: str, dataset_name: str, profile: str, root, dataset, cfg: RunConfig,
+               packed: str | None = None) -> PairedData:
     if dataset is None:
-        return load_data(experiment, dataset_name, profile, root, cfg=cfg)
+        return load_data(experiment, dataset_name, profile, root, packed=packed, cfg=cfg)
     if isinstance(dataset, PairedData):
         return dataset
     if isinstance(dataset, D.QMULDataset):
@@ -159,7 +156,8 @@ def _as_paired(experiment: str, dataset_name: str, profile: str, root, dataset, 
     raise TypeError(f"dataset must be a PairedData, QMULDataset or CategoryDataset; got {type(dataset).__name__}")
 
 def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: str, *, device=None, root=None,
-            results=None, force=False, progress=True, log=print, dataset=None, overrides=None, init=None) -> dict:
+            results=None, force=False, progress=True, log=print, dataset=None, overrides=None, init=None,
+            packed: str | None = None) -> dict:
     """Train and evaluate one row of a DASE/MEMS experiment for one seed and record it, or return the
     existing record (``force`` retrains). Same layout and fields as :func:`sbir_lib.experiments.runner.run_one`.
 
@@ -181,7 +179,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
     existing = recorded(out, results, force, log)
     if existing is not None:
         return existing
-    data = _as_paired(experiment, dataset_name, profile, root, dataset, cfg)
+    data = _as_paired(experiment, dataset_name, profile, root, dataset, cfg, packed)
     device = _config.default_device(device) if not isinstance(device, torch.device) else device
     t0 = time.perf_counter()
     res = train_model(cfg, data, device, progress)

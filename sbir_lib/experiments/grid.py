@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from sbir_lib.core import config as _config
+from sbir_lib.core import tablespec as TS
 from sbir_lib.core.profiles import as_profile
 from sbir_lib.core.records import init_checkpoint, load_record, record_path
 from sbir_lib.experiments import cache_views as CV
@@ -88,7 +89,7 @@ def plan(profile: str, seeds=(0, 1, 2), datasets=DSSA_DATASETS, init_name: str =
          dase: bool = True) -> list[Job]:
     """Every job of the grid, most valuable first (the module docstring's order)."""
     exps = runner.experiments()
-    tables = [f"table{i}" for i in (2, 1, 3, 4, 5)]
+    tables = TS.grid_order()  # the registry's tables, most valuable first
     init = str(init_checkpoint(init_name, profile))
     jobs = [Job("pretrain"), Job("cache_views")]
     # the evidence for the iteration count: acc@1 against iterations on a validation split (base and full)
@@ -96,16 +97,15 @@ def plan(profile: str, seeds=(0, 1, 2), datasets=DSSA_DATASETS, init_name: str =
     seen = set()
     for seed in seeds:
         for ds in datasets:
-            for exp in tables:
-                for row in exps[exp]:
-                    if row in runner.CLASSICAL:
-                        continue
-                    jobs.append(Job("dssa", exp, ds, row, seed, {"init": init}, reuses=(ds, row, seed) in seen))
+            for spec in tables:
+                for row in spec.networks("dssa"):
+                    jobs.append(Job("dssa", spec.key, ds, row, seed, {"init": init}, reuses=(ds, row, seed) in seen))
                     seen.add((ds, row, seed))
         if seed == seeds[0]:  # the initialisation track after the first seed of the tables
             jobs += [Job("pretrain_qmul"), Job("init_recipe")]
             jobs += [Job("dssa", "pretrain", ds, row, seed) for ds in datasets for row in exps["pretrain"]]
-    jobs += [Job("classical", "table1", ds, row, seed) for seed in seeds for ds in datasets for row in runner.CLASSICAL]
+    jobs += [Job("classical", spec.key, ds, row, seed) for spec in tables for seed in seeds for ds in datasets
+             for row in spec.networks("classical")]
     if dase:
         for exp in dase_mems.EXPERIMENTS:
             real = [d for d in dase_mems.DATASETS[exp] if not d.startswith("synthetic")]

@@ -51,7 +51,7 @@ from sbir_lib.experiments import dase_mems, init_recipe
 from sbir_lib.experiments.spec import CLASSICAL, RunSpec, split_row  # noqa: F401  (re-exported)
 from sbir_lib.experiments.classical import run_classical_baseline
 from sbir_lib.metrics.retrieval import metrics_of
-from sbir_lib.models.dssa import TABLE_VARIANTS
+from sbir_lib.core import tablespec as TS
 from sbir_lib.training import triplet as T
 from sbir_lib.training.engine import seed_everything
 
@@ -74,8 +74,7 @@ EXTRA_EXPERIMENTS = {
 def experiments() -> dict[str, list[str]]:
     """Experiment name -> the rows (variant or classical method names) it records."""
 
-    exps = {k: list(v) for k, v in TABLE_VARIANTS.items()}
-    exps["table1"] = list(CLASSICAL) + [v for v in exps.get("table1", ["base", "full"]) if v not in CLASSICAL]
+    exps = {t.key: t.networks() for t in TS.TABLES.values()}  # the registry: each table's networks in order
     exps.update(EXTRA_EXPERIMENTS)
     exps.update(dase_mems.EXPERIMENTS)
     return dict(sorted(exps.items()))
@@ -216,12 +215,13 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
 
 def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile, *, device=None,
             root=None, results=None, force=False, init=None, overrides=None, progress=True,
-            dataset=None, log=print, runs=None) -> dict:
+            dataset=None, log=print, runs=None, packed=None) -> dict:
     """Train/evaluate one row of one table for one seed, or return its existing record: the run is resolved
     once into a :class:`~sbir_lib.experiments.spec.RunSpec` and recorded by the runner of its kind."""
     spec = RunSpec.resolve(experiment, dataset_name, row, seed, profile, init)
     opts = RunOptions(device=device, root=root, results=_config.results_root(results), force=force,
-                      overrides=dict(overrides or {}), progress=progress, dataset=dataset, log=log, runs=runs)
+                      overrides=dict(overrides or {}), progress=progress, dataset=dataset, log=log, runs=runs,
+                      packed=packed)
     if spec.kind == "dase_mems":  # loads its own data (category level / packed) and checks its own records
         return RUNNERS["dase_mems"](spec, opts)
     out = spec.record_path(opts.results)
@@ -247,12 +247,14 @@ class RunOptions:
     dataset: Any = None
     log: Callable = print
     runs: Any = None
+    packed: str | None = None  # a Sketchy-mini pack for the DASE/MEMS runs (the CLI's --packed)
 
 
 def _run_dase_mems(spec: RunSpec, o: RunOptions) -> dict:
     return dase_mems.run_one(spec.experiment, spec.dataset, spec.row, spec.seed, spec.profile.name,
                              device=o.device, root=o.root, results=o.results, force=o.force, progress=o.progress,
-                             log=o.log, dataset=o.dataset, overrides=o.overrides, init=spec.init.given)
+                             log=o.log, dataset=o.dataset, overrides=o.overrides, init=spec.init.given,
+                             packed=o.packed)
 
 
 def _run_classical(spec: RunSpec, o: RunOptions) -> dict:

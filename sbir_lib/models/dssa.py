@@ -71,9 +71,8 @@ Each of the paper's Table 2 rows repeats one cell of Table 3 (acc@1), which fixe
 equals Table 3's Base *without* attention (``base``), "Base + CFF" and "Full" its *with* attention column
 (``base+att+cff``, ``full``), "Base + HOLEF" its *without* attention column (56.52 / 74.23 / 40.48; on
 Handbag both HOLEF cells are 40.48), hence ``base+holef`` (``tests/test_tables.py`` derives these from
-:mod:`sbir_lib.report.paper`). ``TABLE_VARIANTS``
-lists the variants each table needs, ``TABLE_ROWS`` maps each row key of :mod:`sbir_lib.report.paper`
-(and column, for Tables 3-4) to its variant.
+:mod:`sbir_lib.core.tablespec`). Which variant each row (and column, for Tables 3-4) of each table trains
+is written once, in that registry.
 
 Initialisation: :func:`sbir_lib.models.sketchanet_init.load_sketchanet_init` loads a torch checkpoint (SketchANet or DSSANet) or the
 DSSA authors' TensorFlow ``.npy`` weights (``{layer: [weights, biases]}`` or the flat
@@ -262,30 +261,6 @@ VARIANTS: dict[str, VariantConfig] = {
                                           description="T5 'Triplet loss with Weighted Euclidean'"),
     "base+att+cff+mahalanobis": _v(True, True, "mahalanobis",
                                    description="T5 'Triplet loss with Mahalanobis'"),
-}
-
-TABLE_VARIANTS: dict[str, list[str]] = {
-    # Table 1's classical rows (HOG-BoW / Dense-HOG + rankSVM) live in sbir_lib.models.classical.
-    "table1": ["base", "full"],
-    "table2": ["base", "base+att+cff", "base+holef", "full"],
-    "table3": ["base+att", "base", "base+att+cff", "base+cff", "base+att+holef", "base+holef",
-               "full", "base+cff+holef"],
-    "table4": ["base+att", "base+att-noshortcut", "base+att+cff", "base+att+cff-noshortcut",
-               "full", "full-noshortcut"],
-    "table5": ["base+att+cff", "base+att+cff+weighted_euclidean", "base+att+cff+mahalanobis", "full"],
-}
-
-# Row keys of sbir_lib.report.paper -> variant (Tables 1, 2, 5) or (column 1, column 2) variants
-# (Table 3: (with attention, without attention); Table 4: (with shortcut, without shortcut)).
-TABLE_ROWS: dict[str, dict[str, Any]] = {
-    "table1": {"base": "base", "full": "full"},
-    "table2": {"base": "base", "base+att+cff": "base+att+cff", "base+holef": "base+holef", "full": "full"},
-    "table3": {"base": ("base+att", "base"), "cff": ("base+att+cff", "base+cff"),
-               "holef": ("base+att+holef", "base+holef"), "full": ("full", "base+cff+holef")},
-    "table4": {"att": ("base+att", "base+att-noshortcut"), "cff": ("base+att+cff", "base+att+cff-noshortcut"),
-               "full": ("full", "full-noshortcut")},
-    "table5": {"euclidean": "base+att+cff", "weighted_euclidean": "base+att+cff+weighted_euclidean",
-               "mahalanobis": "base+att+cff+mahalanobis", "holef": "full"},
 }
 
 def get_variant(name: str, **overrides: Any) -> VariantConfig:

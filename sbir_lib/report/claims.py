@@ -7,7 +7,7 @@ Taught in ``notebooks/05_reproducing_the_tables.ipynb`` (the DSSA claims), ``not
 - :func:`compare_seeds` compares the per-seed values of two rows (:class:`sbir_lib.report.tables.Stat`): the
   difference of means, the pooled seed std, and Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``)
   when both rows have >= 2 seeds, else "n/a: one seed"; the verdict in words.
-- :data:`CLAIMS` are the DSSA paper's ablation statements ("CFF improves over Base", ...), read on the cells of
+- :func:`claims` lists the DSSA paper's ablation statements ("CFF improves over Base", ...), read on the cells of
   :func:`sbir_lib.report.tables.cells`. :func:`claims_frame` tests each on our runs, :func:`style_claims`
   colours the verdicts and :func:`claims_markdown` is the ``REPRODUCTION.md`` section.
 - :func:`dase_claims_frame` tests the DASE/MEMS abstract's two claims on the geometry each DASE/MEMS record
@@ -27,8 +27,7 @@ from sbir_lib.core import config as _config
 from sbir_lib.core.profiles import as_profile
 from sbir_lib.experiments import dase_mems as CAT
 from sbir_lib.metrics.geometry import LOWER_IS_BETTER
-from sbir_lib.models import dssa as MD
-from sbir_lib.report import paper as P
+from sbir_lib.core import tablespec as TS
 from sbir_lib.report.tables import DASH, Stat, cells, dataset_title, load_runs, md_table, stat, styler_uuid
 from sbir_lib.training import class_pairs
 
@@ -45,25 +44,11 @@ class Claim:
     metric: str = "acc@1"
 
 
-def _claims() -> list[Claim]:
-    out = [
-        Claim("table1", "Our model beats Triplet SN", "full", "base"),
-        Claim("table1", "Triplet SN beats Dense-HOG + rankSVM", "base", "dense_hog_ranksvm"),
-        Claim("table2", "CFF (with attention) improves over Base", "base+att+cff", "base"),
-        Claim("table2", "HOLEF (without attention) improves over Base", "base+holef", "base"),
-        Claim("table2", "Full improves over Base + CFF", "full", "base+att+cff"),
-    ]
-    for row, (with_, without) in MD.TABLE_ROWS["table3"].items():
-        out.append(Claim("table3", f"Attention improves {P.TABLE3_LABELS[row]}", with_, without))
-    for row, (with_, without) in MD.TABLE_ROWS["table4"].items():
-        out.append(Claim("table4", f"The shortcut improves {P.TABLE4_LABELS[row]}", with_, without))
-    for row in ("euclidean", "weighted_euclidean", "mahalanobis"):
-        out.append(Claim("table5", f"HOLEF beats {P.TABLE5_LABELS[row].replace('Triplet loss with ', '')}",
-                         MD.TABLE_ROWS["table5"]["holef"], MD.TABLE_ROWS["table5"][row]))
-    return out
+def claims() -> list[Claim]:
+    """The ablation claims of every registered table (:class:`sbir_lib.core.tablespec.ClaimSpec`), in order."""
+    return [Claim(t.key, c.text, c.better, c.worse, c.metric) for t in TS.TABLES.values() for c in t.claims]
 
 
-CLAIMS: list[Claim] = _claims()
 #: The significance level of the verdicts (Welch's two-sided t-test over seeds).
 ALPHA = 0.05
 
@@ -111,14 +96,14 @@ def compare_seeds(a: Stat, b: Stat) -> dict:
     return res
 
 
-def claims_frame(datasets=None, profile: str = "full", results=None, seeds=None, claims=None):
-    """Every claim of :data:`CLAIMS` on each dataset: the paper's difference, ours (mean of the better
+def claims_frame(datasets=None, profile: str = "full", results=None, seeds=None, which=None):
+    """Every claim of :func:`claims` on each dataset: the paper's difference, ours (mean of the better
     minus mean of the worse, percentage points), pooled seed std, diff/std, Welch p and the verdict."""
     import pandas as pd
 
     rows = []
-    for cl in claims or CLAIMS:
-        for ds in datasets or P.DATASETS:
+    for cl in which or claims():
+        for ds in datasets or TS.DATASETS:
             a = stat(load_runs(cl.table, ds, cl.better, profile, results, seeds), cl.metric)
             b = stat(load_runs(cl.table, ds, cl.worse, profile, results, seeds), cl.metric)
             paper_diff = _paper_value(cl, ds, cl.better) - _paper_value(cl, ds, cl.worse)
@@ -142,7 +127,7 @@ def style_claims(frame):
 
 
 def claims_markdown(profile: str = "full", results=None, seeds=None) -> str:
-    """A ``REPRODUCTION.md`` section: every claim of :data:`CLAIMS` on every dataset (:func:`claims_frame`),
+    """A ``REPRODUCTION.md`` section: every claim of :func:`claims` on every dataset (:func:`claims_frame`),
     with how it is tested and the verdict counts."""
     out = ["## Do the paper's ablation claims hold beyond seed noise?", "",
             "For each claim *A beats B* (acc@1): the paper's difference, ours (mean of A minus mean of B), the "

@@ -18,7 +18,8 @@ import sys
 from sbir_lib.core import config as _config
 from sbir_lib.report.claims import claims_frame
 from sbir_lib.report.reproduction import write_reproduction
-from sbir_lib.report.tables import TABLES, check_choice, table_frame
+from sbir_lib.core import tablespec as TS
+from sbir_lib.report.tables import table_frame
 
 
 def main(argv=None) -> int:
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     r.add_argument("--out", default="REPRODUCTION.md")
     r.add_argument("--results", default=None, help="results folder (default ./results)")
     s = sub.add_parser("show", help="print one table, paper vs ours")
-    s.add_argument("--table", required=True, help=", ".join(TABLES))
+    s.add_argument("--table", required=True, help=", ".join(TS.keys()))
     s.add_argument("--profile", default="full")
     s.add_argument("--results", default=None)
     c = sub.add_parser("claims", help="print the ablation-claim checks")
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
             p = write_reproduction(args.out, profile, args.results)
             print(f"wrote {p}")
         elif args.cmd == "show":
-            check_choice("table", args.table, TABLES)
+            TS.get(args.table)  # an unknown table: the registered ones, exit 2
             print(table_frame(args.table, None, profile, args.results).round(2).to_string())
         else:
             print(claims_frame(None, profile, args.results).round(3).to_string())

@@ -33,10 +33,9 @@ from sbir_lib.core import config as _config
 from sbir_lib.data.augment import center_crop, to_input
 from sbir_lib.experiments import runner as E
 from sbir_lib.metrics import retrieval as M
-from sbir_lib.report import paper as P
+from sbir_lib.core import tablespec as TS
 from sbir_lib.core.plotting import attention_colorbar, overlay_attention, save_figure, show_image
 
-FIG_EXPERIMENTS = ("table1", "table2", "table3", "table4", "table5")
 OURS, BASELINE = "full", "base"
 OURS_LABEL, BASELINE_LABEL = "Ours (DSSA)", "Triplet SN"
 MATCH_COLOUR = "limegreen"
@@ -79,7 +78,7 @@ def this_machine() -> str:
 
 
 def _title(dataset: str) -> str:
-    return P.DATASET_TITLES.get(dataset, dataset)
+    return TS.DATASET_TITLES.get(dataset, dataset)
 
 
 def find_source(dataset: str, profiles=("full", "quick"), results=None, seed: int = 0) -> Source | None:
@@ -87,7 +86,7 @@ def find_source(dataset: str, profiles=("full", "quick"), results=None, seed: in
     kept weights of ``full`` on ``dataset`` (a records' dataset key), or ``None``."""
     root = _config.results_root(results)
     for prof in dict.fromkeys(profiles):
-        for exp in FIG_EXPERIMENTS:
+        for exp in TS.keys():  # any table that records both networks
             ro = R.record_path(root, exp, dataset, OURS, seed, prof)
             rb = R.record_path(root, exp, dataset, BASELINE, seed, prof)
             if not all(p.exists() for p in (ro, rb, R.dist_path(ro), R.dist_path(rb))):
@@ -100,7 +99,7 @@ def find_source(dataset: str, profiles=("full", "quick"), results=None, seed: in
     return None
 
 
-def sources(ctx, datasets=P.DATASETS, results=None, seed: int | None = None) -> dict[str, Source]:
+def sources(ctx, datasets=TS.DATASETS, results=None, seed: int | None = None) -> dict[str, Source]:
     """``{dataset name: Source}``: the full-profile runs of ``seed`` (default ``ctx.seed``) where recorded,
     else the notebook profile's (trained now through ``ctx.record`` when missing and training is allowed).
     Datasets without any usable run are left out, with the command that records exactly the missing rows;

@@ -37,9 +37,9 @@ from sbir_lib.data.datasets import QMUL_COUNTS
 from sbir_lib.experiments import init_recipe
 from sbir_lib.experiments.settings import load_tuning
 from sbir_lib.report import fidelity
-from sbir_lib.report import paper as P
+from sbir_lib.core import tablespec as TS
 from sbir_lib.report.claims import claims_markdown, dase_claims_markdown
-from sbir_lib.report.tables import (DASH, NOT_REPRODUCED, TABLES, TITLES, all_records, dataset_title, inventory,
+from sbir_lib.report.tables import (DASH, all_records, dataset_title, inventory,
                                     long_table, md_table, missing_commands, pretrain_frame, signed, styled,
                                     pretrain_search_frame, init_recipe_frame, pretrain_long)
 from sbir_lib.models import dssa as MD
@@ -371,16 +371,17 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
             ": differences of one or two queries are within the resolution of these test sets.", ""]
 
     out += ["## Tables 1-5: paper vs ours", ""]
-    for table in TABLES:
+    for spec in TS.TABLES.values():
+        table = spec.key
         lt = long_table(table, None, profile, results, seeds)
-        out += [f"### {TITLES[table]}", ""]
+        out += [f"### {spec.title}", ""]
         out += [md_table(_wide_markdown_frame(table, lt)), ""]
         ok = lt[lt["status"] == "ok"]
         if len(ok):
             out += [f"Cells run: {len(ok)} of {len(lt)}; mean difference {ok['diff'].mean():+.2f}, mean absolute "
                     f"difference {ok['diff'].abs().mean():.2f} points.", ""]
-        if table == "table1":
-            out += [f"*{P.TABLE1_LABELS[k]}*: {why}." for k, why in NOT_REPRODUCED.items()] + [""]
+        if spec.not_reproduced():
+            out += [f"*{lab}*: {why}." for lab, why in spec.not_reproduced().items()] + [""]
         cmds = missing_commands(lt, profile, seeds)
         if cmds:
             out += ["Not run yet; record with:", "", "```"] + cmds + ["```", ""]

@@ -4,11 +4,11 @@ Taught in ``notebooks/05_reproducing_the_tables.ipynb``; :meth:`sbir_lib.course.
 few rows of it in the lecture notebooks, and :mod:`sbir_lib.report.claims` and
 :mod:`sbir_lib.report.reproduction` build on it. Every number here is read from the records of
 :mod:`sbir_lib.experiments.runner` (``results/<table>/<dataset>/<row>/seed<k>[.quick].json``) and from the
-paper's numbers in :mod:`sbir_lib.report.paper` (their only home); nothing is trained here except by
+paper's numbers in the table registry :mod:`sbir_lib.core.tablespec` (their only home); nothing is trained here except by
 :func:`fill_missing`, which asks the notebook's context to record the runs that are missing.
 
 - :func:`cells` lists, for one table and dataset, every cell of the paper's table: its row, column, the
-  variant (``sbir_lib.models.dssa.TABLE_ROWS``) or classical method that reproduces it, the metric
+  network (a DSSA variant or classical method) that reproduces it, the metric
   (``acc@1`` / ``acc@10``) and the paper's number (percent).
 - :func:`load_runs` reads the records of one variant; :func:`stat` gives our :class:`Stat` of a metric over
   them (per-seed values, mean, sample std). :func:`all_records` and :func:`inventory`: every DSSA record of a
@@ -39,52 +39,25 @@ from sbir_lib.core.profiles import as_profile
 from sbir_lib.data import datasets as D
 from sbir_lib.experiments import runner as E
 from sbir_lib.experiments.settings import load_tuning
-from sbir_lib.models import dssa as MD
-from sbir_lib.report import paper as P
+from sbir_lib.core import tablespec as TS
 
-TABLES = ("table1", "table2", "table3", "table4", "table5")
-TITLES = {
-    "table1": "Table 1: comparison with baselines",
-    "table2": "Table 2: contribution of each component",
-    "table3": "Table 3: with and without attention (acc@1)",
-    "table4": "Table 4: with and without the attention shortcut (acc@1)",
-    "table5": "Table 5: triplet-loss energies",
-}
-#: The columns of each table: the metric for Tables 1, 2, 5; the two settings (acc@1) for Tables 3, 4.
-COLUMNS = {
-    "table1": ("acc@1", "acc@10"),
-    "table2": ("acc@1", "acc@10"),
-    "table3": ("with attention", "without attention"),
-    "table4": ("with shortcut", "without shortcut"),
-    "table5": ("acc@1", "acc@10"),
-}
-LABELS = {"table1": P.TABLE1_LABELS, "table2": P.TABLE2_LABELS, "table3": P.TABLE3_LABELS,
-          "table4": P.TABLE4_LABELS, "table5": P.TABLE5_LABELS}
-#: Table 1 rows that have no reproduction here, and why.
-NOT_REPRODUCED = {
-    "isn_deep_ranksvm": "needs the features of ISN Deep, a pretrained sketch-classification network that is "
-                        "not available here; the paper's number is shown alone",
-}
+def table_keys() -> tuple[str, ...]:
+    """The registered paper tables (:data:`sbir_lib.core.tablespec.TABLES`, read at call time)."""
+    return TS.keys()
+
+
 PRETRAIN_EXPERIMENT = "pretrain"
 #: where accuracy comes from: the untrained network (no training at all), from scratch, the offline Sketchy-mini
 #: stand-in, the offline init that adds the QMUL training pairs, the ImageNet track
 PRETRAIN_INITS = ("untrained", "scratch", "sketchy_mini", "sketchy_qmul", "imagenet")
 #: The DSSA experiments this report covers (the DASE/MEMS ones under results/ are not part of it).
-DSSA_EXPERIMENTS = TABLES + (PRETRAIN_EXPERIMENT, "curve")
+EXTRA_DSSA_EXPERIMENTS = (PRETRAIN_EXPERIMENT, "curve")
 DASH = "—"
-
-
-def check_choice(kind: str, value: str, allowed) -> str:
-    """``value`` if it is one of ``allowed``, else a ``ValueError`` naming the allowed ones."""
-    allowed = list(allowed)
-    if value not in allowed:
-        raise ValueError(f"unknown {kind} {value!r}; allowed: {', '.join(allowed)}")
-    return value
 
 
 def dataset_title(dataset: str) -> str:
     """The paper's name of a dataset key (``shoes`` -> ``QMUL-Shoe``); other keys unchanged."""
-    return P.DATASET_TITLES.get(dataset, dataset)
+    return TS.DATASET_TITLES.get(dataset, dataset)
 
 
 def signed(v: float) -> str:
@@ -135,20 +108,13 @@ class Cell:
 def cells(table: str, dataset: str) -> list[Cell]:
     """Every cell of ``table`` for ``dataset`` in the paper's row order (``dataset`` may be one the
     paper does not have, e.g. ``synthetic``: then ``paper`` is ``None``)."""
-    check_choice("table", table, TABLES)
-    numbers = P.TABLES[table]
-    paper_rows = numbers.get(dataset)
+    spec = TS.get(table)
     out = []
-    for row in numbers[P.DATASETS[0]]:
-        mapping = MD.TABLE_ROWS[table].get(row)
-        if mapping is None:
-            mapping = row if row in E.CLASSICAL else None
-        for j, col in enumerate(COLUMNS[table]):
-            two_settings = table in ("table3", "table4")
-            variant = (mapping[j] if mapping is not None else None) if two_settings else mapping
-            metric = "acc@1" if two_settings else col
-            p = float(paper_rows[row][j]) if paper_rows is not None else None
-            out.append(Cell(table, dataset, row, LABELS[table][row], col, variant, metric, p))
+    for r in spec.rows:
+        numbers = r.paper.get(dataset)
+        for j, col in enumerate(spec.columns):
+            p = float(numbers[j]) if numbers is not None else None
+            out.append(Cell(table, dataset, r.key, r.label, col, spec.network(r.key, j), spec.metric(j), p))
     return out
 
 
@@ -214,8 +180,10 @@ def stat(runs: list[dict], metric: str) -> Stat:
                 devices=tuple(str(r.get("device", "?")) for r in runs))
 
 
-def all_records(profile: str = "full", results=None, experiments=DSSA_EXPERIMENTS) -> list[dict]:
-    """Every record of ``profile`` of the DSSA ``experiments`` under the results folder, with ``_path``."""
+def all_records(profile: str = "full", results=None, experiments=None) -> list[dict]:
+    """Every record of ``profile`` of the DSSA ``experiments`` (default: every table and the extra DSSA
+    experiments) under the results folder, with ``_path``."""
+    experiments = experiments or TS.keys() + EXTRA_DSSA_EXPERIMENTS
     root = _config.results_root(results)
     pat = _record_re(profile)
     out = []
@@ -256,7 +224,7 @@ def long_table(table: str, datasets=None, profile: str = "full", results=None, s
     import pandas as pd
 
     rows = []
-    for ds in datasets or P.DATASETS:
+    for ds in datasets or TS.DATASETS:
         for c in cells(table, ds):
             if c.variant is None:
                 st, status = Stat((), (), ()), "no reproduction"
@@ -282,7 +250,7 @@ def table_frame(table: str, datasets=None, profile: str = "full", results=None, 
     lt = long if long is not None else long_table(table, datasets, profile, results, seeds)
     lt = lt.assign(dataset_title=lt["dataset"].map(dataset_title))
     parts = {}
-    for col in COLUMNS[table]:
+    for col in TS.get(table).columns:
         sub = lt[lt["column"] == col].set_index(["dataset_title", "label"])
         parts[col] = sub[["paper", "ours", "diff"]].rename(columns={"diff": "difference"})
     frame = pd.concat(parts, axis=1)
@@ -331,7 +299,7 @@ def show(table: str, datasets=None, profile: str = "full", results=None, seeds=N
     ran = lt[lt["status"] == "ok"]
     devices = sorted({d for ds in ran["devices"] for d in ds.split("; ") if d})
     seeds_seen = sorted({int(s) for ss in ran["seeds"] for s in ss.split(",") if s})
-    cap = (f"{TITLES[table]}: paper vs ours ({what or profile + ' profile'}; "
+    cap = (f"{TS.get(table).title}: paper vs ours ({what or profile + ' profile'}; "
            f"seeds {','.join(map(str, seeds_seen)) or DASH}; device {', '.join(devices) or DASH}). "
            f"Percent; difference = ours - paper.")
     display(style(table_frame(table, long=lt), cap))
@@ -343,11 +311,12 @@ def show(table: str, datasets=None, profile: str = "full", results=None, seeds=N
     return lt
 
 
-def fill_missing(ctx, experiments=TABLES + (PRETRAIN_EXPERIMENT,), datasets=P.DATASETS, results=None) -> dict:
+def fill_missing(ctx, experiments=None, datasets=TS.DATASETS, results=None) -> dict:
     """Train (through ``ctx.record``, i.e. :func:`sbir_lib.experiments.runner.run_one`) the runs of
     ``experiments`` x ``datasets`` x ``ctx.seeds`` that are not recorded for ``ctx.profile``, where this
     notebook may train (``ctx.train_missing``) and the real data is present; recorded runs are only read.
     Returns counts ``{"recorded", "trained", "missing"}`` and prints one line (plus why runs are missing)."""
+    experiments = experiments or TS.keys() + (PRETRAIN_EXPERIMENT,)
     root = _config.results_root(results)
     rows = E.experiments()
     counts = {"recorded": 0, "trained": 0, "missing": 0}
@@ -394,13 +363,13 @@ def pretrain_long(datasets=None, profile: str = "full", results=None, seeds=None
     import pandas as pd
 
     rows = []
-    for ds in datasets or P.DATASETS:
+    for ds in datasets or TS.DATASETS:
         for variant in ("base", "full"):
-            paper = P.TABLE1.get(ds, {}).get(variant)
+            paper = TS.TABLE1.paper(ds, variant)
             for init in PRETRAIN_INITS:
                 runs = load_runs(PRETRAIN_EXPERIMENT, ds, _pretrain_row(variant, init), profile, results, seeds)
                 s1, s10 = stat(runs, "acc@1"), stat(runs, "acc@10")
-                rows.append({"dataset": dataset_title(ds), "model": P.TABLE1_LABELS[variant], "init": init,
+                rows.append({"dataset": dataset_title(ds), "model": TS.label(variant), "init": init,
                              "key": ds, "row": _pretrain_row(variant, init),
                              "acc@1": s1.mean, "acc@1 std": s1.std, "acc@10": s10.mean, "n": s1.n,
                              "acc@1 text": s1.text(), "acc@10 text": s10.text(),
@@ -494,7 +463,7 @@ def init_recipe_frame(profile: str = "quick", results=None):
     rows = []
     for init, by_variant in rec["scores"].items():
         for variant, cands in by_variant.items():
-            row = {"init": init, "model": P.TABLE1_LABELS.get(variant, variant)}
+            row = {"init": init, "model": TS.label(variant)}
             for c in cands:
                 row[_recipe_label(c)] = 100 * c["val_acc@1"]
             row["chosen"] = _recipe_label(rec["chosen"][init][variant])

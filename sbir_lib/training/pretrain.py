@@ -330,51 +330,123 @@ def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / rest)))
 
 
+def _data_key(data: PretrainData, pool: PairPool | None) -> str:
+    """A short fingerprint of the data a resume file was written with."""
+    parts = [data.categories, len(data.sketches), len(data.edges), int(data.sketches[:, ::16, ::16].sum()),
+             int(data.edges[:, ::16, ::16].sum())] + ([len(pool), int(pool.sketches[:, ::16, ::16].sum())] if pool else [])
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:12]
+
+
+class _Batches:
+    """The data of one pretraining on the device and the loss of one step of each stage (same random draws, in
+    the same order, from ``gen``): category classification with instance classes for the QMUL pairs, and
+    category (+ instance) triplets."""
+
+    def __init__(self, cfg: PretrainConfig, data: PretrainData, pool: PairPool | None, device, gen: torch.Generator):
+        self.cfg, self.device, self.gen, self.pool = cfg, device, gen, pool
+        self.n_classes = len(data.categories)
+        self.n_pairs = len(pool) if pool is not None else 0
+        self.sketches, self.s_lab = data.sketches.to(device), data.sketch_labels.to(device)
+        self.edges, self.e_lab = data.edges.to(device), data.edge_labels.to(device)
+        if pool is not None:
+            self.p_sk, self.p_ed, self.p_grp = pool.sketches.to(device), pool.edges.to(device), pool.group.to(device)
+            rng = torch.tensor(pool.ranges(), device=device)
+            self.p_start, self.p_size = rng[:, 0], rng[:, 1] - rng[:, 0]
+        self.triplets = CategoryTriplets(data.sketch_labels, data.edge_labels, self.n_classes, device=device,
+                                         generator=gen) if "triplet" in cfg.stages else None
+
+    def classify_loss(self, model: SketchANet, classifier: torch.Tensor) -> torch.Tensor:
+        cfg, gen, dev = self.cfg, self.gen, self.device
+        n_p = round(cfg.batch_size * cfg.pair_fraction / 2) if self.pool is not None else 0  # pairs: 2 images
+        rest = cfg.batch_size - 2 * n_p
+        h = rest // 2
+        i_s = torch.randint(0, len(self.sketches), (h,), generator=gen, device=dev)
+        i_e = torch.randint(0, len(self.edges), (rest - h,), generator=gen, device=dev)
+        imgs, y = [self.sketches[i_s], self.edges[i_e]], [self.s_lab[i_s], self.e_lab[i_e]]
+        if n_p:
+            i_p = torch.randint(0, self.n_pairs, (n_p,), generator=gen, device=dev)
+            imgs += [self.p_sk[i_p], self.p_ed[i_p]]
+            y += [self.n_classes + i_p] * 2
+        x = _inputs(torch.cat(imgs), cfg, gen)
+        with autocast(dev, cfg.amp):
+            fc7 = model(x)
+        return F.cross_entropy(_cos_logits(fc7, classifier, cfg.cos_scale), torch.cat(y),
+                               label_smoothing=cfg.label_smoothing)
+
+    def triplet_loss(self, model: SketchANet) -> torch.Tensor:
+        cfg, gen, dev = self.cfg, self.gen, self.device
+        n_t = round(cfg.triplet_batch * cfg.pair_fraction) if self.pool is not None else 0
+        a, p, n = self.triplets.sample(cfg.triplet_batch - n_t)
+        anc, pos, neg = [self.sketches[a]], [self.edges[p]], [self.edges[n]]
+        if n_t:  # instance triplets: a QMUL sketch, its photo's edge map, another of the same dataset
+            i_p = torch.randint(0, self.n_pairs, (n_t,), generator=gen, device=dev)
+            anc.append(self.p_sk[i_p])
+            pos.append(self.p_ed[i_p])
+            neg.append(self.p_ed[_other_in_group(i_p, self.p_grp, self.p_start, self.p_size, gen)])
+        x = _inputs(torch.cat(anc + pos + neg), cfg, gen)
+        with autocast(dev, cfg.amp):
+            emb = model(x)
+        s, ep, en = F.normalize(emb.float(), dim=1).chunk(3)
+        return L.triplet_hinge(L.squared_euclidean(s, ep), L.squared_euclidean(s, en), cfg.margin)
+
+
+def _provenance(cfg: PretrainConfig, data: PretrainData, model, device, history: dict, final: dict,
+                stage_times: dict, init_report, t_start: float) -> dict:
+    """What a pretraining checkpoint says about itself (data, recipe, device, held-out scores, timings)."""
+    return {
+        "format": FORMAT, "data": data.describe(), "packed": data.packed, "split": data.split,
+        "categories": len(data.categories), "edge_extractor": data.edge_settings, "stages": list(cfg.stages),
+        "steps": {s: cfg.steps_of(s) for s in cfg.stages},
+        "batch": {"classify": cfg.batch_size, "triplet": cfg.triplet_batch},
+        "lr": {"classify": cfg.lr, "triplet": cfg.triplet_lr},
+        "config": cfg.to_dict(), "config_key": cfg.key(), "seed": cfg.seed, "profile": cfg.profile,
+        "init": cfg.init or "scratch", "init_report": init_report,
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "torch": str(torch.__version__), "python": platform.python_version(), "git_commit": git_commit(),
+        "stage_time_s": {k: round(v, 2) for k, v in stage_times.items()},
+        "wall_time_s": round(time.perf_counter() - t_start, 2),
+        "heldout_top1": final["top1"], "heldout_map": final["map"],
+        "pairs": data.pairs.describe() if cfg.pair_fraction > 0 else None,
+        "qmul_val": evaluate_pairs(model, data.pairs, cfg, device) if data.pairs is not None else None,
+        "heldout_by_stage": {st: {"top1": t1, "map": mp} for st, step, t1, mp in zip(
+            history["eval_stage"], history["eval_step"], history["eval_top1"], history["eval_map"])
+            if st in cfg.stages and step == cfg.steps_of(st)},
+        "heldout": f"{len(data.test_sketches)} test sketches (classification top-1, centre crop; mAP vs all "
+                   f"{len(data.edges)} photo edge maps by normalised fc7)",
+        "classifier": f"cosine classifier on L2-normalised fc7, scale {cfg.cos_scale}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
 def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, progress: bool = True,
              resume: bool = True) -> PretrainResult:
     """Run ``cfg.stages`` on ``data``; save the checkpoint to ``out`` (when given) and return the result.
 
     Resumes from ``<out>.resume`` when it exists and was written with the same :meth:`PretrainConfig.key`
     and data (``resume=False`` ignores it)."""
-
     cfg.validate()
     device = _config.default_device(device) if not isinstance(device, torch.device) else device
     if cfg.categories is not None:
         data = data.subset(cfg.categories)
-    n_classes = len(data.categories)
     t_start = time.perf_counter()
     seed_everything(cfg.seed)
     np.random.seed(cfg.seed)
-
     model = SketchANet(dropout=cfg.dropout)
-    init_report = None
-    if cfg.init:
-        init_report = str(load_sketchanet_init(model, cfg.init, input_scale=cfg.init_input_scale))
-    pool = data.pairs if cfg.pair_fraction > 0 else None
+    init_report = str(load_sketchanet_init(model, cfg.init, input_scale=cfg.init_input_scale)) if cfg.init else None
     if cfg.pair_fraction > 0 and data.pairs is None:
         raise ValueError(f"pair_fraction {cfg.pair_fraction} needs the QMUL pairs {list(cfg.pairs)} in the data: "
                          "python -m sbir_lib.training.pretrain run --init-name sketchy_qmul "
                          "(or pack with --pairs shoes,chairs,handbags)")
-    n_pairs = len(pool) if pool is not None else 0
+    pool = data.pairs if cfg.pair_fraction > 0 else None
     # one class per category, then (instance classification) one per QMUL training pair
-    classifier = torch.nn.Parameter((torch.randn(n_classes + n_pairs, model.fc7.out_features) * 0.01).to(device))
+    n_out = len(data.categories) + (len(pool) if pool is not None else 0)
+    classifier = torch.nn.Parameter((torch.randn(n_out, model.fc7.out_features) * 0.01).to(device))
     model.to(device)
     if cfg.channels_last and device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-
-    sketches, s_lab = data.sketches.to(device), data.sketch_labels.to(device)
-    edges, e_lab = data.edges.to(device), data.edge_labels.to(device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-    if pool is not None:
-        p_sk, p_ed, p_grp = pool.sketches.to(device), pool.edges.to(device), pool.group.to(device)
-        rng = torch.tensor(pool.ranges(), device=device)
-        p_start, p_size = rng[:, 0], rng[:, 1] - rng[:, 0]
-    triplets = CategoryTriplets(data.sketch_labels, data.edge_labels, n_classes, device=device, generator=gen) \
-        if "triplet" in cfg.stages else None
-    data_key = hashlib.sha1(json.dumps([data.categories, len(data.sketches), len(data.edges),
-                                        int(data.sketches[:, ::16, ::16].sum()), int(data.edges[:, ::16, ::16].sum())]
-                                       + ([n_pairs, int(pool.sketches[:, ::16, ::16].sum())] if pool else [])
-                                       ).encode()).hexdigest()[:12]
+    batches = _Batches(cfg, data, pool, device, gen)
+    data_key = _data_key(data, pool)
 
     history: dict[str, list] = {"stage": [], "step": [], "loss": [], "eval_stage": [], "eval_step": [],
                                 "eval_top1": [], "eval_map": []}
@@ -396,20 +468,17 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
             print(f"resuming from {resume_path} ({', '.join(f'{k} {v}' for k, v in done.items())})", file=sys.stderr)
 
     def save_resume(stage: str, opt) -> None:
-        if resume_path is None:
-            return
-        torch_save_atomic(resume_path, {
-            "config_key": cfg.key(), "data_key": data_key, "model": model.state_dict(),
-            "classifier": classifier.detach().cpu(), "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "history": history, "done": done, "optimizer": {"stage": stage, "state": opt.state_dict()},
-            "stage_times": stage_times})
+        if resume_path is not None:
+            torch_save_atomic(resume_path, {
+                "config_key": cfg.key(), "data_key": data_key, "model": model.state_dict(),
+                "classifier": classifier.detach().cpu(), "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "history": history, "done": done,
+                "optimizer": {"stage": stage, "state": opt.state_dict()}, "stage_times": stage_times})
 
     def log_eval(stage: str, step: int) -> dict:
         r = evaluate(model, classifier if "classify" in cfg.stages else None, data, cfg, device)
-        history["eval_stage"].append(stage)
-        history["eval_step"].append(step)
-        history["eval_top1"].append(r["top1"])
-        history["eval_map"].append(r["map"])
+        for k, v in (("eval_stage", stage), ("eval_step", step), ("eval_top1", r["top1"]), ("eval_map", r["map"])):
+            history[k].append(v)
         return r
 
     for stage in cfg.stages:
@@ -430,38 +499,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, total, base_lr, cfg.warmup)
-            if stage == "classify":
-                n_p = round(cfg.batch_size * cfg.pair_fraction / 2) if pool is not None else 0  # pairs: 2 images
-                rest = cfg.batch_size - 2 * n_p
-                h = rest // 2
-                i_s = torch.randint(0, len(sketches), (h,), generator=gen, device=device)
-                i_e = torch.randint(0, len(edges), (rest - h,), generator=gen, device=device)
-                imgs = [sketches[i_s], edges[i_e]]
-                y = [s_lab[i_s], e_lab[i_e]]
-                if n_p:
-                    i_p = torch.randint(0, n_pairs, (n_p,), generator=gen, device=device)
-                    imgs += [p_sk[i_p], p_ed[i_p]]
-                    y += [n_classes + i_p] * 2
-                imgs, y = torch.cat(imgs), torch.cat(y)
-                x = _inputs(imgs, cfg, gen)
-                with autocast(device, cfg.amp):
-                    fc7 = model(x)
-                loss = F.cross_entropy(_cos_logits(fc7, classifier, cfg.cos_scale), y,
-                                       label_smoothing=cfg.label_smoothing)
-            else:
-                n_t = round(cfg.triplet_batch * cfg.pair_fraction) if pool is not None else 0
-                a, p, n = triplets.sample(cfg.triplet_batch - n_t)
-                anc, pos, neg = [sketches[a]], [edges[p]], [edges[n]]
-                if n_t:  # instance triplets: a QMUL sketch, its photo's edge map, another of the same dataset
-                    i_p = torch.randint(0, n_pairs, (n_t,), generator=gen, device=device)
-                    anc.append(p_sk[i_p])
-                    pos.append(p_ed[i_p])
-                    neg.append(p_ed[_other_in_group(i_p, p_grp, p_start, p_size, gen)])
-                x = _inputs(torch.cat(anc + pos + neg), cfg, gen)
-                with autocast(device, cfg.amp):
-                    emb = model(x)
-                s, ep, en = F.normalize(emb.float(), dim=1).chunk(3)
-                loss = L.triplet_hinge(L.squared_euclidean(s, ep), L.squared_euclidean(s, en), cfg.margin)
+            loss = batches.classify_loss(model, classifier) if stage == "classify" else batches.triplet_loss(model)
             done[stage] = step + 1
             log.add(train_step(opt, loss), done[stage], stage=stage)
             if cfg.eval_every and done[stage] % cfg.eval_every == 0 and done[stage] < total:
@@ -481,29 +519,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
              "map": history["eval_map"][-1] if history["eval_map"] else None}
     if not history["eval_top1"]:
         final = log_eval("none", 0)
-    provenance = {
-        "format": FORMAT, "data": data.describe(), "packed": data.packed, "split": data.split,
-        "categories": n_classes, "edge_extractor": data.edge_settings, "stages": list(cfg.stages),
-        "steps": {s: cfg.steps_of(s) for s in cfg.stages},
-        "batch": {"classify": cfg.batch_size, "triplet": cfg.triplet_batch},
-        "lr": {"classify": cfg.lr, "triplet": cfg.triplet_lr},
-        "config": cfg.to_dict(), "config_key": cfg.key(), "seed": cfg.seed, "profile": cfg.profile,
-        "init": cfg.init or "scratch", "init_report": init_report,
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-        "torch": str(torch.__version__), "python": platform.python_version(), "git_commit": git_commit(),
-        "stage_time_s": {k: round(v, 2) for k, v in stage_times.items()},
-        "wall_time_s": round(time.perf_counter() - t_start, 2),
-        "heldout_top1": final["top1"], "heldout_map": final["map"],
-        "pairs": data.pairs.describe() if pool is not None else None,
-        "qmul_val": evaluate_pairs(model, data.pairs, cfg, device) if data.pairs is not None else None,
-        "heldout_by_stage": {st: {"top1": t1, "map": mp} for st, step, t1, mp in zip(
-            history["eval_stage"], history["eval_step"], history["eval_top1"], history["eval_map"])
-            if st in cfg.stages and step == cfg.steps_of(st)},
-        "heldout": f"{len(data.test_sketches)} test sketches (classification top-1, centre crop; mAP vs all "
-                   f"{len(data.edges)} photo edge maps by normalised fc7)",
-        "classifier": f"cosine classifier on L2-normalised fc7, scale {cfg.cos_scale}",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    provenance = _provenance(cfg, data, model, device, history, final, stage_times, init_report, t_start)
     if out is not None:
         torch_save_atomic(out, {
             "model": {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()},

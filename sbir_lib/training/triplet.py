@@ -32,7 +32,6 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -347,6 +346,51 @@ class TrainResult:
     cache: dict | None = None
 
 
+def _checkpoint_state(cfg: TrainConfig, it: int, model, energy, opt, sampler, gen, history) -> dict:
+    return {"config_key": cfg.key(), "config": cfg.to_dict(), "iteration": it,
+            "model": model.state_dict(), "energy": energy.state_dict(),
+            "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
+            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history}
+
+
+def _resume(path: Path | None, cfg: TrainConfig, model, energy, opt, sampler, gen, history) -> tuple[dict, int]:
+    """Load a checkpoint of the same config key into the run's state: ``(history, iteration)``; else unchanged."""
+    if path is None or not path.exists():
+        return history, 0
+    # RNG states must stay CPU ByteTensors (also for CUDA generators); load_state_dict moves the rest.
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("config_key") != cfg.key():
+        return history, 0
+    model.load_state_dict(state["model"])
+    energy.load_state_dict(state["energy"])
+    opt.load_state_dict(state["optimizer"])
+    sampler.load_state_dict(state["sampler"])
+    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return state["history"], int(state["iteration"])
+
+
+def _embedder(cfg: TrainConfig, model, train_split, device):
+    """``(embed, caches, cache_info)``: what a step embeds with. With ``cache_views`` and a frozen trunk, the trunk
+    runs once per (image, view) (:mod:`sbir_lib.training.cached`) and ``embed`` is the head on its maps; else the
+    whole network. torch.compile (on a GPU) fuses the elementwise work around the convolutions
+    (``benchmarks/profile_step.py`` measures the gain); it shares the parameters of ``model``."""
+    compiled = lambda f: torch.compile(f) if (cfg.compile and device.type == "cuda") else f  # noqa: E731
+    stage = frozen_stage(cfg) if cfg.cache_views else None
+    if stage is None:
+        return compiled(model.embed), None, None
+    t_c = time.perf_counter()
+    cache_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)  # rebuilt identically on resume
+    flip = cfg.augment == "crop+flip"
+    caches = tuple(build_cache(model, imgs, cfg.cache_views, stage, cache_gen, device, amp=cfg.amp, flip=flip,
+                               channels_last=cfg.channels_last) for imgs in (train_split.sketches, train_split.edges))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    info = {"stage": stage, "views": cfg.cache_views, "build_time_s": round(time.perf_counter() - t_c, 3),
+            "bytes": sum(c.nbytes() for c in caches), "dtype": str(caches[0].maps.dtype)}
+    return compiled(lambda h: model.embed_from(h, stage)), caches, info
+
+
 def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None = None,
           progress: bool = True, test_split=None) -> TrainResult:
     """Train ``cfg.variant`` on ``dataset.train`` (a :class:`~sbir_lib.data.datasets.QMULDataset`).
@@ -355,69 +399,29 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
     (model, energy, optimiser, sampler and RNG state), and it is rewritten atomically every
     ``checkpoint_every`` iterations. ``test_split`` is never used for training decisions.
     """
-
     cfg.validate()
     device = _config.default_device(device) if not isinstance(device, torch.device) else device
     seed_everything(cfg.seed)
     train_split, val_split = carve_validation(dataset.train, cfg.val_size, cfg.seed)
     model, energy = build_network(cfg, device)
     opt = make_optimizer(cfg, optimizer_groups(cfg, model, energy))
-
     sketches = train_split.sketches.to(device)
     edges = train_split.edges.to(device)
     sampler = TripletSampler(train_split, positives=cfg.positives, hard_prob=cfg.hard_prob,
                              seed=cfg.seed, device=device)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-
-    history: dict[str, list] = {"iteration": [], "loss": [], "val_iteration": [], "val_acc@1": [],
-                               "val_acc@10": []}
-    start_it = 0
     ckpt_path = Path(checkpoint) if checkpoint else None
-    if ckpt_path is not None and ckpt_path.exists():
-        # RNG states must stay CPU ByteTensors (also for CUDA generators); load_state_dict moves the rest.
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state.get("config_key") == cfg.key():
-            model.load_state_dict(state["model"])
-            energy.load_state_dict(state["energy"])
-            opt.load_state_dict(state["optimizer"])
-            sampler.load_state_dict(state["sampler"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            history = state["history"]
-            start_it = int(state["iteration"])
+    history, start_it = _resume(ckpt_path, cfg, model, energy, opt, sampler, gen,
+                                {"iteration": [], "loss": [], "val_iteration": [], "val_acc@1": [], "val_acc@10": []})
 
     def save_ckpt(it: int):
-        if ckpt_path is None:
-            return
-        torch_save_atomic(ckpt_path, {
-            "config_key": cfg.key(), "config": cfg.to_dict(), "iteration": it,
-            "model": model.state_dict(), "energy": energy.state_dict(),
-            "optimizer": opt.state_dict(), "sampler": sampler.state_dict(),
-            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "history": history,
-        })
+        if ckpt_path is not None:
+            torch_save_atomic(ckpt_path, _checkpoint_state(cfg, it, model, energy, opt, sampler, gen, history))
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
-    # torch.compile fuses the elementwise work around the convolutions (benchmarks/profile_step.py measures
-    # the gain); it shares the parameters of ``model``.
-    embed = torch.compile(model.embed) if (cfg.compile and device.type == "cuda") else model.embed
-    stage = frozen_stage(cfg) if cfg.cache_views else None
-    caches, cache_info = None, None
-    if stage is not None:  # the frozen trunk once per (image, view); the rest trains on its maps
-        t_c = time.perf_counter()
-        cache_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)  # rebuilt identically on resume
-        flip = cfg.augment == "crop+flip"
-        caches = tuple(build_cache(model, imgs, cfg.cache_views, stage, cache_gen, device, amp=cfg.amp, flip=flip,
-                                   channels_last=cfg.channels_last) for imgs in (train_split.sketches, train_split.edges))
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        cache_info = {"stage": stage, "views": cfg.cache_views, "build_time_s": round(time.perf_counter() - t_c, 3),
-                      "bytes": sum(c.nbytes() for c in caches), "dtype": str(caches[0].maps.dtype)}
-        head = lambda h: model.embed_from(h, stage)  # noqa: E731
-        embed = torch.compile(head) if (cfg.compile and device.type == "cuda") else head
-        model.train()
-    t0 = time.perf_counter()
-    t_steady = None
+    embed, caches, cache_info = _embedder(cfg, model, train_split, device)
+    t0, t_steady = time.perf_counter(), None
     model.train()
     energy.train()
     bar = progress_bar(range(start_it, cfg.iterations), initial=start_it, total=cfg.iterations,
@@ -434,9 +438,7 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
         with autocast(device, cfg.amp):
             emb = embed(x).float()
         s, ep, en = emb.chunk(3)
-        d_pos = energy.paired(s, ep)
-        d_neg = energy.paired(s, en)
-        loss = L.triplet_hinge(d_pos, d_neg, cfg.margin) + energy.regularizer()  # Eq. 1 (+ HOLEF's penalty)
+        loss = L.triplet_hinge(energy.paired(s, ep), energy.paired(s, en), cfg.margin) + energy.regularizer()  # Eq. 1
         done = it + 1
         log.add(train_step(opt, loss), done)
         if t_steady is None:
@@ -445,9 +447,8 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
             t_steady = time.perf_counter()
         if val_split is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
             r = evaluate(model, energy, val_split, 1, device, cfg.amp)
-            history["val_iteration"].append(done)
-            history["val_acc@1"].append(r["acc@1"])
-            history.setdefault("val_acc@10", []).append(r["acc@10"])
+            for k, v in (("val_iteration", done), ("val_acc@1", r["acc@1"]), ("val_acc@10", r["acc@10"])):
+                history.setdefault(k, []).append(v)
             model.train()
             energy.train()
         if done % cfg.checkpoint_every == 0 and done < cfg.iterations:

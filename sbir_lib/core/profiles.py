@@ -5,6 +5,9 @@ Taught in: ``notebooks/00_data_and_domain_gap.ipynb`` (the profile cell every no
 
 - ``quick``: 2 CPU cores, seconds to minutes per run: tiny training runs that show each mechanism working
   (the numbers are not the paper's); one seed, the one the reader picks.
+- ``cpu``: the DSSA tables on 2 CPU cores: the head of every row trained on an ImageNet EfficientNet-Lite0 trunk
+  adapted once to sketches (:mod:`sbir_lib.training.trunk_adapt`), frozen and stored on disk
+  (:mod:`sbir_lib.training.trunk_store`); 10 test views, seeds 0-2.
 - ``full``: the authors' recipe on a GPU (20,000 iterations of 128 triplets, 10 test views, seeds 0-2).
 
 A recipe reads its settings from the profile (``profile.triplet``, ``profile.pretrain``, ``profile.classical``,
@@ -166,10 +169,28 @@ FULL = Profile(
                  "dase": 60.0, "pretrain_qmul": 250.0, "init_recipe": 360.0},
 )
 
+#: the adapted ImageNet trunk the cpu profile starts from (committed; ``python -m sbir_lib.training.trunk_adapt run``)
+CPU_TRUNK = "results/trunk/efficientnet_lite0_b15.cpu.pt"
+
+CPU = Profile(
+    name="cpu",
+    summary="the DSSA tables on an adapted ImageNet trunk (EfficientNet-Lite0), frozen and stored, 2 CPU cores",
+    device="cpu", trains_on_cpu=True, paper_comparable=True, real_data_only=True, seeds=(0, 1, 2), test_views=10,
+    validation_size=60,
+    # the DSSA head (conv5's role: a 1x1 convolution, attention, CFF, fc6/fc7, the energy) on the frozen trunk's
+    # stored maps; iterations, lr and cache_views chosen on validation (results/tuning/cpu_recipe.cpu.json)
+    triplet=dict(backbone="efficientnet_lite0_b15", init=CPU_TRUNK, trunk_store=True, cache_views=8,
+                 iterations=600, batch_size=32, lr=1e-2, checkpoint_every=200, log_every=50, channels_last=False),
+    experiments={"curve": {"val_size": 60, "eval_every": 100}},
+    pretrain=QUICK.pretrain, classical=FULL.classical, dase_mems=QUICK.dase_mems,
+    init_lrs=QUICK.init_lrs, init_cache_views=8, settings_from="quick",
+    grid_cost_s={"conv4": 70.0, "conv5": 50.0, "classical": 20.0},
+)
+
 #: the profile of a notebook or command that names none (``$SBIR_PROFILE`` is read by the entry points)
 DEFAULT_PROFILE = "quick"
 #: every profile by name, in the order the CLI lists them
-PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, FULL)}
+PROFILES: dict[str, Profile] = {p.name: p for p in (QUICK, CPU, FULL)}
 PROFILE_NAMES = tuple(PROFILES)
 
 

@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import PROFILE_NAMES
 from sbir_lib.core.io import write_bytes_atomic
 
 #: the kernelspec as JupyterLab writes it (a notebook with another one is marked modified on opening);
@@ -291,7 +292,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sbir_lib.course")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="execute the notebook series with papermill")
-    r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    r.add_argument("--profile", default=None, help=" | ".join(PROFILE_NAMES) + " (default: $SBIR_PROFILE or quick)")
     r.add_argument("--only", nargs="+", default=None, metavar="NN", help="notebook numbers, e.g. 00 03")
     r.add_argument("--out", default=None, metavar="DIR",
                    help="output folder: executed notebooks, figures/ and scratch results/ "

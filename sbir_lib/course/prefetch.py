@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from sbir_lib.core.profiles import PROFILE_NAMES
+
 
 def lower_priority() -> str:
     """Make this process (and the threads it starts later: call it before PyTorch starts its own) run only
@@ -114,7 +116,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sbir_lib.course.prefetch",
                                  description="build ahead what notebooks of the series will need "
                                              "(started by `python -m sbir_lib.course run`)")
-    ap.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    ap.add_argument("--profile", default=None, help=" | ".join(PROFILE_NAMES) + " (default: $SBIR_PROFILE or quick)")
     ap.add_argument("--normal-priority", action="store_true",
                     help="keep the normal priority (default: idle priority, see lower_priority)")
     ap.add_argument("notebooks", nargs="+", metavar="NN", help=f"notebook numbers; with a builder: {', '.join(BUILDERS)}")

@@ -6,6 +6,7 @@
     python -m sbir_lib.experiments run --experiment dase_sketchy --rows dase_mems --arch resnet18
     python -m sbir_lib.experiments summary --experiment table2
     python -m sbir_lib.experiments verify                    # recompute every record from its distances
+    python -m sbir_lib.experiments verify --retrain 3        # ... and retrain 3 cpu records from nothing
     python -m sbir_lib.experiments tune --experiment dase_qmul --profile quick  # settings on a validation split
     python -m sbir_lib.experiments show-tuning --experiment dase_qmul
     python -m sbir_lib.experiments pack --out sketchy_pack.npz                 # data for an offline GPU
@@ -26,6 +27,7 @@ import os
 import sys
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import PROFILE_NAMES
 from sbir_lib.core import records as R
 from sbir_lib.data.pack import PACK_ENV, pack_sketchy_mini
 from sbir_lib.experiments import cache_views, dase_mems, grid, init_recipe, runner, settings, tuning
@@ -54,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--all", action="store_true", help="every table of the DSSA paper (table1..table5)")
     r.add_argument("--seeds", type=seed_arg, nargs="+", default=[0])
     r.add_argument("--rows", nargs="+", default=None, metavar="ROW", help="only these rows of the experiments")
-    r.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    r.add_argument("--profile", default=None, help=" | ".join(PROFILE_NAMES) + " (default: $SBIR_PROFILE or quick)")
     r.add_argument("--device", default=None, help="cuda | cpu (default: cuda when available)")
     r.add_argument("--force", action="store_true", help="retrain even when recorded")
     r.add_argument("--init", default=None, help="scratch | imagenet | PATH (.pt checkpoint or the authors' TF .npy)")
@@ -73,9 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="recompute every record's metrics from its distance file; exit 1 on a mismatch, 3 when a "
                                          "record is damaged (each named with its fix)")
     v.add_argument("--results", default=None)
+    v.add_argument("--retrain", type=int, default=0, metavar="N",
+                   help="also retrain N randomly drawn trained records of --profile from nothing and compare (exit 1 "
+                        "when one differs)")
+    v.add_argument("--profile", default="cpu", help="the profile --retrain draws from (default cpu)")
+    v.add_argument("--retrain-seed", type=int, default=0, help="which N records --retrain draws (default 0)")
+    v.add_argument("--root", default=None, help="data root (default $SBIR_DATA_ROOT or ./data)")
     t = sub.add_parser("tune", help="choose DASE/MEMS settings on a validation split; writes results/tuning/")
     t.add_argument("--experiment", required=True, help=", ".join(dase_mems.EXPERIMENTS))
-    t.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    t.add_argument("--profile", default=None, help=" | ".join(PROFILE_NAMES) + " (default: $SBIR_PROFILE or quick)")
     t.add_argument("--dataset", default=None,
                    help="default: " + ", ".join(f"{k}: {v}" for k, v in settings.TUNING_DATASET.items()))
     t.add_argument("--seed", type=seed_arg, default=0)
@@ -87,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--profile", default="quick")
     st.add_argument("--results", default=None)
     g = sub.add_parser("grid", help="the reproduction grid in order of value under a time budget (tools/gpu_run.sh)")
-    g.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    g.add_argument("--profile", default=None, help=" | ".join(PROFILE_NAMES) + " (default: $SBIR_PROFILE or quick)")
     g.add_argument("--budget-s", type=float, required=True, help="stop before a job that would not fit")
     g.add_argument("--seeds", type=seed_arg, nargs="+", default=[0, 1, 2])
     g.add_argument("--dataset", action="append", default=[], help="DSSA datasets (default shoes, chairs, handbags)")
@@ -100,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--root", default=None)
     g.add_argument("--results", default=None)
     c = sub.add_parser("tune-cache", help="choose the cached views per image (cache_views) on a validation split")
-    c.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+    c.add_argument("--profile", default=None, help=" | ".join(PROFILE_NAMES) + " (default: $SBIR_PROFILE or quick)")
     c.add_argument("--dataset", default="shoes")
     c.add_argument("--views", type=int, nargs="+", default=list(cache_views.CANDIDATES))
     c.add_argument("--seeds", type=seed_arg, nargs="+", default=list(cache_views.SEEDS))
@@ -116,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     es = sub.add_parser("embedding-spread", help="record how spread out each init's starting embedding is "
                                                  "(notebook 05; needs the init checkpoints)")
     for q in (tp, ti, es):
-        q.add_argument("--profile", default=None, help="quick | full (default: $SBIR_PROFILE or quick)")
+        q.add_argument("--profile", default=None, help=" | ".join(PROFILE_NAMES) + " (default: $SBIR_PROFILE or quick)")
         q.add_argument("--root", default=None)
         q.add_argument("--results", default=None)
     for q in (tp, ti):
@@ -191,7 +199,13 @@ def _dispatch(ap, args) -> int:
             return 0
         if args.cmd == "verify":
             out = runner.verify(args.results)
-            return EXIT_DAMAGED if out["damaged"] else (1 if out["mismatch"] else 0)
+            status = EXIT_DAMAGED if out["damaged"] else (1 if out["mismatch"] else 0)
+            if args.retrain and status == 0:
+                from sbir_lib.experiments.retrain import retrain_check
+                same = retrain_check(args.retrain, _config.check_profile(args.profile), args.results,
+                                     args.retrain_seed, args.root)
+                status = 0 if all(r["same"] for r in same) else 1
+            return status
         if args.cmd == "summary":
             damaged = []
             df = runner.summary(args.results, args.experiment, args.dataset, args.profile, log=damaged.append)

@@ -317,7 +317,7 @@ def _run_dssa(spec: RunSpec, o: RunOptions) -> dict:
     complete = keeps_complete_weights(spec.dataset, spec.row, spec.seed)
     if complete:  # the record is the kept network's, which any machine can reload (issue 23)
         round_to_kept(res.model)
-    ev = T.evaluate(res.model, res.energy, dataset.test, cfg.test_views, device, cfg.amp)
+    ev = T.evaluate(res.model, res.energy, dataset.test, cfg.test_views, device, cfg.amp, cfg.trunk_store)
     wall = time.perf_counter() - t0
     rec = _base_record(spec, dataset, device)
     rec.update(
@@ -351,7 +351,7 @@ def _run_untrained(spec: RunSpec, o: RunOptions) -> dict:
     cfg = T.profile_config(spec.profile, variant=spec.variant, seed=spec.seed, **_overrides(spec, o))
     seed_everything(cfg.seed)
     model, energy = T.build_network(cfg, device)
-    ev = T.evaluate(model.eval(), energy.eval(), o.dataset.test, cfg.test_views, device, cfg.amp)
+    ev = T.evaluate(model.eval(), energy.eval(), o.dataset.test, cfg.test_views, device, cfg.amp, cfg.trunk_store)
     rec = _base_record(spec, o.dataset, device)
     rec.update(config=cfg.to_dict(), config_key=cfg.key(), init="untrained", iterations=0, steps_run=0,
                wall_time_s=round(time.perf_counter() - t0, 2), **_metrics(ev["dist"]))

@@ -54,6 +54,30 @@ def _score(metrics: dict, level: str, tied: float) -> tuple:
         return (-math.inf, -math.inf)
     return tuple(float(metrics[k]) for k in CRITERION[level])
 
+def _earlier_runs(experiment: str, profile: str, results, dataset: str, seed: int) -> dict:
+    """``{(row, config key): result}`` of the candidates an earlier, unfinished call recorded (same data, seed)."""
+    old = load_tuning(experiment, profile, results, partial=True)
+    if not old or old.get("dataset") != dataset or old.get("seed") != seed:
+        return {}
+    return {(r["row"], r["config_key"]): {k: v for k, v in r.items() if k != "same_as_earlier_candidate"}
+            for st in old.get("stages", []) for c in st["candidates"] for r in c["runs"] if r.get("config_key")}
+
+
+def _candidate_run(row: str, cfg, val, device, done: dict, progress: bool, log, what: str) -> dict:
+    """Train and score one candidate row on the validation split, or reuse its earlier result (``done``)."""
+    key = (row, cfg.key())
+    if key in done:
+        return {**done[key], "same_as_earlier_candidate": True}
+    res = class_pairs.train_model(cfg, val, device, progress=progress)
+    ev = class_pairs.evaluate(res.model, cfg, val, device)
+    done[key] = {"row": row, "metrics": {k: round(float(v), 6) for k, v in ev["metrics"].items()},
+                 "tied_queries": round(ev["tied"], 4), "train_time_s": round(res.train_time_s, 1),
+                 "config_key": cfg.key()}
+    log(f"  {what}: " + "  ".join(f"{k}={v:.3f}" for k, v in ev["metrics"].items())
+        + (f"  (collapsed: {ev['tied']:.0%} tied)" if ev["tied"] > 0.05 else ""))
+    return done[key]
+
+
 def tune(experiment: str, profile: str = "quick", dataset: str | None = None, seed: int = 0, device=None,
          root=None, results=None, search=None, overrides=None, write: bool = True, progress: bool = False,
          resume: bool = True, log=print) -> dict:
@@ -79,20 +103,12 @@ def tune(experiment: str, profile: str = "quick", dataset: str | None = None, se
     val = validation_split(full, seed)
     chosen: dict = {}
     out_stages = []
-    done: dict = {}  # (row, config key) -> result: a candidate repeated by a later stage is not retrained
-    old = load_tuning(experiment, profile, results, partial=True) if (resume and write) else None
-    if old and old.get("dataset") == dataset and old.get("seed") == seed:
-        for st in old.get("stages", []):
-            for c in st["candidates"]:
-                for r in c["runs"]:
-                    if r.get("config_key"):
-                        done[(r["row"], r["config_key"])] = {k: v for k, v in r.items()
-                                                             if k != "same_as_earlier_candidate"}
+    # (row, config key) -> result: a candidate repeated by a later stage (or an earlier call) is not retrained
+    done = _earlier_runs(experiment, profile, results, dataset, seed) if (resume and write) else {}
     header = dict(experiment=experiment, profile=profile, dataset=dataset, seed=seed)
 
     def save(stages_so_far, complete: bool) -> None:
         if write:
-
             write_json_atomic(tuning_path(experiment, profile, results),
                               {**header, "complete": complete, "stages": stages_so_far, "chosen": dict(chosen)})
     t0 = time.perf_counter()
@@ -101,20 +117,10 @@ def tune(experiment: str, profile: str = "quick", dataset: str | None = None, se
         cands = []
         for values in itertools.product(*(grid[n] for n in names)):
             setting = dict(zip(names, values))
-            per_row = []
-            for row in rows:
-                cfg = C.profile_config(experiment, profile, row, seed, **{**base, **chosen, **setting})
-                if (row, cfg.key()) in done:
-                    per_row.append({**done[(row, cfg.key())], "same_as_earlier_candidate": True})
-                    continue
-                res = class_pairs.train_model(cfg, val, device, progress=progress)
-                ev = class_pairs.evaluate(res.model, cfg, val, device)
-                per_row.append({"row": row, "metrics": {k: round(float(v), 6) for k, v in ev["metrics"].items()},
-                                "tied_queries": round(ev["tied"], 4), "train_time_s": round(res.train_time_s, 1),
-                                "config_key": cfg.key()})
-                done[(row, cfg.key())] = per_row[-1]
-                log(f"  {experiment} {row} {setting}: " + "  ".join(f"{k}={v:.3f}" for k, v in ev["metrics"].items())
-                    + (f"  (collapsed: {ev['tied']:.0%} tied)" if ev["tied"] > 0.05 else ""))
+            per_row = [_candidate_run(row, C.profile_config(experiment, profile, row, seed,
+                                                            **{**base, **chosen, **setting}),
+                                      val, device, done, progress, log, f"{experiment} {row} {setting}")
+                       for row in rows]
             scores = [_score(r["metrics"], val.level, r["tied_queries"]) for r in per_row]
             score = tuple(float(np.mean([s[i] for s in scores])) for i in range(len(CRITERION[val.level])))
             cands.append({"settings": setting, "runs": per_row, "score": [None if math.isinf(v) else round(v, 6)
@@ -146,6 +152,5 @@ def tune(experiment: str, profile: str = "quick", dataset: str | None = None, se
         "wall_time_s": round(time.perf_counter() - t0, 1),
     }
     if write:
-
         write_checked_json(tuning_path(experiment, profile, results), rec)
     return rec

@@ -454,8 +454,31 @@ class EfficientNetLite0(nn.Module):
             x = b(x)
         return F.relu6(self._bn1(self._conv_head(x)))
 
+    def blocks_map(self, x, upto: int | None = None, start: int = 0):
+        """The output of MBConv blocks ``start .. upto - 1`` (all: ``[B, 320, H/32, W/32]``, before the head
+        convolution); ``start > 0`` takes the output of block ``start - 1`` as ``x``."""
+        if start == 0:
+            x = F.relu6(self._bn0(self._conv_stem(x)))
+        for b in self._blocks[start:upto]:
+            x = b(x)
+        return x
+
     def forward(self, x):
         return self.feature_map(x).mean(dim=(2, 3))
+
+
+def load_adapted_trunk(trunk: "EfficientNetLite0", path: Path) -> dict:
+    """ImageNet weights, then the adapted blocks of ``path`` over them (:mod:`sbir_lib.training.trunk_adapt`
+    writes it: ``{"adapted_blocks": state dict of the blocks it trained, "provenance": ...}``, half precision)."""
+    r = _load_state_file(trunk, efficientnet_lite0_weights_path(), strip=("_fc.",))
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    own = trunk.state_dict()
+    bad = [k for k in obj["adapted_blocks"] if k not in own]
+    if bad:
+        raise ValueError(f"{path}: {len(bad)} tensors are not EfficientNet-Lite0's (e.g. {bad[:3]}); rebuild it with "
+                         f"python -m sbir_lib.training.trunk_adapt run")
+    trunk.load_state_dict({k: v.float() for k, v in obj["adapted_blocks"].items()}, strict=False)
+    return {"loaded": r["loaded"], "source": f"ImageNet + {len(obj['adapted_blocks'])} adapted tensors from {path.name}"}
 
 
 def efficientnet_lite0_weights_path() -> Path:

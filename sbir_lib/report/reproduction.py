@@ -31,7 +31,7 @@ import numpy as np
 
 from sbir_lib.core import config as _config
 from sbir_lib.core import records as R
-from sbir_lib.core.profiles import as_profile
+from sbir_lib.core.profiles import PROFILE_NAMES, as_profile
 from sbir_lib.core.io import write_bytes_atomic
 from sbir_lib.data.datasets import QMUL_COUNTS
 from sbir_lib.experiments import init_recipe
@@ -481,7 +481,7 @@ def cache_views_markdown(results=None) -> list[str]:
     import pandas as pd
 
     out = []
-    for prof in ("quick", "full"):
+    for prof in PROFILE_NAMES:
         rec = load_tuning("cache_views", prof, results)
         if rec is None or "paired_diff_vs_default" not in rec:
             continue

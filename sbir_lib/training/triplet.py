@@ -39,7 +39,8 @@ from sbir_lib.core import config as _config
 from sbir_lib.core.profiles import Profile, as_profile
 from sbir_lib.core.progress import progress_bar
 from sbir_lib.training import engine
-from sbir_lib.training.cached import build_cache, cached_batch, trunk_stage
+from sbir_lib.training import trunk_store as TS
+from sbir_lib.training.cached import ViewCache, build_cache, cached_batch, trunk_stage
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.data import augment as A
 from sbir_lib.data.datasets import QMULSplit
@@ -96,8 +97,12 @@ class TrainConfig:
     #: 0: the engine recomputes the frozen trunk at every step; K > 0: it is computed once for K views per
     #: training image (sbir_lib.training.cached) and the rest trains on those maps (runs with a frozen trunk)
     cache_views: int = 0
-    #: "sketchanet" (the paper's) or "efficientnet_lite0" (the ImageNet track; ``init="imagenet"`` implies it)
+    #: "sketchanet" (the paper's), "efficientnet_lite0" (the ImageNet track; ``init="imagenet"`` implies it) or
+    #: "efficientnet_lite0_b15" (the cpu profile's trunk, ending at the last MBConv block)
     backbone: str = "sketchanet"
+    #: with ``cache_views``: the frozen trunk's maps of the training views (drawn once, shared by every row and
+    #: seed) and of the test views are read from / written to the on-disk store (sbir_lib.training.trunk_store)
+    trunk_store: bool = False
     test_views: int = 10
     val_size: int = 0
     eval_every: int = 0
@@ -156,7 +161,7 @@ class TrainConfig:
         ``bias_lr_mult`` only when they are not the default, so that the keys of runs recorded before they
         existed, which trained with the default, still match)."""
         default_only = (("init_layers",) if self.init_layers == "all" else ()) + (
-            ("bias_lr_mult",) if self.bias_lr_mult == 1.0 else ())
+            ("bias_lr_mult",) if self.bias_lr_mult == 1.0 else ()) + (("trunk_store",) if not self.trunk_store else ())
         return config_key(self, ignore=("log_every", "checkpoint_every", "eval_every", "compile") + default_only)
 
 
@@ -166,11 +171,9 @@ def profile_config(profile: "str | Profile", **overrides) -> TrainConfig:
     return engine.profile_config(TrainConfig, {**p.triplet, "test_views": p.test_views}, **overrides)
 
 
-
-
 def variant_of(cfg: TrainConfig) -> MD.VariantConfig:
     """The model configuration a run trains: ``cfg.variant`` with the run's model options applied."""
-    backbone = "efficientnet_lite0" if cfg.init == "imagenet" else cfg.backbone
+    backbone = "efficientnet_lite0" if (cfg.init == "imagenet" and cfg.backbone == "sketchanet") else cfg.backbone
     return MD.get_variant(cfg.variant, dropout=cfg.dropout, embedding_bn=cfg.embedding_bn, backbone=backbone)
 
 
@@ -277,21 +280,38 @@ def embed_views(model, images: torch.Tensor, views: int, device, amp=True, batch
 
 
 @torch.no_grad()
-def distance_matrix(model, energy, sketches, edges, views: int, device, amp=True) -> torch.Tensor:
+def stored_embed_views(model, images: torch.Tensor, views: int, device, amp=True) -> torch.Tensor:
+    """:func:`embed_views` with the frozen trunk's maps of the test views read from the store
+    (:mod:`sbir_lib.training.trunk_store`; 1 = centre, 10 = the authors' ten views), the rest of the network
+    on them: ``[V, N, D]``."""
+    model.eval()
+    if views == 10:
+        v = "ten_views"
+    else:
+        c = (images.shape[-1] - A.CROP) // 2
+        v = torch.tensor([[c, c, 0], [c, c, 1]])[:views].expand(len(images), views, 3).contiguous()
+    maps, _ = TS.trunk_maps(model.backbone, images, v, stage="conv4", amp=amp)
+    return torch.stack([model.embed_from(maps[:, j].float().to(device), "conv4").float() for j in range(maps.shape[1])])
+
+
+@torch.no_grad()
+def distance_matrix(model, energy, sketches, edges, views: int, device, amp=True, stored: bool = False) -> torch.Tensor:
     """Test distances [Q, G]: the energy of every (sketch, edge map) pair, averaged over views.
 
-    Retrieval with a learned energy (weighted Euclidean, Mahalanobis, HOLEF) ranks by that energy.
+    Retrieval with a learned energy (weighted Euclidean, Mahalanobis, HOLEF) ranks by that energy. ``stored``:
+    the frozen trunk's maps come from the store (:func:`stored_embed_views`, the ``cpu`` profile).
     """
-    es = embed_views(model, sketches, views, device, amp)
-    ep = embed_views(model, edges, views, device, amp)
+    embed = stored_embed_views if stored else embed_views
+    es = embed(model, sketches, views, device, amp)
+    ep = embed(model, edges, views, device, amp)
     energy.eval()
     dist = sum(energy.pairwise(es[v], ep[v]).float() for v in range(es.shape[0])) / es.shape[0]
     return dist.cpu()
 
 
-def evaluate(model, energy, split, views: int, device, amp=True) -> dict:
+def evaluate(model, energy, split, views: int, device, amp=True, stored: bool = False) -> dict:
     """acc@1/5/10 and the whole acc@K curve of ``split`` (a :class:`~sbir_lib.data.datasets.QMULSplit`)."""
-    dist = distance_matrix(model, energy, split.sketches, split.edges, views, device, amp)
+    dist = distance_matrix(model, energy, split.sketches, split.edges, views, device, amp, stored)
     return metrics_of(dist) | {"dist": dist}
 
 
@@ -380,8 +400,18 @@ def _embedder(cfg: TrainConfig, model, train_split, device):
     if stage is None:
         return compiled(model.embed), None, None
     t_c = time.perf_counter()
-    cache_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)  # rebuilt identically on resume
     flip = cfg.augment == "crop+flip"
+    if cfg.trunk_store:  # shared views, read from disk when stored (built and stored otherwise)
+        caches, files = [], []
+        for j, imgs in enumerate((train_split.sketches, train_split.edges)):
+            views = TS.train_views(len(imgs), cfg.cache_views, imgs.shape[-2], imgs.shape[-1], seed=j, flip=flip)
+            maps, info = TS.trunk_maps(model.backbone, imgs, views, stage=stage, amp=cfg.amp)
+            caches.append(ViewCache(stage=stage, maps=maps.to(device), views=views))
+            files.append(info)
+        info = {"stage": stage, "views": cfg.cache_views, "build_time_s": round(time.perf_counter() - t_c, 3),
+                "bytes": sum(c.nbytes() for c in caches), "dtype": str(caches[0].maps.dtype), "store": files}
+        return compiled(lambda h: model.embed_from(h.float(), stage)), tuple(caches), info
+    cache_gen = torch.Generator(device=device).manual_seed(cfg.seed + 2)  # rebuilt identically on resume
     caches = tuple(build_cache(model, imgs, cfg.cache_views, stage, cache_gen, device, amp=cfg.amp, flip=flip,
                                channels_last=cfg.channels_last) for imgs in (train_split.sketches, train_split.edges))
     if device.type == "cuda":
@@ -446,7 +476,7 @@ def train(cfg: TrainConfig, dataset, device=None, checkpoint: str | Path | None 
                 torch.cuda.synchronize()
             t_steady = time.perf_counter()
         if val_split is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
-            r = evaluate(model, energy, val_split, 1, device, cfg.amp)
+            r = evaluate(model, energy, val_split, 1, device, cfg.amp, cfg.trunk_store)
             for k, v in (("val_iteration", done), ("val_acc@1", r["acc@1"]), ("val_acc@10", r["acc@10"])):
                 history.setdefault(k, []).append(v)
             model.train()

@@ -51,7 +51,7 @@
 # %% tags=["parameters"]
 # Parameters (papermill: -p profile full). None: the environment variable, else the default;
 # course.setup checks them all before anything runs.
-profile = None  # quick | full                      ($SBIR_PROFILE; default quick)
+profile = None  # quick | cpu | full                ($SBIR_PROFILE; default quick)
 
 # %%
 from sbir_lib import course

@@ -26,7 +26,7 @@
 # %% tags=["parameters"]
 # Parameters (papermill: -p profile full -p dataset chairs -p seed 1). None: the environment variable, else the default;
 # course.setup checks them all before anything runs.
-profile = None  # quick | full                      ($SBIR_PROFILE; default quick)
+profile = None  # quick | cpu | full                ($SBIR_PROFILE; default quick)
 dataset = None  # shoes | chairs | handbags         ($SBIR_DATASET; default shoes)
 seed = None     # the seed of the runs shown         ($SBIR_SEED; default 0)
 seeds = None    # the seeds tables average, [0, 1]  ($SBIR_SEEDS; default 0 1 2 in full, the seed in quick)

@@ -43,7 +43,7 @@
 # %% tags=["parameters"]
 # Parameters (papermill: -p profile full). None: the environment variable, else the default;
 # course.setup checks them all before anything runs.
-profile = None  # quick | full                      ($SBIR_PROFILE; default quick)
+profile = None  # quick | cpu | full                ($SBIR_PROFILE; default quick)
 
 # %%
 from sbir_lib import course
@@ -261,6 +261,26 @@ print(f"t = {t:.3f}, nu = {nu:.2f}, p = {p:.4f}: {res['verdict']}")
 # %%
 if ctx.profile != "full" and len(full_inventory):
     display(claims.style_claims(claims.claims_frame(profile="full")))
+
+# %% [markdown]
+# ## Trained on two CPU cores: the `cpu` profile
+#
+# Without a GPU the paper's recipe cannot run here, so the `cpu` profile asks a different question on the same
+# tables: does each of the paper's ideas (attention with its shortcut, coarse-fine fusion, HOLEF) help a network
+# that this machine can train? Every row trains its DSSA head on an ImageNet EfficientNet-Lite0 trunk that was
+# adapted to sketches once (`python -m sbir_lib.training.trunk_adapt run`), then frozen, with its maps stored on
+# disk (`sbir_lib.training.trunk_store`); 10 test views, seeds 0-2. Its numbers stand beside the paper's, not in
+# place of them (another trunk). This cell only reads what is recorded and prints the command for the rest.
+
+# %%
+cpu_inventory = TB.inventory("cpu")
+if len(cpu_inventory):
+    for t in TS.keys():
+        TB.show(t, profile="cpu", what="cpu profile: adapted ImageNet trunk, 2-core CPU")
+    display(claims.style_claims(claims.claims_frame(profile="cpu")))
+else:
+    print("No cpu-profile records yet. Record them (about two hours on 2 cores) with:")
+    print("  python -m sbir_lib.experiments run --all --profile cpu --seeds 0 1 2")
 
 # %% [markdown]
 # ## Where accuracy comes from: the initialisation

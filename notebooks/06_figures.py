@@ -33,7 +33,7 @@
 # %% tags=["parameters"]
 # Parameters (papermill: -p profile full -p dataset chairs -p seed 1). None: the environment variable, else the default;
 # course.setup checks them all before anything runs.
-profile = None  # quick | full                      ($SBIR_PROFILE; default quick)
+profile = None  # quick | cpu | full                ($SBIR_PROFILE; default quick)
 dataset = None  # shoes | chairs | handbags | all   ($SBIR_DATASET; default all)
 seed = None     # the seed of the runs shown         ($SBIR_SEED; default 0)
 

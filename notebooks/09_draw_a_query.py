@@ -39,7 +39,7 @@
 # %% tags=["parameters"]
 # Parameters (papermill: -p profile full -p dataset chairs). None: the environment variable, else the default;
 # course.setup checks them all before anything runs.
-profile = None  # quick | full                      ($SBIR_PROFILE; default quick)
+profile = None  # quick | cpu | full                ($SBIR_PROFILE; default quick)
 dataset = None  # shoes | chairs | handbags         ($SBIR_DATASET; default shoes)
 
 # %%

@@ -172,7 +172,9 @@ def open_notebook(browser, lab, name: str):
     base, token = lab
     page = browser.new_page()
     page.goto(f"{base}/lab/tree/{name}?reset&token={token}", timeout=SERVER_START_S * 1000)
-    page.wait_for_function(f"""(name) => {{ const p = ({PANEL})(name);
+    # the app object appears only once JupyterLab has loaded (slower on a busy machine): not yet is "wait"
+    page.wait_for_function(f"""(name) => {{ if (!window.jupyterapp || !window.jupyterapp.shell) {{ return false; }}
+        const p = ({PANEL})(name);
         if (!p) {{ return false; }}
         window.jupyterapp.shell.activateById(p.id);
         return p.sessionContext.session && p.sessionContext.session.kernel

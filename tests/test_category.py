@@ -101,7 +101,7 @@ def test_profile_config_rejects_bad_values():
         C.profile_config("dase_sketchy", "quick", "dase_arcface")
     with pytest.raises(ValueError, match="allowed: dase_sketchy, dase_sketchy_imagenet, dase_qmul"):
         C.profile_config("table9", "quick", "dase_mems")
-    with pytest.raises(ValueError, match="profile must be one of quick, full"):
+    with pytest.raises(ValueError, match="profile must be one of quick, cpu, full"):
         C.profile_config("dase_sketchy", "medium", "dase_mems")
     with pytest.raises(ValueError, match="unknown training option"):
         C.profile_config("dase_sketchy", "quick", "dase_mems", learning_rate=1.0)

@@ -55,7 +55,7 @@ def test_setup_normalises_and_reports_the_parameters(results, capsys):
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(profile="fast"), r"profile must be one of quick, full; got 'fast' \(from the notebook parameter `profile`\)"),
+    (dict(profile="fast"), r"profile must be one of quick, cpu, full; got 'fast' \(from the notebook parameter `profile`\)"),
     (dict(dataset="bags"), r"dataset must be one of shoes, chairs, handbags; got 'bags' \(from the notebook parameter"),
     (dict(dataset="all"), r"shoes, chairs, handbags; got 'all'"),
     (dict(seed="-1"), r"seed must be a non-negative integer, e.g. 0; got '-1'"),

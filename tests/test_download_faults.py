@@ -182,6 +182,22 @@ def test_half_sent_file_is_kept_and_resumed(tmp_path, server, capsys):
     assert (root / "toy/a.bin").read_bytes() == FILES["toy/a.bin"] and not part.exists()
 
 
+def test_a_part_with_wrong_bytes_is_restarted_in_the_same_run(tmp_path, server, capsys):
+    """A leftover ``.part`` that is not a prefix of the file: the resumed whole fails its hash, so the same run
+    starts over from zero and succeeds (issue 26 item 4); without the fix the run failed, blaming the source."""
+    reg = {"toy": _spec("toy", FILES, server.url)}
+    root = tmp_path / "data"
+    part = root / "toy/a.bin.part"
+    part.parent.mkdir(parents=True)
+    good = FILES["toy/a.bin"]
+    part.write_bytes(bytes(b ^ 0xFF for b in good[:len(good) // 2]))  # right length, wrong bytes
+    rc, _, err = _run(capsys, "toy", root=root, registry=reg)
+    assert rc == 0, err
+    assert (root / "toy/a.bin").read_bytes() == good and not part.exists()
+    ranged = [r for r in server.requests if r[0] == "toy/a.bin" and r[1]]
+    assert ranged == [("toy/a.bin", f"bytes={len(good) // 2}-")]  # resumed once, then fetched whole
+
+
 def test_corrupt_bytes_refused_and_deleted(tmp_path, server, capsys):
     reg = {"toy": _spec("toy", FILES, server.url)}
     root = tmp_path / "data"
@@ -247,6 +263,34 @@ def test_trickle_fails_on_minimum_speed_then_resumes(tmp_path, server, capsys):
     server.modes.clear()
     assert _run(capsys, "toy", root=root, registry=reg)[0] == 0
     assert (root / "toy/a.bin").read_bytes() == FILES["toy/a.bin"]
+
+
+def test_the_speed_window_is_a_command_line_flag(tmp_path, server, monkeypatch):
+    """``--speed-window`` reaches the transfer limits (issue 26 item 6); a window <= 0 is a usage error."""
+    seen = {}
+    monkeypatch.setattr(dl, "download", lambda *a, **kw: seen.update(kw) or 0)
+    assert dl.main(["--dataset", "qmul-shoes", "--root", str(tmp_path), "--speed-window", "7.5",
+                    "--min-speed", "2"]) == 0
+    assert seen["rate_window"] == 7.5 and seen["min_rate"] == 2048
+    assert dl.main(["--dataset", "qmul-shoes", "--root", str(tmp_path), "--speed-window", "0"]) == 2
+
+
+def test_a_resumed_run_announces_what_is_left_and_a_mirror_url_with_a_space_works(tmp_path, server, capsys):
+    """The start line counts the bytes still to fetch when ``.part`` files resume, and an http mirror whose path
+    has a space is percent-encoded, not reported as a network failure (issue 26 item 6)."""
+    data = FILES["toy/a.bin"]
+    server.files = {f"my data/{k}": v for k, v in FILES.items()}
+    reg = {"toy": _spec("toy", {"toy/a.bin": data}, None)}
+    root = tmp_path / "data"
+    part = root / "toy/a.bin.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:len(data) // 2])
+    rc, out, err = _run(capsys, "toy", root=root, registry=reg, mirror=server.url + "my data")
+    assert rc == 0, err
+    left = len(data) - len(data) // 2
+    assert dl.mib(left) in out and "already kept in .part files" in out
+    assert (root / "toy/a.bin").read_bytes() == data
+    assert ("my data/toy/a.bin", f"bytes={len(data) // 2}-") in server.requests
 
 
 @pytest.mark.parametrize("after", [50_000, 0])

@@ -164,7 +164,7 @@ def test_bad_names_list_the_allowed_ones(syn, tmp_path):
         E.run(["table2"], ["shoe"], [0], "quick", results=tmp_path)
     with pytest.raises(ValueError, match="allowed: .*full"):
         E.run(["table2"], ["synthetic"], [0], "quick", rows=["ful"], results=tmp_path)
-    with pytest.raises(ValueError, match="profile must be one of quick, full"):
+    with pytest.raises(ValueError, match="profile must be one of quick, cpu, full"):
         E.run(["table2"], ["synthetic"], [0], "fast", results=tmp_path)
     with pytest.raises(ValueError, match="unknown variant"):
         T.profile_config("quick", variant="nope")

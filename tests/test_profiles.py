@@ -32,7 +32,7 @@ def test_every_recipe_builds_a_valid_config_from_each_profile(name):
 
 
 def test_an_unknown_profile_is_refused_naming_the_profiles():
-    with pytest.raises(ValueError, match="profile must be one of quick, full"):
+    with pytest.raises(ValueError, match="profile must be one of quick, cpu, full"):
         get_profile("fast")
     with pytest.raises(ValueError, match="quick"):
         config.check_profile("fast")

@@ -184,7 +184,8 @@ CPU = Profile(
     experiments={"curve": {"val_size": 60, "eval_every": 100}},
     pretrain=QUICK.pretrain, classical=FULL.classical, dase_mems=QUICK.dase_mems,
     init_lrs=QUICK.init_lrs, init_cache_views=8, settings_from="quick",
-    grid_cost_s={"conv4": 70.0, "conv5": 50.0, "classical": 20.0},
+    grid_cost_s={"pretrain": 200.0, "cache_views": 600.0, "conv4": 70.0, "conv5": 50.0, "classical": 20.0,
+                 "dase": 40.0, "pretrain_qmul": 300.0, "init_recipe": 1500.0},
 )
 
 #: the profile of a notebook or command that names none (``$SBIR_PROFILE`` is read by the entry points)

@@ -3,7 +3,7 @@
 Taught in: every notebook (``notebooks/00_data_and_domain_gap.ipynb`` explains it once). A notebook
 starts with one cell tagged ``parameters`` (papermill overrides it: ``-p profile full -p dataset chairs``)::
 
-    profile = None   # quick | full          (None: $SBIR_PROFILE, else quick)
+    profile = None   # quick | cpu | full    (None: $SBIR_PROFILE, else quick)
     dataset = None   # shoes | chairs | handbags   (None: $SBIR_DATASET, else shoes)
     seed = None      # the seed of the runs shown   (None: $SBIR_SEED, else 0)
     seeds = None     # the seeds a table averages   (None: $SBIR_SEEDS, else 0 1 2 in full, the seed in quick)

@@ -169,10 +169,23 @@ def _resolve_mirror(mirror: str | os.PathLike | None) -> str | Path | None:
     text = os.fspath(mirror)
     scheme = urllib.parse.urlsplit(text).scheme.lower()
     if scheme in ("http", "https"):
+        # a space (or other unsafe character) in the base path is the user's literal folder name: percent-encode
+        # it, never let urllib refuse it as if the network had failed (issue 26 item 6)
+        parts = urllib.parse.urlsplit(text)
+        text = urllib.parse.urlunsplit(parts._replace(path=urllib.parse.quote(urllib.parse.unquote(parts.path))))
         return text if text.endswith("/") else text + "/"
     if scheme == "file":
         return Path(urllib.request.url2pathname(urllib.parse.urlsplit(text).path))
     return Path(text).expanduser()
+
+
+def _kept_bytes(entry: FileEntry, root: Path) -> int:
+    """Bytes of ``entry`` a leftover ``.part`` holds (what a resumed transfer does not fetch again)."""
+    try:
+        n = part_path(entry.dest(root)).stat().st_size
+    except OSError:
+        return 0
+    return n if n < entry.size else 0
 
 
 def _source_of(entry: FileEntry, mirror: str | Path | None) -> str | Path | None:
@@ -316,8 +329,10 @@ def _download_files(spec: DatasetSpec, run: _Run) -> int:
         return len(todo)
 
     where = run.mirror if run.mirror is not None else "upstream"
+    kept = sum(_kept_bytes(e, run.root) for e in todo)  # partial files resume: only the rest is fetched
     _say(f"{spec.name}: fetching {len(todo)} of {spec.n_files} files "
-         f"({mib(sum(e.size for e in todo))}) from {where}")
+         f"({mib(sum(e.size for e in todo) - kept)}" + (f" left; {mib(kept)} already kept in .part files"
+                                                      if kept else "") + f") from {where}")
     bar = progress_bar(total=sum(e.size for e in todo), desc=spec.name, unit="B", unit_scale=True,
                        unit_divisor=1024, disable=not run.progress, dynamic_ncols=True, leave=True)
     lock = threading.Lock()
@@ -561,8 +576,10 @@ def build_parser(registry: Mapping[str, DatasetSpec] | None = None) -> argparse.
     p.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="SECONDS",
                    help=f"a transfer fails after this long without a byte (default {TIMEOUT_S:g})")
     p.add_argument("--min-speed", type=float, default=MIN_RATE / 1024, metavar="KIB_PER_S",
-                   help=f"a transfer fails when it averages under this over {RATE_WINDOW_S:g} s "
+                   help=f"a transfer fails when it averages under this over --speed-window seconds "
                         f"(default {MIN_RATE / 1024:g}; 0: no minimum)")
+    p.add_argument("--speed-window", type=float, default=RATE_WINDOW_S, metavar="SECONDS",
+                   help=f"the window --min-speed is averaged over (default {RATE_WINDOW_S:g})")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -581,9 +598,10 @@ def main(argv: list[str] | None = None, *,
         print(format_table(reg))
         print(f"\ndata root: {config.data_root(args.root)}")
         return 0
-    if args.timeout <= 0 or args.min_speed < 0 or args.jobs < 1:
+    if args.timeout <= 0 or args.min_speed < 0 or args.jobs < 1 or args.speed_window <= 0:
         parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: --timeout must be > 0, --min-speed >= 0 and --jobs >= 1", file=sys.stderr)
+        print(f"{parser.prog}: --timeout and --speed-window must be > 0, --min-speed >= 0 and --jobs >= 1",
+              file=sys.stderr)
         return 2
     names = list(args.dataset)
     if args.all or (args.verify and not names):
@@ -597,7 +615,7 @@ def main(argv: list[str] | None = None, *,
     try:
         return download(names, root=args.root, mirror=args.mirror, verify_only=args.verify,
                         progress=not args.no_progress, registry=reg, jobs=args.jobs,
-                        timeout=args.timeout, min_rate=args.min_speed * 1024)
+                        timeout=args.timeout, min_rate=args.min_speed * 1024, rate_window=args.speed_window)
     except (NotADirectoryError, FileExistsError) as e:  # a file where the data root needs a folder
         where = file_in_the_way(e.filename or config.data_root(args.root)) or e.filename
         print(f"error: {where} is a file where a folder is needed (on the way to {e.filename}): move it away, "

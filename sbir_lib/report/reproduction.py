@@ -284,12 +284,14 @@ def partial_frame(profile: str = "full", results=None):
 
 # ====================================================================================== REPRODUCTION.md
 
-def _wide_markdown_frame(table: str, lt):
+def _wide_markdown_frame(table: str, lt, beside: dict | None = None):
     """One line per (dataset, row): for each column of the paper's table, paper | ours | difference
-    ("not run" / "no reproduction" in place of ours), then the variant(s) that reproduce the row."""
+    ("not run" / "no reproduction" in place of ours), then ``beside``'s columns (``{label: long table of another
+    profile}``, e.g. the cpu profile's: its mean ± std), then the variant(s) that reproduce the row."""
     import pandas as pd
 
     lines = []
+    other = {k: v.set_index(["dataset", "row", "column"]) for k, v in (beside or {}).items()}
     for (ds, row), g in lt.groupby(["dataset", "row"], sort=False):
         line = {"dataset": dataset_title(ds), "row": g["label"].iloc[0]}
         for _, c in g.iterrows():
@@ -297,6 +299,9 @@ def _wide_markdown_frame(table: str, lt):
             line[f"{c['column']}: paper"] = c["paper"]
             line[f"{c['column']}: ours"] = ours
             line[f"{c['column']}: diff"] = signed(c["diff"])
+            for label, o in other.items():
+                oc = o.loc[(ds, row, c["column"])]
+                line[f"{c['column']}: {label}"] = oc["ours"] if oc["status"] == "ok" else oc["status"]
         line["our variant(s)"] = " / ".join(dict.fromkeys(v if isinstance(v, str) else DASH for v in g["variant"]))
         lines.append(line)
     return pd.DataFrame(lines)
@@ -371,11 +376,18 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
             ": differences of one or two queries are within the resolution of these test sets.", ""]
 
     out += ["## Tables 1-5: paper vs ours", ""]
+    beside_profiles = [p for p in PROFILE_NAMES if p != profile and as_profile(p).paper_comparable
+                       and as_profile(p).device == "cpu" and all_records(p, results)]
+    if beside_profiles:
+        out += ["Beside ours, the " + ", ".join(f"`{p}` profile's ({as_profile(p).summary}; mean ± std over its "
+                                                f"recorded seeds)" for p in beside_profiles)
+                + ": a different trunk, so its numbers stand beside the paper's, not in place of them.", ""]
     for spec in TS.TABLES.values():
         table = spec.key
         lt = long_table(table, None, profile, results, seeds)
+        beside = {p: long_table(table, None, p, results) for p in beside_profiles}
         out += [f"### {spec.title}", ""]
-        out += [md_table(_wide_markdown_frame(table, lt)), ""]
+        out += [md_table(_wide_markdown_frame(table, lt, beside)), ""]
         ok = lt[lt["status"] == "ok"]
         if len(ok):
             out += [f"Cells run: {len(ok)} of {len(lt)}; mean difference {ok['diff'].mean():+.2f}, mean absolute "

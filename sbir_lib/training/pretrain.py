@@ -418,6 +418,22 @@ def _provenance(cfg: PretrainConfig, data: PretrainData, model, device, history:
     }
 
 
+def _load_resume(path: Path | None, cfg: PretrainConfig, data_key: str, model, classifier, gen) -> dict | None:
+    """The state of an interrupted pretraining with the same config and data, loaded into the run; else None."""
+    if path is None or not path.exists():
+        return None
+    st = torch.load(path, map_location="cpu", weights_only=False)
+    if st.get("config_key") != cfg.key() or st.get("data_key") != data_key:
+        return None
+    model.load_state_dict(st["model"])
+    with torch.no_grad():
+        classifier.copy_(st["classifier"])
+    gen.set_state(st["generator"])
+    torch.set_rng_state(st["torch_rng"])
+    print(f"resuming from {path} ({', '.join(f'{k} {v}' for k, v in st['done'].items())})", file=sys.stderr)
+    return st
+
+
 def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, progress: bool = True,
              resume: bool = True) -> PretrainResult:
     """Run ``cfg.stages`` on ``data``; save the checkpoint to ``out`` (when given) and return the result.
@@ -455,17 +471,9 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
     opt_state = None
     out = Path(out) if out is not None else None
     resume_path = Path(str(out) + ".resume") if out is not None else None
-    if resume and resume_path is not None and resume_path.exists():
-        st = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if st.get("config_key") == cfg.key() and st.get("data_key") == data_key:
-            model.load_state_dict(st["model"])
-            with torch.no_grad():
-                classifier.copy_(st["classifier"])
-            gen.set_state(st["generator"])
-            torch.set_rng_state(st["torch_rng"])
-            history, done, opt_state = st["history"], st["done"], st["optimizer"]
-            stage_times = st.get("stage_times", {})
-            print(f"resuming from {resume_path} ({', '.join(f'{k} {v}' for k, v in done.items())})", file=sys.stderr)
+    st = _load_resume(resume_path, cfg, data_key, model, classifier, gen) if resume else None
+    if st is not None:
+        history, done, opt_state, stage_times = st["history"], st["done"], st["optimizer"], st.get("stage_times", {})
 
     def save_resume(stage: str, opt) -> None:
         if resume_path is not None:
@@ -525,8 +533,7 @@ def pretrain(cfg: PretrainConfig, data: PretrainData, device=None, out=None, pro
             "model": {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()},
             "classifier": classifier.detach().float().cpu(), "categories": list(data.categories),
             "history": history, "provenance": provenance})
-        if resume_path is not None and resume_path.exists():
-            resume_path.unlink()
+        resume_path.unlink(missing_ok=True)
     return PretrainResult(model=model, classifier=classifier.detach(), provenance=provenance, history=history,
                           out=out)
 

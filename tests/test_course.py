@@ -27,7 +27,7 @@ def fake_record(results, experiment, dataset, variant, acc1, seed=0, profile="qu
 
 
 def test_setup_checks_profile():
-    with pytest.raises(ValueError, match="quick, full"):
+    with pytest.raises(ValueError, match="quick, cpu, full"):
         course.setup("fast")
 
 

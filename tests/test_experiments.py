@@ -329,7 +329,7 @@ def test_a_bad_sbir_profile_names_the_variable(monkeypatch):
     from sbir_lib.core import config
 
     monkeypatch.setenv("SBIR_PROFILE", "bogus")
-    with pytest.raises(ValueError, match="SBIR_PROFILE='bogus'.*quick, full"):
+    with pytest.raises(ValueError, match="SBIR_PROFILE='bogus'.*quick, cpu, full"):
         config.default_profile()
     monkeypatch.setenv("SBIR_PROFILE", " full ")
     assert config.default_profile() == "full"
@@ -352,9 +352,9 @@ def test_bias_lr_mult_param_groups_config_and_key(syn, tmp_path):
     # the default keeps the groups (and so the optimiser state) of the runs recorded before the option
     default = T.optimizer_groups(cfg, model, energy)
     assert [g["name"] for g in default] == ["decay", "no_decay", "energy"] and all("lr" not in g for g in default)
-    # and their config key: bias_lr_mult=1 is left out of the hash, as init_layers="all"
+    # and their config key: bias_lr_mult=1 is left out of the hash, as init_layers="all" and trunk_store=False
     assert cfg.key() == engine.config_key(cfg, ignore=("log_every", "checkpoint_every", "eval_every", "compile",
-                                                       "init_layers", "bias_lr_mult"))
+                                                       "init_layers", "bias_lr_mult", "trunk_store"))
 
     cfg2 = dataclasses.replace(cfg, bias_lr_mult=2.0).validate()
     assert cfg2.to_dict()["bias_lr_mult"] == 2.0 and cfg2.key() != cfg.key()

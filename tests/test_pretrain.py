@@ -33,7 +33,7 @@ def _cfg(**kw) -> P.PretrainConfig:
 
 
 def test_config_rejects_bad_values_with_the_allowed_ones():
-    with pytest.raises(ValueError, match="quick, full"):
+    with pytest.raises(ValueError, match="quick, cpu, full"):
         P.profile_config("medium")
     with pytest.raises(ValueError, match="classify, triplet"):
         P.profile_config("quick", stages="classify,finetune")
@@ -177,7 +177,7 @@ def test_cli_packed_run_and_errors(tiny, tmp_path, capsys):
     assert load_sketchanet_init(model, out).missing == []
 
     assert P.main(["run", "--profile", "medium", "--packed", str(packed)]) == 2
-    assert "quick, full" in capsys.readouterr().err
+    assert "quick, cpu, full" in capsys.readouterr().err
     assert P.main(["run", "--profile", "quick", "--stages", "nope", "--packed", str(packed)]) == 2
     assert "classify, triplet" in capsys.readouterr().err
     assert P.main(["run", "--profile", "quick", "--root", str(tmp_path / "nodata"),

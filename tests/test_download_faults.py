@@ -309,7 +309,11 @@ def test_stall_times_out_and_keeps_the_part(tmp_path, server, capsys, after):
 
 
 _SUBPROCESS_DOWNLOAD = """
+import signal
 import sys
+# a user's terminal delivers Ctrl-C; a test run started in the background of a non-interactive shell inherits
+# SIGINT ignored, and Python then installs no KeyboardInterrupt handler: restore what a terminal gives
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from sbir_lib.data import download as dl
 from sbir_lib.data.registry import DatasetSpec, FileEntry
 url, root, size, sha = sys.argv[1:5]

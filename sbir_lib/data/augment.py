@@ -120,6 +120,21 @@ def draw_views(n: int, height: int, width: int, crop: int = CROP, flip: bool = T
     return oy, ox, fl
 
 
+def view_table(n: int, k: int, height: int, width: int, crop: int = CROP, flip: bool = True,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """``k`` random views of each of ``n`` images (:func:`draw_views`, image by image, ``k`` at a time) as a
+    ``[n, k, 3]`` int64 table on the CPU: row offset, column offset, flip bit."""
+    oy, ox, fl = draw_views(n * k, height, width, crop, flip, generator)
+    return torch.stack([oy.cpu(), ox.cpu(), fl.cpu().long()], dim=1).view(n, k, 3)
+
+
+def crop_view_table(x: torch.Tensor, views: torch.Tensor, crop: int = CROP) -> torch.Tensor:
+    """The crops of a :func:`view_table` ``views [n, k, 3]`` of the images ``x [n, ...]``: ``[n * k, C, crop,
+    crop]``, image by image, view by view."""
+    v = views.reshape(-1, 3)
+    return crop_views(as_bchw(x).repeat_interleave(views.shape[1], dim=0), v[:, 0], v[:, 1], v[:, 2].bool(), crop)
+
+
 def crop_views(x: torch.Tensor, oy: torch.Tensor, ox: torch.Tensor, fl: torch.Tensor,
                crop: int = CROP) -> torch.Tensor:
     """The views ``(oy, ox, fl)`` of :func:`draw_views` of the images ``x`` ([B,H,W] or [B,C,H,W], one view

@@ -179,15 +179,6 @@ def _resolve_mirror(mirror: str | os.PathLike | None) -> str | Path | None:
     return Path(text).expanduser()
 
 
-def _kept_bytes(entry: FileEntry, root: Path) -> int:
-    """Bytes of ``entry`` a leftover ``.part`` holds (what a resumed transfer does not fetch again)."""
-    try:
-        n = part_path(entry.dest(root)).stat().st_size
-    except OSError:
-        return 0
-    return n if n < entry.size else 0
-
-
 def _source_of(entry: FileEntry, mirror: str | Path | None) -> str | Path | None:
     if isinstance(mirror, Path):
         return mirror.joinpath(*entry.path.split("/"))
@@ -278,10 +269,13 @@ def _check_all(spec: DatasetSpec, run: _Run, trust_cache: bool):
 
 
 def _part_bytes(entries: Iterable[FileEntry], root: Path) -> int:
+    """Bytes the leftover ``.part`` files of ``entries`` hold that a resumed transfer keeps (one longer than its file
+    is deleted and fetched again, so it counts nothing): neither fetched again nor new on disk."""
     total = 0
     for e in entries:
         with contextlib.suppress(OSError):
-            total += part_path(e.dest(root)).stat().st_size
+            n = part_path(e.dest(root)).stat().st_size
+            total += n if n <= e.size else 0
     return total
 
 
@@ -329,7 +323,7 @@ def _download_files(spec: DatasetSpec, run: _Run) -> int:
         return len(todo)
 
     where = run.mirror if run.mirror is not None else "upstream"
-    kept = sum(_kept_bytes(e, run.root) for e in todo)  # partial files resume: only the rest is fetched
+    kept = _part_bytes(todo, run.root)  # partial files resume: only the rest is fetched
     _say(f"{spec.name}: fetching {len(todo)} of {spec.n_files} files "
          f"({mib(sum(e.size for e in todo) - kept)}" + (f" left; {mib(kept)} already kept in .part files"
                                                       if kept else "") + f") from {where}")

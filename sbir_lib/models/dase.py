@@ -472,22 +472,17 @@ class EfficientNetLite0(nn.Module):
         return self.feature_map(x).mean(dim=(2, 3))
 
 
-def load_adapted_trunk(trunk: "EfficientNetLite0", path: Path) -> dict:
-    """ImageNet weights, then the adapted blocks of ``path`` over them (:mod:`sbir_lib.training.trunk_adapt`
+def load_adapted_trunk(trunk: "EfficientNetLite0", path: Path, blocks: dict) -> dict:
+    """ImageNet weights, then the adapted ``blocks`` read from ``path`` over them (:mod:`sbir_lib.training.trunk_adapt`
     writes it: ``{"adapted_blocks": state dict of the blocks it trained, "provenance": ...}``, half precision)."""
     r = _load_state_file(trunk, efficientnet_lite0_weights_path(), strip=("_fc.",))
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{path} is not a readable adapted trunk ({type(e).__name__}); rebuild it with "
-                         f"python -m sbir_lib.training.trunk_adapt run") from None
     own = trunk.state_dict()
-    bad = [k for k in obj["adapted_blocks"] if k not in own]
+    bad = [k for k in blocks if k not in own]
     if bad:
         raise ValueError(f"{path}: {len(bad)} tensors are not EfficientNet-Lite0's (e.g. {bad[:3]}); rebuild it with "
                          f"python -m sbir_lib.training.trunk_adapt run")
-    trunk.load_state_dict({k: v.float() for k, v in obj["adapted_blocks"].items()}, strict=False)
-    return {"loaded": r["loaded"], "source": f"ImageNet + {len(obj['adapted_blocks'])} adapted tensors from {path.name}"}
+    trunk.load_state_dict({k: v.float() for k, v in blocks.items()}, strict=False)
+    return {"loaded": r["loaded"], "source": f"ImageNet + {len(blocks)} adapted tensors from {path.name}"}
 
 
 def efficientnet_lite0_weights_path() -> Path:

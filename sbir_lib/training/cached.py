@@ -79,16 +79,13 @@ def build_cache(model: MD.DSSANet, images: torch.Tensor, k: int, stage: str, gen
     device = torch.device(device)
     dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
     n, h, w = images.shape[0], images.shape[-2], images.shape[-1]
-    oy, ox, fl = AUG.draw_views(n * k, h, w, flip=flip, generator=generator)
-    views = torch.stack([oy.cpu(), ox.cpu(), fl.cpu().long()], dim=1).view(n, k, 3)
+    views = AUG.view_table(n, k, h, w, flip=flip, generator=generator)
     model.eval()
     out = None
     per = max(1, batch // k)
     for i in range(0, n, per):
         j = min(n, i + per)
-        x = images[i:j].to(device).repeat_interleave(k, dim=0)
-        v = views[i:j].reshape(-1, 3)
-        crops = AUG.crop_views(x, v[:, 0], v[:, 1], v[:, 2].bool())
+        crops = AUG.crop_view_table(images[i:j].to(device), views[i:j])
         inp = model.prepare(crops)
         if channels_last and inp.is_cuda:
             inp = inp.contiguous(memory_format=torch.channels_last)

@@ -39,7 +39,7 @@ from sbir_lib.core import config as _config
 from sbir_lib.core.profiles import Profile, as_profile
 from sbir_lib.core.progress import progress_bar
 from sbir_lib.training import engine
-from sbir_lib.training import trunk_store as TS
+from sbir_lib.training import trunk_store
 from sbir_lib.training.cached import ViewCache, build_cache, cached_batch, trunk_stage
 from sbir_lib.training.engine import LossLog, autocast, config_key, seed_everything, train_step
 from sbir_lib.data import augment as A
@@ -285,12 +285,8 @@ def stored_embed_views(model, images: torch.Tensor, views: int, device, amp=True
     (:mod:`sbir_lib.training.trunk_store`; 1 = centre, 10 = the authors' ten views), the rest of the network
     on them: ``[V, N, D]``."""
     model.eval()
-    if views == 10:
-        v = "ten_views"
-    else:
-        c = (images.shape[-1] - A.CROP) // 2
-        v = torch.tensor([[c, c, 0], [c, c, 1]])[:views].expand(len(images), views, 3).contiguous()
-    maps, _ = TS.trunk_maps(model.backbone, images, v, stage="conv4", amp=amp)
+    v = "ten_views" if views == 10 else trunk_store.centre_views(len(images), (False, True)[:views], images.shape[-1])
+    maps, _ = trunk_store.trunk_maps(model.backbone, images, v, stage="conv4", amp=amp)
     return torch.stack([model.embed_from(maps[:, j].float().to(device), "conv4").float() for j in range(maps.shape[1])])
 
 
@@ -404,8 +400,8 @@ def _embedder(cfg: TrainConfig, model, train_split, device):
     if cfg.trunk_store:  # shared views, read from disk when stored (built and stored otherwise)
         caches, files = [], []
         for j, imgs in enumerate((train_split.sketches, train_split.edges)):
-            views = TS.train_views(len(imgs), cfg.cache_views, imgs.shape[-2], imgs.shape[-1], seed=j, flip=flip)
-            maps, info = TS.trunk_maps(model.backbone, imgs, views, stage=stage, amp=cfg.amp)
+            views = trunk_store.train_views(len(imgs), cfg.cache_views, imgs.shape[-2], imgs.shape[-1], seed=j, flip=flip)
+            maps, info = trunk_store.trunk_maps(model.backbone, imgs, views, stage=stage, amp=cfg.amp)
             caches.append(ViewCache(stage=stage, maps=maps.to(device), views=views))
             files.append(info)
         info = {"stage": stage, "views": cfg.cache_views, "build_time_s": round(time.perf_counter() - t_c, 3),

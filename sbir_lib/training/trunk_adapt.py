@@ -46,7 +46,7 @@ from sbir_lib.models.dase import EfficientNetLite0, _load_state_file, efficientn
 from sbir_lib.training.engine import seed_everything
 from sbir_lib.training.pretrain_data import prepare_data
 from sbir_lib.training.triplet import carve_validation
-from sbir_lib.training.trunk_store import digest_tensors, trunk_maps_of
+from sbir_lib.training.trunk_store import centre_views, digest_tensors, trunk_maps_of
 
 SPLIT_BLOCK = 11  # blocks[:11] stay ImageNet's (their output: [112, 15, 15]); 11..15 train
 DEFAULT_OUT = Path(CPU_TRUNK)  # the file the cpu profile loads
@@ -75,9 +75,9 @@ def _trunk() -> EfficientNetLite0:
 
 
 def _one_view(images: torch.Tensor, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(20_000 + seed)
-    oy, ox, fl = AUG.draw_views(len(images), images.shape[-2], images.shape[-1], generator=g)
-    return torch.stack([oy, ox, fl.long()], 1)[:, None]  # [n, 1, 3]
+    """One random training view per image, ``[n, 1, 3]``."""
+    return AUG.view_table(len(images), 1, images.shape[-2], images.shape[-1],
+                          generator=torch.Generator().manual_seed(20_000 + seed))
 
 
 class _Lower:
@@ -125,12 +125,11 @@ def _inputs(cfg: AdaptConfig, lower: _Lower, root, log):
     cat = {"sk": lower(sk.sketches, _one_view(sk.sketches, 0), log), "sk_y": sk.sketch_labels,
            "ed": lower(sk.edges, _one_view(sk.edges, 1), log), "ed_y": sk.edge_labels}
     pairs, val = {}, {}
-    centre = lambda x: torch.tensor([[[15, 15, 0]]]).expand(len(x), 1, 3).contiguous()  # noqa: E731
     for k, name in enumerate(D.QMUL_NAMES):
         train, v = carve_validation(D.load_qmul(name, root, photos=False).train, cfg.validation_size, seed=0)
         pairs[name] = (lower(train.sketches, _one_view(train.sketches, 10 + k), log),
                        lower(train.edges, _one_view(train.edges, 20 + k), log))
-        val[name] = (lower(v.sketches, centre(v.sketches), log), lower(v.edges, centre(v.edges), log))
+        val[name] = (lower(v.sketches, centre_views(len(v)), log), lower(v.edges, centre_views(len(v)), log))
     return sk, cat, pairs, val
 
 

@@ -75,9 +75,14 @@ def train_views(n: int, k: int, height: int = 256, width: int = 256, seed: int =
     """``[n, k, 3]`` views ``(row offset, column offset, flip)``: ``k`` per image from the training augmentation
     (:func:`sbir_lib.data.augment.draw_views`), drawn with a generator seeded ``seed`` (not the run's seed: the
     views are shared by every row and seed)."""
-    g = torch.Generator().manual_seed(10_000 + seed)
-    oy, ox, fl = AUG.draw_views(n * k, height, width, flip=flip, generator=g)
-    return torch.stack([oy, ox, fl.long()], dim=1).view(n, k, 3)
+    return AUG.view_table(n, k, height, width, flip=flip, generator=torch.Generator().manual_seed(10_000 + seed))
+
+
+def centre_views(n: int, flips: tuple[bool, ...] = (False,), size: int = 256) -> torch.Tensor:
+    """``[n, len(flips), 3]`` views: the centre crop of each image (offset ``(size - crop) // 2``), mirrored where
+    ``flips`` says (the 1- and 2-view test protocols and the validation views)."""
+    c = (size - AUG.CROP) // 2
+    return torch.tensor([[c, c, int(f)] for f in flips]).expand(n, len(flips), 3).contiguous()
 
 
 def _crops(images: torch.Tensor, views: torch.Tensor | str) -> torch.Tensor:
@@ -85,9 +90,7 @@ def _crops(images: torch.Tensor, views: torch.Tensor | str) -> torch.Tensor:
     image by image, view by view."""
     if isinstance(views, str):
         return AUG.ten_views(images).transpose(0, 1).reshape(-1, 1, AUG.CROP, AUG.CROP)  # [n, 10, ...]
-    k = views.shape[1]
-    v = views.reshape(-1, 3)
-    return AUG.crop_views(images.repeat_interleave(k, dim=0), v[:, 0], v[:, 1], v[:, 2].bool())
+    return AUG.crop_view_table(images, views)
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@
     python -m sbir_lib.experiments pack --out sketchy_pack.npz                 # data for an offline GPU
     python -m sbir_lib.experiments grid --profile full --budget-s 500          # the grid, by value, in a budget
     python -m sbir_lib.experiments tune-cache --profile full                    # cached views per image (validation)
+    python -m sbir_lib.experiments tune-cpu                                     # the cpu profile's head recipe
     python -m sbir_lib.experiments tune-pretrain --profile quick                # the QMUL-pairs init (held out)
     python -m sbir_lib.experiments tune-init --profile quick                    # lr per init (validation)
     python -m sbir_lib.experiments embedding-spread --profile quick             # each init's embedding spread
@@ -30,7 +31,7 @@ from sbir_lib.core import config as _config
 from sbir_lib.core.profiles import PROFILE_NAMES
 from sbir_lib.core import records as R
 from sbir_lib.data.pack import PACK_ENV, pack_sketchy_mini
-from sbir_lib.experiments import cache_views, dase_mems, grid, init_recipe, runner, settings, tuning
+from sbir_lib.experiments import cache_views, cpu_recipe, dase_mems, grid, init_recipe, runner, settings, tuning
 from sbir_lib.models import dase as DA
 
 
@@ -117,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default=None)
     c.add_argument("--root", default=None)
     c.add_argument("--results", default=None)
+    cr = sub.add_parser("tune-cpu", help="choose the cpu profile's head recipe (lr, batch, iterations) on validation "
+                                         "splits against the grid's cost")
+    cr.add_argument("--recipes", nargs="+", default=list(cpu_recipe.RECIPES), choices=list(cpu_recipe.RECIPES))
+    cr.add_argument("--dataset", action="append", default=[], help="default: shoes, chairs, handbags")
+    cr.add_argument("--device", default=None)
+    cr.add_argument("--root", default=None)
+    cr.add_argument("--results", default=None)
     tp = sub.add_parser("tune-pretrain", help="pretrain the sketchy_qmul init change by change; keep what helps "
                                               "on held-out data")
     ti = sub.add_parser("tune-init", help="choose the fine-tuning recipe (layers loaded, lr, frozen layers) "
@@ -181,7 +189,7 @@ def _show_tuning(args) -> int:
 EXIT_DAMAGED = 3
 
 #: the subcommands that write records: they take ``--allow-dirty``
-WRITERS = ("run", "tune", "grid", "tune-cache", "embedding-spread", "tune-pretrain", "tune-init")
+WRITERS = ("run", "tune", "grid", "tune-cache", "tune-cpu", "embedding-spread", "tune-pretrain", "tune-init")
 
 
 def main(argv=None) -> int:
@@ -236,6 +244,10 @@ def _dispatch(ap, args) -> int:
             cache_views.choose(profile, args.dataset, tuple(args.views), seeds=tuple(args.seeds), init=args.init,
                                iterations=args.iterations,
                                device=args.device, root=args.root, results=args.results)
+            return 0
+        if args.cmd == "tune-cpu":
+            cpu_recipe.search(tuple(args.recipes), tuple(args.dataset) or cpu_recipe.DATASETS, device=args.device,
+                              root=args.root, results=args.results)
             return 0
         if args.cmd == "embedding-spread":
             profile = _config.check_profile(args.profile) if args.profile else _config.default_profile()

@@ -61,6 +61,16 @@ def _adapted_blocks(path: Path) -> dict | None:
     return obj["adapted_blocks"] if isinstance(obj, dict) and "adapted_blocks" in obj else None
 
 
+def pool_to_7(f: torch.Tensor) -> torch.Tensor:
+    """``AdaptiveAvgPool2d(7)``: on the trunk's 8 x 8 map that is the mean of each 2 x 2 window at stride 1, written
+    as two pairwise sums (4x faster forward and backward on a 2-core CPU than the adaptive kernel, equal to it up to
+    float rounding, 2e-7); other sizes go to the adaptive pooling."""
+    if f.shape[-2:] != (8, 8):
+        return F.adaptive_avg_pool2d(f, 7)
+    rows = f[..., :, :-1] + f[..., :, 1:]
+    return (rows[..., :-1, :] + rows[..., 1:, :]) * 0.25
+
+
 class EfficientNetBackbone(nn.Module):
     """EfficientNet-Lite0 trunk + 1x1 conv to 256 channels + 7x7 pooling + fc6/fc7 (module docstring).
 
@@ -79,7 +89,6 @@ class EfficientNetBackbone(nn.Module):
             del self.trunk._conv_head, self.trunk._bn1
         self.neck = nn.Conv2d(TRUNK_CHANNELS if trunk_end == "head" else BLOCK15_CHANNELS, CONV5_CHANNELS,
                               kernel_size=1)
-        self.pool = nn.AdaptiveAvgPool2d(7)
         self.feature_shape = (CONV5_CHANNELS, 7, 7)
         self.fc6 = nn.Linear(CONV5_CHANNELS * 7 * 7, fc6_dim)
         self.fc7 = nn.Linear(fc6_dim, fc7_dim)
@@ -138,7 +147,7 @@ class EfficientNetBackbone(nn.Module):
 
     def features_after(self, h: torch.Tensor, stage: str) -> torch.Tensor:
         _check_stage(stage)
-        return self.pool(F.relu(self.neck(h)))
+        return pool_to_7(F.relu(self.neck(h)))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_after(self.features_upto(x, "conv4"), "conv4")

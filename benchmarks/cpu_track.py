@@ -72,6 +72,59 @@ def step_ms(variant: str, steps: int, n_train: int = 304) -> float:
     return 1000 * _timed(step, steps)
 
 
+class _Head(torch.nn.Module):
+    """A DSSA network's head on stored maps, as a module whose ``forward`` is ``embed_from`` (for ``functional_call``)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.m = model
+
+    def forward(self, x):
+        return self.m.embed_from(x, "conv4")
+
+
+def batched_heads_ms(variant: str, heads: int, steps: int, batch: int = 32) -> dict:
+    """ms per step of ``heads`` independent heads (e.g. three seeds of one row): one at a time (each its own
+    forward, backward and SGD step) against all at once (their trainable parameters stacked, one ``torch.func.vmap``
+    forward and one backward over the summed losses, one SGD step). The same arithmetic per head either way."""
+    from torch.func import functional_call, stack_module_state, vmap
+    cfg = T.profile_config(CPU, variant=variant, init=None)
+    nets = [T.build_network(cfg, "cpu", init=False) for _ in range(heads)]
+    for m, _ in nets:
+        m.freeze("conv4")
+        m.train()
+    x = torch.randn(heads, 3 * batch, 320, 8, 8)
+    opts = [torch.optim.SGD([p for p in list(m.parameters()) + list(e.parameters()) if p.requires_grad], lr=1e-3,
+                            momentum=0.9) for m, e in nets]
+
+    def loss_of(emb, energy_call):
+        s, p, n = emb.chunk(3)
+        return T.L.triplet_hinge(energy_call(s, p), energy_call(s, n), cfg.margin)
+
+    def single():
+        for (m, e), opt, xi in zip(nets, opts, x):
+            train_step(opt, loss_of(m.embed_from(xi, "conv4"), e.paired))
+
+    heads_mod = [_Head(m) for m, _ in nets]
+    hp, _ = stack_module_state(heads_mod)
+    hp = {k: v.detach().requires_grad_() for k, v in hp.items() if v.requires_grad}
+    ep, _ = stack_module_state([e for _, e in nets])
+    ep = {k: v.detach().requires_grad_() for k, v in ep.items()}
+    head0, energy0 = heads_mod[0], nets[0][1]
+    opt = torch.optim.SGD(list(hp.values()) + list(ep.values()), lr=1e-3, momentum=0.9)
+
+    def one(hpi, epi, xi):
+        emb = functional_call(head0, hpi, (xi,))
+        return loss_of(emb, lambda a, b: functional_call(energy0, epi, (a, b)))  # Energy.forward is paired
+
+    def batched():
+        train_step(opt, vmap(one)(hp, ep, x).sum())
+
+    single_ms, batched_ms = 1000 * _timed(single, steps), 1000 * _timed(batched, steps)
+    return {"heads": heads, "one_at_a_time_ms": round(single_ms, 1), "batched_ms": round(batched_ms, 1),
+            "speed_up": round(single_ms / batched_ms, 2)}
+
+
 def eval_s(n: int = 115) -> float:
     model = MD.DSSANet(MD.get_variant("full", backbone="efficientnet_lite0_b15")).eval()
     maps = torch.randn(n, 10, 320, 8, 8).to(torch.bfloat16)

@@ -47,6 +47,25 @@ def results_root(root: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser() if env else _base() / "results"
 
 
+def user_results_root() -> Path:
+    """Where a notebook records the runs it trains itself: ``$SBIR_USER_RESULTS``, else ``$SBIR_RESULTS_ROOT`` when set
+    (one folder for everything), else the git-ignored ``<repo>/user_results``. Notebooks read the committed records
+    first, then these (:class:`sbir_lib.course.context.Course`); a notebook never writes into the committed
+    ``results/`` unless the series is re-recorded on purpose (``course run --inplace``, :data:`RECORD_INTO_RESULTS`)."""
+    env = os.environ.get("SBIR_USER_RESULTS")
+    if env:
+        return Path(env).expanduser()
+    env = os.environ.get("SBIR_RESULTS_ROOT")
+    return Path(env).expanduser() if env else _base() / "user_results"
+
+
+#: set to 1 by ``python -m sbir_lib.course run --inplace``: the notebooks' new runs are recorded into the results
+#: folder itself (the committed records), not the user's folder
+RECORD_INTO_RESULTS = "SBIR_RECORD_INTO_RESULTS"
+#: set to 1 to train nothing in a notebook (recorded runs are shown, with the commands that record the rest)
+NO_TRAIN = "SBIR_NO_TRAIN"
+
+
 def runs_root(results: str | os.PathLike | None = None, root: str | os.PathLike | None = None) -> Path:
     """Training checkpoints of runs in progress: explicit ``root``, else ``$SBIR_RUNS_ROOT``, else a
     ``runs/<name of the results folder>`` folder beside the results folder (``<repo>/runs/results`` for

@@ -26,6 +26,7 @@ import numbers
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sbir_lib.core import records as R
@@ -152,8 +153,26 @@ class Course:
     dataset_name: str = "shoes"  # the QMUL dataset a lecture notebook shows (``all``: every one, notebook 06)
     explicit_seeds: list[int] | None = None  # the ``seeds`` parameter, when given
     sketchy_pack: str | None = None  # a Sketchy-mini pack to read instead of the folders ($SBIR_SKETCHY_PACK)
+    #: where records are read, in order: the committed records, then the user's own runs (default, from the
+    #: environment: ``results_root()``, ``user_results_root()``); ``write_root``: where this notebook records what it
+    #: trains (the user's folder, or the results folder itself under ``course run --inplace``)
+    read_roots: tuple = ()
+    write_root: Any = None
     _datasets: dict = field(default_factory=dict, repr=False)
     _noted: set = field(default_factory=set, repr=False)
+
+    def __post_init__(self):
+        committed, user = _config.results_root(), _config.user_results_root()
+        if self.write_root is None:
+            self.write_root = committed if os.environ.get(_config.RECORD_INTO_RESULTS) == "1" else user
+        if not self.read_roots:
+            self.read_roots = tuple(dict.fromkeys(Path(p) for p in (committed, user)))
+        self.write_root = Path(self.write_root)
+
+    @property
+    def user_runs(self) -> bool:
+        """Whether what this notebook trains goes to the user's folder (not into the results folder it reads)."""
+        return self.write_root.resolve() != _config.results_root().resolve()
 
     @property
     def seeds(self) -> list[int]:
@@ -222,7 +241,56 @@ class Course:
         return f"record {them}{prof.where} with\n  " + E.run_command(experiment, ds_key, rows, seeds, self.profile)
 
     def _path(self, experiment: str, ds_key: str, variant: str, seed: int):
-        return R.record_path(_config.results_root(), experiment, ds_key, variant, seed, self.profile)
+        """The record of a run in the first of :attr:`read_roots` that has it, else where it would be written."""
+        for root in self.read_roots:
+            p = R.record_path(root, experiment, ds_key, variant, seed, self.profile)
+            if p.exists():
+                return p
+        return R.record_path(self.write_root, experiment, ds_key, variant, seed, self.profile)
+
+    def _rel(self, path) -> str:
+        """``path`` relative to the results folder holding it (the user's folder named as such)."""
+        path = Path(path)
+        for root in (*self.read_roots, self.write_root):
+            try:
+                rel = str(path.relative_to(root))
+            except ValueError:
+                continue
+            return rel if root == self.read_roots[0] else f"{rel} (in {root})"
+        return str(path)
+
+    def estimate_s(self, experiment: str, ds_key: str, variant: str) -> tuple[float | None, int]:
+        """``(seconds, n)``: the median recorded wall time of ``variant`` runs of this profile on ``ds_key`` (any
+        table, any seed; any dataset when none is on it), from ``n`` records; ``(None, 0)`` when nothing is recorded."""
+        import statistics
+
+        suffix = as_profile(self.profile).record_suffix
+        for ds in (ds_key, "*"):
+            times = [float(rec["wall_time_s"]) for root in self.read_roots
+                     for p in Path(root).glob(f"*/{ds}/{variant}/seed*{suffix}.json")
+                     if (rec := R.load_record(p)) and rec.get("wall_time_s") and not rec.get("partial")]
+            if times:
+                return statistics.median(times), len(times)
+        return None, 0
+
+    def announce(self, experiment: str, ds_key: str, runs: list[tuple[str, int]]) -> None:
+        """Say, before training, what will train (``runs``: ``(variant, seed)``), how long the recorded runs of this
+        profile took, where the records go, and how to train less."""
+        if not runs:
+            return
+        est = [self.estimate_s(experiment, ds_key, v)[0] for v, _ in runs]
+        known = [e for e in est if e is not None]
+        total = (f"about {_duration(sum(known) * len(runs) / len(known))} in all (median recorded times of "
+                 f"{self.profile}-profile runs)") if known else "no recorded time to estimate from"
+        what = ", ".join(f"{v} seed {sd}" for v, sd in runs)
+        print(f"training {len(runs)} run{'s' if len(runs) > 1 else ''} not recorded ({what}) on {ds_key}: {total}. "
+              f"Records go to {self.write_root}" + (" (your own runs; the committed results/ are not touched)"
+                                                     if self.user_runs else "")
+              + f". To train less: the recorded seed ({', '.join(map(str, self._recorded_seeds()))}), or set "
+              f"{_config.NO_TRAIN}=1 to show only what is recorded.")
+
+    def _recorded_seeds(self) -> list[int]:
+        return list(as_profile(self.profile).seeds or (0,))
 
     def _partial(self, path) -> tuple[Any, dict] | None:
         """``(path, record)`` of the run stopped early (``seed<k>.it<N>.json``, ``"partial": true``) that got
@@ -264,21 +332,22 @@ class Course:
         rec = R.load_record(path)
         if rec is not None:
             return rec
-        root = _config.results_root()
         if not self.may_train(ds_key):
             part = self._partial(path) if partial else None
             how = self.record_command(experiment, dataset, [variant], [seed])
             if part is not None:
                 p, prec = part
-                print(f"not recorded: {path.relative_to(root)}; shown instead: the run {self._stopped(prec)} "
-                      f"({p.relative_to(root)}, {prec.get('device')}), not the recipe's result. The complete "
+                print(f"not recorded: {self._rel(path)}; shown instead: the run {self._stopped(prec)} "
+                      f"({self._rel(p)}, {prec.get('device')}), not the recipe's result. The complete "
                       f"run: {how}")
                 return prec
-            print(f"not recorded: {path.relative_to(root)}; {how}")
+            print(f"not recorded: {self._rel(path)}; {how}")
             return None
+        if not kw.pop("announced", False):
+            self.announce(experiment, ds_key, [(variant, seed)])
         ds = self.dataset(dataset, photos=False)
         return E.run_one(experiment, ds_key, variant, seed, self.profile, device=self.device,
-                         dataset=ds, progress=True, **kw)
+                         dataset=ds, progress=True, results=self.write_root, user=self.user_runs, **kw)
 
     def distances(self, experiment: str, dataset: str, variant: str, seed: int | None = None,
                   partial: bool = False):
@@ -301,17 +370,25 @@ class Course:
 
         seed = self.seed if seed is None else seed
         ds_key = self.dataset_key(dataset)
-        try:
-            return E.load_trained(experiment, ds_key, variant, seed, self.profile)
-        except FileNotFoundError:
-            pass
+
+        def load():
+            err = None
+            for root in self.read_roots:  # load_trained follows a record reused from another table's run
+                try:
+                    return E.load_trained(experiment, ds_key, variant, seed, self.profile, results=root), None
+                except FileNotFoundError as e:
+                    err = err or e
+            return None, err
+
+        got, _ = load()
+        if got is not None:
+            return got
         if self.record(experiment, dataset, variant, seed) is None:
             return None
-        try:  # load_trained follows a record reused from another table's run to its weights
-            return E.load_trained(experiment, ds_key, variant, seed, self.profile)
-        except FileNotFoundError as e:
-            print(e)
-            return None
+        got, err = load()
+        if got is None:
+            print(err)
+        return got
 
     def compare(self, experiment: str, dataset: str, keys=None, seeds=None):
         """Our runs of some rows of a paper table beside the published numbers (percent), as a compact
@@ -345,10 +422,10 @@ class Course:
         two_settings = spec.layout == "settings"
         variants = list(dict.fromkeys(v for k in keys for v in spec.row(k).networks))
         if self.may_train(ds_key):
-            for v in variants:
-                for sd in seeds:
-                    if not self._path(experiment, ds_key, v, sd).exists():
-                        self.record(experiment, dataset, v, sd)
+            todo = [(v, sd) for v in variants for sd in seeds if not self._path(experiment, ds_key, v, sd).exists()]
+            self.announce(experiment, ds_key, todo)
+            for v, sd in todo:
+                self.record(experiment, dataset, v, sd, announced=True)
         missing: dict[tuple, list] = {}  # missing seeds -> the variants missing exactly those
         stopped = []
         for v in variants:
@@ -366,7 +443,7 @@ class Course:
             m = rec["metrics"]
             print(f"  not in the table: {v} seed {sd}, a run {self._stopped(rec)} ({rec.get('device')}): "
                   f"acc@1 {100 * m['acc@1']:.2f}, acc@10 {100 * m['acc@10']:.2f}")
-        lt = TB.long_table(experiment, [ds_key], self.profile, seeds=seeds)
+        lt = TB.long_table(experiment, [ds_key], self.profile, results=list(self.read_roots), seeds=seeds)
         lt = lt[lt["row"].isin(keys) & lt["variant"].notna()]
         out = []
         for k in keys:
@@ -398,6 +475,10 @@ class Course:
             recs = [self.record(experiment, dataset, v, s) for s in (seeds or self.seeds)]
             out[v] = [r for r in recs if r is not None]
         return out
+
+
+def _duration(s: float) -> str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min"
 
 
 def setup(profile: str | None = None, dataset=_UNSET, seed=_UNSET, seeds=_UNSET, device: str | None = None,
@@ -437,7 +518,7 @@ def setup(profile: str | None = None, dataset=_UNSET, seed=_UNSET, seeds=_UNSET,
     if prof.device == "cpu":  # a CPU profile is sized for the cores this machine has
         torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     seed_everything(sd)
-    train_missing = prof.on_device(dev.type)
+    train_missing = prof.on_device(dev.type) and os.environ.get(_config.NO_TRAIN, "") not in ("1", "true", "yes")
     ctx = Course(profile=profile, device=dev, seed=sd, train_missing=train_missing, dataset_name=name,
                  sketchy_pack=os.environ.get(PACK_ENV) or None,
                  explicit_seeds=explicit)
@@ -447,7 +528,8 @@ def setup(profile: str | None = None, dataset=_UNSET, seed=_UNSET, seeds=_UNSET,
     what = f"{prof.name} profile: {prof.summary}" + (
         f", {n} seed{'s' if n > 1 else ''}" if prof.seeds is not None else "")
     if not train_missing:
-        what += ("; no GPU here, so nothing is trained: recorded runs are shown (runs stopped early too, "
+        why = (f"{_config.NO_TRAIN} is set" if prof.on_device(dev.type) else "no GPU here")
+        what += (f"; {why}, so nothing is trained: recorded runs are shown (runs stopped early too, "
                  "marked so) with the commands that record the rest")
     print(f"profile={profile}  " + "".join(f"{k}={v}  " for k, v in shown.items()) + f"device={dev}  ({what})")
     return ctx

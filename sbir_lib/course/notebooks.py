@@ -5,10 +5,10 @@
 Runs ``notebooks/NN_*.ipynb`` in order with kernel ``python3``, injecting ``profile`` into each
 notebook's cell tagged ``parameters``. A run leaves the checkout as it found it: the executed copies go to
 the output folder (``--out``, default the git-ignored ``notebooks/_executed/<profile>/``) and so do the
-figures the notebooks save (``<out>/figures/``, through ``$SBIR_FIGURES_ROOT``). Records are read from and
-written to ``<out>/results/`` (``$SBIR_RESULTS_ROOT``), a scratch folder that links the results folder's
-real-data runs (:func:`scratch_results`): runs already recorded are reused, new runs on the real data are
-recorded there as before, and runs on a synthetic stand-in (no real data here) stay in the scratch folder.
+figures the notebooks save (``<out>/figures/``, through ``$SBIR_FIGURES_ROOT``). Records are read from
+``<out>/results/`` (``$SBIR_RESULTS_ROOT``), a scratch folder that links the results folder's real-data runs
+(:func:`scratch_results`), then from ``<out>/user_results/`` (``$SBIR_USER_RESULTS``), where every run the
+notebooks train is recorded: the committed records are never written to, except with ``--inplace``.
 
 Notebooks 07 and 09 train before they teach (07 its two lecture networks, 09 the sketch pad's network),
 once per checkout: the results are kept under the git-ignored ``runs/``. So that a first run of the series
@@ -49,7 +49,8 @@ KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "nam
 #: an object's memory address at the end of its default repr (``<pandas...Styler at 0x7f...>``)
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 #: the environment variables :func:`run` sets for its kernels (restored afterwards)
-RUN_ENV = ("SBIR_PROFILE", "SBIR_PROGRESS", "SBIR_FIGURES_ROOT", "SBIR_RESULTS_ROOT", "OMP_WAIT_POLICY")
+RUN_ENV = ("SBIR_PROFILE", "SBIR_PROGRESS", "SBIR_FIGURES_ROOT", "SBIR_RESULTS_ROOT", "OMP_WAIT_POLICY",
+           "SBIR_USER_RESULTS", "SBIR_RECORD_INTO_RESULTS")
 #: the notebook metadata key ``run(..., inplace=True)`` writes: ``{"profile": ..., "records": digest}``
 STAMP = "sbir_records"
 
@@ -237,6 +238,14 @@ def run(profile: str, only=None, inplace=False, out=None, log=print, only_stale=
     # no progress-bar redraws in the saved notebooks (sbir_lib.core.progress), unless asked for
     os.environ.setdefault("SBIR_PROGRESS", "0")
     os.environ["SBIR_RESULTS_ROOT"] = str(results)
+    # what the notebooks train: into the results folder itself only with --inplace (the committed records are
+    # re-recorded on purpose); otherwise into <out>/user_results, read after the records (Course.read_roots)
+    if inplace:
+        os.environ[_config.RECORD_INTO_RESULTS] = "1"
+        os.environ.pop("SBIR_USER_RESULTS", None)
+    else:
+        os.environ.pop(_config.RECORD_INTO_RESULTS, None)
+        os.environ["SBIR_USER_RESULTS"] = str(out_dir / "user_results")
     # the committed figures change only with --inplace
     os.environ["SBIR_FIGURES_ROOT"] = str(_config.committed_figures() if inplace else out_dir / "figures")
     written = []

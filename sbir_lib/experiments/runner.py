@@ -131,13 +131,15 @@ COMPLETE_WEIGHTS = (("shoes", "full"),)
 KEPT_DTYPE = "float16"
 
 
-def keeps_weights(dataset: str, row: str, seed: int) -> bool:
+def keeps_weights(dataset: str, row: str, seed: int, user: bool = False) -> bool:
     """Whether a run keeps its weights: seed 0 of the rows the course reads them from (``full`` on every
     dataset for Figures 4/5 and notebook 04's W; the attention rows of notebook 02 on shoes), never an
-    ``@init`` row. Weights are the bulk of ``results/``; the rest of a record is its distances."""
+    ``@init`` row. Weights are the bulk of ``results/``; the rest of a record is its distances. ``user``: a run a
+    notebook trained into the user's own folder (:func:`sbir_lib.core.config.user_results_root`) keeps them for
+    every seed and dataset of those rows, since the notebook that trained it goes on to show them."""
     variant, init_name = split_row(row)
-    return (seed == 0 and init_name is None and variant in WEIGHT_VARIANTS
-            and (variant == "full" or dataset in ("shoes", "synthetic")))
+    return (init_name is None and variant in WEIGHT_VARIANTS
+            and (user or (seed == 0 and (variant == "full" or dataset in ("shoes", "synthetic")))))
 
 
 def keeps_complete_weights(dataset: str, row: str, seed: int) -> bool:
@@ -215,13 +217,14 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
 
 def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile, *, device=None,
             root=None, results=None, force=False, init=None, overrides=None, progress=True,
-            dataset=None, log=print, runs=None, packed=None) -> dict:
+            dataset=None, log=print, runs=None, packed=None, user=False) -> dict:
     """Train/evaluate one row of one table for one seed, or return its existing record: the run is resolved
-    once into a :class:`~sbir_lib.experiments.spec.RunSpec` and recorded by the runner of its kind."""
+    once into a :class:`~sbir_lib.experiments.spec.RunSpec` and recorded by the runner of its kind. ``user``: a
+    notebook's own run into the user's folder (it keeps its weights, :func:`keeps_weights`)."""
     spec = RunSpec.resolve(experiment, dataset_name, row, seed, profile, init)
     opts = RunOptions(device=device, root=root, results=_config.results_root(results), force=force,
                       overrides=dict(overrides or {}), progress=progress, dataset=dataset, log=log, runs=runs,
-                      packed=packed)
+                      packed=packed, user=user)
     if spec.kind == "dase_mems":  # loads its own data (category level / packed) and checks its own records
         return RUNNERS["dase_mems"](spec, opts)
     out = spec.record_path(opts.results)
@@ -248,6 +251,7 @@ class RunOptions:
     log: Callable = print
     runs: Any = None
     packed: str | None = None  # a Sketchy-mini pack for the DASE/MEMS runs (the CLI's --packed)
+    user: bool = False  # a notebook's own run into the user's folder (keeps its weights)
 
 
 def _run_dase_mems(spec: RunSpec, o: RunOptions) -> dict:
@@ -334,7 +338,7 @@ def _run_dssa(spec: RunSpec, o: RunOptions) -> dict:
         rec["settings_chosen_on"] = chosen_on
     if complete:
         rec["weights_kept"] = f"complete network, {KEPT_DTYPE} (the record's distances are computed with it)"
-    if keeps_weights(spec.dataset, spec.row, spec.seed) or complete:
+    if keeps_weights(spec.dataset, spec.row, spec.seed, o.user) or complete:
         save_weights(weights_path(out), res.model, res.energy, spec.row, complete=complete)
     write_record(out, rec, ev["dist"])
     ckpt.unlink(missing_ok=True)  # recorded: the checkpoint has served its purpose

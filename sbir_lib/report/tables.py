@@ -125,21 +125,24 @@ def _record_re(profile: str) -> re.Pattern:
 
 def load_runs(experiment: str, dataset: str, variant: str, profile: str, results=None, seeds=None) -> list[dict]:
     """The records of ``variant`` in ``experiment`` on ``dataset`` for ``profile``, sorted by seed
-    (every recorded seed, or only ``seeds``)."""
+    (every recorded seed, or only ``seeds``). ``results``: a results folder, or several (a list: the committed
+    records, then a user's own runs, :meth:`sbir_lib.course.context.Course.read_roots`): a seed comes from the
+    first folder that has it."""
     _config.check_profile(profile)
-    d = _config.results_root(results) / experiment / dataset / variant
-    if not d.is_dir():
-        return []
     pat = _record_re(profile)
-    found = []
-    for p in d.iterdir():
-        m = pat.match(p.name)
-        if m and (seeds is None or int(m.group(1)) in seeds):
+    found: dict[int, dict] = {}
+    for root in (results if isinstance(results, (list, tuple)) else [results]):
+        d = _config.results_root(root) / experiment / dataset / variant
+        for p in sorted(d.iterdir()) if d.is_dir() else ():
+            m = pat.match(p.name)
+            sd = int(m.group(1)) if m else None
+            if sd is None or sd in found or (seeds is not None and sd not in seeds):
+                continue
             rec = R.load_record(p)
             if rec is not None:
                 rec.setdefault("_path", str(p))
-                found.append((int(m.group(1)), rec))
-    return [r for _, r in sorted(found, key=lambda t: t[0])]
+                found[sd] = rec
+    return [found[sd] for sd in sorted(found)]
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ def test_pick_is_the_best_point_within_the_budget():
     assert len(pts) == 6
     a200 = next(p for p in pts if p["recipe"] == "a" and p["iterations"] == 200)
     assert a200["mean_val_acc@1"] == pytest.approx(0.5)
+    assert a200["smoothed_val_acc@1"] == pytest.approx(0.45)  # the neighbour at 100 iterations scored 0.4
     assert a200["grid_h"] == pytest.approx(117 * (200 * 0.05 + C.RUN_OVERHEAD_S) / 3600, abs=1e-3)
     best = C.pick(pts, budget_h=1.0)
-    assert (best["recipe"], best["iterations"]) == ("b", 200)  # c is better but costs 65 h
-    assert C.pick(pts, budget_h=0.5)["recipe"] == "a"
+    assert (best["recipe"], best["iterations"]) == ("b", 100)  # c is better but costs 65 h; b's two tie smoothed
+    assert C.pick(pts, budget_h=0.4)["recipe"] == "a"
     with pytest.raises(ValueError, match="no recipe fits"):
         C.pick(pts, budget_h=0.01)
 
@@ -36,7 +37,7 @@ def test_ties_go_to_the_cheaper_point_and_the_frontier_only_climbs():
     assert C.pick(pts, budget_h=100)["recipe"] == "a"
     front = C.frontier(C.points(_curves(), {"a": 0.05, "b": 0.1, "c": 10.0}, runs=117))
     hours = [p["grid_h"] for p in front]
-    accs = [p["mean_val_acc@1"] for p in front]
+    accs = [p["smoothed_val_acc@1"] for p in front]
     assert hours == sorted(hours) and accs == sorted(accs) and len(set(accs)) == len(accs)
     assert front[-1]["recipe"] == "c"
 

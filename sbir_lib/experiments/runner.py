@@ -269,7 +269,7 @@ def _run_classical(spec: RunSpec, o: RunOptions) -> dict:
     t0 = time.perf_counter()
     r = run_classical_baseline(spec.row, data.train.sketches, data.train.edges, data.test.sketches,
                                data.test.edges, train_triplets=data.train.triplets, seed=spec.seed,
-                               profile=spec.profile)
+                               profile=spec.profile.name)
     dist = torch.as_tensor(r["dist"])
     rec = _base_record(spec, data, "cpu")
     rec.update(config=r["config"], config_key=None, init=None, iterations=None,

@@ -39,7 +39,7 @@ from sbir_lib.experiments.settings import load_tuning
 from sbir_lib.report import fidelity
 from sbir_lib.core import tablespec as TS
 from sbir_lib.report.claims import claims_markdown, dase_claims_markdown
-from sbir_lib.report.tables import (DASH, all_records, dataset_title, inventory,
+from sbir_lib.report.tables import (DASH, all_records, cpu_recipe_frame, dataset_title, inventory,
                                     long_table, md_table, missing_commands, pretrain_frame, signed, styled,
                                     pretrain_search_frame, init_recipe_frame, pretrain_long)
 from sbir_lib.models import dssa as MD
@@ -454,6 +454,8 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
                     f"(`results/tuning/embedding_spread.{prof}.json`, {spread.attrs['source']}):", ""]
             out += [md_table(spread.drop(columns="note").map(lambda v: DASH if v != v else f"{v:.4g}"), index=True), ""]
 
+    out += _cpu_recipe_section(results)
+
     out += ["## Ours vs the authors' code", "",
             "One row per setting of the recipe: what the authors' code does (file:line in "
             "yuqian1023/Deep_SBIR_tf = TF and seuliufeng/DeepSBIR = Caffe), what this code does by default "
@@ -519,3 +521,22 @@ def write_reproduction(path, profile: str = "full", results=None) -> Path:
     path = Path(path)
     write_bytes_atomic(path, reproduction_markdown(profile, results).encode())
     return path
+
+
+def _cpu_recipe_section(results=None) -> list[str]:
+    """How the cpu profile's head recipe was chosen (``tune-cpu``): each recipe, and the accuracy-versus-cost frontier."""
+    df = cpu_recipe_frame(results)
+    if df is None:
+        return []
+    rec = df.attrs["record"]
+    return ["## The `cpu` profile's recipe: accuracy against cost", "",
+            f"`python -m sbir_lib.experiments tune-cpu`: each recipe trained the `full` row on the training pairs of "
+            f"{', '.join(map(dataset_title, rec['datasets']))} minus a validation split ({rec['val_size']} pairs each; "
+            f"seed {rec['seed']}, {rec['device']}), scored on it along the way. *val acc@1* is the mean over the datasets, "
+            "smoothed over neighbouring checkpoints; *grid h* what the whole grid "
+            f"({rec['grid_runs']} runs) costs at that point from the measured step times "
+            f"(`results/tuning/cpu_recipe.cpu.json`). Rule: {rec['rule']}; budget {rec['budget_h']:g} h. "
+            f"Noise: {rec['noise']}.", "",
+            md_table(df.drop(columns=[]), index=True), "",
+            "The frontier (no other point is both cheaper and better on validation):", "",
+            md_table(df.attrs["frontier"]), ""]

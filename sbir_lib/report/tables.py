@@ -474,6 +474,35 @@ def init_recipe_frame(profile: str = "quick", results=None):
     return pd.DataFrame(rows).set_index(["init", "model"])
 
 
+def cpu_recipe_frame(results=None):
+    """The ``tune-cpu`` record (:mod:`sbir_lib.experiments.cpu_recipe`) as a frame, one row per recipe: its step time,
+    its best smoothed validation acc@1 (%) and where, the grid hours at that point, and which recipe was chosen.
+    ``frame.attrs["frontier"]``: the accuracy-versus-cost frontier (a frame). None when not recorded."""
+    import pandas as pd
+
+    rec = load_tuning("cpu_recipe", "cpu", results)
+    if rec is None:
+        return None
+    chosen = rec.get("chosen", {})
+    rows = []
+    for name, r in rec["recipes"].items():
+        pts = [p for p in rec["points"] if p["recipe"] == name]
+        best = max(pts, key=lambda p: (p["smoothed_val_acc@1"], -p["grid_h"]))
+        ms = 1000 * sum(rec["step_s_by_dataset"][name].values()) / len(rec["step_s_by_dataset"][name])
+        rows.append({"recipe": name, "lr": r["lr"], "triplets/step": r["batch_size"], "ms/step": round(ms),
+                     "iterations tried": f"{pts[0]['iterations']}-{pts[-1]['iterations']}",
+                     "best val acc@1": 100 * best["smoothed_val_acc@1"], "at iterations": best["iterations"],
+                     "grid h there": best["grid_h"],
+                     "chosen": f"{chosen['iterations']} iterations" if chosen.get("recipe") == name else ""})
+    df = pd.DataFrame(rows).set_index("recipe")
+    df.attrs["frontier"] = pd.DataFrame([{"recipe": p["recipe"], "iterations": p["iterations"],
+                                          "val acc@1 (smoothed)": 100 * p["smoothed_val_acc@1"],
+                                          "val acc@1": 100 * p["mean_val_acc@1"], "grid h": p["grid_h"]}
+                                         for p in rec["frontier"]])
+    df.attrs["record"] = rec
+    return df
+
+
 # ====================================================================================== Markdown
 
 def md_table(df, floatfmt: str = "{:.2f}", index: bool = False) -> str:

@@ -83,3 +83,15 @@ def test_records_are_typed_and_the_layout_is_known_in_one_place(store):
     assert parse_name(results / "table2/shoes/full/seed0.it6000.json")["profile"] == "full"
     assert parse_name(results / "table2/shoes/full/notes.json") is None
     assert read_record(results / "absent/x/y/seed0.json") is None
+
+
+def test_a_record_that_cannot_be_written_leaves_no_distance_file(tmp_path):
+    """A record holding something JSON cannot write (a Profile object once did) fails before its distances land."""
+    import numpy as np
+    import pytest as _pytest
+
+    from sbir_lib.core import records as R
+    path = tmp_path / "table1" / "shoes" / "hog_bow_ranksvm" / "seed0.cpu.json"
+    with _pytest.raises(TypeError):
+        R.write_record(path, {"config": {"profile": object()}}, np.zeros((2, 2), np.float32))
+    assert not path.exists() and not R.dist_path(path).exists()

@@ -14,6 +14,8 @@ verify`` recomputes every metric from the distance files.
 """
 from __future__ import annotations
 
+import json
+
 import contextlib
 import contextvars
 import os
@@ -138,6 +140,7 @@ def write_record(path: Path, record: dict, dist, dist_l2=None) -> None:
     (JSON last: its presence means the run is complete). Records of a dirty tree are refused in the committed
     results folder (:func:`check_clean`)."""
     record = check_clean(path, record)
+    json.dumps(record)  # a record that cannot be written leaves no distance file behind either
     save_npy_atomic(dist_path(path), as_stored(dist))
     if dist_l2 is not None:
         save_npy_atomic(dist_l2_path(path), as_stored(dist_l2))

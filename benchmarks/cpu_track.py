@@ -6,7 +6,9 @@
   against bf16 autocast with channels-last inputs (what :mod:`sbir_lib.training.trunk_store` uses);
 - **training**: ms per step of the head of a ``base`` row (conv5's 1x1 convolution, fc6/fc7) and a ``full`` row
   (plus attention, CFF and HOLEF) on stored maps, the cpu profile's batch (32 triplets);
-- **evaluation**: seconds to embed the 10 test views of 115 sketches and 115 edge maps from stored maps.
+- **evaluation**: seconds to embed the 10 test views of 115 sketches and 115 edge maps from stored maps;
+- **batched heads**: three heads (three seeds of one row) trained one at a time against all at once (parameters
+  stacked, one ``torch.func.vmap`` step), side by side in the same process.
 
 Writes ``results/benchmarks/cpu_track_cpu.json`` with the projected cost of the cpu grid (every distinct row
 of Tables 1-5, 3 datasets x 3 seeds, at the profile's iterations). Random weights and maps: the cost does not
@@ -147,7 +149,8 @@ def main(argv=None) -> int:
     res = {"device": device_name(torch.device("cpu")), "threads": args.threads, "git_commit": git_commit(),
            "trunk_store_crops_per_s": build_rate(),
            "step_ms": {v: round(step_ms(v, args.steps), 1) for v in ("base", "full")},
-           "eval_10_views_s": round(eval_s(), 2)}
+           "eval_10_views_s": round(eval_s(), 2),
+           "batched_heads": {v: batched_heads_ms(v, 3, args.steps) for v in ("base", "full")}}
     its = CPU.triplet["iterations"]
     per_run = {v: its * ms / 1000 + res["eval_10_views_s"] for v, ms in res["step_ms"].items()}
     attention = sum(MD.get_variant(r).attention for r in rows)

@@ -245,3 +245,23 @@ def matrix_heatmap(ax, matrix, title: str | None = None, symmetric: bool = True,
     if title:
         ax.set_title(title, fontsize=9)
     return im
+
+
+def plot_recipe_frontier(ax, record: dict, percent: bool = True):
+    """The cpu recipe search (``results/tuning/cpu_recipe.cpu.json``, :mod:`sbir_lib.experiments.cpu_recipe`; notebook
+    05): each recipe's smoothed validation acc@1 against the hours the whole grid would take at that many iterations,
+    the budget as a vertical line and the chosen point circled."""
+    scale = 100.0 if percent else 1.0
+    for name in record["recipes"]:
+        pts = [p for p in record["points"] if p["recipe"] == name]
+        ax.plot([p["grid_h"] for p in pts], [scale * p["smoothed_val_acc@1"] for p in pts], marker="o", ms=3,
+                label=name)
+    c = record.get("chosen")
+    if c:
+        ax.plot([c["grid_h"]], [scale * c["smoothed_val_acc@1"]], "o", ms=12, mfc="none", mec="k",
+                label=f"chosen: {c['recipe']}, {c['iterations']} it.")
+    ax.axvline(record["budget_h"], color="grey", ls="--", lw=1, label=f"budget {record['budget_h']:g} h")
+    ax.set_xlabel(f"hours for the whole cpu grid ({record['grid_runs']} runs, 2 CPU cores)")
+    ax.set_ylabel("validation acc@1" + (" (%)" if percent else "") + ", smoothed")
+    ax.legend(fontsize=7)
+    return ax

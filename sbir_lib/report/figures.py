@@ -14,8 +14,9 @@ Taught in ``notebooks/06_figures.ipynb`` (Figures 4, 5 and the explorer) and
   from the recorded test distances (``seed0[.quick].dist.npy``), never recomputed.
 - :func:`explorer`: an ipywidgets explorer (dataset, query, k) showing the same two rankings side by side.
 
-Which runs: :func:`find_source` prefers the ``full``-profile records (the real reproduction, made on a GPU)
-and falls back to the notebook's profile; every figure says which it used. The runs are seed 0 of
+Which runs: :func:`find_source` prefers the ``full``-profile records (the real reproduction, made on a GPU),
+then the ``cpu`` profile's (:data:`SOURCE_PROFILES`), and falls back to the notebook's profile; every figure says
+which it used. The runs are seed 0 of
 ``full`` and ``base`` in the first table experiment that has both (the runner keeps the trained
 conv1-5 / attention weights of seed-0 ``full`` runs: :func:`sbir_lib.experiments.runner.load_trained`).
 """
@@ -81,6 +82,11 @@ def _title(dataset: str) -> str:
     return TS.DATASET_TITLES.get(dataset, dataset)
 
 
+#: the profiles whose trained networks Figures 4 and 5 show first, in order: the GPU reproduction, then the DSSA
+#: trained on two CPU cores (an adapted ImageNet trunk); the notebook's own profile comes last
+SOURCE_PROFILES = ("full", "cpu")
+
+
 def find_source(dataset: str, profiles=("full", "quick"), results=None, seed: int = 0) -> Source | None:
     """The first (profile, experiment) with ``seed``'s records, distances of ``full`` and ``base`` and the
     kept weights of ``full`` on ``dataset`` (a records' dataset key), or ``None``."""
@@ -100,8 +106,8 @@ def find_source(dataset: str, profiles=("full", "quick"), results=None, seed: in
 
 
 def sources(ctx, datasets=TS.DATASETS, results=None, seed: int | None = None) -> dict[str, Source]:
-    """``{dataset name: Source}``: the full-profile runs of ``seed`` (default ``ctx.seed``) where recorded,
-    else the notebook profile's (trained now through ``ctx.record`` when missing and training is allowed).
+    """``{dataset name: Source}``: the full-profile runs of ``seed`` (default ``ctx.seed``) where recorded, else the
+    cpu profile's (the DSSA trained on two CPU cores: :data:`SOURCE_PROFILES`), else the notebook profile's (trained now through ``ctx.record`` when missing and training is allowed).
     Datasets without any usable run are left out, with the command that records exactly the missing rows;
     without the real data the one synthetic stand-in is shown once."""
     seed = getattr(ctx, "seed", 0) if seed is None else seed
@@ -111,11 +117,11 @@ def sources(ctx, datasets=TS.DATASETS, results=None, seed: int | None = None) ->
         if key in keys:  # several datasets fell back to the same synthetic stand-in
             continue
         keys.add(key)
-        src = find_source(key, ("full", ctx.profile), results, seed)
+        src = find_source(key, SOURCE_PROFILES + (ctx.profile,), results, seed)
         if src is None and ctx.train_missing:
             for v in (OURS, BASELINE):
                 ctx.record("table1", name, v, seed)
-            src = find_source(key, ("full", ctx.profile), results, seed)
+            src = find_source(key, SOURCE_PROFILES + (ctx.profile,), results, seed)
         if src is None:
             if not E.keeps_weights(key, OURS, seed):
                 print(f"{_title(key)}: no run of seed {seed} keeps its weights (the runner keeps those of seed 0), "

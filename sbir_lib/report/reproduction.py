@@ -454,6 +454,7 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
                     f"(`results/tuning/embedding_spread.{prof}.json`, {spread.attrs['source']}):", ""]
             out += [md_table(spread.drop(columns="note").map(lambda v: DASH if v != v else f"{v:.4g}"), index=True), ""]
 
+    out += _cpu_targets_section(results)
     out += _cpu_recipe_section(results)
 
     out += ["## Ours vs the authors' code", "",
@@ -540,3 +541,34 @@ def _cpu_recipe_section(results=None) -> list[str]:
             md_table(df.drop(columns=[]), index=True), "",
             "The frontier (no other point is both cheaper and better on validation):", "",
             md_table(df.attrs["frontier"]), ""]
+
+
+#: the acc@1 floors the cpu profile's DSSA (`full`, 3-seed mean) is held to (issue [cpu-track]); its goal is the
+#: paper's Triplet SN row (Table 1)
+CPU_FLOORS = {"shoes": 45.0, "chairs": 65.0, "handbags": 35.0}
+
+
+def _cpu_targets_section(results=None) -> list[str]:
+    """The cpu profile's DSSA against its floors and the paper's Triplet SN / DSSA rows, from the records."""
+    lt = long_table("table1", None, "cpu", results)
+    lt = lt[lt["metric"] == "acc@1"]
+    if not (lt["status"] == "ok").any():
+        return []
+    rows = []
+    for ds, floor in CPU_FLOORS.items():
+        sub = lt[lt["dataset"] == ds].set_index("variant")
+        if "full" not in sub.index or sub.loc["full", "n"] == 0:
+            continue
+        full, base = sub.loc["full"], sub.loc["base"]
+        rows.append({"dataset": dataset_title(ds), "DSSA (cpu)": full["ours"], "Triplet SN (cpu)": base["ours"],
+                     "floor": floor, "goal: paper Triplet SN": base["paper"], "paper DSSA": full["paper"],
+                     "verdict": ("goal met" if full["mean"] >= base["paper"] else "floor met, goal missed"
+                                 if full["mean"] >= floor else f"floor missed by {floor - full['mean']:.2f} points")})
+    import pandas as pd
+    return ["## The `cpu` profile against its targets", "",
+            "Table 1's DSSA (`full`) in the `cpu` profile, acc@1 (%), mean ± std over the recorded seeds, against the "
+            "floor this profile is held to and its goal (the paper's Triplet SN). Tried to raise it: the one-time trunk "
+            "adaptation (its validation curve is in its file), and the head's recipe (next section: four recipes, flat "
+            "within validation noise); not yet tried: a longer adaptation (its validation acc@1 was still rising at "
+            "its last step) and a late trunk stage trained per row.", "",
+            md_table(pd.DataFrame(rows)), ""]

@@ -400,6 +400,7 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
             out += ["Not run yet; record with:", "", "```"] + cmds + ["```", ""]
 
     out += [claims_markdown(profile, results, seeds)]
+    out += [claims_markdown(p, results) for p in beside_profiles]
 
     partial = partial_frame(profile, results)
     if len(partial):

@@ -31,7 +31,7 @@ import torch
 
 from sbir_lib.core import records as R
 from sbir_lib.core import config as _config
-from sbir_lib.data.augment import center_crop, to_input
+from sbir_lib.data.augment import center_crop
 from sbir_lib.experiments import runner as E
 from sbir_lib.metrics import retrieval as M
 from sbir_lib.core import tablespec as TS
@@ -178,8 +178,9 @@ class Bundle:
 
 @torch.no_grad()
 def attention_maps(model, images: torch.Tensor) -> np.ndarray:
-    """Eq. 3's ``alpha`` [B, 7, 7] of ``model`` for uint8 images [B, 256, 256] (centre crop, as tested)."""
-    x = to_input(center_crop(images)).to(next(model.parameters()).device)
+    """Eq. 3's ``alpha`` [B, 7, 7] of ``model`` for uint8 images [B, 256, 256] (centre crop, as tested), prepared as
+    the model's trunk expects (Sketch-a-Net's ``x/255 - mean``, or the ImageNet trunk's RGB normalisation)."""
+    x = model.prepare(center_crop(images).to(next(model.parameters()).device))
     alpha = model.intermediates(x)["alpha"]
     if alpha is None:
         raise ValueError("this model has no attention module")

@@ -126,11 +126,10 @@ def style_claims(frame):
             .set_uuid(styler_uuid("claims", frame.to_json())))
 
 
-def claims_markdown(profile: str = "full", results=None, seeds=None) -> str:
+def claims_markdown(profile: str = "full", results=None, seeds=None, heading: str = "") -> str:
     """A ``REPRODUCTION.md`` section: every claim of :func:`claims` on every dataset (:func:`claims_frame`),
     with how it is tested and the verdict counts."""
-    title = "" if profile == "full" else f" (`{profile}` profile)"
-    out = [f"## Do the paper's ablation claims hold beyond seed noise?{title}", "",
+    out = [f"## Do the paper's ablation claims hold beyond seed noise?{heading}", "",
             "For each claim *A beats B* (acc@1): the paper's difference, ours (mean of A minus mean of B), the "
             "pooled std over seeds, their ratio, and Welch's two-sided t-test over the per-seed values "
             f"(verdict *holds* / *reversed* when p < {ALPHA}, else *within seed noise*; *n/a: one seed* when "

@@ -400,7 +400,7 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
             out += ["Not run yet; record with:", "", "```"] + cmds + ["```", ""]
 
     out += [claims_markdown(profile, results, seeds)]
-    out += [claims_markdown(p, results) for p in beside_profiles]
+    out += [claims_markdown(p, results, heading=f" (`{p}` profile)") for p in beside_profiles]
 
     partial = partial_frame(profile, results)
     if len(partial):

@@ -54,7 +54,7 @@ def test_the_cpu_profile_trains_with_the_recorded_choice():
     assert (t["lr"], t["batch_size"], t["iterations"]) == (c["lr"], c["batch_size"], c["iterations"])
     assert c["grid_h"] <= rec["budget_h"]
     # the record recomputes: its choice is the rule applied to its own curves and step times
-    steps = {n: sum(v.values()) / len(v) for n, v in rec["step_s_by_dataset"].items()}
+    steps = C.mean_step_s(rec["step_s_by_dataset"])
     again = C.pick(C.points(rec["curves"], steps, rec["grid_runs"]), rec["budget_h"])
     assert (again["recipe"], again["iterations"]) == (c["recipe"], c["iterations"])
 

@@ -103,3 +103,11 @@ def test_no_train_shows_only_what_is_recorded(roots, monkeypatch, capsys):
     assert not ctx.train_missing
     assert f"{C.NO_TRAIN} is set" in capsys.readouterr().out
     assert ctx.record("table2", "shoes", "base") is None
+
+
+def test_the_estimate_reads_only_this_profiles_records(roots):
+    """A full-profile record has no suffix (``seed0.json``), so its file pattern also matches ``seed0.quick.json``."""
+    committed, _ = roots
+    _rec(committed, "table2", "shoes", "base", 0, 0.3, wall=999.0, profile="quick")
+    assert course.setup("full", device="cpu").estimate_s("shoes", "base") == (None, 0)
+    assert course.setup("quick", device="cpu").estimate_s("shoes", "base") == (999.0, 1)

@@ -259,16 +259,18 @@ class Course:
             return rel if root == self.read_roots[0] else f"{rel} (in {root})"
         return str(path)
 
-    def estimate_s(self, experiment: str, ds_key: str, variant: str) -> tuple[float | None, int]:
+    def estimate_s(self, ds_key: str, variant: str) -> tuple[float | None, int]:
         """``(seconds, n)``: the median recorded wall time of ``variant`` runs of this profile on ``ds_key`` (any
         table, any seed; any dataset when none is on it), from ``n`` records; ``(None, 0)`` when nothing is recorded."""
         import statistics
 
         suffix = as_profile(self.profile).record_suffix
         for ds in (ds_key, "*"):
+            # the profile field, not just the file name: a full-profile record's suffix ("") matches every profile's
             times = [float(rec["wall_time_s"]) for root in self.read_roots
                      for p in Path(root).glob(f"*/{ds}/{variant}/seed*{suffix}.json")
-                     if (rec := R.load_record(p)) and rec.get("wall_time_s") and not rec.get("partial")]
+                     if (rec := R.load_record(p)) and rec.get("profile") == self.profile and rec.get("wall_time_s")
+                     and not rec.get("partial")]
             if times:
                 return statistics.median(times), len(times)
         return None, 0
@@ -278,19 +280,16 @@ class Course:
         profile took, where the records go, and how to train less."""
         if not runs:
             return
-        est = [self.estimate_s(experiment, ds_key, v)[0] for v, _ in runs]
-        known = [e for e in est if e is not None]
+        by_variant = {v: self.estimate_s(ds_key, v)[0] for v in dict.fromkeys(v for v, _ in runs)}  # each read once
+        known = [by_variant[v] for v, _ in runs if by_variant[v] is not None]
         total = (f"about {_duration(sum(known) * len(runs) / len(known))} in all (median recorded times of "
                  f"{self.profile}-profile runs)") if known else "no recorded time to estimate from"
         what = ", ".join(f"{v} seed {sd}" for v, sd in runs)
         print(f"training {len(runs)} run{'s' if len(runs) > 1 else ''} not recorded ({what}) on {ds_key}: {total}. "
               f"Records go to {self.write_root}" + (" (your own runs; the committed results/ are not touched)"
                                                      if self.user_runs else "")
-              + f". To train less: the recorded seed ({', '.join(map(str, self._recorded_seeds()))}), or set "
-              f"{_config.NO_TRAIN}=1 to show only what is recorded.")
-
-    def _recorded_seeds(self) -> list[int]:
-        return list(as_profile(self.profile).seeds or (0,))
+              + f". To train less: the recorded seed ({', '.join(map(str, as_profile(self.profile).seeds or (0,)))}), "
+              f"or set {_config.NO_TRAIN}=1 to show only what is recorded.")
 
     def _partial(self, path) -> tuple[Any, dict] | None:
         """``(path, record)`` of the run stopped early (``seed<k>.it<N>.json``, ``"partial": true``) that got
@@ -319,12 +318,13 @@ class Course:
         return f"stopped at iteration {rec.get('iterations')} of {total}"
 
     def record(self, experiment: str, dataset: str, variant: str, seed: int | None = None,
-               partial: bool = False, **kw) -> dict | None:
+               partial: bool = False, announce: bool = True, **kw) -> dict | None:
         """The recorded run of ``variant`` (a row of ``experiment``) on ``dataset`` for ``seed``;
         trained now if missing and training is allowed here (:meth:`may_train`). Otherwise ``None``, or with
         ``partial`` the run stopped early when one is recorded (its record says ``"partial": true``, and a
         printed line says so: never average it with complete runs); either way the command that records
-        the complete run is printed."""
+        the complete run is printed. ``announce``: say what will train, and its estimate, before training (the
+        caller passes False when it already announced every run it trains, :meth:`compare`)."""
 
         seed = self.seed if seed is None else seed
         ds_key = self.dataset_key(dataset)
@@ -343,7 +343,7 @@ class Course:
                 return prec
             print(f"not recorded: {self._rel(path)}; {how}")
             return None
-        if not kw.pop("announced", False):
+        if announce:  # compare() announces every run it trains at once, before the first
             self.announce(experiment, ds_key, [(variant, seed)])
         ds = self.dataset(dataset, photos=False)
         return E.run_one(experiment, ds_key, variant, seed, self.profile, device=self.device,
@@ -425,7 +425,7 @@ class Course:
             todo = [(v, sd) for v in variants for sd in seeds if not self._path(experiment, ds_key, v, sd).exists()]
             self.announce(experiment, ds_key, todo)
             for v, sd in todo:
-                self.record(experiment, dataset, v, sd, announced=True)
+                self.record(experiment, dataset, v, sd, announce=False)
         missing: dict[tuple, list] = {}  # missing seeds -> the variants missing exactly those
         stopped = []
         for v in variants:

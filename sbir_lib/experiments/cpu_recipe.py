@@ -80,6 +80,11 @@ def chosen(results=None) -> dict | None:
     return None if rec is None or "chosen" not in rec else rec["chosen"]
 
 
+def mean_step_s(step_s_by_dataset: dict) -> dict[str, float]:
+    """Each recipe's seconds per step, the mean over the datasets it ran on (``step_s_by_dataset`` of the record)."""
+    return {n: sum(v.values()) / len(v) for n, v in step_s_by_dataset.items()}
+
+
 def points(curves: dict, step_s: dict, runs: int) -> list[dict]:
     """Every (recipe, iterations) point: mean validation acc@1 over the datasets and the grid hours it costs.
 
@@ -144,9 +149,12 @@ def search(recipes=tuple(RECIPES), datasets=DATASETS, seed: int = 0, device=None
             step_s.setdefault(name, {})[ds] = round(res.steady_time_s / max(res.steady_iterations, 1), 5)
             log(f"{name:11s} {ds:8s}: validation acc@1 " +
                 " ".join(f"{100 * a:.0f}" for a in h["val_acc@1"]) + f"  ({step_s[name][ds] * 1000:.0f} ms/step)")
-            write_checked_json(path, _record(curves, step_s, seed, device, datasets, partial=True))
+            part = _record(curves, step_s, seed, device, datasets, partial=True)
+            part["wall_time_s"] = round(old.get("wall_time_s", 0.0) + time.perf_counter() - t0, 1)
+            write_checked_json(path, part)
     rec = _record(curves, step_s, seed, device, datasets, partial=False)
-    rec["wall_time_s"] = round(time.perf_counter() - t0, 1)
+    # every call's time, a resumed search's included (a call that finds every curve recorded adds ~0)
+    rec["wall_time_s"] = round(old.get("wall_time_s", 0.0) + time.perf_counter() - t0, 1)
     write_checked_json(path, rec)
     c = rec["chosen"]
     log(f"chosen {c['recipe']} at {c['iterations']} iterations: smoothed validation acc@1 "
@@ -157,7 +165,7 @@ def search(recipes=tuple(RECIPES), datasets=DATASETS, seed: int = 0, device=None
 
 def _record(curves: dict, step_s: dict, seed: int, device, datasets, partial: bool) -> dict:
     runs = grid_runs()
-    mean_step = {n: sum(v.values()) / len(v) for n, v in step_s.items()}
+    mean_step = mean_step_s(step_s)
     complete = {n: c for n, c in curves.items() if set(datasets) <= set(c)}
     pts = points(complete, mean_step, runs) if complete else []
     rec = {"experiment": "cpu_recipe", "profile": PROFILE, "row": "full", "seed": seed,

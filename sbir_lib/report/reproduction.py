@@ -539,7 +539,7 @@ def _cpu_recipe_section(results=None) -> list[str]:
             f"({rec['grid_runs']} runs) costs at that point from the measured step times "
             f"(`results/tuning/cpu_recipe.cpu.json`). Rule: {rec['rule']}; budget {rec['budget_h']:g} h. "
             f"Noise: {rec['noise']}.", "",
-            md_table(df.drop(columns=[]), index=True), "",
+            md_table(df, index=True), "",
             "The frontier (no other point is both cheaper and better on validation):", "",
             md_table(df.attrs["frontier"]), ""]
 
@@ -551,6 +551,8 @@ CPU_FLOORS = {"shoes": 45.0, "chairs": 65.0, "handbags": 35.0}
 
 def _cpu_targets_section(results=None) -> list[str]:
     """The cpu profile's DSSA against its floors and the paper's Triplet SN / DSSA rows, from the records."""
+    import pandas as pd
+
     lt = long_table("table1", None, "cpu", results)
     lt = lt[lt["metric"] == "acc@1"]
     if not (lt["status"] == "ok").any():
@@ -565,7 +567,6 @@ def _cpu_targets_section(results=None) -> list[str]:
                      "floor": floor, "goal: paper Triplet SN": base["paper"], "paper DSSA": full["paper"],
                      "verdict": ("goal met" if full["mean"] >= base["paper"] else "floor met, goal missed"
                                  if full["mean"] >= floor else f"floor missed by {floor - full['mean']:.2f} points")})
-    import pandas as pd
     return ["## The `cpu` profile against its targets", "",
             "Table 1's DSSA (`full`) in the `cpu` profile, acc@1 (%), mean ± std over the recorded seeds, against the "
             "floor this profile is held to and its goal (the paper's Triplet SN). Tried to raise it: the one-time trunk "

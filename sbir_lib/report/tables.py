@@ -39,6 +39,7 @@ from sbir_lib.core.profiles import as_profile
 from sbir_lib.data import datasets as D
 from sbir_lib.experiments import runner as E
 from sbir_lib.experiments.settings import load_tuning
+from sbir_lib.experiments import cpu_recipe as CR
 from sbir_lib.core import tablespec as TS
 
 def table_keys() -> tuple[str, ...]:
@@ -484,12 +485,12 @@ def cpu_recipe_frame(results=None):
     if rec is None:
         return None
     chosen = rec.get("chosen", {})
+    steps = CR.mean_step_s(rec["step_s_by_dataset"])
     rows = []
     for name, r in rec["recipes"].items():
         pts = [p for p in rec["points"] if p["recipe"] == name]
-        best = max(pts, key=lambda p: (p["smoothed_val_acc@1"], -p["grid_h"]))
-        ms = 1000 * sum(rec["step_s_by_dataset"][name].values()) / len(rec["step_s_by_dataset"][name])
-        rows.append({"recipe": name, "lr": r["lr"], "triplets/step": r["batch_size"], "ms/step": round(ms),
+        best = CR.pick(pts, budget_h=math.inf)  # the rule's own ranking, without the budget
+        rows.append({"recipe": name, "lr": r["lr"], "triplets/step": r["batch_size"], "ms/step": round(1000 * steps[name]),
                      "iterations tried": f"{pts[0]['iterations']}-{pts[-1]['iterations']}",
                      "best val acc@1": 100 * best["smoothed_val_acc@1"], "at iterations": best["iterations"],
                      "grid h there": best["grid_h"],

@@ -35,6 +35,7 @@ import torch
 from sbir_lib.core import config as _config
 from sbir_lib.core.io import sha256_file, torch_save_atomic, write_json_atomic
 from sbir_lib.data import augment as AUG
+from sbir_lib.training.engine import cpu_bf16_native
 
 STORE_FORMAT = 1
 TEST_OFFSETS = "ten_views"
@@ -98,7 +99,7 @@ def compute_maps(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tenso
                  dtype: torch.dtype = torch.bfloat16, amp: bool = True, batch: int = 64,
                  log: Callable[[str], None] | None = None) -> torch.Tensor:
     """``fn`` (uint8 crops ``[b, 1, c, c]`` -> maps) on the views of ``images``: ``[n, k, C, H, W]`` in ``dtype``
-    on the CPU. ``amp``: bf16 autocast and channels-last inputs (on this machine's AMX cores about twice as fast
+    on the CPU. ``amp``: bf16 autocast and channels-last inputs (on AMX cores about twice as fast
     as float32 for the trunk's forward pass; ``benchmarks/cpu_track.py``)."""
     k = 10 if isinstance(views, str) else views.shape[1]
     n = len(images)
@@ -126,7 +127,10 @@ def trunk_maps_of(fn: Callable[[torch.Tensor], torch.Tensor], weights: str, imag
                   amp: bool = True, log: Callable[[str], None] = print) -> tuple[torch.Tensor, dict]:
     """The stored maps of ``fn`` (a frozen trunk whose weights digest to ``weights``) on ``images`` under
     ``views`` (module docstring): ``(maps [n, k, C, H, W], info)``; ``info`` says whether they were read or
-    built, the file and how long it took."""
+    built, the file and how long it took. ``amp`` applies only where the CPU computes bf16 in hardware
+    (:func:`sbir_lib.training.engine.cpu_bf16_native`; emulated bf16 is slower than float32): the key says which
+    precision computed the maps, so an AMX machine and an AVX2 one keep separate files."""
+    amp = amp and cpu_bf16_native()
     view_tag = TEST_OFFSETS if isinstance(views, str) else "offsets:" + digest_tensors([views])
     key = StoreKey(trunk=trunk, weights=weights, stage=stage, views=view_tag, images=digest_tensors([images]),
                    dtype=str(dtype).replace("torch.", "") + ("+amp" if amp else ""))

@@ -141,6 +141,23 @@ def test_claims_frame_reads_the_claims_table(tmp_path):
     assert "holds" in html
 
 
+def test_untrained_frame_holds_trained_rows_against_their_untrained_network(tmp_path):
+    # shoes: training helps beyond noise for base, reverses for full; chairs: nothing recorded
+    for s, (tb, ub, tf, uf) in enumerate([(0.50, 0.30, 0.30, 0.50), (0.52, 0.31, 0.31, 0.52), (0.51, 0.29, 0.29, 0.51)]):
+        write(tmp_path, "table1", "shoes", "base", s, "cpu", tb)
+        write(tmp_path, "pretrain", "shoes", "base@untrained", s, "cpu", ub)
+        write(tmp_path, "table1", "shoes", "full", s, "cpu", tf)
+        write(tmp_path, "pretrain", "shoes", "full@untrained", s, "cpu", uf)
+    df = C.untrained_frame(["shoes", "chairs"], "cpu", tmp_path).set_index(["dataset", "network"])
+    assert df.loc[("QMUL-Shoe", "base"), "verdict"] == "holds"
+    assert df.loc[("QMUL-Shoe", "full"), "verdict"] == "reversed"
+    assert df.loc[("QMUL-Shoe", "base"), "diff"] == pytest.approx(100 * (0.51 - 0.30))
+    assert set(df.loc["QMUL-Chair", "verdict"]) == {"not run"}
+    sentence = C.untrained_sentence(df.reset_index())
+    assert sentence.startswith("Trained ahead of untrained in 1 of 2") and "reversed: 1" in sentence
+    assert C.untrained_sentence(C.untrained_frame(["chairs"], "cpu", tmp_path)).startswith("No trained row")
+
+
 def test_setup_cost_and_inventory_from_records(tmp_path):
     write(tmp_path, "table1", "shoes", "full", 0, "full", 0.6, wall=600.0)
     write(tmp_path, "table1", "shoes", "base", 0, "full", 0.5, wall=300.0)

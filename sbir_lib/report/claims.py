@@ -144,6 +144,39 @@ def claims_markdown(profile: str = "full", results=None, seeds=None, heading: st
     return "\n".join(out).rstrip() + "\n"
 
 
+#: the table whose trained rows are held against the untrained network, and the experiment that records it
+TRAINED_TABLE, UNTRAINED_EXPERIMENT = "table1", "pretrain"
+
+
+def untrained_frame(datasets=None, profile: str = "full", results=None, seeds=None, variants=("base", "full")):
+    """Does training beat the network it starts from? Per dataset and variant: Table 1's trained row against
+    ``<variant>@untrained`` (the same network evaluated as initialised, no training step; experiment
+    ``pretrain``) on the same test views, acc@1 over seeds, tested with :func:`compare_seeds`. The bar every
+    trained row of a profile must clear (issue [cpu-track]); rows without records read ``not run``."""
+    import pandas as pd
+
+    rows = []
+    for ds in datasets or TS.DATASETS:
+        for v in variants:
+            a = stat(load_runs(TRAINED_TABLE, ds, v, profile, results, seeds), "acc@1")
+            b = stat(load_runs(UNTRAINED_EXPERIMENT, ds, f"{v}@untrained", profile, results, seeds), "acc@1")
+            rows.append({"dataset": dataset_title(ds), "network": v, "trained": a.text(), "untrained": b.text(),
+                         **compare_seeds(a, b)})
+    return pd.DataFrame(rows)
+
+
+def untrained_sentence(frame) -> str:
+    """One sentence counted from :func:`untrained_frame` (no number written by hand)."""
+    ran = frame[frame["verdict"] != "not run"]
+    if ran.empty:
+        return "No trained row has an untrained control recorded in this profile."
+    counts = Counter(v.split(" (")[0] for v in ran["verdict"])
+    ahead = int((ran["diff"] > 0).sum())
+    return (f"Trained ahead of untrained in {ahead} of {len(ran)} (dataset, network) pairs, by "
+            f"{ran['diff'].min():+.2f} to {ran['diff'].max():+.2f} points of acc@1; verdicts: "
+            + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) + ".")
+
+
 # ====================================================================================== DASE/MEMS claims
 
 #: The DASE/MEMS experiments (:mod:`sbir_lib.experiments.dase_mems`) whose records carry the abstract's claims.

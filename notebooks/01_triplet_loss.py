@@ -230,11 +230,22 @@ if rec is not None:
     P.save_figure(fig, "nb01_training");
 
 # %% [markdown]
-# In the quick profile the loss may barely move: 60 steps of 16 triplets from random weights, and each
-# logged point averages only 10 noisy batches. The acc@K curve is what shows learning: it lies far above
-# a random ranking (but, for such a short run, not necessarily above the hand-made Dense-HOG distance of
-# notebook 00). The full profile's curves are in notebook 05.
-#
+# Did the run learn? The loss curve alone cannot say (each logged point averages a few noisy batches), and
+# neither can a comparison with a random ranking: an untrained network already ranks far better than chance.
+# The test is the same network evaluated **before any training step** (row `base@untrained` of the `pretrain`
+# experiment, same seed and test views). The sentence below is generated from the two records, so it says what
+# they say:
+
+# %%
+from sbir_lib.report import claims as C
+
+unt = ctx.record("pretrain", ctx.dataset_name, "base@untrained")
+if rec is not None and unt is not None:
+    print(C.direction_sentence("trained Triplet SN", "the untrained network", C.stat([rec], "acc@1"),
+                               C.stat([unt], "acc@1")))
+    print(f"(a random ranking: acc@1 = {100 / rec['n_gallery']:.2f}%)")
+
+# %% [markdown]
 # A few retrievals, from the run's saved test distance matrix (`seed0[.quick].dist.npy` beside the
 # record): two queries retrieved best and two retrieved worst, with their five nearest gallery items
 # (the photos are shown; the network compared edge maps). The true match is outlined in green.
@@ -302,13 +313,26 @@ fig = FG.accuracy_sources(pre_long, f"Where accuracy comes from ({ctx.profile} p
 P.save_figure(fig, f"nb01_accuracy_sources_{ctx.profile}");
 
 # %% [markdown]
+# Trained against untrained, counted from the records of Table 1's trained rows and their `@untrained` controls
+# (this profile, then every profile that recorded several seeds; Welch's t over seeds, notebook 05):
+
+# %%
+from sbir_lib.core.profiles import PROFILE_NAMES
+
+for p in dict.fromkeys([str(ctx.profile), *PROFILE_NAMES]):
+    frame = C.untrained_frame([ctx.dataset_name], p, ctx.read_roots if p == str(ctx.profile) else None,
+                              ctx.seeds if p == str(ctx.profile) else None)
+    if (frame["verdict"] != "not run").any():
+        print(f"{p} profile: {C.untrained_sentence(frame)}")
+
+# %% [markdown]
 # ## Summary
 #
 # - Triplet SN = one Sketch-a-Net for both domains (8.2 M parameters, 78% in fc6), 256-d embedding.
 # - The triplet hinge is zero for triplets that already respect the margin; violating ones pull the
 #   positive in and push the negative out.
-# - acc@K counts queries whose true match ranks in the top K; quick-profile numbers only show that
-#   learning happens (compare with the random-ranking line), not the paper's accuracy.
+# - acc@K counts queries whose true match ranks in the top K. Whether training beat the untrained network is
+#   printed above from the records, never written by hand; quick-profile numbers are not the paper's accuracy.
 #
 # Next: **02 · spatial attention**, which lets the network weight the parts of the conv5 map that
 # matter for telling look-alikes apart.

@@ -224,8 +224,15 @@ print(t4.round(2).to_string(index=False))
 # of 128 triplets and test on 10 views; quick-profile runs train 60 iterations of 16 triplets from scratch
 # and test on the centre crop, so their accuracies are **not comparable** with the paper's, and with 115
 # queries and one seed, differences of a few points between quick rows are noise (one query = 0.87
-# points). The comparison that matters is the full profile's (notebook 05, averaged over three seeds).
-#
+# points). What the records say about each of the paper's attention claims, generated from them: this notebook's
+# runs, then every profile that recorded several seeds (there a verdict over seeds exists; notebook 05 has every
+# table):
+
+# %%
+print(ctx.verdicts("table3", ctx.dataset_name))
+print(ctx.verdicts("table4", ctx.dataset_name))
+
+# %% [markdown]
 # ## Summary
 #
 # - Eq. 2 scores each of the 49 conv5 positions with a small shared network, Eq. 3 turns the scores into

@@ -185,6 +185,13 @@ if {"base", "base+att+cff"} <= set(ranks):
     P.save_figure(fig, "nb03_fixed_broken");
 
 # %% [markdown]
+# What the records say about the paper's CFF claims (Table 2), generated from them: this notebook's runs, then
+# every profile that recorded several seeds (there a verdict over seeds exists):
+
+# %%
+print(ctx.verdicts("table2", ctx.dataset_name))
+
+# %% [markdown]
 # ## Summary
 #
 # - CFF = [fc7 / ||fc7||, attention-pooled conv5 / ||.||]: a 512-d embedding whose fine half bypasses

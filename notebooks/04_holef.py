@@ -193,8 +193,13 @@ if any(r is not None for r in recs.values()):
     P.save_figure(fig, "nb04_losses");
 
 # %% [markdown]
-# The full profile's comparison, over three seeds, is in notebook 05.
-#
+# What the records say about the paper's energy claims, generated from them (this notebook's runs, then every
+# profile that recorded several seeds):
+
+# %%
+print(ctx.verdicts("table5", ctx.dataset_name))
+
+# %% [markdown]
 # ## The learned W
 #
 # The runner keeps the trained energy of seed 0 of the `full` model (attention + CFF + HOLEF; for another

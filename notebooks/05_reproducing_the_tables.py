@@ -383,6 +383,18 @@ if ctx.profile != "full" and len(full_inventory):
     display(TB.style_pretrain(TB.pretrain_frame(profile="full"), "full profile"))
 
 # %% [markdown]
+# What the `pretrain` records say, counted from them (this profile, then every other profile that recorded
+# any of these rows):
+
+# %%
+from sbir_lib.core.profiles import PROFILE_NAMES
+
+for p in dict.fromkeys([str(ctx.profile), *PROFILE_NAMES]):
+    found = reproduction.pretrain_findings(p)
+    if found:
+        print(f"{p} profile: " + "; ".join(line.lstrip("- ") for line in found[1:] if line))
+
+# %% [markdown]
 # ## Why our numbers differ from the paper's
 #
 # The setup of the runs, read from the records of this profile and of the full profile, against the
@@ -398,8 +410,8 @@ for p in dict.fromkeys([ctx.profile, "full"]):
 #
 # 1. **Initialisation.** The paper starts from the authors' pretrained Sketch-a-Net; the tables here start from
 #    random weights. The section above measures what our offline inits change, row by row: a small stand-in
-#    pretrained for a few minutes is not the authors' network, and in the quick profile it can do worse than
-#    scratch; the full-profile rows (a GPU sitting) say how much of the gap a longer pretraining closes.
+#    pretrained for a few minutes is not the authors' network; the findings printed above say, per profile, what
+#    each init did in our records.
 # 2. **Training length and batch** (quick profile only): a few dozen small batches are far from convergence.
 # 3. **Test-set resolution and seed noise.** One query is 0.6-1.0 points of acc@K (computed above), and the
 #    paper reports one run per cell. Our seed std shows how far two runs of the same configuration land apart;

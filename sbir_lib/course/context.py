@@ -468,6 +468,26 @@ class Course:
                                 f"{ds_key} data; paper: Song et al. ICCV 2017 (percent)")
         return df
 
+    def verdicts(self, experiment: str, dataset: str) -> str:
+        """The paper's ablation claims of ``experiment`` on ``dataset``, each with what the records say
+        (:func:`sbir_lib.report.claims.claim_sentences`): for this notebook's runs, then for every other profile
+        with at least two seeds of the table recorded (where a verdict over seeds exists). Generated from the
+        numbers, so the prose can never contradict them (taught in notebooks 02-04; notebook 05 has the tables)."""
+        from sbir_lib.report import claims as C
+
+        ds_key = self.dataset_key(dataset)
+        out = [f"{self.profile} profile, seed(s) {', '.join(map(str, self.seeds))} (this notebook's runs):"]
+        out += ["  " + s for s in C.claim_sentences(experiment, ds_key, self.profile, list(self.read_roots), self.seeds)]
+        for prof in PROFILE_NAMES:
+            if prof == str(self.profile):
+                continue
+            lt = TB.long_table(experiment, [ds_key], prof)
+            if not (lt["n"] >= 2).any():
+                continue
+            out += [f"{prof} profile (every recorded seed):"]
+            out += ["  " + s for s in C.claim_sentences(experiment, ds_key, prof)]
+        return "\n".join(out)
+
     def records(self, experiment: str, dataset: str, variants, seeds=None) -> dict:
         """``{variant: [record, ...]}`` over ``seeds`` (default :attr:`seeds`), missing ones left out."""
         out = {}

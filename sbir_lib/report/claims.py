@@ -144,6 +144,39 @@ def claims_markdown(profile: str = "full", results=None, seeds=None, heading: st
     return "\n".join(out).rstrip() + "\n"
 
 
+def direction_sentence(better: str, worse: str, a: Stat, b: Stat, metric: str = "acc@1") -> str:
+    """What the per-seed values ``a`` of ``better`` and ``b`` of ``worse`` say, as one sentence generated from them
+    (:func:`compare_seeds`): which is ahead, by how much, over how many seeds, and the verdict. The notebooks state
+    results only through sentences like this one, so a sentence can never contradict its numbers."""
+    r = compare_seeds(a, b)
+    if r["verdict"] == "not run":
+        return f"{better} against {worse}: {worse if a.n else better} is not recorded."
+    d = round(r["diff"], 2)  # as printed: a difference that prints as 0.00 is level
+    way = "ahead of" if d > 0 else "behind" if d < 0 else "level with"
+    if r["verdict"].startswith("n/a"):
+        noise = f"{a.n} and {b.n} seed(s): no noise estimate, so no verdict"
+    elif math.isnan(r["p"]):
+        noise = f"{a.n} and {b.n} seeds, every seed equal: {r['verdict']}"
+    else:
+        noise = f"{a.n} and {b.n} seeds, pooled std {r['pooled_std']:.2f}, Welch p = {r['p']:.3f}: {r['verdict']}"
+    return f"{better} is {way} {worse} by {abs(d):.2f} points of {metric} ({a.mean:.2f} against {b.mean:.2f}; {noise})."
+
+
+def claim_sentences(table: str, dataset: str, profile: str = "full", results=None, seeds=None) -> list[str]:
+    """Each ablation claim of ``table`` on ``dataset``: the paper's difference, then :func:`direction_sentence` of
+    our records of ``profile``."""
+    out = []
+    for cl in claims():
+        if cl.table != table:
+            continue
+        a = stat(load_runs(table, dataset, cl.better, profile, results, seeds), cl.metric)
+        b = stat(load_runs(table, dataset, cl.worse, profile, results, seeds), cl.metric)
+        paper = _paper_value(cl, dataset, cl.better) - _paper_value(cl, dataset, cl.worse)
+        out.append(f"{cl.text} (paper: {paper:+.2f} points). Ours: "
+                   + direction_sentence(cl.better, cl.worse, a, b, cl.metric))
+    return out
+
+
 #: the table whose trained rows are held against the untrained network, and the experiment that records it
 TRAINED_TABLE, UNTRAINED_EXPERIMENT = "table1", "pretrain"
 

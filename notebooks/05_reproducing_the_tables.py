@@ -285,6 +285,16 @@ else:
             print("  " + cmd)
 
 # %% [markdown]
+# Does training the head beat the network it starts from? Table 1's trained rows against the same networks
+# evaluated before any training step (`pretrain` rows `base@untrained` and `full@untrained`: the adapted trunk
+# under a randomly initialised head), with the verdict over seeds. The sentence is counted from the records:
+
+# %%
+untrained = claims.untrained_frame(profile="cpu")
+print(claims.untrained_sentence(untrained))
+claims.style_claims(untrained[["dataset", "network", "trained", "untrained", "diff", "p", "verdict"]])
+
+# %% [markdown]
 # How was the `cpu` recipe chosen? `python -m sbir_lib.experiments tune-cpu` trained the `full` row with four
 # recipes (learning rate, triplets per step) on each dataset's training pairs minus a validation split, scoring it
 # along the way. Every point below is one recipe stopped at some iteration: its validation acc@1 (mean over the

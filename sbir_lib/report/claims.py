@@ -120,8 +120,8 @@ def style_claims(frame):
         key = str(v).split(" (")[0]
         return f"background-color: {colours[key]}" if key in colours else "color: #666"
 
-    return (frame.style.format({"paper diff": "{:+.2f}", "diff": "{:+.2f}", "pooled_std": "{:.2f}",
-                                "diff_over_std": "{:+.2f}", "p": "{:.3f}"}, na_rep=DASH)
+    fmt = {"paper diff": "{:+.2f}", "diff": "{:+.2f}", "pooled_std": "{:.2f}", "diff_over_std": "{:+.2f}", "p": "{:.3f}"}
+    return (frame.style.format({k: f for k, f in fmt.items() if k in frame.columns}, na_rep=DASH)
             .map(css, subset=["verdict"]).hide(axis="index")
             .set_uuid(styler_uuid("claims", frame.to_json())))
 

@@ -14,10 +14,9 @@ verify`` recomputes every metric from the distance files.
 """
 from __future__ import annotations
 
-import json
-
 import contextlib
 import contextvars
+import json
 import os
 import platform
 import subprocess

@@ -479,13 +479,9 @@ class Course:
         out = [f"{self.profile} profile, seed(s) {', '.join(map(str, self.seeds))} (this notebook's runs):"]
         out += ["  " + s for s in C.claim_sentences(experiment, ds_key, self.profile, list(self.read_roots), self.seeds)]
         for prof in PROFILE_NAMES:
-            if prof == str(self.profile):
-                continue
-            lt = TB.long_table(experiment, [ds_key], prof)
-            if not (lt["n"] >= 2).any():
-                continue
-            out += [f"{prof} profile (every recorded seed):"]
-            out += ["  " + s for s in C.claim_sentences(experiment, ds_key, prof)]
+            found = [] if prof == str(self.profile) else C.claim_sentences(experiment, ds_key, prof, min_seeds=2)
+            if found:
+                out += [f"{prof} profile (every recorded seed):"] + ["  " + s for s in found]
         return "\n".join(out)
 
     def records(self, experiment: str, dataset: str, variants, seeds=None) -> dict:

@@ -96,6 +96,24 @@ def compare_seeds(a: Stat, b: Stat) -> dict:
     return res
 
 
+def _claim_stats(cl: Claim, dataset: str, profile: str, results=None, seeds=None) -> tuple[Stat, Stat, float]:
+    """``(better, worse, paper difference)`` of claim ``cl`` on ``dataset``: our per-seed values of both rows."""
+    a = stat(load_runs(cl.table, dataset, cl.better, profile, results, seeds), cl.metric)
+    b = stat(load_runs(cl.table, dataset, cl.worse, profile, results, seeds), cl.metric)
+    return a, b, _paper_value(cl, dataset, cl.better) - _paper_value(cl, dataset, cl.worse)
+
+
+def verdict_counts(verdicts) -> str:
+    """``"holds: 2, within seed noise: 4"``: how often each verdict occurs (its parenthesised detail dropped)."""
+    counts = Counter(str(v).split(" (")[0] for v in verdicts)
+    return ", ".join(f"{k}: {n}" for k, n in sorted(counts.items()))
+
+
+def p_text(p: float) -> str:
+    """A Welch p-value as a table shows it (a dash where there is none)."""
+    return DASH if math.isnan(p) else f"{p:.3f}"
+
+
 def claims_frame(datasets=None, profile: str = "full", results=None, seeds=None, which=None):
     """Every claim of :func:`claims` on each dataset: the paper's difference, ours (mean of the better
     minus mean of the worse, percentage points), pooled seed std, diff/std, Welch p and the verdict."""
@@ -104,9 +122,7 @@ def claims_frame(datasets=None, profile: str = "full", results=None, seeds=None,
     rows = []
     for cl in which or claims():
         for ds in datasets or TS.DATASETS:
-            a = stat(load_runs(cl.table, ds, cl.better, profile, results, seeds), cl.metric)
-            b = stat(load_runs(cl.table, ds, cl.worse, profile, results, seeds), cl.metric)
-            paper_diff = _paper_value(cl, ds, cl.better) - _paper_value(cl, ds, cl.worse)
+            a, b, paper_diff = _claim_stats(cl, ds, profile, results, seeds)
             rows.append({"table": cl.table, "claim": cl.text, "dataset": dataset_title(ds), "metric": cl.metric,
                          "paper diff": paper_diff, **compare_seeds(a, b)})
     return pd.DataFrame(rows)
@@ -135,12 +151,11 @@ def claims_markdown(profile: str = "full", results=None, seeds=None, heading: st
             f"(verdict *holds* / *reversed* when p < {ALPHA}, else *within seed noise*; *n/a: one seed* when "
             "either side has a single seed).", ""]
     cf = claims_frame(None, profile, results, seeds)
-    counts = Counter(v.split(" (")[0] for v in cf["verdict"])
-    out += ["Verdicts: " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) + ".", ""]
+    out += ["Verdicts: " + verdict_counts(cf["verdict"]) + ".", ""]
     cview = cf.rename(columns={"diff": "our diff", "pooled_std": "pooled std", "diff_over_std": "diff/std"})
     cview = cview[["table", "claim", "dataset", "paper diff", "our diff", "pooled std", "diff/std", "p", "n",
                    "verdict"]]
-    out += [md_table(cview.assign(p=[DASH if math.isnan(p) else f"{p:.3f}" for p in cview["p"]])), ""]
+    out += [md_table(cview.assign(p=[p_text(p) for p in cview["p"]])), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -162,19 +177,16 @@ def direction_sentence(better: str, worse: str, a: Stat, b: Stat, metric: str = 
     return f"{better} is {way} {worse} by {abs(d):.2f} points of {metric} ({a.mean:.2f} against {b.mean:.2f}; {noise})."
 
 
-def claim_sentences(table: str, dataset: str, profile: str = "full", results=None, seeds=None) -> list[str]:
+def claim_sentences(table: str, dataset: str, profile: str = "full", results=None, seeds=None,
+                    min_seeds: int = 0) -> list[str]:
     """Each ablation claim of ``table`` on ``dataset``: the paper's difference, then :func:`direction_sentence` of
-    our records of ``profile``."""
-    out = []
-    for cl in claims():
-        if cl.table != table:
-            continue
-        a = stat(load_runs(table, dataset, cl.better, profile, results, seeds), cl.metric)
-        b = stat(load_runs(table, dataset, cl.worse, profile, results, seeds), cl.metric)
-        paper = _paper_value(cl, dataset, cl.better) - _paper_value(cl, dataset, cl.worse)
-        out.append(f"{cl.text} (paper: {paper:+.2f} points). Ours: "
-                   + direction_sentence(cl.better, cl.worse, a, b, cl.metric))
-    return out
+    our records of ``profile``. ``min_seeds``: none at all unless some row of the table's claims has that many
+    seeds recorded (a profile with a verdict over seeds to give)."""
+    stats = [(cl, *_claim_stats(cl, dataset, profile, results, seeds)) for cl in claims() if cl.table == table]
+    if not any(max(a.n, b.n) >= min_seeds for _, a, b, _ in stats):
+        return []
+    return [f"{cl.text} (paper: {paper:+.2f} points). Ours: " + direction_sentence(cl.better, cl.worse, a, b, cl.metric)
+            for cl, a, b, paper in stats]
 
 
 #: the table whose trained rows are held against the untrained network, and the experiment that records it
@@ -203,11 +215,10 @@ def untrained_sentence(frame) -> str:
     ran = frame[frame["verdict"] != "not run"]
     if ran.empty:
         return "No trained row has an untrained control recorded in this profile."
-    counts = Counter(v.split(" (")[0] for v in ran["verdict"])
     ahead = int((ran["diff"] > 0).sum())
     return (f"Trained ahead of untrained in {ahead} of {len(ran)} (dataset, network) pairs, by "
             f"{ran['diff'].min():+.2f} to {ran['diff'].max():+.2f} points of acc@1; verdicts: "
-            + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) + ".")
+            f"{verdict_counts(ran['verdict'])}.")
 
 
 # ====================================================================================== DASE/MEMS claims
@@ -325,10 +336,9 @@ def dase_claims_markdown(profile: str = "full", results=None, seeds=None) -> str
                 "not the paper's models.**", ""]
     if frame.empty:
         return "\n".join(out + ["No DASE/MEMS runs are recorded for this profile.", ""])
-    counts = Counter(v.split(" (")[0] for v in frame["verdict"])
-    out += ["Verdicts: " + ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())) + ".", ""]
+    out += ["Verdicts: " + verdict_counts(frame["verdict"]) + ".", ""]
     view = frame.rename(columns={"pooled_std": "pooled std", "diff_over_std": "diff/std"})
-    view = view.assign(p=[DASH if math.isnan(p) else f"{p:.3f}" for p in view["p"]])
+    view = view.assign(p=[p_text(p) for p in view["p"]])
     for cl, title in (("MEMS", "MEMS: max intra-class < min inter-class distance"),
                       ("DASE", "DASE: lower sketch-photo discrepancy within a class")):
         part = view[view["claim"] == cl].drop(columns=["claim"])

@@ -38,7 +38,8 @@ from sbir_lib.experiments import init_recipe
 from sbir_lib.experiments.settings import load_tuning
 from sbir_lib.report import fidelity
 from sbir_lib.core import tablespec as TS
-from sbir_lib.report.claims import ALPHA, claims_markdown, dase_claims_markdown, untrained_frame, untrained_sentence
+from sbir_lib.report.claims import (ALPHA, claims_markdown, dase_claims_markdown, p_text, untrained_frame,
+                                   untrained_sentence)
 from sbir_lib.report.tables import (DASH, all_records, cpu_recipe_frame, dataset_title, inventory,
                                     long_table, md_table, missing_commands, pretrain_frame, signed, styled,
                                     pretrain_search_frame, init_recipe_frame, pretrain_long)
@@ -583,12 +584,12 @@ def _untrained_section(results=None) -> list[str]:
            "without a training step (`pretrain` experiment, rows `base@untrained` / `full@untrained`), on the same "
            f"test views; acc@1 (%), Welch's t over seeds (verdicts as for the claims, p < {ALPHA}). In the `cpu` "
            "profile the untrained network is the adapted trunk under a randomly initialised head.", ""]
-    for prof in ("cpu", "quick"):
+    for prof in PROFILE_NAMES:
         df = untrained_frame(None, prof, results)
         if (df["verdict"] == "not run").all():
             continue
         view = df.rename(columns={"diff": "trained - untrained", "pooled_std": "pooled std"})
         view = view[["dataset", "network", "trained", "untrained", "trained - untrained", "pooled std", "p", "verdict"]]
-        view = view.assign(p=[DASH if math.isnan(p) else f"{p:.3f}" for p in view["p"]])
+        view = view.assign(p=[p_text(p) for p in view["p"]])
         out += [f"Profile `{prof}`: {untrained_sentence(df)}", "", md_table(view), ""]
     return out

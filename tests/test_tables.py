@@ -1,5 +1,6 @@
 """Tables 1-5 from records, claim checks and REPRODUCTION.md (sbir_lib.report.tables, .claims, .reproduction, .cli)."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,3 +229,14 @@ def test_report_modules_import_only_downward():
             elif isinstance(node, ast.Import):
                 used |= {a.name.split(".")[2] for a in node.names if a.name.startswith("sbir_lib.report.")}
         assert used <= set(order[:i]), f"{name} imports {sorted(used - set(order[:i]))}"
+
+
+def test_untrained_section_says_what_the_profiles_trunk_was_trained_on():
+    # the cpu profile's trunk file names its QMUL share; the sentence reads it from the file, never from prose
+    from sbir_lib.training import trunk_adapt
+    prov = trunk_adapt.provenance(Path(RP._config.repo_root()) / RP.as_profile("cpu").triplet["init"])
+    lines = RP._trunk_sentence("cpu")
+    frac = prov["config"]["qmul_fraction"]
+    assert lines and f"{prov['chosen_step']} steps" in lines[0]
+    assert (f"fraction {frac:g}" in lines[0]) if frac > 0 else ("Sketchy-mini only" in lines[0])
+    assert RP._trunk_sentence("quick") == []  # no adapted trunk: nothing to say

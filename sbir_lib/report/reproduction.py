@@ -44,7 +44,7 @@ from sbir_lib.report.tables import (DASH, all_records, cpu_recipe_frame, dataset
                                     long_table, md_table, missing_commands, pretrain_frame, signed, styled,
                                     pretrain_search_frame, init_recipe_frame, pretrain_long)
 from sbir_lib.models import dssa as MD
-from sbir_lib.training import triplet
+from sbir_lib.training import triplet, trunk_adapt
 from sbir_lib.training.cached import trunk_stage
 
 # ====================================================================================== setup and cost
@@ -591,5 +591,26 @@ def _untrained_section(results=None) -> list[str]:
         view = df.rename(columns={"diff": "trained - untrained", "pooled_std": "pooled std"})
         view = view[["dataset", "network", "trained", "untrained", "trained - untrained", "pooled std", "p", "verdict"]]
         view = view.assign(p=[p_text(p) for p in view["p"]])
-        out += [f"Profile `{prof}`: {untrained_sentence(df)}", "", md_table(view), ""]
+        out += [f"Profile `{prof}`: {untrained_sentence(df)}", "", md_table(view), ""] + _trunk_sentence(prof)
     return out
+
+
+def _trunk_sentence(profile) -> list[str]:
+    """What a profile's adapted trunk was trained on, read from the trunk file's provenance
+    (:func:`sbir_lib.training.trunk_adapt.provenance`): with QMUL steps in it, the "untrained" head sits on a trunk
+    that has already seen the QMUL training pairs, which is why the comparison above can come out even."""
+    init = as_profile(profile).triplet.get("init")
+    root = _config.repo_root()
+    prov = trunk_adapt.provenance(root / init) if (init and root is not None and init.endswith(".pt")) else None
+    if not prov:
+        return []
+    frac = float(prov["config"].get("qmul_fraction", 0.0))
+    steps, batch = prov["chosen_step"], prov["config"]["batch"]
+    if frac <= 0:
+        return [f"The trunk (`{init}`) was adapted on Sketchy-mini only ({steps} steps of {batch} triplets): the QMUL "
+                "training pairs reach the network only through the head's training.", ""]
+    return [f"The trunk (`{init}`) was adapted for {steps} steps of {batch} triplets, a fraction {frac:g} of them "
+            "instance-level triplets of the QMUL training pairs (minus each dataset's validation split): the "
+            "untrained head already sits on a trunk trained on the pairs its head would train on, so this comparison "
+            "measures what the head adds to a trunk that has seen them, not what QMUL training adds to an untrained "
+            "network.", ""]

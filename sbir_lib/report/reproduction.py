@@ -601,11 +601,10 @@ def _trunk_sentence(profile) -> list[str]:
     that has already seen the QMUL training pairs, which is why the comparison above can come out even."""
     init = as_profile(profile).triplet.get("init")
     root = _config.repo_root()
-    prov = trunk_adapt.provenance(root / init) if (init and root is not None and init.endswith(".pt")) else None
+    prov = trunk_adapt.provenance(root / init) if (init and root is not None) else None  # None unless a trunk file
     if not prov:
         return []
-    frac = float(prov["config"].get("qmul_fraction", 0.0))
-    steps, batch = prov["chosen_step"], prov["config"]["batch"]
+    frac, batch, steps = prov["config"]["qmul_fraction"], prov["config"]["batch"], prov["chosen_step"]
     if frac <= 0:
         return [f"The trunk (`{init}`) was adapted on Sketchy-mini only ({steps} steps of {batch} triplets): the QMUL "
                 "training pairs reach the network only through the head's training.", ""]

@@ -156,16 +156,18 @@ print(by_hand + 0.0)  # + 0.0: no "-0."
 #
 # `sbir_lib.training.triplet.train` draws triplets with `sbir_lib.data.samplers.TripletSampler` (notebook
 # 00), augments them on the device, runs the three branches as one batch through the shared network, and
-# minimises the mean hinge with SGD (momentum 0.9). The **quick** profile trains 60 iterations of 16
-# triplets from scratch, about a minute on 2 CPU cores; the **full** profile is the authors' recipe (20,000 iterations of 128 triplets;
-# the authors also start from a pretrained Sketch-a-Net, see the end of this notebook). The settings:
+# minimises the mean hinge with SGD (momentum 0.9). The **quick** profile trains the network's head (conv5's
+# role, then fc6/fc7 and the energy) on a frozen ImageNet EfficientNet-Lite0 trunk adapted once to Sketchy-mini
+# sketches, whose maps of each training view are computed once and stored on disk: seconds on 2 CPU cores. The
+# **full** profile is the authors' recipe on a Sketch-a-Net (20,000 iterations of 128 triplets; the authors start
+# from a pretrained Sketch-a-Net, see the end of this notebook). The settings:
 
 # %%
 from sbir_lib.training import triplet as T
 
 cfg = T.profile_config(ctx.profile, variant="base")
-print({k: getattr(cfg, k) for k in ("iterations", "batch_size", "optimizer", "lr", "momentum", "margin",
-                                    "positives", "hard_prob", "test_views")})
+print({k: getattr(cfg, k) for k in ("backbone", "init", "iterations", "batch_size", "optimizer", "lr", "momentum",
+                                    "margin", "positives", "hard_prob", "test_views")})
 
 # %% [markdown]
 # Each iteration turns its batch into one scalar loss and hands it to `sbir_lib.training.engine.train_step`
@@ -281,21 +283,23 @@ print("ranks:", my_ranks, " acc@1 =", (my_ranks < 1).mean(), " acc@3 =", (my_ran
 # %% [markdown]
 # ## Why pretraining matters
 #
-# Our quick run learns from scratch on 304 training sketches: far too little data for 8 million
+# Trained from scratch on 304 training sketches, a Sketch-a-Net has far too little data for its 8 million
 # parameters. The DSSA authors (like Triplet SN) start from a Sketch-a-Net **pretrained** on sketch
 # classification (TU-Berlin) and on ImageNet photos turned into edge maps, and then fine-tune with the
-# triplet loss (freezing the early layers). That pretrained model cannot be obtained offline, so the
-# course builds its own inits and records, in experiment `pretrain`, the same two models (Triplet SN =
-# `base`, DSSA = `full`) started five ways:
+# triplet loss (freezing the early layers); the quick and cpu profiles' trunk, adapted on Sketchy-mini, plays
+# that role above. The authors' pretrained model cannot be obtained offline, so the course builds its own
+# Sketch-a-Net inits and records, in experiment `pretrain`, the same two models (Triplet SN = `base`,
+# DSSA = `full`) started five ways:
 #
-# - **untrained**: the network as initialised, never trained (what retrieval gets for free);
-# - **from scratch**: the quick run above;
+# - **untrained** (`@untrained`): the tables' network as initialised (in the quick profile the stored trunk
+#   with a random head), never trained: what retrieval gets for free, the control of every trained row;
+# - **from scratch**: a Sketch-a-Net trained from random weights (in the quick profile 60 iterations of 16);
 # - **Sketchy-mini stand-in** (`@sketchy_mini`): Sketch-a-Net pretrained on Sketchy-mini sketches and photo
 #   edge maps (`python -m sbir_lib.training.pretrain run`);
 # - **Sketchy-mini + QMUL pairs** (`@sketchy_qmul`): the same plus the QMUL *training* pairs; sketch
 #   augmentation and a longer schedule were tried too, each change kept only when it helped on held-out pairs
 #   (`python -m sbir_lib.experiments tune-pretrain`);
-# - **ImageNet** (`@imagenet`): the DSSA head on an ImageNet-pretrained EfficientNet-Lite0 trunk.
+# - **ImageNet** (`@imagenet`): the DSSA head on the whole ImageNet-pretrained EfficientNet-Lite0, fine-tuned.
 #
 # Notebook 05 discusses the table; here is what has been recorded for this profile:
 
@@ -328,7 +332,8 @@ for p in dict.fromkeys([str(ctx.profile), *PROFILE_NAMES]):
 # %% [markdown]
 # ## Summary
 #
-# - Triplet SN = one Sketch-a-Net for both domains (8.2 M parameters, 78% in fc6), 256-d embedding.
+# - Triplet SN = one network for both domains (the paper's Sketch-a-Net: 8.2 M parameters, 78% in fc6), 256-d
+#   embedding; the quick profile trains its head on a stored, frozen ImageNet trunk.
 # - The triplet hinge is zero for triplets that already respect the margin; violating ones pull the
 #   positive in and push the negative out.
 # - acc@K counts queries whose true match ranks in the top K. Whether training beat the untrained network is

@@ -165,7 +165,7 @@ crops = {"sketch": AUG.center_crop(data.test.sketches[idx])[:, 0],
 @torch.no_grad()
 def stages(model, images):
     # conv5 map f, mask alpha and attended map of uint8 crops [B, 225, 225]
-    return model.intermediates(AUG.to_input(images))
+    return model.intermediates(model.prepare(images[:, None]))  # the input its trunk expects
 
 out = {(m, k): stages(mm[0], x) for m, mm in models.items() if mm is not None for k, x in crops.items()}
 print("models loaded:", [m for m, mm in models.items() if mm is not None] or "none (see the commands above)")
@@ -200,7 +200,7 @@ if out:
 
 # %% [markdown]
 # Without the shortcut the features reaching fc6 are a small, mask-shaped remnant of conv5; with it they
-# stay close to conv5 while the mask re-weights positions. After the quick profile's 60 training steps
+# stay close to conv5 while the mask re-weights positions. After the quick profile's few seconds of training
 # the masks can still be nearly uniform (compare their max with 0.020), so read the maps as a
 # demonstration of the mechanism; the full-profile maps (the paper's Figure 4) are in notebook 06.
 #
@@ -221,8 +221,8 @@ print(t4.round(2).to_string(index=False))
 
 # %% [markdown]
 # **Reading these numbers.** The paper's runs fine-tune a pretrained Sketch-a-Net for 20,000 iterations
-# of 128 triplets and test on 10 views; quick-profile runs train 60 iterations of 16 triplets from scratch
-# and test on the centre crop, so their accuracies are **not comparable** with the paper's, and with 115
+# of 128 triplets and test on 10 views; quick-profile runs train only a head, for seconds, on a frozen ImageNet
+# trunk adapted to Sketchy-mini, and test on the centre crop, so their accuracies are **not comparable** with the paper's, and with 115
 # queries and one seed, differences of a few points between quick rows are noise (one query = 0.87
 # points). What the records say about each of the paper's attention claims, generated from them: this notebook's
 # runs, then every profile that recorded several seeds (there a verdict over seeds exists; notebook 05 has every

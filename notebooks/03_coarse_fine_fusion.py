@@ -124,7 +124,7 @@ t3 = ctx.compare("table3", ctx.dataset_name, keys=["cff"])
 print(t3.round(2).to_string(index=False))
 
 # %% [markdown]
-# Quick-profile accuracies come from 60 training steps from scratch on one seed, tested on the centre
+# Quick-profile accuracies come from a head trained for seconds on a frozen trunk, one seed, tested on the centre
 # crop: they are not comparable with the paper's, and with 115 queries (QMUL-Shoe) one query is 0.87 points.
 #
 # ## Which queries does CFF fix, and which does it break?

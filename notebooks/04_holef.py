@@ -171,7 +171,7 @@ print(f"chance level (random ranking of {n_gallery} edge maps): acc@1 = {100 / n
       f"acc@10 = {100 * min(10, n_gallery) / n_gallery:.2f}%")
 
 # %% [markdown]
-# Quick-profile numbers come from a short run from scratch, one seed, centre crop: they are not
+# Quick-profile numbers come from a head trained for seconds on a frozen trunk, one seed, centre crop: they are not
 # comparable with the paper's. Compare each row with chance instead: a row near chance has learned
 # little within the quick budget. The learned energies add parameters (262,144 for HOLEF's $W$, 512 for
 # the weighted Euclidean, 262,144 for the Mahalanobis $L$) that must be trained in the same few steps as

@@ -82,12 +82,12 @@ for name, (n_train, n_test) in QMUL_COUNTS.items():
     print(f"{TS.DATASET_TITLES[name]}: {n_test} test queries -> one query = {100 / n_test:.2f} points of acc@K")
 
 # %% [markdown]
-# Now the runs of this notebook's profile. In the `quick` profile a missing run is trained here (a tiny run,
-# about a minute on a CPU); in CI every quick run is already recorded, so this cell only reads. In the `full`
+# Now the runs of this notebook's profile. In the `quick` profile a missing run is trained here (a head on the
+# stored trunk, seconds on a CPU); in CI every quick run is already recorded, so this cell only reads. In the `full`
 # profile without a GPU nothing is trained and the tables show "—" with the command that records the cell.
 #
-# > **The `quick` numbers are not comparable with the paper's.** They come from models trained from scratch
-# > for a few dozen small batches; they show that every variant trains and is evaluated, not how well.
+# > **The `quick` numbers are not comparable with the paper's.** They come from heads trained for seconds on a
+# > frozen ImageNet trunk adapted to Sketchy-mini, one seed, one test view; they show each variant at work.
 
 # %%
 counts = TB.fill_missing(ctx)
@@ -329,7 +329,8 @@ if recipe is not None:
 # ## Where accuracy comes from: the initialisation
 #
 # The paper fine-tunes the authors' Sketch-a-Net, pretrained on ImageNet edge maps and TU-Berlin sketches, which
-# cannot be had offline; our tables train from scratch. The `pretrain` experiment starts Triplet SN and DSSA five
+# cannot be had offline; our `full` tables train a Sketch-a-Net from scratch and the `quick` and `cpu` tables a head
+# on an adapted ImageNet trunk. The `pretrain` experiment starts Triplet SN and DSSA five
 # ways: the **untrained** network (evaluated without any training), **from scratch**, our offline stand-in
 # (`@sketchy_mini`: `python -m sbir_lib.training.pretrain run` on the small Sketchy subset), an offline init meant
 # to be stronger (`@sketchy_qmul`: the same plus the QMUL *training* pairs; sketch augmentation and a longer schedule were
@@ -418,11 +419,11 @@ for p in dict.fromkeys([ctx.profile, "full"]):
 # %% [markdown]
 # Reasons, in the order we expect them to matter:
 #
-# 1. **Initialisation.** The paper starts from the authors' pretrained Sketch-a-Net; the tables here start from
-#    random weights. The section above measures what our offline inits change, row by row: a small stand-in
+# 1. **Initialisation.** The paper starts from the authors' pretrained Sketch-a-Net; the `full` tables here start
+#    from random weights and the `quick` and `cpu` ones from an ImageNet trunk adapted on this machine. The section above measures what our offline inits change, row by row: a small stand-in
 #    pretrained for a few minutes is not the authors' network; the findings printed above say, per profile, what
 #    each init did in our records.
-# 2. **Training length and batch** (quick profile only): a few dozen small batches are far from convergence.
+# 2. **Training length and batch** (quick profile only): a few seconds of head training are far from convergence.
 # 3. **Test-set resolution and seed noise.** One query is 0.6-1.0 points of acc@K (computed above), and the
 #    paper reports one run per cell. Our seed std shows how far two runs of the same configuration land apart;
 #    paper differences smaller than that are not evidence either way.

@@ -24,7 +24,7 @@
 #
 # 1. the strokes become a $256 \times 256$ image drawn the way QMUL sketches are drawn (thin lines, centred,
 #    scaled to fill the frame), because that is the only kind of input the network has ever seen;
-# 2. its centre $225 \times 225$ crop goes through the trained network (Sketch-a-Net for Triplet SN; with
+# 2. its centre crop goes through the trained network (the profile's trunk, then the head: Triplet SN's, or with
 #    attention and coarse-fine fusion for DSSA) to one embedding $F(s)$;
 # 3. each gallery photo's embedding $F(p_g)$ (its edge map through the same network) was computed once, so the
 #    query only costs one forward pass and the energy $D(s, p_g)$ to every photo (squared Euclidean for Triplet
@@ -221,7 +221,7 @@ if ready:
 # attention share is larger than the ink share, the mask weighs those strokes more than their amount of ink.
 # The softmax mask sums to one over the $7 \times 7$ positions, so it can only move weight around, and some of
 # it falls on white paper (the figure shows where). These are the masks of this notebook's profile: a
-# quick-profile network has had 60 training steps, so compare them with a full-profile run before reading much
+# quick-profile network's head has trained for seconds, so compare them with a full-profile run before reading much
 # into them.
 
 # %% [markdown] tags=["exercise"]

@@ -88,16 +88,16 @@ def test_a_step_from_the_cache_has_the_uncached_gradients(syn):
 def test_training_from_the_cache_records_it(syn, tmp_path):
     init = tmp_path / "init.pt"
     torch.save({"model": DSSANet("base").backbone.state_dict()}, init)
-    cfg = T.profile_config("quick", variant="base", iterations=3, batch_size=4, init=str(init), cache_views=2,
-                           test_views=1)
+    cfg = T.profile_config("quick", experiment="pretrain", variant="base", iterations=3, batch_size=4, init=str(init),
+                           cache_views=2, test_views=1)  # the quick profile's Sketch-a-Net recipe
     res = T.train(cfg, syn, device="cpu", progress=False)
     assert res.cache["stage"] == "conv5" and res.cache["views"] == 2 and res.cache["bytes"] > 0
     assert len(res.history["loss"]) == 1 and res.iterations_done == 3
     with pytest.raises(ValueError, match="cache_views"):
-        T.profile_config("quick", cache_views=2, augment="none")
+        T.profile_config("quick", experiment="pretrain", cache_views=2, augment="none")
     # from scratch nothing is frozen: the cache does not apply and the engine runs as usual
-    res0 = T.train(T.profile_config("quick", variant="base", iterations=2, batch_size=4, cache_views=2,
-                                    test_views=1), syn, device="cpu", progress=False)
+    res0 = T.train(T.profile_config("quick", experiment="pretrain", variant="base", iterations=2, batch_size=4,
+                                    cache_views=2, test_views=1), syn, device="cpu", progress=False)
     assert res0.cache is None
 
 

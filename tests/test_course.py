@@ -87,12 +87,12 @@ def test_compare_rejects_bad_names(results):
 
 
 def test_trained_follows_reused_from(results, monkeypatch):
-    from sbir_lib.models import dssa as MD
-
     ctx = course.setup("quick", device="cpu")
     ctx.train_missing = False
     monkeypatch.setattr(course.Course, "dataset_key", lambda self, name: name)
-    model = MD.DSSANet("base+att")
+    from sbir_lib.training import triplet as T
+
+    model = T.build_network(T.profile_config("quick", variant="base+att"), init=False)[0]  # the profile's network
     with torch.no_grad():
         model.attention.conv2.bias.fill_(0.25)
     src = R.record_path(results, "table3", "shoes", "base+att", 0, "quick")

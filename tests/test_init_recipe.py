@@ -158,7 +158,8 @@ def test_init_layers_conv_keeps_the_fresh_head(pre_data, ckpts):
     P.pretrain(P.profile_config("quick", **TINY), pre_data, device="cpu", out=path, progress=False)
     nets = {}
     for layers in ("all", "conv", None):
-        cfg = T.profile_config("quick", variant="base", init=str(path) if layers else None, init_layers=layers or "all")
+        cfg = T.profile_config("quick", experiment="pretrain", variant="base", init=str(path) if layers else None,
+                               init_layers=layers or "all")
         seed_everything(0)
         nets[layers] = T.build_network(cfg, torch.device("cpu"))[0].state_dict()
     for k in nets["conv"]:
@@ -166,6 +167,7 @@ def test_init_layers_conv_keeps_the_fresh_head(pre_data, ckpts):
         assert torch.equal(nets["conv"][k], src[k]), k
     assert not torch.equal(nets["all"]["backbone.fc7.weight"], nets[None]["backbone.fc7.weight"])
     with pytest.raises(ValueError, match="init_layers"):
-        T.profile_config("quick", init_layers="conv")  # no init to take layers from
+        T.profile_config("quick", experiment="pretrain", init_layers="conv")  # no init to take layers from
     # the default leaves the keys of earlier records unchanged
-    assert T.profile_config("quick").key() == T.profile_config("quick", init_layers="all").key()
+    assert T.profile_config("quick", experiment="pretrain").key() == T.profile_config(
+        "quick", experiment="pretrain", init_layers="all").key()

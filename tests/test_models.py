@@ -482,7 +482,7 @@ def test_trainer_feeds_tf_weights_their_input_scale(tmp_path):
     flat = _flat_tf_dssa(rng)
     path = tmp_path / "sketchnet_init.npy"
     np.save(path, flat, allow_pickle=True)
-    cfg = T.profile_config("quick", variant="full", init=str(path))
+    cfg = T.profile_config("quick", experiment="pretrain", variant="full", init=str(path))  # a Sketch-a-Net recipe
     model, _ = T.build_network(cfg, torch.device("cpu"))
     w = torch.from_numpy(flat["conv1_s1/weights:0"].transpose(3, 2, 0, 1).copy()) * 255.0
     assert torch.allclose(model.backbone.conv1.weight, w)

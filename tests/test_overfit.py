@@ -23,7 +23,7 @@ from sbir_lib.training import triplet as T
 def test_dssa_memorises_16_pairs():
     torch.set_num_threads(2)
     ds = make_synthetic(n_train=16, n_test=2, seed=0)
-    cfg = T.profile_config("quick", variant="full", iterations=80, positives="true_match", augment="none",
+    cfg = T.profile_config("quick", experiment="pretrain", variant="full", iterations=80, positives="true_match", augment="none",
                            checkpoint_every=10 ** 6, seed=0)
     res = T.train(cfg, ds, device=torch.device("cpu"), progress=False)
     acc = T.evaluate(res.model, res.energy, ds.train, 1, torch.device("cpu"))["acc@1"]

@@ -239,4 +239,5 @@ def test_untrained_section_says_what_the_profiles_trunk_was_trained_on():
     frac = prov["config"]["qmul_fraction"]
     assert lines and f"{prov['chosen_step']} steps" in lines[0]
     assert (f"fraction {frac:g}" in lines[0]) if frac > 0 else ("Sketchy-mini only" in lines[0])
-    assert RP._trunk_sentence("quick") == []  # no adapted trunk: nothing to say
+    assert RP._trunk_sentence("full") == []  # no adapted trunk: nothing to say
+    assert "Sketchy-mini only" in RP._trunk_sentence("quick")[0]  # the quick profile's trunk never saw QMUL

@@ -3,8 +3,10 @@
 Taught in: ``notebooks/00_data_and_domain_gap.ipynb`` (the profile cell every notebook starts with) and
 ``notebooks/05_reproducing_the_tables.ipynb`` (what each profile records).
 
-- ``quick``: 2 CPU cores, seconds to minutes per run: tiny training runs that show each mechanism working
-  (the numbers are not the paper's); one seed, the one the reader picks.
+- ``quick``: 2 CPU cores, seconds per run: the DSSA head of every row trained live on an ImageNet
+  EfficientNet-Lite0 trunk adapted once on Sketchy-mini only (:data:`QUICK_TRUNK`), frozen and stored like the
+  ``cpu`` profile's; one centre test view, one seed (the one the reader picks). Its ``pretrain`` init rows train
+  tiny Sketch-a-Nets (:data:`QUICK_SKETCHANET`). The numbers show mechanisms, not the paper's accuracy.
 - ``cpu``: the DSSA tables on 2 CPU cores: the head of every row trained on an ImageNet EfficientNet-Lite0 trunk
   adapted once to sketches (:mod:`sbir_lib.training.trunk_adapt`), frozen and stored on disk
   (:mod:`sbir_lib.training.trunk_store`); 10 test views, seeds 0-2.
@@ -55,7 +57,8 @@ class Profile:
     validation_size: int
     #: the DSSA triplet recipe (TrainConfig options)
     triplet: Mapping[str, Any]
-    #: per extra experiment (``curve``): TrainConfig options on top of :attr:`triplet`
+    #: per experiment (``curve``, ``pretrain``): TrainConfig options on top of :attr:`triplet` for its trained
+    #: rows (``pretrain``'s ``@untrained`` controls are always the tables' network, without them)
     experiments: Mapping[str, Mapping[str, Any]]
     #: the offline Sketch-a-Net pretraining (PretrainConfig options)
     pretrain: Mapping[str, Any]
@@ -94,13 +97,26 @@ class Profile:
         return self.name
 
 
+#: the quick profile's trunk: the ImageNet EfficientNet-Lite0 adapted on Sketchy-mini only (category-level triplets,
+#: ``qmul_fraction 0``), so that QMUL reaches a quick network only through its head's training; committed
+#: (``python -m sbir_lib.training.trunk_adapt run --qmul-fraction 0 --steps 1200 --out <this path>``)
+QUICK_TRUNK = "results/trunk/efficientnet_lite0_b15.sketchy.pt"
+#: the Sketch-a-Net recipe of the quick profile's ``pretrain`` init rows (from scratch, ``@sketchy_mini``,
+#: ``@sketchy_qmul``, ``@imagenet``): the inits are Sketch-a-Nets (or the whole ImageNet network), not the trunk
+QUICK_SKETCHANET = dict(backbone="sketchanet", init=None, trunk_store=False, cache_views=0, iterations=60, batch_size=16,
+                        lr=1e-2, checkpoint_every=30, log_every=10, channels_last=True)
+
 QUICK = Profile(
     name="quick",
-    summary="tiny training runs, minutes on a CPU; numbers show mechanisms, not the paper's accuracy",
+    summary="DSSA heads trained live on a stored Sketchy-adapted trunk, seconds on a CPU; numbers show mechanisms, "
+            "one seed",
     device="cpu", trains_on_cpu=True, paper_comparable=False, real_data_only=False, seeds=None, test_views=1, validation_size=32,
-    # ~1 minute per run: enough to see learning, far from converged
-    triplet=dict(iterations=60, batch_size=16, lr=1e-2, checkpoint_every=30, log_every=10),
-    experiments={"curve": {"val_size": 32, "eval_every": 10}},
+    # the DSSA head on the stored maps of 2 training views per image; lr and steps chosen on the validation
+    # splits (REPRODUCTION.md, "the quick profile's recipe"): about 10 s per run on 2 cores
+    triplet=dict(backbone="efficientnet_lite0_b15", init=QUICK_TRUNK, trunk_store=True, cache_views=2,
+                 iterations=150, batch_size=32, lr=3e-3, checkpoint_every=100, log_every=10,
+                 channels_last=False),
+    experiments={"curve": {"val_size": 32, "eval_every": 25}, "pretrain": QUICK_SKETCHANET},
     pretrain=dict(categories=10, classify_steps=100, triplet_steps=20, batch_size=16, triplet_batch=8,
                   lr=1e-3, triplet_lr=1e-4, warmup=10, eval_every=0, log_every=10, checkpoint_every=50),
     classical={

@@ -451,6 +451,8 @@ class Retriever:
     gallery: torch.Tensor  # [V, G, D] embeddings of the gallery edge maps
     how: str
     check: dict = field(default_factory=dict)
+    #: the record's trunk-store precision flag (``None``: it did not train on stored trunk maps)
+    stored_amp: bool | None = None
 
     @torch.no_grad()
     def embed(self, images) -> tuple[torch.Tensor, np.ndarray | None]:
@@ -465,7 +467,9 @@ class Retriever:
             c = AUG.center_crop(x)
             v = c[None] if self.views == 1 else torch.stack([c, c.flip(-1)])
         nv, b = v.shape[:2]
-        out = self.model.intermediates(self.model.prepare(v.reshape(nv * b, *v.shape[2:])))
+        x = self.model.prepare(v.reshape(nv * b, *v.shape[2:]))
+        out = (self.model.intermediates(x) if self.stored_amp is None
+               else T.stored_intermediates(self.model, x, self.stored_amp))
         emb = out["embedding"].float().reshape(nv, b, -1)
         alpha = out["alpha"]
         if alpha is not None:  # the centre view: view 4 of ten_views, view 0 otherwise
@@ -536,8 +540,10 @@ def load_retriever(choice: Choice, dataset, rebuild: bool = False, device="cpu",
     """The :class:`Retriever` of ``choice`` on ``dataset``'s test split (gallery: its edge maps), with
     :func:`compare_with_record` in ``check``."""
     model, energy, how = load_network(choice.record, dataset, rebuild, device, results, log)
-    views = int(R.load_record(choice.record)["config"].get("test_views", 1))
-    r = Retriever(choice, model, energy, views, torch.empty(0), how)
+    config = R.load_record(choice.record)["config"]
+    views = int(config.get("test_views", 1))
+    stored_amp = bool(config.get("amp", True)) if config.get("trunk_store") else None
+    r = Retriever(choice, model, energy, views, torch.empty(0), how, stored_amp=stored_amp)
     r.gallery, _ = r.embed(dataset.test.edges)
     r.check = compare_with_record(r, dataset.test.sketches, choice.record)
     return r

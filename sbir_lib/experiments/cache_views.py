@@ -75,12 +75,13 @@ def choose(profile: str, dataset: str = "shoes", candidates=CANDIDATES, variants
     val = as_profile(profile).validation_size
     t0 = time.perf_counter()
     scores: dict[int, dict[str, float]] = {}
-    its = T.profile_config(profile, iterations=iterations).iterations
+    its = T.profile_config(profile, experiment="pretrain", iterations=iterations).iterations
     for k in sorted(candidates):
         for seed in seeds:
             for v in variants:
                 # the seed carves the validation split too: each (seed, row) pair compares K on one split
-                cfg = T.profile_config(profile, variant=v, seed=seed, init=init, cache_views=k, val_size=val,
+                cfg = T.profile_config(profile, experiment="pretrain", variant=v, seed=seed, init=init, cache_views=k,
+                                       val_size=val,
                                        iterations=its, eval_every=its)  # one validation score, at the end
                 res = T.train(cfg, data, device=device, progress=False)
                 acc = float(res.history["val_acc@1"][-1])

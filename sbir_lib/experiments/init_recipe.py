@@ -160,7 +160,7 @@ def tune_init(profile: str = "quick", inits=INITS, variants=("base", "full"), da
     scores: dict = {}
     chosen: dict = {}
     def score(init, init_arg, v, **settings) -> dict:
-        cfg = T.profile_config(profile, variant=v, seed=seed, init=init_arg, val_size=val,
+        cfg = T.profile_config(profile, experiment="pretrain", variant=v, seed=seed, init=init_arg, val_size=val,
                                cache_views=as_profile(profile).init_cache_views, iterations=iterations, **settings)
         cfg = dataclasses.replace(cfg, eval_every=cfg.iterations)  # one validation score, at the end
         res = T.train(cfg, data, device=device, progress=False)
@@ -203,7 +203,7 @@ def tune_init(profile: str = "quick", inits=INITS, variants=("base", "full"), da
            "inits": list(inits), "variants": list(variants), "lr_candidates": list(lrs), "val_size": val,
            "split": f"validation split: {val} training instances held out by a seeded permutation (seed {seed}); "
                     "the test split is not used",
-           "iterations": T.profile_config(profile, iterations=iterations).iterations,
+           "iterations": T.profile_config(profile, experiment="pretrain", iterations=iterations).iterations,
            "cache_views": as_profile(profile).init_cache_views,
            "fixed": {"iterations": "the profile's (full: the authors' 20,000)",
                      "frozen": "the authors' rule (conv1-conv4 with attention, conv1-conv5 without; "
@@ -256,7 +256,7 @@ def embedding_spread(profile: str = "quick", dataset: str = TUNING_DATASET, init
         row = {"init": init, "sketch to its photo": nan, "sketch to other photos": nan, "note": ""}
         try:
             init_arg = None if init == "scratch" else _init_arg(init, profile)
-            cfg = T.profile_config(profile, variant="base", init=init_arg)
+            cfg = T.profile_config(profile, experiment="pretrain", variant="base", init=init_arg)
             seed_everything(0)
             model, energy = T.build_network(cfg, torch.device("cpu"))
             d = T.distance_matrix(model.eval(), energy.eval(), val.sketches, val.edges, 1, torch.device("cpu"))

@@ -207,7 +207,9 @@ def load_trained(experiment: str, dataset: str, variant: str, seed: int = 0, pro
                + (" --force" if meta else ""))
         raise FileNotFoundError(f"no kept weights at {wp}; {rule}: {how}")
     state = torch.load(wp, map_location="cpu", weights_only=True)
-    model, energy = T.build_network(T.profile_config(profile, variant=split_row(variant)[0]), init=False)
+    cfg = (T.TrainConfig(**meta["config"]) if meta.get("config")  # the network the record trained
+           else T.profile_config(profile, variant=split_row(variant)[0]))
+    model, energy = T.build_network(cfg, init=False)
     missing = model.load_state_dict({k: t.float() for k, t in state["model"].items()}, strict=False)
     if any(not k.startswith(("backbone.fc6", "backbone.fc7")) for k in missing.missing_keys):
         raise ValueError(f"{wp} does not match variant {variant!r}: missing {missing.missing_keys}")
@@ -279,21 +281,17 @@ def _run_classical(spec: RunSpec, o: RunOptions) -> dict:
     return rec
 
 
-def _overrides(spec: RunSpec, o: RunOptions) -> dict:
-    """TrainConfig options on top of the profile's: its experiment's (``curve``), then the caller's."""
-    return {**spec.profile.experiments.get(spec.experiment, {}), **o.overrides}
-
-
 def _train_config(spec: RunSpec, o: RunOptions) -> tuple[T.TrainConfig, str | None]:
     """The training configuration of a DSSA run, and what chose its fine-tuning recipe (``None``: nothing)."""
-    extra = _overrides(spec, o)
+    extra = dict(o.overrides)
     chosen_on = None
     init_name = split_row(spec.row)[1]
     if spec.experiment == "pretrain" and init_name in init_recipe.INITS:
         # the fine-tuning recipe of this init, chosen on a validation split (issue [init]); explicit overrides win
         recipe, chosen_on = init_recipe.chosen_overrides(init_name, spec.variant, spec.profile.name)
         extra = {**recipe, **extra}
-    cfg = T.profile_config(spec.profile, variant=spec.variant, seed=spec.seed, init=spec.init.config_value, **extra)
+    cfg = T.profile_config(spec.profile, experiment=spec.experiment, variant=spec.variant, seed=spec.seed,
+                           init=spec.init.config_value, **extra)
     return cfg, chosen_on
 
 
@@ -348,11 +346,12 @@ def _run_dssa(spec: RunSpec, o: RunOptions) -> dict:
 
 
 def _run_untrained(spec: RunSpec, o: RunOptions) -> dict:
-    """The ``<variant>@untrained`` rows: the network as :func:`sbir_lib.training.triplet.train` builds it from
-    scratch with the seed (the authors' initialisers), evaluated without a single training step."""
+    """The ``<variant>@untrained`` rows: the tables' network as :func:`sbir_lib.training.triplet.train` builds it
+    with the seed (the profile's init, the authors' initialisers for the rest), evaluated without a single
+    training step: the control every trained table row is compared with (no experiment options apply)."""
     out, device = spec.record_path(o.results), o.device
     t0 = time.perf_counter()
-    cfg = T.profile_config(spec.profile, variant=spec.variant, seed=spec.seed, **_overrides(spec, o))
+    cfg = T.profile_config(spec.profile, variant=spec.variant, seed=spec.seed, **o.overrides)
     seed_everything(cfg.seed)
     model, energy = T.build_network(cfg, device)
     ev = T.evaluate(model.eval(), energy.eval(), o.dataset.test, cfg.test_views, device, cfg.amp, cfg.trunk_store)

@@ -27,6 +27,7 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
+from sbir_lib.core import config as _config
 from sbir_lib.data import datasets as D
 from sbir_lib.core.profiles import PROFILES, QUICK_SKETCHY_EVERY
 from sbir_lib.data.augment import CROP
@@ -41,6 +42,7 @@ from sbir_lib.models.sketchanet import CONV_LAYERS
 from sbir_lib.training import class_pairs as CP
 from sbir_lib.training import pretrain as PT
 from sbir_lib.training import triplet as T
+from sbir_lib.training import trunk_adapt
 
 __all__ = ["Row", "rows", "frame", "frozen_rows", "dase_rows", "dase_frame", "AUTHORS_FROZEN", "frozen_of",
            "frozen_verdict", "cache_verdict"]
@@ -141,10 +143,10 @@ def frozen_rows() -> list[Row]:
     and ``quick`` profiles' table rows (``python -m sbir_lib.experiments run``), the GPU grid
     (``tools/gpu_run.sh`` -> :mod:`sbir_lib.experiments.grid`) and the ``@<init>`` rows of the ``pretrain``
     experiment. Verdicts computed (:func:`frozen_verdict`, :func:`cache_verdict`)."""
-    full, quick = T.profile_config("full"), T.profile_config("quick")
+    full = T.profile_config("full")  # the trunk profiles (cpu, quick): their own rows (_trunk_row)
     grid_init = _grid_table_init("full")
     out = []
-    for name, profile, cfg in (("full", "full", full), ("quick", "quick", quick)):
+    for name, profile, cfg in (("full", "full", full),):
         opts = _table_options(profile)
         out.append(Row(
             f"frozen layers (table rows, {name} profile)", _FROZEN_AUTHORS,
@@ -177,7 +179,7 @@ def frozen_rows() -> list[Row]:
         "a pretrained fc7 can be nearly collapsed within one category, so base may train conv5 too (chosen on "
         "training data, never on test); the ImageNet trunk is another network"))
     grid_views = sorted(set(CV.CANDIDATES) | {CV.DEFAULT_VIEWS})
-    for name, profile, cfg in (("full", "full", full), ("quick", "quick", quick)):
+    for name, profile, cfg in (("full", "full", full),):
         out.append(Row(
             f"frozen trunk per step (table rows, {name} profile)", _STEP_AUTHORS,
             f"`cache_views={cfg.cache_views}`: "
@@ -204,21 +206,28 @@ def frozen_rows() -> list[Row]:
     return out
 
 
-def _cpu_row() -> Row:
-    """The cpu profile's network and recipe, read from :data:`sbir_lib.core.profiles.PROFILES` ``["cpu"]``."""
-    c = T.profile_config("cpu", variant="full")
+def _trunk_row(name: str) -> Row:
+    """A trunk profile's network and recipe (``cpu``, ``quick``), read from :data:`sbir_lib.core.profiles.PROFILES`
+    and from its trunk file's provenance (:func:`sbir_lib.training.trunk_adapt.provenance`)."""
+    p = PROFILES[name]
+    c = T.profile_config(name, variant="full")
+    root = _config.repo_root()
+    prov = trunk_adapt.provenance(root / c.init) if root is not None else None
+    on = ("Sketchy-mini category triplets only" if prov and prov["config"]["qmul_fraction"] <= 0 else
+          "Sketchy-mini category triplets and the QMUL training pairs minus their validation splits")
+    seeds = "seeds 0-2" if p.seeds else "the reader's seed"
     return Row(
-        "the `cpu` profile (2 CPU cores)",
+        f"the `{name}` profile (2 CPU cores)",
         "Sketch-a-Net pretrained on ImageNet edge maps, TU-Berlin and Sketchy triplets (seuliufeng/DeepSBIR#5), "
         "fine-tuned 20,000 x 128 triplets on a GPU, conv1-conv4/5 frozen (TF train:146, 242)",
-        f"EfficientNet-Lite0 (ImageNet) to its last MBConv block, blocks 11-15 adapted once on Sketchy-mini category "
-        f"triplets and the QMUL training pairs minus their validation splits (`{c.init}`, "
+        f"EfficientNet-Lite0 (ImageNet) to its last MBConv block, blocks 11-15 adapted once on {on} (`{c.init}`, "
         "`python -m sbir_lib.training.trunk_adapt run`, the step chosen on validation), then frozen; conv5's role: "
         f"a 1x1 convolution 320->256 and a 7x7 pooling; {c.iterations:,} x {c.batch_size} triplets, lr {c.lr:g}; "
-        f"{c.cache_views} stored training views per image shared by every row and seed; {c.test_views} test views",
+        f"{c.cache_views} stored training views per image shared by every row and seed; {c.test_views} test "
+        f"view(s); {seeds}",
         "different",
-        "no GPU is lent to this project; the `cpu` column stands beside the paper's and the `full` column, never in "
-        "their place: its rows test the paper's ablations on a trunk this machine can train")
+        "no GPU is lent to this project; a trunk profile's column stands beside the paper's and the `full` column, "
+        "never in their place: its rows test the paper's ablations on a trunk this machine can train")
 
 
 def rows() -> list[Row]:
@@ -247,7 +256,7 @@ def rows() -> list[Row]:
             "`settings_chosen_on`); the table rows keep the authors' recipe",
             "different",
             "another init can need another lr; it is chosen on data carved from the training split, never on test"),
-        _cpu_row(),
+        *(_trunk_row(n) for n, p in PROFILES.items() if p.triplet.get("trunk_store")),
         *frozen_rows(),
         Row("dropout", "none (TF train:14-81; no Dropout layer in Caffe train.prototxt)",
             f"`dropout={cfg.dropout}` (VariantConfig default {v.dropout})", "same" if cfg.dropout == 0 else "different",

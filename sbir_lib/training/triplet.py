@@ -165,10 +165,13 @@ class TrainConfig:
         return config_key(self, ignore=("log_every", "checkpoint_every", "eval_every", "compile") + default_only)
 
 
-def profile_config(profile: "str | Profile", **overrides) -> TrainConfig:
-    """The :class:`TrainConfig` of a profile (``profile.triplet`` and its test protocol) with overrides applied."""
+def profile_config(profile: "str | Profile", *, experiment: str | None = None, **overrides) -> TrainConfig:
+    """The :class:`TrainConfig` of a profile (``profile.triplet`` and its test protocol), then the options of
+    ``experiment`` in ``profile.experiments`` (e.g. the quick profile's Sketch-a-Net ``pretrain`` rows), then
+    ``overrides``."""
     p = as_profile(profile)
-    return engine.profile_config(TrainConfig, {**p.triplet, "test_views": p.test_views}, **overrides)
+    settings = {**p.triplet, "test_views": p.test_views, **p.experiments.get(experiment or "", {})}
+    return engine.profile_config(TrainConfig, settings, **overrides)
 
 
 def variant_of(cfg: TrainConfig) -> MD.VariantConfig:
@@ -288,6 +291,15 @@ def stored_embed_views(model, images: torch.Tensor, views: int, device, amp=True
     v = "ten_views" if views == 10 else trunk_store.centre_views(len(images), (False, True)[:views], images.shape[-1])
     maps, _ = trunk_store.trunk_maps(model.backbone, images, v, stage="conv4", amp=amp)
     return torch.stack([model.embed_from(maps[:, j].float().to(device), "conv4").float() for j in range(maps.shape[1])])
+
+
+@torch.no_grad()
+def stored_intermediates(model, x: torch.Tensor, amp: bool = True) -> dict:
+    """``model.intermediates(x)`` as a run on stored trunk maps computes it (:func:`stored_embed_views`): the frozen
+    trunk's map rounded to the store's precision (:func:`sbir_lib.training.trunk_store.map_dtype`), then the rest
+    of the network, so that a new input (a drawn query, notebook 09) meets the recorded gallery as the test did."""
+    h = model.backbone.features_upto(x, "conv4").to(trunk_store.map_dtype(amp)).float()
+    return model.intermediates_from(model.backbone.features_after(h, "conv4"))
 
 
 @torch.no_grad()

@@ -154,6 +154,11 @@ def trunk_maps_of(fn: Callable[[torch.Tensor], torch.Tensor], weights: str, imag
     return maps, {"file": path.name, "read": False, "seconds": build_s}
 
 
+def map_dtype(amp: bool = True) -> torch.dtype:
+    """The precision the store keeps a run's maps in (bf16 under ``amp``, else float32)."""
+    return torch.bfloat16 if amp else torch.float32
+
+
 def trunk_maps(backbone, images: torch.Tensor, views: torch.Tensor | str, *, stage: str = "conv4", root=None,
                amp: bool = True, log: Callable[[str], None] = print) -> tuple[torch.Tensor, dict]:
     """:func:`trunk_maps_of` for the frozen trunk of a DSSA backbone (:class:`sbir_lib.models.imagenet.EfficientNetBackbone`)."""
@@ -161,4 +166,4 @@ def trunk_maps(backbone, images: torch.Tensor, views: torch.Tensor | str, *, sta
     fn = lambda crops: backbone.features_upto(backbone.prepare(crops), stage)  # noqa: E731
     return trunk_maps_of(fn, digest_tensors(backbone.trunk.state_dict().values()), images, views,
                          trunk=f"efficientnet_lite0:{backbone.trunk_end}", stage=stage, root=root,
-                         dtype=torch.bfloat16 if amp else torch.float32, amp=amp, log=log)
+                         dtype=map_dtype(amp), amp=amp, log=log)

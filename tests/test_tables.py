@@ -241,3 +241,18 @@ def test_untrained_section_says_what_the_profiles_trunk_was_trained_on():
     assert (f"fraction {frac:g}" in lines[0]) if frac > 0 else ("Sketchy-mini only" in lines[0])
     assert RP._trunk_sentence("full") == []  # no adapted trunk: nothing to say
     assert "Sketchy-mini only" in RP._trunk_sentence("quick")[0]  # the quick profile's trunk never saw QMUL
+
+
+def test_pretrain_findings_do_not_count_untrained_against_another_network(monkeypatch):
+    """In a profile whose pretrain rows train another network than its tables (the quick profile: a Sketch-a-Net
+    beside the trunk's head), the untrained control is named, never counted against ``scratch``."""
+    import pandas as pd
+
+    long = pd.DataFrame([{"dataset": "shoes", "model": m, "init": i, "acc@1": a}
+                         for m in ("base", "full") for i, a in (("untrained", 20.0), ("scratch", 10.0))])
+    monkeypatch.setattr(RP, "pretrain_long", lambda *a, **k: long)
+    quick = RP.pretrain_findings("quick")
+    assert not any("`untrained` above `scratch`" in line for line in quick)
+    assert any("`untrained` is the tables' network" in line for line in quick)
+    full = RP.pretrain_findings("full")  # same network: counted
+    assert any("`untrained` above `scratch` in 2 of 2" in line for line in full)

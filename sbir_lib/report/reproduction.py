@@ -317,8 +317,16 @@ def pretrain_findings(profile: str, results=None, seeds=None) -> list[str]:
         return []
     acc = long.pivot_table(index=["dataset", "model"], columns="init", values="acc@1", sort=False)
     lines = []
+    tables, rows = triplet.profile_config(profile), triplet.profile_config(profile, experiment="pretrain")
+    other_net = (tables.backbone, tables.init) != (rows.backbone, rows.init)
     for init, ref in [(i, "scratch") for i in acc.columns if i != "scratch"] + [("sketchy_qmul", "sketchy_mini")]:
         if init not in acc or ref not in acc:
+            continue
+        if init == "untrained" and other_net:  # the tables' network, not the one the init rows train
+            lines.append(f"- `untrained` is the tables' network before training (`{tables.backbone}` from "
+                         f"`{tables.init}`), not the `{rows.backbone}` that `scratch` and the other inits train: "
+                         "not counted against them (its comparison with the trained table rows is the section "
+                         "\"Does training beat the untrained network?\")")
             continue
         both = acc[[init, ref]].dropna()
         if not len(both):

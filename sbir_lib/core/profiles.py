@@ -111,8 +111,8 @@ QUICK = Profile(
     summary="DSSA heads trained live on a stored Sketchy-adapted trunk, seconds on a CPU; numbers show mechanisms, "
             "one seed",
     device="cpu", trains_on_cpu=True, paper_comparable=False, real_data_only=False, seeds=None, test_views=1, validation_size=32,
-    # the DSSA head on the stored maps of 2 training views per image; lr and steps chosen on the validation
-    # splits (REPRODUCTION.md, "the quick profile's recipe"): about 10 s per run on 2 cores
+    # the DSSA head on the stored maps of 2 training views per image, about 10-30 s per run on 2 cores; lr 3e-3 and
+    # 150 steps from a validation probe (carve_validation(60, seed 0), seeds 0-2) not yet recorded as a search
     triplet=dict(backbone="efficientnet_lite0_b15", init=QUICK_TRUNK, trunk_store=True, cache_views=2,
                  iterations=150, batch_size=32, lr=3e-3, checkpoint_every=100, log_every=10,
                  channels_last=False),

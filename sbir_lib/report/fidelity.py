@@ -27,7 +27,6 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
-from sbir_lib.core import config as _config
 from sbir_lib.data import datasets as D
 from sbir_lib.core.profiles import PROFILES, QUICK_SKETCHY_EVERY
 from sbir_lib.data.augment import CROP
@@ -143,20 +142,18 @@ def frozen_rows() -> list[Row]:
     and ``quick`` profiles' table rows (``python -m sbir_lib.experiments run``), the GPU grid
     (``tools/gpu_run.sh`` -> :mod:`sbir_lib.experiments.grid`) and the ``@<init>`` rows of the ``pretrain``
     experiment. Verdicts computed (:func:`frozen_verdict`, :func:`cache_verdict`)."""
-    full = T.profile_config("full")  # the trunk profiles (cpu, quick): their own rows (_trunk_row)
+    full = T.profile_config("full")  # the trunk profiles (cpu, quick) have their own rows (_trunk_row)
     grid_init = _grid_table_init("full")
-    out = []
-    for name, profile, cfg in (("full", "full", full),):
-        opts = _table_options(profile)
-        out.append(Row(
-            f"frozen layers (table rows, {name} profile)", _FROZEN_AUTHORS,
-            f"`init={cfg.init!r}`, `freeze={cfg.freeze!r}` (`python -m sbir_lib.experiments run --profile {name}`): "
-            + ", ".join(f"{v} {_layers(next(iter(s)))}" for v, s in opts.items())
-            + " (`sbir_lib.training.cached.trunk_stage`: the authors' layers only with a pretrained init)",
-            frozen_verdict(opts),
-            "from scratch frozen random layers could not learn, and the authors' pretrained Sketch-a-Net is not "
-            "obtainable offline (row \"initialisation\"); `--init FILE` freezes the authors' layers "
-            "(`freeze='auto'`); `TrainConfig.freeze` (none | conv4 | conv5) sets them"))
+    opts = _table_options("full")
+    out = [Row(
+        "frozen layers (table rows, full profile)", _FROZEN_AUTHORS,
+        f"`init={full.init!r}`, `freeze={full.freeze!r}` (`python -m sbir_lib.experiments run --profile full`): "
+        + ", ".join(f"{v} {_layers(next(iter(s)))}" for v, s in opts.items())
+        + " (`sbir_lib.training.cached.trunk_stage`: the authors' layers only with a pretrained init)",
+        frozen_verdict(opts),
+        "from scratch frozen random layers could not learn, and the authors' pretrained Sketch-a-Net is not "
+        "obtainable offline (row \"initialisation\"); `--init FILE` freezes the authors' layers "
+        "(`freeze='auto'`); `TrainConfig.freeze` (none | conv4 | conv5) sets them")]
     grid = _table_options("full", init=grid_init)
     out.append(Row(
         "frozen layers (table rows, GPU grid)", _FROZEN_AUTHORS,
@@ -179,14 +176,13 @@ def frozen_rows() -> list[Row]:
         "a pretrained fc7 can be nearly collapsed within one category, so base may train conv5 too (chosen on "
         "training data, never on test); the ImageNet trunk is another network"))
     grid_views = sorted(set(CV.CANDIDATES) | {CV.DEFAULT_VIEWS})
-    for name, profile, cfg in (("full", "full", full),):
-        out.append(Row(
-            f"frozen trunk per step (table rows, {name} profile)", _STEP_AUTHORS,
-            f"`cache_views={cfg.cache_views}`: "
-            + ("every layer runs in every step (nothing is frozen from scratch, nothing cached)"
-               if cfg.cache_views == 0 else f"the frozen trunk computed once for {cfg.cache_views} views per image"),
-            cache_verdict([cfg.cache_views]),
-            "`cache_views=K` caches a frozen trunk (`sbir_lib.training.cached`); recorded per run"))
+    out.append(Row(
+        "frozen trunk per step (table rows, full profile)", _STEP_AUTHORS,
+        f"`cache_views={full.cache_views}`: "
+        + ("every layer runs in every step (nothing is frozen from scratch, nothing cached)"
+           if full.cache_views == 0 else f"the frozen trunk computed once for {full.cache_views} views per image"),
+        cache_verdict([full.cache_views]),
+        "`cache_views=K` caches a frozen trunk (`sbir_lib.training.cached`); recorded per run"))
     out.append(Row(
         "frozen trunk per step (table rows, GPU grid)", _STEP_AUTHORS,
         "`cache_views=K`: the frozen trunk computed once for K random crops/flips of each training image "
@@ -211,9 +207,8 @@ def _trunk_row(name: str) -> Row:
     and from its trunk file's provenance (:func:`sbir_lib.training.trunk_adapt.provenance`)."""
     p = PROFILES[name]
     c = T.profile_config(name, variant="full")
-    root = _config.repo_root()
-    prov = trunk_adapt.provenance(root / c.init) if root is not None else None
-    on = ("Sketchy-mini category triplets only" if prov and prov["config"]["qmul_fraction"] <= 0 else
+    prov = trunk_adapt.init_provenance(c.init)
+    on = ("Sketchy-mini category triplets only" if prov and not trunk_adapt.adapted_on_qmul(prov) else
           "Sketchy-mini category triplets and the QMUL training pairs minus their validation splits")
     seeds = "seeds 0-2" if p.seeds else "the reader's seed"
     return Row(

@@ -608,12 +608,11 @@ def _trunk_sentence(profile) -> list[str]:
     (:func:`sbir_lib.training.trunk_adapt.provenance`): with QMUL steps in it, the "untrained" head sits on a trunk
     that has already seen the QMUL training pairs, which is why the comparison above can come out even."""
     init = as_profile(profile).triplet.get("init")
-    root = _config.repo_root()
-    prov = trunk_adapt.provenance(root / init) if (init and root is not None) else None  # None unless a trunk file
+    prov = trunk_adapt.init_provenance(init)  # None unless a trunk file
     if not prov:
         return []
     frac, batch, steps = prov["config"]["qmul_fraction"], prov["config"]["batch"], prov["chosen_step"]
-    if frac <= 0:
+    if not trunk_adapt.adapted_on_qmul(prov):
         return [f"The trunk (`{init}`) was adapted on Sketchy-mini only ({steps} steps of {batch} triplets): the QMUL "
                 "training pairs reach the network only through the head's training.", ""]
     return [f"The trunk (`{init}`) was adapted for {steps} steps of {batch} triplets, a fraction {frac:g} of them "

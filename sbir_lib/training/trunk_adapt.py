@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sbir_lib.core import config as _config
 from sbir_lib.core.io import torch_save_atomic
 from sbir_lib.core.profiles import CPU_TRUNK
 from sbir_lib.core.records import device_name, git_commit
@@ -241,6 +242,18 @@ def provenance(path: Path = DEFAULT_OUT) -> dict | None:
     if not path.is_file():
         return None
     return torch.load(path, map_location="cpu", weights_only=False).get("provenance")
+
+
+def init_provenance(init: str | None) -> dict | None:
+    """:func:`provenance` of a run's ``init`` setting (a trunk file relative to the checkout, as the profiles name
+    it), or None for anything else (``None``, ``"imagenet"``, a Sketch-a-Net checkpoint, no checkout)."""
+    root = _config.repo_root()
+    return provenance(root / init) if (init and root is not None) else None
+
+
+def adapted_on_qmul(prov: dict) -> bool:
+    """Whether an adapted trunk's steps included QMUL training pairs (``qmul_fraction`` of its provenance)."""
+    return prov["config"]["qmul_fraction"] > 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

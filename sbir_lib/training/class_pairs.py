@@ -59,6 +59,10 @@ class RunConfig:
     mems_anneal: float = 0.5  # fraction of the run over which the margin rises from 1 (authors: 100k of 200k)
     mems_center_std: float | None = None  # None: 1/sqrt(embed_dim), norm ~1 (authors: exactly 1, losses.py:12)
     center_lr_mult: float = 1.0  # learning-rate factor of the MEMS centres (authors: 1, trainer.py:39-48)
+    #: where the MEMS centres start: ``random`` (the authors' random centres, losses.py:12) or ``photos`` (each
+    #: class's mean training-photo embedding under the initial network, "imprinting": a short instance-level run
+    #: sees each of its hundreds of classes a few times only, too few for random centres to move)
+    mems_center_init: str = "random"
     cosface_margin: float = L.DEFAULT_COSFACE_MARGIN
     cosface_scale: float = L.DEFAULT_COSFACE_SCALE
     cosface_anneal: float = 0.5  # fraction of the run over which the margin rises from 0 (authors' losses.py)
@@ -69,6 +73,13 @@ class RunConfig:
     #: their AlexNet has dropout p=0.5 before both fc layers (alexnet.py:44, 48), their ResNet-18 p=0.2 (resnet.py:65)
     dropout: float = 0.0
     embed_bn: bool = False  # batch norm (no affine) on the embedding: see sbir_lib.models.dase.DomainNet
+    #: the backbone's batch norms keep their loaded statistics while training (eval mode; their scale and shift
+    #: still train): for short fine-tuning of a pretrained trunk on small mixed sketch+photo batches, whose
+    #: statistics would otherwise replace the pretrained ones. Not in the authors' code (a recorded deviation)
+    bn_frozen: bool = False
+    #: the initial excitation of every SE/DASE block (``None``: random, as built; a value in (0, 1): every channel
+    #: gated by it, :func:`sbir_lib.models.dase.open_gates`) for blocks inserted into a pretrained network
+    se_gate_init: float | None = None
     init: str = "scratch"
     test_views: int = 1
     test_distance: str = "mean"  # "mean" over the views | "flipmin": min over {q, flip q} x {g, flip g}
@@ -89,6 +100,10 @@ class RunConfig:
             p.append(f"optimizer must be one of adam, sgd, got {self.optimizer!r}")
         if self.lr_schedule not in ("cosine", "constant"):
             p.append(f"lr_schedule must be one of cosine, constant, got {self.lr_schedule!r}")
+        if self.mems_center_init not in ("random", "photos"):
+            p.append(f"mems_center_init must be one of random, photos, got {self.mems_center_init!r}")
+        if self.se_gate_init is not None and not 0.0 < self.se_gate_init < 1.0:
+            p.append(f"se_gate_init must be None or in (0, 1), got {self.se_gate_init}")
         if self.test_views not in (1, 2, 10):
             p.append(f"test_views must be 1, 2 or 10, got {self.test_views}")
         if self.test_distance not in TEST_DISTANCES:
@@ -121,8 +136,11 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """A short hash of the settings that change results (not logging cadence)."""
-        return config_key(self, ignore=("log_every",))
+        """A short hash of the settings that change results (not logging cadence; ``bn_frozen``,
+        ``mems_center_init`` and ``se_gate_init`` only when set, so the keys of runs recorded before they existed stay valid)."""
+        unset = tuple(k for k, v in (("bn_frozen", False), ("mems_center_init", "random"),
+                                             ("se_gate_init", None)) if getattr(self, k) == v)
+        return config_key(self, ignore=("log_every",) + unset)
 
 def _normalise(x: torch.Tensor, arch: str) -> torch.Tensor:
     """Float 0..255 ``[B, C, H, W]`` -> the network's input (Sketch-a-Net: 1 channel, ``x/255 - mean``;
@@ -168,6 +186,8 @@ def build(cfg: RunConfig, num_classes: int, anneal_steps: int | None = None):
     """``(model, head)``: the backbone of ``cfg`` and its loss head (``None`` for the triplet loss)."""
     model = DA.build_backbone(cfg.arch, cfg.blocks, cfg.embed_dim, cfg.init, hidden_act=cfg.hidden_act,
                               dropout=cfg.dropout, embed_bn=cfg.embed_bn)
+    if cfg.se_gate_init is not None:
+        DA.open_gates(model, cfg.se_gate_init)
     if cfg.loss == "triplet":
         return model, None
     kw = {}
@@ -249,7 +269,14 @@ def train_model(cfg: RunConfig, data: PairedData, device=None, progress: bool = 
     b = cfg.batch_size
     dom = torch.cat([DA.domain_vector(b, "sketch", device), DA.domain_vector(b, "photo", device)])
     history: dict[str, list] = {"iteration": [], "loss": [], "mems_margin": []}
+    if isinstance(head, L.MEMSLoss) and cfg.mems_center_init == "photos":
+        head.centers.data.copy_(class_means(embed(model, data.train_photos, "photo", cfg, device)[0],
+                                            data.train_photo_labels.to(device), data.num_classes))
     model.train()
+    if cfg.bn_frozen:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m is not getattr(model, "embed_bn", None):
+                m.eval()
     if head is not None:
         head.train()
     bar = progress_bar(range(cfg.iterations), desc=f"{cfg.blocks} blocks, {cfg.loss} seed{cfg.seed}", disable=not progress,
@@ -305,6 +332,12 @@ def embed(model: torch.nn.Module, images: torch.Tensor, domain: str, cfg: RunCon
             e = model(x, DA.domain_vector(x.shape[0], domain, device))
         out.append(e.float().reshape(nv, nb, -1))
     return torch.cat(out, dim=1)
+
+def class_means(emb: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``[num_classes, D]``: the mean of ``emb``'s rows per label (a class without rows: zeros)."""
+    out = torch.zeros(num_classes, emb.shape[1], device=emb.device).index_add_(0, labels, emb.float())
+    n = torch.zeros(num_classes, device=emb.device).index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
+    return out / n.clamp(min=1).unsqueeze(1)
 
 def view_distances(eq: torch.Tensor, eg: torch.Tensor, how: str = "mean", normalize: bool = True) -> torch.Tensor:
     """``[Q, G]`` squared Euclidean distances from view-stacked embeddings ``eq [V, Q, D]``, ``eg [V, G, D]``

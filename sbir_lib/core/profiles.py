@@ -140,11 +140,11 @@ QUICK = Profile(
                                       test_views=2, test_distance="flipmin", mems_anneal=1.0,
                                       center_lr_mult=10.0, mems_margin=2.0, log_every=10),
         # on the quick DSSA rows' trunk (:data:`QUICK_TRUNK`), fine-tuned whole at 96 px (about 25 s a run on 2 cores;
-        # the scratch Sketch-a-Net of the full profile did not learn in a quick run); bn_frozen, se_gate_init,
+        # the scratch Sketch-a-Net of the full profile did not learn in a quick run); bn_frozen, se_init,
         # mems_center_init, lr, mems_margin, center_lr_mult: chosen on the validation split of shoes
         # (results/tuning/dase_qmul.quick.json)
         "dase_qmul": dict(arch="efficientnet_lite0", init=QUICK_TRUNK, input_size=96, iterations=40, batch_size=16,
-                          embed_dim=256, bn_frozen=True, se_gate_init=0.98, mems_center_init="photos",
+                          embed_dim=256, bn_frozen=True, se_init="open", mems_center_init="photos",
                           lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, test_views=1, log_every=10),
     },
     init_lrs=(1e-2, 3e-2, 1e-1), init_cache_views=2,

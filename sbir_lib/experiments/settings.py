@@ -23,7 +23,7 @@ SEARCH: dict[str, list[tuple[tuple[str, ...], dict[str, list]]]] = {
                               (("dase_mems",), {"mems_margin": [2.0, 3.0, 4.0]})],
     # the trunk fine-tuned from a pretrained start: its batch-norm statistics and the gates of the SE/DASE blocks
     # inserted into it first (the authors' values first: batch norms training, random gates, random MEMS centres)
-    "dase_qmul": [(("dase_triplet", "dase_mems"), {"bn_frozen": [False, True], "se_gate_init": [None, 0.98]}),
+    "dase_qmul": [(("dase_triplet", "dase_mems"), {"bn_frozen": [False, True], "se_init": ["random", "open"]}),
                   (("dase_mems",), {"mems_center_init": ["random", "photos"]}),
                   (("dase_triplet", "dase_mems"), {"lr": [1e-4, 1e-3]}),
                   (("dase_mems",), {"mems_margin": [2.0, 3.0, 4.0], "center_lr_mult": [1.0, 10.0]})],
@@ -106,7 +106,7 @@ def _applies(name: str, cfg: RunConfig) -> bool:
         return cfg.loss == "mems"
     if name.startswith("cosface_"):
         return cfg.loss == "cosface"
-    if name == "se_gate_init":
+    if name == "se_init":
         return cfg.blocks != "none"
     return True
 

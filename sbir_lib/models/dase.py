@@ -140,7 +140,11 @@ class SqueezeExcite(nn.Module):
         return f"{kind}: {self.channels} -> {self.hidden} -> {self.channels}, hidden_act={self.hidden_act!r}"
 
 
-def open_gates(model: nn.Module, gate: float) -> int:
+#: the initial excitation of an "open" SE/DASE block (:func:`open_gates`): 98% of each channel passes
+OPEN_GATE = 0.98
+
+
+def open_gates(model: nn.Module, gate: float = OPEN_GATE) -> int:
     """Start every SE/DASE block of ``model`` with the excitation ``gate`` on every channel whatever its input
     (``fc2`` weights zero, bias ``logit(gate)``), so blocks inserted into a pretrained network (EfficientNet-Lite0 has
     none of its own) begin close to passing its features through; returns how many blocks were set. The authors

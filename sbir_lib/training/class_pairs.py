@@ -77,9 +77,10 @@ class RunConfig:
     #: still train): for short fine-tuning of a pretrained trunk on small mixed sketch+photo batches, whose
     #: statistics would otherwise replace the pretrained ones. Not in the authors' code (a recorded deviation)
     bn_frozen: bool = False
-    #: the initial excitation of every SE/DASE block (``None``: random, as built; a value in (0, 1): every channel
-    #: gated by it, :func:`sbir_lib.models.dase.open_gates`) for blocks inserted into a pretrained network
-    se_gate_init: float | None = None
+    #: how the SE/DASE blocks start: ``random`` (as built) or ``open`` (every channel gated by
+    #: :data:`sbir_lib.models.dase.OPEN_GATE` whatever the input, :func:`sbir_lib.models.dase.open_gates`), for
+    #: blocks inserted into a pretrained network
+    se_init: str = "random"
     init: str = "scratch"
     test_views: int = 1
     test_distance: str = "mean"  # "mean" over the views | "flipmin": min over {q, flip q} x {g, flip g}
@@ -102,8 +103,8 @@ class RunConfig:
             p.append(f"lr_schedule must be one of cosine, constant, got {self.lr_schedule!r}")
         if self.mems_center_init not in ("random", "photos"):
             p.append(f"mems_center_init must be one of random, photos, got {self.mems_center_init!r}")
-        if self.se_gate_init is not None and not 0.0 < self.se_gate_init < 1.0:
-            p.append(f"se_gate_init must be None or in (0, 1), got {self.se_gate_init}")
+        if self.se_init not in ("random", "open"):
+            p.append(f"se_init must be one of random, open, got {self.se_init!r}")
         if self.test_views not in (1, 2, 10):
             p.append(f"test_views must be 1, 2 or 10, got {self.test_views}")
         if self.test_distance not in TEST_DISTANCES:
@@ -137,9 +138,9 @@ class RunConfig:
 
     def key(self) -> str:
         """A short hash of the settings that change results (not logging cadence; ``bn_frozen``,
-        ``mems_center_init`` and ``se_gate_init`` only when set, so the keys of runs recorded before they existed stay valid)."""
+        ``mems_center_init`` and ``se_init`` only when set, so the keys of runs recorded before they existed stay valid)."""
         unset = tuple(k for k, v in (("bn_frozen", False), ("mems_center_init", "random"),
-                                             ("se_gate_init", None)) if getattr(self, k) == v)
+                                             ("se_init", "random")) if getattr(self, k) == v)
         return config_key(self, ignore=("log_every",) + unset)
 
 def _normalise(x: torch.Tensor, arch: str) -> torch.Tensor:
@@ -186,8 +187,8 @@ def build(cfg: RunConfig, num_classes: int, anneal_steps: int | None = None):
     """``(model, head)``: the backbone of ``cfg`` and its loss head (``None`` for the triplet loss)."""
     model = DA.build_backbone(cfg.arch, cfg.blocks, cfg.embed_dim, cfg.init, hidden_act=cfg.hidden_act,
                               dropout=cfg.dropout, embed_bn=cfg.embed_bn)
-    if cfg.se_gate_init is not None:
-        DA.open_gates(model, cfg.se_gate_init)
+    if cfg.se_init == "open":
+        DA.open_gates(model, DA.OPEN_GATE)
     if cfg.loss == "triplet":
         return model, None
     kw = {}

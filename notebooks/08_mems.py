@@ -293,11 +293,18 @@ dase_lab.claims_table("mems", ctx.profile)
 
 # %% [markdown]
 # **Fine grained (`dase_qmul`).** QMUL shoes / chairs / handbags with each training instance its own class
-# (304 / 200 / 400 classes): Sketch-a-Net with or without DASE (after conv1-conv4, SE after conv5), trained
-# with MEMS or with a triplet loss (true match as positive, another instance of the batch as negative).
-# Next to them, DSSA's rows from notebook 05 (Triplet SN = `base`, the full DSSA model = `full`), recorded by
-# `sbir_lib.experiments.runner` with the DSSA trainer (human-annotated triplets for shoes and chairs). acc@1 and
-# acc@10 in percent, mean over seeds.
+# (304 / 200 / 400 classes): a network with or without DASE blocks, trained with MEMS or with a triplet loss
+# (true match as positive, another instance of the batch as negative). Next to them, DSSA's rows from notebook 05
+# (Triplet SN = `base`, the full DSSA model = `full`), recorded by `sbir_lib.experiments.runner` with the DSSA
+# trainer (human-annotated triplets for shoes and chairs). acc@1 and acc@10 in percent, mean over seeds.
+#
+# The network is the profile's (`profile.dase_mems["dase_qmul"]`): in the quick profile, the quick DSSA rows'
+# trunk (ImageNet EfficientNet-Lite0 adapted on Sketchy-mini) fine-tuned whole at 96 px for 40 steps, the DASE
+# blocks inserted after its depthwise convolutions starting nearly open (`se_init="open"`), its batch-norm
+# statistics kept (`bn_frozen`) and the MEMS centres starting at each instance's photo embedding
+# (`mems_center_init="photos"`); each of these was chosen on a validation split of shoes
+# (`results/tuning/dase_qmul.quick.json`, `python -m sbir_lib.experiments show-tuning --experiment dase_qmul`). In
+# the full profile, the authors' Sketch-a-Net from scratch.
 
 # %%
 qmul, order = {}, ["DSSA: Triplet SN (base)", "DSSA: full model"] + dase_mems.EXPERIMENTS["dase_qmul"]
@@ -318,15 +325,24 @@ TB.styled(table.reindex([r for r in order if r in table.index]), 1, note="not re
 # "collapsed" marks runs whose embeddings collapsed onto one point (every test distance equal; the record's
 # `tied_queries` says how many queries had ties): acc@K counts ties against the query, so such a run scores
 # 0, and its numbers are not shown. With each of 200-400 instances its own class, seen about twice in 40
-# iterations, the margin term can be lowered by pulling every feature onto the unit-norm centres; which rows
-# collapse, if any, depends on the settings (`sbir_lib.experiments.dase_mems` documents what we saw). The claims table
-# above includes these instance-level runs (`dase_qmul`: MEMS against triplet, each instance a class of one
-# sketch and one photo).
+# iterations, randomly placed MEMS centres barely move and the features collapse; centres started at each
+# instance's photo embedding do not (the validation record above shows both).
 #
-# **Reading the tables.** In the quick profile every row trained for about a minute of CPU from scratch, so
-# the differences are mostly noise (and MEMS, whose margin makes the task harder early on, trails softmax in
-# such short runs); the full profile is the comparison to read. The paper's own numbers are not in
-# our references, so there is nothing to check these against except each other.
+# **Did they learn?** Every DASE/MEMS record also holds its *untrained control*: the same network, same seed,
+# scored on the same test views before its first training step (`metrics_untrained`). A row learned when the
+# trained network is ahead of it; `ahead` counts the seeds where it is:
+
+# %%
+qmul_runs = pd.concat([dase_lab.records_frame(ctx, "dase_qmul", dase_lab.dataset_for("dase_qmul", ds))
+                       for ds in ("shoes", "chairs", "handbags")])
+learned = dase_lab.learning_table(qmul_runs, "acc@1")
+print(dase_lab.learning_sentence(learned, "acc@1"))
+TB.styled(learned, 1, index=False) if len(learned) else "no untrained controls recorded"
+
+# %% [markdown]
+# **Reading the tables.** The quick profile's runs are seconds to a minute of CPU each: read the claims
+# table's verdicts (Welch's t over seeds), not single cells. The paper's own numbers are not in our references,
+# so there is nothing to check these against except each other.
 #
 # Reproduce on a GPU (a few minutes per experiment and seed):
 #

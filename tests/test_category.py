@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from sbir_lib.data import samplers
 from sbir_lib.data.synthetic import make_synthetic, make_synthetic_categories
 from sbir_lib.training import class_pairs
 from sbir_lib.data import datasets as D
-from sbir_lib.core.records import dist_l2_path, dist_path, record_path
+from sbir_lib.core.records import dist_l2_path, dist_path, dist_untrained_path, record_path
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -153,11 +154,18 @@ def test_run_one_records_and_skips(tmp_path):
     for k in ("experiment", "dataset", "row", "seed", "profile", "device", "torch", "git_commit", "created",
               "config", "init", "iterations", "wall_time_s", "metrics", "acc_curve"):
         assert k in on_disk, k
-    assert on_disk["row"] == "dase_mems" and on_disk["init"] == "scratch" and on_disk["iterations"] == 2
+    assert on_disk["row"] == "dase_mems" and on_disk["iterations"] == 2
+    assert on_disk["init"].endswith(Path(PROFILES["quick"].dase_mems["dase_qmul"]["init"]).name)
     assert set(on_disk["metrics"]) == {"acc@1", "acc@5", "acc@10"} and len(on_disk["acc_curve"]) == 5
     dist = np.load(dist_path(path))
     assert dist.shape == (5, 5) and dist.dtype == np.float32  # metrics recompute exactly from it
     assert rec["metrics"] == on_disk["metrics"]
+    # the untrained control: the network the run started from, on the same test views, recomputable
+    cfg = C.profile_config("dase_qmul", "quick", "dase_mems", 0, **ov)
+    start = class_pairs.evaluate_untrained(cfg, paired.qmul_instances(ds))
+    assert on_disk["metrics_untrained"] == pytest.approx(start["metrics"])
+    assert np.allclose(np.load(dist_untrained_path(path)), start["dist"].numpy(), rtol=1e-3)
+    assert C.recompute(on_disk, path)["metrics_untrained"] == pytest.approx(on_disk["metrics_untrained"])
     again = C.run_one("dase_qmul", "synthetic", "dase_mems", 0, "quick", results=tmp_path, dataset=ds,
                       progress=False, log=logs.append, overrides=ov)
     assert again == on_disk and logs[-1].startswith("skip")
@@ -486,3 +494,61 @@ def test_dase_claims_frame_tests_claims_over_seeds(tmp_path):
     assert single["verdict"] == "n/a: one seed" and single["diff"] == pytest.approx(10.0)
     md = RC.dase_claims_markdown(profile="quick", results=tmp_path)
     assert "## DASE/MEMS" in md and "### MEMS" in md and "### DASE" in md and "holds" in md
+
+
+# ---------------------------------------------------------------------------- a pretrained trunk, fine-tuned briefly
+
+def test_open_gates_pass_the_same_fraction_of_every_channel():
+    from sbir_lib.models import dase as DA
+    net = DA.build_backbone("resnet18", "dase", 16, "scratch")
+    assert DA.open_gates(net) == len(DA.se_blocks(net)) > 0
+    for _, blk in DA.se_blocks(net):
+        x = torch.randn(3, blk.channels, 4, 4)
+        s = blk.excitation(x, torch.tensor([0, 1, 0]))
+        assert torch.allclose(s, torch.full_like(s, DA.OPEN_GATE))
+    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+        DA.open_gates(net, 1.0)
+
+
+def _tiny(**kw):
+    kw = {"iterations": 2, **kw}
+    return class_pairs.RunConfig(arch="resnet18", blocks="se", loss="mems", embed_dim=8, input_size=32, batch_size=4,
+                                 **kw).validate()
+
+
+def test_bn_frozen_keeps_the_batch_norm_statistics(cats):
+    data = paired.sketchy_split(cats, 3)
+    for frozen in (False, True):
+        cfg = _tiny(bn_frozen=frozen)
+        class_pairs.seed_everything(0)
+        start, _ = class_pairs.build(cfg, data.num_classes)
+        out = class_pairs.train_model(cfg, data, torch.device("cpu"), progress=False)
+        before = {k: v for k, v in start.state_dict().items() if "running_" in k}
+        after = out.model.state_dict()
+        same = all(torch.equal(v, after[k]) for k, v in before.items())
+        assert before and same == frozen
+
+
+def test_mems_centres_start_at_each_class_photo_embedding(cats):
+    data = paired.sketchy_split(cats, 3)
+    cfg = _tiny(mems_center_init="photos", lr=1e-12, iterations=1, bn_frozen=True)
+    class_pairs.seed_everything(0)
+    start, _ = class_pairs.build(cfg, data.num_classes)
+    emb = class_pairs.embed(start, data.train_photos, "photo", cfg)[0]
+    want = torch.stack([emb[data.train_photo_labels == c].mean(0) for c in range(data.num_classes)])
+    out = class_pairs.train_model(cfg, data, torch.device("cpu"), progress=False)
+    assert torch.allclose(out.head.centers.detach(), want, atol=1e-4)
+    assert _tiny().key() == _tiny(mems_center_init="random", se_init="random", bn_frozen=False).key()
+    assert len({_tiny().key(), _tiny(bn_frozen=True).key(), _tiny(se_init="open").key()}) == 3
+    with pytest.raises(ValueError, match="mems_center_init"):
+        _tiny(mems_center_init="zeros")
+
+
+def test_learning_table_counts_the_seeds_ahead_of_the_untrained_control():
+    import pandas as pd
+    df = pd.DataFrame({"dataset": ["shoes"] * 4, "row": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1],
+                       "acc@1": [0.3, 0.2, float("nan"), 0.5], "acc@1 (untrained)": [0.1, 0.1, 0.2, 0.4]})
+    t = dase_lab.learning_table(df, "acc@1")
+    assert list(t["ahead"]) == ["2 of 2", "1 of 2"] and t["gain"].iloc[0] == pytest.approx(15.0)
+    said = dase_lab.learning_sentence(t, "acc@1")
+    assert "every seed for 1 of 2" in said and "shoes b (1 of 2)" in said

@@ -6,6 +6,7 @@ Layout, for both papers (notebook 05 reads it)::
     results/<experiment>/<dataset>/<row>/seed<k>[.quick].json      the record (metrics, config, provenance)
     results/<experiment>/<dataset>/<row>/seed<k>[.quick].dist.npy  its float32 test distance matrix
     ... .dist_l2.npy   (DASE/MEMS with MEMS: the L2-normalised distances of ``metrics_l2``)
+    ... .dist_untrained.npy  (DASE/MEMS: the run's network before training, ``metrics_untrained``)
     ... .weights.pt    (a few DSSA rows: trained weights for the attention figures)
 
 A record is complete when its JSON exists: the distance files are written first, the JSON last, each
@@ -44,6 +45,11 @@ def dist_path(record: Path) -> Path:
 def dist_l2_path(record: Path) -> Path:
     """The distances of L2-normalised embeddings beside a MEMS record (its ``metrics_l2``)."""
     return _beside(record, ".dist_l2.npy")
+
+
+def dist_untrained_path(record: Path) -> Path:
+    """The distances of a DASE/MEMS run's network before its first step (its ``metrics_untrained``)."""
+    return _beside(record, ".dist_untrained.npy")
 
 
 def weights_path(record: Path) -> Path:
@@ -134,8 +140,8 @@ def write_checked_json(path: Path, record: dict) -> None:
     write_json_atomic(path, check_clean(path, record))
 
 
-def write_record(path: Path, record: dict, dist, dist_l2=None) -> None:
-    """Write the distance matrix (float32), the L2 one when given, then the JSON record, each atomically
+def write_record(path: Path, record: dict, dist, dist_l2=None, dist_untrained=None) -> None:
+    """Write the distance matrix (float32), the L2 and untrained ones when given, then the JSON record, each atomically
     (JSON last: its presence means the run is complete). Records of a dirty tree are refused in the committed
     results folder (:func:`check_clean`)."""
     record = check_clean(path, record)
@@ -143,6 +149,8 @@ def write_record(path: Path, record: dict, dist, dist_l2=None) -> None:
     save_npy_atomic(dist_path(path), as_stored(dist))
     if dist_l2 is not None:
         save_npy_atomic(dist_l2_path(path), as_stored(dist_l2))
+    if dist_untrained is not None:
+        save_npy_atomic(dist_untrained_path(path), as_stored(dist_untrained))
     write_json_atomic(path, record)
 
 

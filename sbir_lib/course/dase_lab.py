@@ -199,7 +199,8 @@ def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
     """One line per run (recorded, or trained now when missing; see :func:`record`) as a pandas DataFrame:
     dataset, row, blocks, loss, seed, the metrics (MEMS also on L2-normalised embeddings: ``<metric> (L2)``),
     the abstract's claims (:mod:`sbir_lib.metrics.geometry`; ``NaN`` when the record predates them), all
-    ``NaN`` for a run whose embeddings collapsed (``collapsed`` True), init, iterations, device."""
+    ``NaN`` for a run whose embeddings collapsed (``collapsed`` True), the untrained control's metrics
+    (``<metric> (untrained)``, when recorded), init, iterations, device."""
 
     import pandas as pd
 
@@ -219,6 +220,7 @@ def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
                 metrics.update({k: float("nan") if claims.get(k) is None else claims[k] for k in CLAIM_KEYS})
                 if collapsed:  # one embedding for every image: the numbers would be meaningless
                     metrics = {k: float("nan") for k in metrics}
+                metrics.update({f"{k} (untrained)": v for k, v in rec.get("metrics_untrained", {}).items()})
                 lines.append({"dataset": ds, "row": row, "blocks": b, "loss": loss, "seed": seed, **metrics,
                               "collapsed": collapsed, "init": rec.get("init"), "iterations": rec.get("iterations"),
                               "device": rec.get("device")})
@@ -252,6 +254,40 @@ def grid_table(df, metric: str, percent: bool = True, digits: int = 1):
     order_b = [b for b in ROW_BLOCKS if b in out.index]
     order_l = [c for c in LOSSES if c in out.columns]
     return out.loc[order_b, order_l].fillna(NOT_RUN)  # a (blocks, loss) pair without runs: said, not NaN
+
+
+def learning_table(df, metric: str = "acc@1"):
+    """Per dataset and row of a :func:`records_frame`: ``metric`` of the trained runs and of their untrained
+    controls (the same network before its first step), "mean ± std (n)" in percent, the gain (trained minus
+    untrained, paired by seed) and in how many seeds the trained run is ahead. A collapsed run counts as behind."""
+    import pandas as pd
+
+    col = f"{metric} (untrained)"
+    if df.empty or col not in df:
+        return pd.DataFrame()
+    fmt = lambda v: (f"{v.mean() * 100:.1f}" + (f" ± {v.std() * 100:.1f}" if len(v) > 1 else "")  # noqa: E731
+                     + f" ({len(v)})") if len(v) else "collapsed"
+    lines = []
+    for (ds, row), g in df.dropna(subset=[col]).groupby(["dataset", "row"], sort=False):
+        gain = (g[metric] - g[col]).fillna(-1.0)  # collapsed: behind
+        lines.append({"dataset": ds, "row": row, "trained": fmt(g[metric].dropna()), "untrained": fmt(g[col]),
+                      "gain": float(gain.mean() * 100), "ahead": f"{int((gain > 0).sum())} of {len(g)}"})
+    return pd.DataFrame(lines)
+
+
+def learning_sentence(table, metric: str = "acc@1") -> str:
+    """One sentence, read from a :func:`learning_table`: how many (dataset, row) pairs learn (trained ahead of the
+    untrained control in every seed), and the range of their mean gains."""
+    if table.empty:
+        return f"no runs with an untrained control recorded ({metric})"
+    every = table["ahead"].map(lambda a: a.split(" of ")[0] == a.split(" of ")[1])
+    behind = table[~every]
+    out = (f"{metric}: the trained network is ahead of its untrained control in every seed for {int(every.sum())} "
+           f"of {len(table)} (dataset, row) pairs; mean gains {table['gain'].min():+.1f} to "
+           f"{table['gain'].max():+.1f} points")
+    if len(behind):
+        out += "; not in every seed: " + ", ".join(f"{r.dataset} {r.row} ({r.ahead})" for r in behind.itertuples())
+    return out + "."
 
 
 #: a :func:`grid_table` cell without runs

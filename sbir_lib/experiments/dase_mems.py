@@ -37,6 +37,7 @@ from sbir_lib.core.profiles import Profile, as_profile
 from sbir_lib.core.records import (
     base_record,
     dist_l2_path,
+    dist_untrained_path,
     dist_path,
     record_path,
     recorded,
@@ -59,6 +60,7 @@ from sbir_lib.training.class_pairs import (
     LOSSES,
     RunConfig,
     evaluate,
+    evaluate_untrained,
     metrics_from_dist,
     normalizes,
     train_model,
@@ -181,6 +183,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         return existing
     data = _as_paired(experiment, dataset_name, profile, root, dataset, cfg, packed)
     device = _config.default_device(device) if not isinstance(device, torch.device) else device
+    untrained = evaluate_untrained(cfg, data, device)
     t0 = time.perf_counter()
     res = train_model(cfg, data, device, progress)
     ev = evaluate(res.model, cfg, data, device, l2=not normalizes(cfg))  # MEMS: also L2-normalised
@@ -202,6 +205,9 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
         rec["acc_curve"] = ev["acc_curve"]
     if "metrics_l2" in ev:
         rec["metrics_l2"] = ev["metrics_l2"]
+    rec["metrics_untrained"] = untrained["metrics"]
+    rec["untrained_note"] = ("the same network before its first step (same seed, init and test views): the control "
+                             "a trained row must beat")
     eq, eg = ev["emb"]
     rec["claims"] = claims_of(eq[0], eg[0], data.test_labels, data.gallery_labels, normalizes(cfg), ev["dist"])
     if "dist_l2" in ev:
@@ -210,7 +216,7 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
                           "max_intra_lt_min_inter_retrieval from the stored distance matrix")
     rec["query_labels"] = [int(v) for v in data.test_labels.tolist()]
     rec["gallery_labels"] = [int(v) for v in data.gallery_labels.tolist()]
-    write_record(out, rec, ev["dist"], ev.get("dist_l2"))
+    write_record(out, rec, ev["dist"], ev.get("dist_l2"), untrained["dist"])
     if ev["tied"] > 0.05:
         log(f"WARNING: {ev['tied']:.0%} of the queries have tied distances: the embeddings collapsed and the "
             f"metrics of {out.relative_to(results)} are not meaningful")
@@ -221,7 +227,8 @@ def run_one(experiment: str, dataset_name: str, row: str, seed: int, profile: st
 def recompute(record: dict, record_path: Path) -> dict[str, dict[str, float]]:
     """The metrics of a DASE/MEMS ``record`` recomputed from the files beside ``record_path`` alone (no
     dataset): ``{"metrics": ...}`` from ``seed<k>[.quick].dist.npy`` and, when the record has them,
-    ``{"metrics_l2": ...}`` from ``.dist_l2.npy``; same keys as the record's. Category-level records carry
+    ``{"metrics_l2": ...}`` from ``.dist_l2.npy`` and ``{"metrics_untrained": ...}`` from ``.dist_untrained.npy``;
+    same keys as the record's. Category-level records carry
     their ``query_labels`` / ``gallery_labels``; instance-level ones match query ``i`` to gallery ``i``.
     Used by ``python -m sbir_lib.experiments verify``."""
 
@@ -234,6 +241,8 @@ def recompute(record: dict, record_path: Path) -> dict[str, dict[str, float]]:
     files = {"metrics": dist_path(record_path)}
     if "metrics_l2" in record:
         files["metrics_l2"] = dist_l2_path(record_path)
+    if "metrics_untrained" in record:
+        files["metrics_untrained"] = dist_untrained_path(record_path)
     out = {}
     for key, f in files.items():
         if not f.exists():

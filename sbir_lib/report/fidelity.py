@@ -463,6 +463,18 @@ def dase_rows() -> list[Row]:
             "(models/networks/se_module.py:18-19): their shape mismatches and they stay random",
             "always from scratch (torchvision ResNets and EfficientNet-Lite0 have no SE of their own)",
             "different", "no ImageNet network with SE blocks is available offline"),
+        Row("fine-tuning a pretrained network briefly",
+            "batch norms update while training (trainer.py never puts the network in eval mode; only tester.py:26 "
+            "does); SE blocks come with the pretrained SE-ResNeXt (row above); MEMS centres random, unit norm "
+            "(models/losses.py:12)",
+            "quick " + _per_exp(lambda c: f"{_arch(c)}: `bn_frozen={c.bn_frozen}`, `se_init={c.se_init!r}`, "
+                                          f"`mems_center_init={c.mems_center_init!r}`", quick)
+            + " (`sbir_lib.training.class_pairs.RunConfig`, `sbir_lib.models.dase.open_gates`)",
+            _verdict(not c.bn_frozen and c.se_init == "random" and c.mems_center_init == "random"
+                     for c in [*cfgs.values(), *quick.values()]),
+            "chosen on the validation split of shoes (`results/tuning/dase_qmul.quick.json`): in a 40-step run the "
+            "authors' choices lost the pretrained trunk's accuracy (mixed sketch+photo batch statistics, random "
+            "gates on every channel) and random centres, each seen about twice, left MEMS collapsed"),
         Row("DASE placement", "DASE in layer1-layer3, plain SE in layer4 (models/networks/resnext.py:115, 127, 139, "
             "151), on the residual branch after the last batch norm, before the sum (resnext.py:40-45)",
             f"ResNet stages {resnet_kinds} (`sbir_lib.models.dase._stage_kinds`), on the residual branch after the "

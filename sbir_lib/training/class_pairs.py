@@ -414,3 +414,12 @@ def evaluate(model, cfg: RunConfig, data: PairedData, device=None, l2: bool = Fa
         out["dist_l2"] = d2
         out["metrics_l2"] = metrics_from_dist(d2, data.level, data.test_labels, data.gallery_labels)["metrics"]
     return out
+
+
+def evaluate_untrained(cfg: RunConfig, data: PairedData, device=None) -> dict:
+    """:func:`evaluate` on the network :func:`train_model` starts from (seeded as it seeds, built as it builds):
+    the untrained control of every DASE/MEMS record (``metrics_untrained``, taught in notebook 08)."""
+    device = _config.default_device(device) if not isinstance(device, torch.device) else device
+    seed_everything(cfg.seed)
+    model, _ = build(cfg, data.num_classes)
+    return evaluate(model.to(device), cfg, data, device)

@@ -395,7 +395,7 @@ def test_recompute_round_trip(tmp_path, cats, experiment, row):
     rec = json.loads(path.read_text())
     assert np.load(dist_path(path)).dtype == np.float32
     got = C.recompute(rec, path)
-    keys = ["metrics"] + (["metrics_l2"] if row.endswith("mems") else [])
+    keys = ["metrics", "metrics_untrained"] + (["metrics_l2"] if row.endswith("mems") else [])
     assert sorted(got) == sorted(keys)
     for k in keys:
         assert got[k] == rec[k]  # exactly, from the files alone
@@ -510,7 +510,7 @@ def test_open_gates_pass_the_same_fraction_of_every_channel():
         DA.open_gates(net, 1.0)
 
 
-def _tiny(**kw):
+def _tiny_mems(**kw):
     kw = {"iterations": 2, **kw}
     return class_pairs.RunConfig(arch="resnet18", blocks="se", loss="mems", embed_dim=8, input_size=32, batch_size=4,
                                  **kw).validate()
@@ -519,7 +519,7 @@ def _tiny(**kw):
 def test_bn_frozen_keeps_the_batch_norm_statistics(cats):
     data = paired.sketchy_split(cats, 3)
     for frozen in (False, True):
-        cfg = _tiny(bn_frozen=frozen)
+        cfg = _tiny_mems(bn_frozen=frozen)
         class_pairs.seed_everything(0)
         start, _ = class_pairs.build(cfg, data.num_classes)
         out = class_pairs.train_model(cfg, data, torch.device("cpu"), progress=False)
@@ -531,17 +531,17 @@ def test_bn_frozen_keeps_the_batch_norm_statistics(cats):
 
 def test_mems_centres_start_at_each_class_photo_embedding(cats):
     data = paired.sketchy_split(cats, 3)
-    cfg = _tiny(mems_center_init="photos", lr=1e-12, iterations=1, bn_frozen=True)
+    cfg = _tiny_mems(mems_center_init="photos", lr=1e-12, iterations=1, bn_frozen=True)
     class_pairs.seed_everything(0)
     start, _ = class_pairs.build(cfg, data.num_classes)
     emb = class_pairs.embed(start, data.train_photos, "photo", cfg)[0]
     want = torch.stack([emb[data.train_photo_labels == c].mean(0) for c in range(data.num_classes)])
     out = class_pairs.train_model(cfg, data, torch.device("cpu"), progress=False)
     assert torch.allclose(out.head.centers.detach(), want, atol=1e-4)
-    assert _tiny().key() == _tiny(mems_center_init="random", se_init="random", bn_frozen=False).key()
-    assert len({_tiny().key(), _tiny(bn_frozen=True).key(), _tiny(se_init="open").key()}) == 3
+    assert _tiny_mems().key() == _tiny_mems(mems_center_init="random", se_init="random", bn_frozen=False).key()
+    assert len({_tiny_mems().key(), _tiny_mems(bn_frozen=True).key(), _tiny_mems(se_init="open").key()}) == 3
     with pytest.raises(ValueError, match="mems_center_init"):
-        _tiny(mems_center_init="zeros")
+        _tiny_mems(mems_center_init="zeros")
 
 
 def test_learning_table_counts_the_seeds_ahead_of_the_untrained_control():

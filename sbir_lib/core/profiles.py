@@ -145,7 +145,7 @@ QUICK = Profile(
         # (results/tuning/dase_qmul.quick.json)
         "dase_qmul": dict(arch="efficientnet_lite0", init=QUICK_TRUNK, input_size=96, iterations=40, batch_size=16,
                           embed_dim=256, bn_frozen=True, se_init="open", mems_center_init="photos",
-                          lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, test_views=1, log_every=10),
+                          lr=1e-4, mems_margin=2.0, center_lr_mult=1.0, test_views=1, log_every=10),
     },
     init_lrs=(1e-2, 3e-2, 1e-1), init_cache_views=2,
     grid_cost_s={"pretrain": 200.0, "cache_views": 600.0, "conv4": 60.0, "conv5": 30.0, "classical": 10.0,
@@ -180,7 +180,7 @@ FULL = Profile(
                                       test_views=2, test_distance="flipmin", mems_anneal=1.0,
                                       center_lr_mult=10.0, mems_margin=2.0, log_every=50),
         "dase_qmul": dict(arch="sketchanet", input_size=_CROP, iterations=3000, batch_size=64, embed_dim=256,
-                          lr=1e-4, mems_margin=3.0, center_lr_mult=10.0, warmup=100, test_views=10,
+                          lr=1e-4, mems_margin=2.0, center_lr_mult=1.0, warmup=100, test_views=10,
                           log_every=100),
     },
     init_lrs=(1e-3, 3e-3, 1e-2), init_cache_views=10, settings_from="quick",

@@ -472,9 +472,10 @@ def dase_rows() -> list[Row]:
             + " (`sbir_lib.training.class_pairs.RunConfig`, `sbir_lib.models.dase.open_gates`)",
             _verdict(not c.bn_frozen and c.se_init == "random" and c.mems_center_init == "random"
                      for c in [*cfgs.values(), *quick.values()]),
-            "chosen on the validation split of shoes (`results/tuning/dase_qmul.quick.json`): in a 40-step run the "
-            "authors' choices lost the pretrained trunk's accuracy (mixed sketch+photo batch statistics, random "
-            "gates on every channel) and random centres, each seen about twice, left MEMS collapsed"),
+            "chosen on the validation split of shoes (`results/tuning/dase_qmul.quick.json`, every candidate "
+            "recorded): in a 40-step run the authors' choices scored lower there (batch statistics of mixed "
+            "sketch+photo batches replacing the pretrained ones; random gates on every channel of the trunk) or "
+            "collapsed (random centres, each seen about twice); the full profile's scratch Sketch-a-Net keeps them"),
         Row("DASE placement", "DASE in layer1-layer3, plain SE in layer4 (models/networks/resnext.py:115, 127, 139, "
             "151), on the residual branch after the last batch norm, before the sum (resnext.py:40-45)",
             f"ResNet stages {resnet_kinds} (`sbir_lib.models.dase._stage_kinds`), on the residual branch after the "

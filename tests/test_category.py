@@ -549,6 +549,17 @@ def test_learning_table_counts_the_seeds_ahead_of_the_untrained_control():
     df = pd.DataFrame({"dataset": ["shoes"] * 4, "row": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1],
                        "acc@1": [0.3, 0.2, float("nan"), 0.5], "acc@1 (untrained)": [0.1, 0.1, 0.2, 0.4]})
     t = dase_lab.learning_table(df, "acc@1")
-    assert list(t["ahead"]) == ["2 of 2", "1 of 2"] and t["gain"].iloc[0] == pytest.approx(15.0)
+    assert list(t["ahead"]) == [2, 1] and list(t["seeds"]) == [2, 2] and t["gain"].iloc[0] == pytest.approx(15.0)
     said = dase_lab.learning_sentence(t, "acc@1")
     assert "every seed for 1 of 2" in said and "shoes b (1 of 2)" in said
+
+
+def test_comparison_sentences_follow_the_recorded_seeds():
+    import pandas as pd
+    df = pd.DataFrame({"row": ["a"] * 3 + ["b"] * 3 + ["c"] * 3, "seed": [0, 1, 2] * 3, "device": ["cpu"] * 9,
+                       "mAP@all": [0.30, 0.31, 0.32, 0.20, 0.21, 0.19, 0.25, float("nan"), 0.40]})
+    ahead, behind, noisy = dase_lab.comparison_sentences(df, [("a", "b"), ("b", "a"), ("c", "a")])
+    assert ahead.startswith("a is ahead of b by 11.00 points of mAP@all") and "holds" in ahead
+    assert behind.startswith("b is behind a") and "reversed" in behind
+    assert "2 and 3 seeds" in noisy  # the collapsed (NaN) seed of c is left out
+    assert "not recorded" in dase_lab.comparison_sentences(df, [("a", "z")])[0]

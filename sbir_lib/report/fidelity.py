@@ -472,10 +472,12 @@ def dase_rows() -> list[Row]:
             + " (`sbir_lib.training.class_pairs.RunConfig`, `sbir_lib.models.dase.open_gates`)",
             _verdict(not c.bn_frozen and c.se_init == "random" and c.mems_center_init == "random"
                      for c in [*cfgs.values(), *quick.values()]),
-            "chosen on the validation split of shoes (`results/tuning/dase_qmul.quick.json`, every candidate "
-            "recorded): in a 40-step run the authors' choices scored lower there (batch statistics of mixed "
-            "sketch+photo batches replacing the pretrained ones; random gates on every channel of the trunk) or "
-            "collapsed (random centres, each seen about twice); the full profile's scratch Sketch-a-Net keeps them"),
+            "chosen on validation splits, every candidate recorded: shoes (`results/tuning/dase_qmul.quick.json`): in "
+            "a 40-step run the authors' choices scored lower (batch statistics of mixed sketch+photo batches "
+            "replacing the pretrained ones; random gates on every channel of the trunk) or collapsed (random "
+            "centres, each seen about twice); Sketchy-mini (`results/tuning/dase_sketchy_imagenet.quick.json`): open "
+            "gates and photo centres scored higher, frozen batch norms collapsed at 64 px, so they update there; "
+            "the networks trained from scratch keep the authors' choices where nothing was pretrained"),
         Row("DASE placement", "DASE in layer1-layer3, plain SE in layer4 (models/networks/resnext.py:115, 127, 139, "
             "151), on the residual branch after the last batch norm, before the sum (resnext.py:40-45)",
             f"ResNet stages {resnet_kinds} (`sbir_lib.models.dase._stage_kinds`), on the residual branch after the "
@@ -520,8 +522,9 @@ def dase_rows() -> list[Row]:
             _per_exp(lambda c: f"linear from 1 over the first {c.mems_anneal:.0%} of the run", cfgs)
             + " (`mems_margin_schedule`)",
             _verdict(c.mems_anneal == a["anneal"] for c in cfgs.values()),
-            "`dase_sketchy_imagenet`: with the authors' half every candidate collapsed on the validation split, "
-            "so the margin rises over the whole run (`settings.SEARCH`)"),
+            "searched for `dase_sketchy_imagenet` on its validation split (`settings.SEARCH`): the authors' half "
+            "kept once the centres start at the photos (before that, with random centres, every margin-2 "
+            "candidate collapsed with it)"),
         Row("MEMS class centres initialisation", "`F.normalize(torch.randn(C, d))`: unit norm exactly "
             "(models/losses.py:12)",
             _per_exp(lambda c: "N(0, 1/d) entries: norm about 1 (mean ~1, spread ~1/sqrt(2d)), not exactly 1"

@@ -19,7 +19,7 @@ Blocks 0-10 stay ImageNet's and are computed once per image (one random crop + f
 stands in for a second view. Every ``eval_every`` steps the QMUL validation splits are scored (acc@1, centre
 view, the pooled embedding) and the step with the best mean is what the file keeps: the number of steps is
 chosen on validation. The file holds the adapted blocks in half precision and the whole validation curve;
-:func:`sbir_lib.models.dase.load_adapted_trunk` puts them over the ImageNet weights.
+:func:`sbir_lib.models.weights.load_adapted_trunk` puts them over the ImageNet weights.
 """
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ from sbir_lib.data import datasets as D
 from sbir_lib.losses import losses as L
 from sbir_lib.metrics.retrieval import acc_at_k
 from sbir_lib.models.imagenet import BLOCK15_CHANNELS
-from sbir_lib.models.dase import EfficientNetLite0, _load_state_file, efficientnet_lite0_weights_path, to_rgb_input
+from sbir_lib.models.dase import EfficientNetLite0, to_rgb_input
+from sbir_lib.models.weights import efficientnet_lite0_weights_path, load_state_file
 from sbir_lib.training.engine import seed_everything
 from sbir_lib.training.pretrain_data import prepare_data
 from sbir_lib.training.triplet import carve_validation
@@ -70,7 +71,7 @@ class AdaptConfig:
 
 def _trunk() -> EfficientNetLite0:
     net = EfficientNetLite0("none")
-    _load_state_file(net, efficientnet_lite0_weights_path(), strip=("_fc.",))
+    load_state_file(net, efficientnet_lite0_weights_path(), strip=("_fc.",))
     del net._conv_head, net._bn1  # the trunk ends at block 15 (models.imagenet: efficientnet_lite0_b15)
     return net.eval()
 

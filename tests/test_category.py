@@ -270,6 +270,14 @@ def test_tables_read_records_and_mark_collapsed(tmp_path, cats, capsys):
     df = dase_lab.records_frame(ctx, "dase_sketchy", "synthetic_categories", rows=rows[:2], results=tmp_path)
     assert df["collapsed"].tolist() == [False, True] and np.isnan(df["mAP@all"].iloc[1])
     assert dase_lab.grid_table(df, "mAP@all").loc["dase", "mems"] == "collapsed (1)"
+    # the report reads the same records without training anything: REPRODUCTION.md's section of the profile
+    from sbir_lib.report import dase_runs
+    assert dase_runs.runs_frame("dase_sketchy", "synthetic_categories", "quick", tmp_path)[
+        ["row", "collapsed"]].values.tolist() == [["plain_softmax", False], ["dase_mems", True]]
+    md = "\n".join(dase_runs.runs_markdown("quick", tmp_path))
+    assert "`dase_sketchy` on synthetic_categories" in md and "| plain_softmax |" in md
+    assert "dase_mems | plain_softmax" not in md  # no MEMS-vs-softmax pair without the same blocks
+    assert dase_runs.runs_markdown("full", tmp_path) == []  # nothing recorded: no section
 
 
 # ---------------------------------------------------------------------------- validation split, tuning (issue 11.8)
@@ -563,3 +571,24 @@ def test_comparison_sentences_follow_the_recorded_seeds():
     assert behind.startswith("b is behind a") and "reversed" in behind
     assert "2 and 3 seeds" in noisy  # the collapsed (NaN) seed of c is left out
     assert "not recorded" in dase_lab.comparison_sentences(df, [("a", "z")])[0]
+
+
+@pytest.mark.parametrize("experiment", list(C.EXPERIMENTS))
+def test_committed_quick_records_learn_over_three_seeds(experiment):
+    """Issue 26, item 10: every committed quick DASE/MEMS row has seeds 0-2, each with its untrained control, none
+    collapsed, and on average over the seeds the trained network is ahead of the network it started from."""
+    from types import SimpleNamespace
+
+    from sbir_lib.core.config import results_root
+
+    ctx = SimpleNamespace(profile="quick", seeds=[0, 1, 2], seed=0, train_missing=False, device=torch.device("cpu"))
+    metric = "acc@1" if C.LEVEL[experiment] == "instance" else "mAP@all"
+    for ds in C.DATASETS[experiment][:-1] if experiment == "dase_qmul" else C.DATASETS[experiment][:1]:
+        if not (results_root() / experiment / ds).is_dir():
+            pytest.skip(f"no committed {experiment} records on {ds}")
+        df = dase_lab.records_frame(ctx, experiment, ds, results=results_root())
+        assert len(df) == 3 * len(C.EXPERIMENTS[experiment]), (experiment, ds, len(df))
+        assert not df["collapsed"].any(), df[df["collapsed"]][["row", "seed"]]
+        assert df[f"{metric} (untrained)"].notna().all()
+        learned = dase_lab.learning_table(df, metric)
+        assert (learned["gain"] > 0).all(), learned[learned["gain"] <= 0]

@@ -31,10 +31,10 @@ from sbir_lib.losses import losses as L
 from sbir_lib.experiments.dase_mems import DATASETS, EXPERIMENTS, LEVEL, ROW_BLOCKS, profile_config, run_one
 from sbir_lib.training import class_pairs
 from sbir_lib.training.class_pairs import LOSSES
-from sbir_lib.metrics.geometry import CLAIM_KEYS
 from sbir_lib.metrics.geometry import class_separation
 from sbir_lib.report import claims
-from sbir_lib.report import tables as TBL
+# the notebooks' sentences and learning tables live with the report; re-exported for notebooks 07/08
+from sbir_lib.report.dase_runs import comparison_sentences, learning_sentence, learning_table, record_line  # noqa: F401
 from sbir_lib.report.tables import styled
 
 def dataset_for(experiment: str, name: str | None = None, root=None, note: Callable[[str], None] | None = None,
@@ -215,17 +215,7 @@ def records_frame(ctx, experiment: str, datasets, rows=None, seeds=None, **kw):
                 if rec is None:
                     missing.setdefault(row, []).append(seed)
                     continue
-                b, loss = row.split("_", 1)
-                collapsed = rec.get("tied_queries", 0.0) > 0.05
-                metrics = {**rec["metrics"], **{f"{k} (L2)": v for k, v in rec.get("metrics_l2", {}).items()}}
-                claims = rec.get("claims") or {}
-                metrics.update({k: float("nan") if claims.get(k) is None else claims[k] for k in CLAIM_KEYS})
-                if collapsed:  # one embedding for every image: the numbers would be meaningless
-                    metrics = {k: float("nan") for k in metrics}
-                metrics.update({f"{k} (untrained)": v for k, v in rec.get("metrics_untrained", {}).items()})
-                lines.append({"dataset": ds, "row": row, "blocks": b, "loss": loss, "seed": seed, **metrics,
-                              "collapsed": collapsed, "init": rec.get("init"), "iterations": rec.get("iterations"),
-                              "device": rec.get("device")})
+                lines.append(record_line(rec, ds, row, seed))
         by_seeds: dict[tuple, list] = {}
         for row, sds in missing.items():
             by_seeds.setdefault(tuple(sds), []).append(row)
@@ -256,59 +246,6 @@ def grid_table(df, metric: str, percent: bool = True, digits: int = 1):
     order_b = [b for b in ROW_BLOCKS if b in out.index]
     order_l = [c for c in LOSSES if c in out.columns]
     return out.loc[order_b, order_l].fillna(NOT_RUN)  # a (blocks, loss) pair without runs: said, not NaN
-
-
-def learning_table(df, metric: str = "acc@1"):
-    """Per dataset and row of a :func:`records_frame`: ``metric`` of the trained runs and of their untrained
-    controls (the same network before its first step), "mean ± std (n)" in percent, the gain (trained minus
-    untrained, paired by seed), in how many seeds the trained run is ahead (``ahead``) of how many (``seeds``).
-    A collapsed run counts as behind."""
-    import pandas as pd
-
-    col = f"{metric} (untrained)"
-    if df.empty or col not in df:
-        return pd.DataFrame()
-    fmt = lambda v: (f"{v.mean() * 100:.1f}" + (f" ± {v.std() * 100:.1f}" if len(v) > 1 else "")  # noqa: E731
-                     + f" ({len(v)})") if len(v) else "collapsed"
-    lines = []
-    for (ds, row), g in df.dropna(subset=[col]).groupby(["dataset", "row"], sort=False):
-        gain = (g[metric] - g[col]).fillna(-1.0)  # collapsed: behind
-        lines.append({"dataset": ds, "row": row, "trained": fmt(g[metric].dropna()), "untrained": fmt(g[col]),
-                      "gain": float(gain.mean() * 100), "ahead": int((gain > 0).sum()), "seeds": len(g)})
-    return pd.DataFrame(lines)
-
-
-def learning_sentence(table, metric: str = "acc@1") -> str:
-    """One sentence, read from a :func:`learning_table`: how many (dataset, row) pairs learn (trained ahead of the
-    untrained control in every seed), and the range of their mean gains."""
-    if table.empty:
-        return f"no runs with an untrained control recorded ({metric})"
-    every = table["ahead"] == table["seeds"]
-    behind = table[~every]
-    out = (f"{metric}: the trained network is ahead of its untrained control in every seed for {int(every.sum())} "
-           f"of {len(table)} (dataset, row) pairs; mean gains {table['gain'].min():+.1f} to "
-           f"{table['gain'].max():+.1f} points")
-    if len(behind):
-        out += "; not in every seed: " + ", ".join(f"{r.dataset} {r.row} ({r.ahead} of {r.seeds})"
-                                                   for r in behind.itertuples())
-    return out + "."
-
-
-def row_stat(df, row: str, metric: str):
-    """:class:`sbir_lib.report.tables.Stat` of ``metric`` (percent) over the seeds of ``row`` in a
-    :func:`records_frame`; collapsed runs (``NaN``) left out."""
-    g = df[(df["row"] == row)].dropna(subset=[metric]) if len(df) and metric in df else df.iloc[:0]
-    return TBL.Stat(values=tuple(100.0 * float(v) for v in g[metric]) if len(g) else (),
-                    seeds=tuple(int(s) for s in g["seed"]) if len(g) else (),
-                    devices=tuple(str(d) for d in g["device"]) if len(g) else ())
-
-
-def comparison_sentences(df, pairs, metric: str = "mAP@all") -> list[str]:
-    """For each ``(better, worse)`` row pair of a :func:`records_frame` (one dataset), the sentence of
-    :func:`sbir_lib.report.claims.direction_sentence`: which row is ahead on ``metric``, by how much, over how
-    many seeds, with Welch's verdict. Notebooks 07 and 08 state their comparisons only through these."""
-    return [claims.direction_sentence(a, b, row_stat(df, a, metric), row_stat(df, b, metric), metric)
-            for a, b in pairs]
 
 
 #: a :func:`grid_table` cell without runs

@@ -36,7 +36,7 @@ from sbir_lib.core.io import write_bytes_atomic
 from sbir_lib.data.datasets import QMUL_COUNTS
 from sbir_lib.experiments import init_recipe
 from sbir_lib.experiments.settings import load_tuning
-from sbir_lib.report import fidelity
+from sbir_lib.report import dase_runs, fidelity
 from sbir_lib.core import tablespec as TS
 from sbir_lib.report.claims import (ALPHA, claims_markdown, dase_claims_markdown, p_text, untrained_frame,
                                    untrained_sentence)
@@ -497,6 +497,8 @@ def reproduction_markdown(profile: str = "full", results=None, seeds=None) -> st
     if len(bench):
         out += ["Throughput benchmarks (`results/benchmarks/*.json`):", "", md_table(bench), ""]
     out += [dase_claims_markdown(profile, results, seeds)]
+    for prof in PROFILE_NAMES:  # the recorded DASE/MEMS runs of every profile that has some
+        out += dase_runs.runs_markdown(prof, results)
     return "\n".join(out).rstrip() + "\n"
 
 

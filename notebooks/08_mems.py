@@ -267,9 +267,11 @@ from sbir_lib.report import tables as TB
 
 for label, f in (("dase_sketchy (from scratch)", runs), ("dase_sketchy_imagenet", runs_in)):
     print(label + ":", dase_lab.learning_sentence(dase_lab.learning_table(f, "mAP@all"), "mAP@all"))
-learned_sk = pd.concat({name: dase_lab.learning_table(f, "mAP@all") for name, f in
-                        (("dase_sketchy", runs), ("dase_sketchy_imagenet", runs_in)) if len(f)})
-TB.styled(learned_sk.droplevel(1), 1) if len(learned_sk) else "no untrained controls recorded"
+learned_sk = [dase_lab.learning_table(f, "mAP@all").assign(experiment=name) for name, f in
+              (("dase_sketchy", runs), ("dase_sketchy_imagenet", runs_in)) if len(f)]
+learned_sk = pd.concat(learned_sk, ignore_index=True) if learned_sk else pd.DataFrame()
+(TB.styled(learned_sk.drop(columns="dataset").set_index(["experiment", "row"]), 1) if len(learned_sk)
+ else "no untrained controls recorded")
 
 # %% [markdown]
 # **MEMS against the other losses on retrieval**, with the same blocks, from the records (sentences generated

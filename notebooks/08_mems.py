@@ -163,8 +163,12 @@ if sel is None:
 else:
     print(sel["split"])
     metric = sel["criterion_metrics"][0]
-    display(pd.DataFrame([{**c["settings"], f"validation {metric}": c["score"][0]}
-                          for st in sel["stages"] for c in st["candidates"]]))
+    # one line per candidate, stage by stage (each stage searches its own settings; collapsed ones cannot win)
+    display(pd.DataFrame([{"stage": i + 1, "rows": ", ".join(st["rows"]),
+                           "settings": ", ".join(f"{k}={v}" for k, v in c["settings"].items()),
+                           f"validation {metric}": "collapsed" if c["score"][0] is None else round(c["score"][0], 3),
+                           "chosen": c["settings"] == st["chosen"]}
+                          for i, st in enumerate(sel["stages"]) for c in st["candidates"]]))
     print("chosen:", sel["chosen"])
 
 # %% [markdown]

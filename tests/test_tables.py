@@ -214,11 +214,11 @@ def test_a_real_runner_record_feeds_the_tables(tmp_path, monkeypatch):
 
 
 def test_report_modules_import_only_downward():
-    """Within sbir_lib.report: tables <- claims <- reproduction <- cli, at module level, never upward."""
+    """Within sbir_lib.report: tables <- claims <- dase_runs <- reproduction <- cli, at module level, never upward."""
     import ast
     from pathlib import Path
 
-    order = ["fidelity", "tables", "claims", "reproduction", "cli"]
+    order = ["fidelity", "tables", "claims", "dase_runs", "reproduction", "cli"]
     folder = Path(T.__file__).parent
     for i, name in enumerate(order):
         tree = ast.parse((folder / f"{name}.py").read_text())

@@ -388,7 +388,7 @@ dase_lab.claims_table("dase", ctx.profile)
 # recorded runs of this profile (mAP over the gallery; Welch's t over seeds):
 
 # %%
-pairs = [(f"dase_{loss}", f"{other}_{loss}") for loss in class_pairs.LOSSES for other in ("se", "plain")]
+pairs = dase_lab.claims.CLAIM_PAIRS["dase"]  # (dase_<loss>, se_<loss>), (dase_<loss>, plain_<loss>) per loss
 said = dase_lab.comparison_sentences(grid, pairs, "mAP@all") if len(grid) else ["no runs recorded"]
 print(*said, sep="\n")
 

@@ -282,7 +282,7 @@ learned_sk = pd.concat(learned_sk, ignore_index=True) if learned_sk else pd.Data
 # from the numbers: difference of means, pooled std, Welch's t over seeds):
 
 # %%
-mems_pairs = [(f"{b}_mems", f"{b}_{other}") for b in ("plain", "se", "dase") for other in ("softmax", "cosface", "triplet")]
+mems_pairs = dase_lab.claims.CLAIM_PAIRS["mems"]  # (<blocks>_mems, <blocks>_<other loss>) per blocks variant
 for label, f in (("dase_sketchy", runs), ("dase_sketchy_imagenet", runs_in)):
     print(f"{label}:", *(dase_lab.comparison_sentences(f, mems_pairs, "mAP@all") if len(f) else ["no runs recorded"]),
           sep="\n  ")

@@ -234,6 +234,14 @@ DASE_CLAIM_MEASURES = {
 }
 
 
+#: the row pairs (claimed better, other) each claim compares, with the same blocks or the same loss: MEMS against
+#: every other loss, DASE against plain SE and against no SE (an experiment keeps the pairs whose rows it has)
+CLAIM_PAIRS = {
+    "mems": [(f"{b}_mems", f"{b}_{other}") for b in DASE_BLOCKS for other in ("softmax", "cosface", "triplet")],
+    "dase": [(f"dase_{loss}", f"{other}_{loss}") for loss in class_pairs.LOSSES for other in ("se", "plain")],
+}
+
+
 def _dase_datasets(experiment: str, results=None) -> list[str]:
     root = _config.results_root(results) / experiment
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -277,20 +285,8 @@ def dase_claims_frame(claim: str | None = None, profile: str = "full", results=N
     bad = [c for c in claims if c not in DASE_CLAIM_MEASURES]
     if bad:
         raise ValueError(f"unknown claim {bad[0]!r}; allowed: {', '.join(DASE_CLAIM_MEASURES)}")
-    pairs = []  # (claim, experiment, better row, worse row)
-    for exp in experiments:
-        rows = CAT.EXPERIMENTS[exp]
-        for cl in claims:
-            if cl == "mems":
-                for b in DASE_BLOCKS:
-                    for other in ("softmax", "cosface", "triplet"):
-                        if f"{b}_mems" in rows and f"{b}_{other}" in rows:
-                            pairs.append((cl, exp, f"{b}_mems", f"{b}_{other}"))
-            else:
-                for loss in class_pairs.LOSSES:
-                    for other in ("se", "plain"):
-                        if f"dase_{loss}" in rows and f"{other}_{loss}" in rows:
-                            pairs.append((cl, exp, f"dase_{loss}", f"{other}_{loss}"))
+    pairs = [(cl, exp, better, worse) for exp in experiments for cl in claims  # (claim, experiment, rows)
+             for better, worse in CLAIM_PAIRS[cl] if {better, worse} <= set(CAT.EXPERIMENTS[exp])]
     out = []
     for cl, exp, better, worse in pairs:
         for ds in _dase_datasets(exp, results):

@@ -113,13 +113,6 @@ def comparison_frame(df, pairs, metric: str):
     return pd.DataFrame(lines)
 
 
-#: the retrieval comparisons each DASE/MEMS claim implies: DASE against SE and no SE with each loss, MEMS
-#: against each other loss with the same blocks
-DASE_PAIRS = [(f"dase_{loss}", f"{other}_{loss}") for loss in ("softmax", "cosface", "triplet", "mems")
-              for other in ("se", "plain")]
-MEMS_PAIRS = [(f"{b}_mems", f"{b}_{other}") for b in ("plain", "se", "dase") for other in ("softmax", "cosface", "triplet")]
-
-
 def runs_markdown(profile: str, results=None) -> list[str]:
     """``REPRODUCTION.md``'s section on the recorded DASE/MEMS runs of ``profile`` (nothing when none): per
     experiment and dataset, did each row learn (against its untrained control), and the retrieval comparisons
@@ -136,7 +129,7 @@ def runs_markdown(profile: str, results=None) -> list[str]:
             out += [f"### `{exp}` on {ds} ({profile} profile, {metric})", ""]
             if len(learned):
                 out += [learning_sentence(learned, metric), "", md_table(learned, floatfmt="{:.1f}"), ""]
-            pairs = [p for p in DASE_PAIRS + MEMS_PAIRS if p[0] in rows and p[1] in rows]
+            pairs = [p for p in claims.CLAIM_PAIRS["dase"] + claims.CLAIM_PAIRS["mems"] if set(p) <= set(rows)]
             comp = comparison_frame(df, pairs, metric)
             comp = comp[comp["verdict"] != "not run"]
             if len(comp):
